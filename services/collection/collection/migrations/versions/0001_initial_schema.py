@@ -1,0 +1,152 @@
+"""initial schema
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23 07:50:48.628792
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "bills",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("enrollment_id", sa.String(length=36), nullable=False),
+        sa.Column("id_number", sa.String(length=18), nullable=False),
+        sa.Column("payer_name", sa.String(length=64), nullable=False),
+        sa.Column("region_code", sa.String(length=6), nullable=False),
+        sa.Column("coverage_year", sa.Integer(), nullable=False),
+        sa.Column("amount_due_fen", sa.BigInteger(), nullable=False),
+        sa.Column("coverage_start", sa.Date(), nullable=False),
+        sa.Column("coverage_end", sa.Date(), nullable=False),
+        sa.Column(
+            "status", sa.Enum("open", "paid", name="billstatus", native_enum=False, length=32), nullable=False
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bills")),
+        sa.UniqueConstraint("enrollment_id", name=op.f("uq_bills_enrollment_id")),
+    )
+    with op.batch_alter_table("bills", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_bills_id_number"), ["id_number"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bills_region_code"), ["region_code"], unique=False)
+
+    op.create_table(
+        "dead_letters",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("topic", sa.String(length=128), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=True),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("response_body", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_idempotency_keys")),
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("event_type", sa.String(length=128), nullable=False),
+        sa.Column("topic", sa.String(length=128), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_inbox")),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("event_type", sa.String(length=128), nullable=False),
+        sa.Column("topic", sa.String(length=128), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_outbox_unpublished",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+
+    op.create_table(
+        "payments",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("bill_id", sa.String(length=36), nullable=False),
+        sa.Column("enrollment_id", sa.String(length=36), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "wechat",
+                "alipay",
+                "provincial_app",
+                "tax_hall",
+                "cash",
+                "bank",
+                "agent",
+                name="channel",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("receipt_no", sa.String(length=32), nullable=False),
+        sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["bill_id"], ["bills.id"], name=op.f("fk_payments_bill_id_bills")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
+        sa.UniqueConstraint("receipt_no", name=op.f("uq_payments_receipt_no")),
+    )
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_payments_bill_id"), ["bill_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_payments_enrollment_id"), ["enrollment_id"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payments_enrollment_id"))
+        batch_op.drop_index(batch_op.f("ix_payments_bill_id"))
+
+    op.drop_table("payments")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_outbox_unpublished",
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+
+    op.drop_table("outbox")
+    op.drop_table("inbox")
+    op.drop_table("idempotency_keys")
+    op.drop_table("dead_letters")
+    with op.batch_alter_table("bills", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bills_region_code"))
+        batch_op.drop_index(batch_op.f("ix_bills_id_number"))
+
+    op.drop_table("bills")

@@ -1,0 +1,36 @@
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from collection.database import Base
+from shared.db import UTCDateTime
+
+
+class Channel(enum.StrEnum):
+    """缴费渠道: the ways a resident's contribution reaches the tax bureau."""
+
+    WECHAT = "wechat"
+    ALIPAY = "alipay"
+    PROVINCIAL_APP = "provincial_app"  # 皖事通 / 安徽医保公共服务平台
+    TAX_HALL = "tax_hall"  # 办税服务厅 counter
+    CASH = "cash"  # cash for the elderly
+    BANK = "bank"
+    AGENT = "agent"  # township or village collecting on residents' behalf (代收代缴)
+
+
+class Payment(Base):
+    """One payment of one bill, with its tax receipt number (缴费单据)."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bill_id: Mapped[str] = mapped_column(ForeignKey("bills.id"), index=True)
+    enrollment_id: Mapped[str] = mapped_column(String(36), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[Channel] = mapped_column(
+        Enum(Channel, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+    )
+    receipt_no: Mapped[str] = mapped_column(String(32), unique=True)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))

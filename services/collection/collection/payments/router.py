@@ -1,0 +1,41 @@
+from fastapi import APIRouter, Response, status
+
+from collection.billing.errors import BillNotFound
+from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequired, IdempotencyKeyReused
+from collection.payments import repository, service
+from collection.payments.errors import AmountMismatch, BillAlreadyPaid, PaymentNotFound
+from collection.payments.schemas import PaymentCreate, PaymentOut
+from shared.db import DbSession
+from shared.errors import error_responses
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Pay a bill (缴费)",
+    description="Requires an Idempotency-Key header. Replaying the same key and body returns the first "
+    "result (with `Idempotent-Replayed: true`) and records nothing new; the same key with another body "
+    "is refused.",
+    responses=error_responses(
+        IdempotencyKeyRequired, IdempotencyKeyReused, BillNotFound, BillAlreadyPaid, AmountMismatch
+    ),
+)
+async def create_payment(
+    body: PaymentCreate, key: IdempotencyKey, session: DbSession, response: Response
+) -> PaymentOut:
+    result, replayed = await service.pay(session, body, key)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return result
+
+
+@router.get(
+    "/{payment_id}", summary="One payment and its receipt number", responses=error_responses(PaymentNotFound)
+)
+async def get_payment(payment_id: str, session: DbSession) -> PaymentOut:
+    payment = await repository.get(session, payment_id)
+    if payment is None:
+        raise PaymentNotFound({"payment_id": payment_id})
+    return PaymentOut.of(payment)

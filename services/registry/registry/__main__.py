@@ -1,0 +1,50 @@
+"""`python -m registry serve|migrate|check-policy`."""
+
+from pathlib import Path
+
+import typer
+
+from registry.main import create_app
+from registry.policy.book import load_policy_file
+from registry.policy.errors import PolicyFileInvalid
+from registry.settings import RegistrySettings
+from shared.service import migrate as run_migrations
+from shared.service import serve as run_server
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+cli = typer.Typer(help="Canbao registry service (医保局)", no_args_is_help=True)
+
+
+@cli.command()
+def serve() -> None:
+    """Start the HTTP API, the outbox relay and the payment consumer."""
+    settings = RegistrySettings()
+    run_server(create_app(settings), settings)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the database migrations (alembic upgrade head)."""
+    run_migrations(MIGRATIONS, RegistrySettings().database_url)
+
+
+@cli.command("check-policy")
+def check_policy(files: list[Path]) -> None:
+    """Validate policy files without starting the service."""
+    failed = False
+    for path in files:
+        try:
+            policy = load_policy_file(path)
+        except PolicyFileInvalid as exc:
+            typer.echo(f"INVALID {exc}", err=True)
+            failed = True
+        else:
+            typer.echo(
+                f"ok {path}: {policy.policy_id} ({len(policy.regions)} regions, {policy.coverage_year})"
+            )
+    raise typer.Exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,24 @@
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.enrollment.models import Enrollment
+
+
+async def get(session: AsyncSession, enrollment_id: str, *, for_update: bool = False) -> Enrollment | None:
+    query = select(Enrollment).where(Enrollment.id == enrollment_id)
+    if for_update:
+        query = query.with_for_update(of=Enrollment)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def find_for_person_year(
+    session: AsyncSession, person_id: str, coverage_year: int
+) -> Enrollment | None:
+    query = select(Enrollment).where(
+        Enrollment.person_id == person_id, Enrollment.coverage_year == coverage_year
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
+def add(session: AsyncSession, enrollment: Enrollment) -> None:
+    session.add(enrollment)

@@ -1,0 +1,33 @@
+"""The registry service (医保局): people, policies, enrollments."""
+
+from fastapi import FastAPI
+
+from registry.database import DeadLetter, InboxMessage, OutboxMessage
+from registry.enrollment.events import HANDLERS
+from registry.enrollment.router import router as enrollment_router
+from registry.policy.book import SHIPPED_POLICIES, PolicyBook
+from registry.settings import RegistrySettings
+from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
+from shared.service import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="registry",
+    title="Canbao registry (医保局)",
+    description="People, per-region and per-year policies, enrollments. Publishes registry.enrollments.v1; "
+    "consumes collection.payments.v1.",
+    outbox=OutboxMessage,
+    inbox=InboxMessage,
+    dead_letters=DeadLetter,
+    produces=[REGISTRY_ENROLLMENTS],
+    consumes=[COLLECTION_PAYMENTS],
+    handlers=HANDLERS,
+    routers=[enrollment_router],
+)
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    settings = settings or RegistrySettings()
+    app = create_service_app(SPEC, settings)
+    directories = [SHIPPED_POLICIES] + ([settings.policy_dir] if settings.policy_dir else [])
+    app.state.policies = PolicyBook.load(*directories)
+    return app

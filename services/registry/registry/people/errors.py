@@ -1,0 +1,36 @@
+from shared.errors import DomainError
+
+
+class IdNumberBadFormat(DomainError):
+    status_code = 422
+    code = "id_number_invalid_format"
+    message_zh = "身份证号码格式不正确，应为18位（最后一位可为X）"
+    message_en = "The ID number must have 18 characters, the last of which may be X"
+
+
+class IdNumberBadChecksum(DomainError):
+    status_code = 422
+    code = "id_number_invalid_checksum"
+    message_zh = "身份证号码校验位不正确"
+    message_en = "The ID number's check character is wrong"
+
+
+class IdNumberBadBirthDate(DomainError):
+    status_code = 422
+    code = "id_number_invalid_birth_date"
+    message_zh = "身份证号码中的出生日期不存在"
+    message_en = "The ID number holds an impossible birth date"
+
+
+class IdNumberBadRegion(DomainError):
+    status_code = 422
+    code = "id_number_invalid_region"
+    message_zh = "身份证号码中的地区码不存在"
+    message_en = "The ID number holds an unknown region code"
+
+
+class PersonNameMismatch(DomainError):
+    status_code = 409
+    code = "person_name_mismatch"
+    message_zh = "姓名与该身份证号码已登记的姓名不一致"
+    message_en = "The name differs from the name registered for this ID number"

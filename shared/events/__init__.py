@@ -1,0 +1,20 @@
+"""Event contracts: the CloudEvents envelope, topic names, and every payload both services exchange."""
+
+from shared.events.envelope import Envelope, EventData, new_envelope
+from shared.events.payloads import (
+    EVENT_TYPES,
+    EnrollmentCreated,
+    PaymentConfirmed,
+)
+from shared.events.topics import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
+
+__all__ = [
+    "COLLECTION_PAYMENTS",
+    "EVENT_TYPES",
+    "REGISTRY_ENROLLMENTS",
+    "EnrollmentCreated",
+    "Envelope",
+    "EventData",
+    "PaymentConfirmed",
+    "new_envelope",
+]

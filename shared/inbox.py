@@ -1,0 +1,231 @@
+"""Idempotent consumer: the event id goes into an inbox table in the same transaction as the effect, and
+the Kafka offset is committed only after that database commit. Redelivery then changes nothing.
+
+A message that cannot be processed (malformed, unknown type, or failing after a bounded number of tries)
+is written to the service's dead-letter table and skipped, so it never blocks its partition. A database
+outage is not the message's fault: the consumer waits and retries without advancing.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import UTCDateTime
+from shared.events import EVENT_TYPES, Envelope
+from shared.kafka import ensure_topics, start_within, stop_within
+from shared.logging import mask_pii
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+_INFRA_ERRORS = (OperationalError, InterfaceError, OSError)
+
+
+class InboxMixin:
+    """Event ids already applied; the primary key makes a second application impossible."""
+
+    __tablename__: str
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(128))
+    topic: Mapped[str] = mapped_column(String(128))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+
+
+class DeadLetterMixin:
+    """Messages set aside with the reason, for operators to inspect and replay."""
+
+    __tablename__: str
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(128))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+
+
+class _PermanentFailure(Exception):
+    def __init__(self, reason: str, error: str):
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: "IdempotentConsumer"):
+        self._owner = consumer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Offsets are committed after each batch, so only a batch cut short by the revocation is pending.
+        await self._owner.commit_pending()
+        log.info("partitions_revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions_assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in assigned])
+
+
+class IdempotentConsumer:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        topics: list[str],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        inbox: type[InboxMixin],
+        dead_letters: type[DeadLetterMixin],
+        handlers: dict[str, Handler],
+    ):
+        unknown = set(handlers) - set(EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"handlers for unknown event types: {sorted(unknown)}")
+        self._settings = settings
+        self._topics = topics
+        self._sessionmaker = sessionmaker
+        self._inbox = inbox
+        self._dead_letters = dead_letters
+        self._handlers = handlers
+        self._consumer: AIOKafkaConsumer | None = None
+        self._pending: dict[TopicPartition, int] = {}
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                client_id=self._settings.kafka_client_id,
+                group_id=self._settings.kafka_consumer_group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                request_timeout_ms=int(self._settings.kafka_request_timeout_s * 1000),
+            )
+            consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+            try:
+                # Before subscribing: the embedded broker would auto-create them with its own partition count.
+                await ensure_topics(self._settings, self._topics)
+                await start_within(consumer, self._settings.kafka_request_timeout_s)
+                self._consumer = consumer
+                log.info("consumer_started", topics=self._topics, group=self._settings.kafka_consumer_group)
+                failures = 0
+                await self._consume(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                log.warning("consumer_failed", error=repr(exc), failures=failures)
+                await asyncio.sleep(min(0.5 * 2**failures, 10.0))
+            finally:
+                self._consumer = None
+                self._pending.clear()
+                await stop_within(consumer, self._settings.kafka_request_timeout_s)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for tp, records in batches.items():
+                for record in records:
+                    await self.handle(record)
+                    self._pending[tp] = record.offset + 1
+            await self.commit_pending()
+
+    async def commit_pending(self) -> None:
+        if self._consumer is None or not self._pending:
+            return
+        offsets, self._pending = self._pending, {}
+        await asyncio.wait_for(self._consumer.commit(offsets), self._settings.kafka_request_timeout_s)
+
+    async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Apply one record exactly once, or set it aside in the dead-letter table."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self._apply(record)
+                return
+            except _PermanentFailure as failure:
+                await self._dead_letter(record, failure.reason, failure.error, attempts)
+                return
+            except _INFRA_ERRORS as exc:
+                # Not the message's fault: wait for the database without giving up or advancing.
+                log.warning("consumer_database_unavailable", error=repr(exc))
+                attempts = 0
+                await asyncio.sleep(1.0)
+            except Exception as exc:
+                log.warning("event_handling_failed", error=repr(exc), attempt=attempts, offset=record.offset)
+                if attempts >= self._settings.consumer_max_attempts:
+                    await self._dead_letter(record, "handler_failed", repr(exc), attempts)
+                    return
+                await asyncio.sleep(min(0.1 * 2**attempts, 5.0))
+
+    async def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            envelope = Envelope.from_bytes(record.value or b"")
+        except ValidationError as exc:
+            raise _PermanentFailure("malformed_envelope", str(exc)) from exc
+        handler = self._handlers.get(envelope.type)
+        if handler is None:
+            raise _PermanentFailure("unknown_event_type", envelope.type)
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                if await session.get(self._inbox, envelope.id) is not None:
+                    log.info("event_redelivered_skipped", event_id=envelope.id, type=envelope.type)
+                    return
+                session.add(
+                    self._inbox(  # type: ignore[call-arg]
+                        event_id=envelope.id,
+                        event_type=envelope.type,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    )
+                )
+                await handler(session, envelope)
+        except ValidationError as exc:
+            raise _PermanentFailure("invalid_payload", str(exc)) from exc
+        except IntegrityError:
+            # Another member of the group applied it concurrently (a rebalance); the inbox row proves it.
+            async with self._sessionmaker() as session:
+                if await session.get(self._inbox, envelope.id) is not None:
+                    return
+            raise
+        log.info("event_applied", event_id=envelope.id, type=envelope.type, subject=envelope.subject)
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], reason: str, error: str, attempts: int
+    ) -> None:
+        log.error(
+            "event_dead_lettered",
+            reason=reason,
+            error=mask_pii(error),
+            topic=record.topic,
+            offset=record.offset,
+        )
+        async with self._sessionmaker() as session, session.begin():
+            session.add(
+                self._dead_letters(  # type: ignore[call-arg]
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key.decode(errors="replace") if record.key else None,
+                    payload=record.value or b"",
+                    reason=reason,
+                    error=error,
+                    attempts=attempts,
+                )
+            )

@@ -1,0 +1,162 @@
+"""Transactional outbox: events are written in the same transaction as the change, then relayed in order.
+
+A service declares `class OutboxMessage(OutboxMixin, Base)`, calls `enqueue()` inside its request
+transaction, and runs one `OutboxRelay`. Rows are published in id order and marked sent only after the
+broker acknowledged them, so nothing committed is left unpublished; consumers absorb the redelivery that
+a crash between acknowledgement and marking can cause.
+"""
+
+import asyncio
+import contextlib
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+
+from shared.db import UTCDateTime
+from shared.events import Envelope
+from shared.kafka import KafkaLink
+
+log = structlog.get_logger(__name__)
+
+_PENDING_FLAG = "outbox_pending"
+
+
+class OutboxMixin:
+    """Columns of an outbox table; the concrete class sets __tablename__."""
+
+    __tablename__: str
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(128))
+    topic: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # The relay only ever scans unpublished rows in id order: a partial index keeps that cheap.
+        unpublished = text("published_at IS NULL")
+        return (
+            Index(
+                f"ix_{cls.__tablename__}_unpublished",
+                "id",
+                postgresql_where=unpublished,
+                sqlite_where=unpublished,
+            ),
+        )
+
+
+def enqueue(session: AsyncSession, model: type[OutboxMixin], topic: str, envelope: Envelope) -> None:
+    """Add an event to the current transaction's outbox, keyed by its subject (the enrollment id)."""
+    session.add(
+        model(  # type: ignore[call-arg]
+            event_id=envelope.id,
+            event_type=envelope.type,
+            topic=topic,
+            key=envelope.subject,
+            payload=envelope.to_bytes(),
+        )
+    )
+    session.info[_PENDING_FLAG] = True
+
+
+class OutboxRelay:
+    """Publishes outbox rows in order. On PostgreSQL an advisory lock keeps one active relay per service,
+    so several replicas never interleave (and so reorder) one enrollment's events."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        model: type[OutboxMixin],
+        link: KafkaLink,
+        *,
+        batch_size: int,
+        poll_interval_s: float,
+    ):
+        self._sessionmaker = sessionmaker
+        self._model = model
+        self._link = link
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self._lock_key = zlib.crc32(model.__tablename__.encode())
+        sync_session_class = sessionmaker.kw.get("sync_session_class", Session)
+        event.listen(sync_session_class, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_PENDING_FLAG, False):
+            self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                published = await self.publish_batch()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                log.warning("outbox_publish_failed", error=repr(exc), failures=failures)
+                await self._link.reset()
+                await asyncio.sleep(min(self._poll_interval_s * 2**failures, 10.0))
+                continue
+            if published < self._batch_size:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch; return how many rows were published."""
+        model = self._model
+        async with self._sessionmaker() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
+                if not locked:
+                    return 0
+            rows = (
+                await session.scalars(
+                    select(model)
+                    .where(model.published_at.is_(None))
+                    .order_by(model.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            producer = await self._link.producer()
+            # send() only enqueues; gathering the acknowledgements afterwards lets batches fill.
+            pending = [await producer.send(r.topic, r.payload, key=r.key.encode()) for r in rows]
+            await asyncio.wait_for(asyncio.gather(*pending), self._link.timeout_s)
+            await session.execute(
+                update(model).where(model.id.in_([r.id for r in rows])).values(published_at=datetime.now(UTC))
+            )
+        log.debug("outbox_published", count=len(rows))
+        return len(rows)
+
+    async def unpublished_count(self) -> int:
+        async with self._sessionmaker() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(self._model).where(self._model.published_at.is_(None))
+            )
+            return int(count or 0)

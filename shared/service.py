@@ -1,0 +1,102 @@
+"""What both services' processes share: the app factory with its lifespan, migrations, and serving."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+import uvicorn
+from alembic import command
+from alembic.config import Config
+from fastapi import APIRouter, FastAPI
+
+from shared.db import create_engine, create_sessionmaker
+from shared.errors import install_error_handlers
+from shared.health import router as health_router
+from shared.inbox import DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
+from shared.kafka import KafkaLink
+from shared.logging import configure_logging
+from shared.outbox import OutboxMixin, OutboxRelay
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How one service plugs into the shared machinery."""
+
+    name: str
+    title: str
+    description: str
+    outbox: type[OutboxMixin]
+    inbox: type[InboxMixin]
+    dead_letters: type[DeadLetterMixin]
+    produces: list[str]
+    consumes: list[str]
+    handlers: dict[str, Handler]
+    routers: list[APIRouter] = field(default_factory=list)
+
+
+def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_json)
+        engine = create_engine(settings.database_url)
+        sessionmaker = create_sessionmaker(engine)
+        link = KafkaLink(settings, sorted({*spec.produces, *spec.consumes}))
+        relay = OutboxRelay(
+            sessionmaker,
+            spec.outbox,
+            link,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
+        consumer = IdempotentConsumer(
+            settings, spec.consumes, sessionmaker, spec.inbox, spec.dead_letters, spec.handlers
+        )
+        app.state.engine, app.state.sessionmaker, app.state.kafka = engine, sessionmaker, link
+        tasks = [
+            asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"),
+            asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer"),
+        ]
+        log.info("service_started", service=spec.name, port=settings.port)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await link.close()
+            await engine.dispose()
+            log.info("service_stopped", service=spec.name)
+
+    app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def migrate(migrations_dir: Path, database_url: str) -> None:
+    """Apply the service's Alembic migrations (`alembic upgrade head`) to its own database."""
+    if database_url.startswith("sqlite"):
+        db_path = database_url.split(":///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(migrations_dir, database_url), "head")
+
+
+def alembic_config(migrations_dir: Path, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10)

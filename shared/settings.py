@@ -1,0 +1,37 @@
+"""Settings base: each service subclasses it with its own env prefix (REGISTRY_, COLLECTION_)."""
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings
+
+Environment = Literal["development", "test", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    environment: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    database_url: str
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_client_id: str = "canbao"
+    kafka_consumer_group: str
+    # Created at start-up; the embedded broker would otherwise auto-create topics with its own default.
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_request_timeout_s: float = Field(default=10.0, gt=0)
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    outbox_batch_size: int = Field(default=200, ge=1)
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _refuse_embedded_defaults_in_production(self) -> Self:
+        if self.environment == "production" and self.is_sqlite:
+            raise ValueError("production needs a PostgreSQL database_url, not the embedded SQLite default")
+        return self
