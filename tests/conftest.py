@@ -1,0 +1,121 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL: one database per xdist worker and service, migrated once; each test runs inside a transaction
+that is rolled back (the app's commits become savepoints). SQLite: each test gets a copy of a migrated file.
+"""
+
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from collection.main import create_app as create_collection_app
+from collection.settings import CollectionSettings
+from registry.main import create_app as create_registry_app
+from registry.settings import RegistrySettings
+from shared.db import create_engine
+from tests.support import SERVICES, migrate, recreate_pg_database
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def worker(worker_id: str) -> str:
+    return worker_id
+
+
+@pytest.fixture(scope="session")
+def migrated_urls(tmp_path_factory: pytest.TempPathFactory, worker: str) -> dict[tuple[str, str], str]:
+    """(service, backend) -> URL of a database migrated to head for this worker."""
+    urls: dict[tuple[str, str], str] = {}
+    template_dir = tmp_path_factory.mktemp("templates")
+    for service in SERVICES:
+        sqlite_url = f"sqlite+aiosqlite:///{template_dir / service}.db"
+        migrate(service, sqlite_url)
+        urls[(service, "sqlite")] = sqlite_url
+        pg = recreate_pg_database(f"canbao_test_{worker}_{service}")
+        migrate(service, pg)
+        urls[(service, "postgresql")] = pg
+    return urls
+
+
+@pytest.fixture(scope="session")
+async def pg_engines(migrated_urls: dict[tuple[str, str], str]) -> AsyncIterator[dict[str, AsyncEngine]]:
+    engines = {s: create_engine(migrated_urls[(s, "postgresql")]) for s in SERVICES}
+    yield engines
+    for engine in engines.values():
+        await engine.dispose()
+
+
+@dataclass
+class Harness:
+    """An app with its test database; `client` speaks HTTP to it in-process."""
+
+    app: FastAPI
+    sessionmaker: async_sessionmaker[AsyncSession]
+    client: httpx.AsyncClient
+    backend: str
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+async def _harness(
+    service: str,
+    app: FastAPI,
+    backend: str,
+    migrated_urls: dict[tuple[str, str], str],
+    pg_engines: dict[str, AsyncEngine],
+    tmp_path: Path,
+) -> AsyncIterator[Harness]:
+    if backend == "sqlite":
+        db_file = tmp_path / f"{service}.db"
+        shutil.copy(migrated_urls[(service, "sqlite")].split(":///", 1)[1], db_file)
+        engine = create_engine(f"sqlite+aiosqlite:///{db_file}")
+        app.state.engine = engine
+        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        async with _client(app) as client:
+            yield Harness(app, app.state.sessionmaker, client, backend)
+        await engine.dispose()
+        return
+    engine = pg_engines[service]
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        app.state.engine = engine
+        app.state.sessionmaker = async_sessionmaker(
+            bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        async with _client(app) as client:
+            yield Harness(app, app.state.sessionmaker, client, backend)
+        await outer.rollback()
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+async def registry(
+    backend: str, migrated_urls: Any, pg_engines: Any, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    app = create_registry_app(RegistrySettings(environment="test", database_url="sqlite+aiosqlite://"))
+    async for harness in _harness("registry", app, backend, migrated_urls, pg_engines, tmp_path):
+        yield harness
+
+
+@pytest.fixture
+async def collection(
+    backend: str, migrated_urls: Any, pg_engines: Any, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    app = create_collection_app(CollectionSettings(environment="test", database_url="sqlite+aiosqlite://"))
+    async for harness in _harness("collection", app, backend, migrated_urls, pg_engines, tmp_path):
+        yield harness

@@ -1,0 +1,127 @@
+"""The walking skeleton, end to end: real processes, a real broker, real databases."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS, Envelope, PaymentConfirmed, new_envelope
+from tests.collection.helpers import enrollment_event
+from tests.support import Stack, eventually, resident_id
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+
+async def enroll(stack: Stack) -> dict[str, Any]:
+    async with stack.client("registry") as registry:
+        response = await registry.post(
+            "/v1/enrollments",
+            json={"id_number": resident_id(), "name": "赵六", "region_code": "340102", "coverage_year": 2024},
+        )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def bills_for(stack: Stack, enrollment_id: str) -> list[dict[str, Any]]:
+    async with stack.client("collection") as collection:
+        response = await collection.get("/v1/bills", params={"enrollment_id": enrollment_id})
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def enrollment(stack: Stack, enrollment_id: str) -> dict[str, Any]:
+    async with stack.client("registry") as registry:
+        body: dict[str, Any] = (await registry.get(f"/v1/enrollments/{enrollment_id}")).json()
+    return body
+
+
+async def publish_twice(stack: Stack, topic: str, envelope: Envelope) -> None:
+    """Deliver one event twice, as a broker does after a consumer crash or a relay retry."""
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    await producer.start()
+    try:
+        for _ in range(2):
+            await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.subject.encode())
+    finally:
+        await producer.stop()
+
+
+async def test_both_services_are_healthy_and_ready(stack: Stack) -> None:
+    for service in ("registry", "collection"):
+        async with stack.client(service) as client:
+            assert (await client.get("/healthz")).json() == {"status": "ok"}
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json() == {"status": "ready", "database": True, "broker": True}
+            assert (await client.get("/docs")).status_code == 200
+
+
+async def test_an_enrollment_is_registered_billed_paid_and_activated(stack: Stack) -> None:
+    created = await enroll(stack)
+    assert (created["status"], created["personal_due"]) == ("pending_payment", "380.00")
+
+    [bill] = await eventually(lambda: bills_for(stack, created["enrollment_id"]))
+    assert (bill["status"], bill["amount_due"]) == ("open", "380.00")
+
+    payment = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "alipay"}
+    async with stack.client("collection") as collection:
+        paid = await collection.post(
+            "/v1/payments", json=payment, headers={"Idempotency-Key": str(uuid.uuid4())}
+        )
+        assert paid.status_code == 201, paid.text
+        replay = await collection.post("/v1/payments", json=payment, headers=paid.request.headers)
+    assert replay.json() == paid.json()
+
+    async def activated() -> dict[str, Any] | None:
+        current = await enrollment(stack, created["enrollment_id"])
+        return current if current["status"] == "active" else None
+
+    active = await eventually(activated)
+    assert (active["payment_id"], active["receipt_no"], active["paid"]) == (
+        paid.json()["payment_id"],
+        paid.json()["receipt_no"],
+        "380.00",
+    )
+
+
+async def test_the_same_enrollment_event_delivered_twice_yields_one_bill(stack: Stack) -> None:
+    event = enrollment_event()
+    await publish_twice(stack, REGISTRY_ENROLLMENTS, event)
+
+    await eventually(lambda: bills_for(stack, event.subject))
+    await eventually(lambda: logged_skip(stack, event.id))
+    assert len(await bills_for(stack, event.subject)) == 1
+
+
+async def test_the_same_payment_event_delivered_twice_changes_nothing(stack: Stack) -> None:
+    created = await enroll(stack)
+    confirmation = PaymentConfirmed(
+        payment_id=str(uuid.uuid4()),
+        bill_id=str(uuid.uuid4()),
+        enrollment_id=created["enrollment_id"],
+        amount_fen=38000,
+        channel="bank",
+        receipt_no="CBTEST0001",
+        paid_at=datetime(2023, 12, 31, 15, 30, tzinfo=UTC),
+    )
+    event = new_envelope("/tests", created["enrollment_id"], confirmation)
+    await publish_twice(stack, COLLECTION_PAYMENTS, event)
+
+    await eventually(lambda: logged_skip(stack, event.id))
+    after = await enrollment(stack, created["enrollment_id"])
+    assert (after["status"], after["payment_id"], after["paid_at"]) == (
+        "active",
+        confirmation.payment_id,
+        "2023-12-31T15:30:00Z",
+    )
+
+
+async def logged_skip(stack: Stack, event_id: str) -> bool:
+    """The consumer's inbox, not luck, absorbed the second delivery: it says so in its log."""
+    return any(
+        "event_redelivered_skipped" in line and f"event_id={event_id}" in line
+        for line in stack.log().splitlines()
+    )
