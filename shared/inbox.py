@@ -75,7 +75,11 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Offsets are committed after each batch, so only a batch cut short by the revocation is pending.
-        await self._owner.commit_pending()
+        # If this commit fails the new owner re-reads those records, and the inbox skips them.
+        try:
+            await self._owner.commit_pending()
+        except Exception as exc:
+            log.warning("commit_on_revoke_failed", error=repr(exc))
         log.info("partitions_revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:

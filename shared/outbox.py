@@ -153,10 +153,3 @@ class OutboxRelay:
             )
         log.debug("outbox_published", count=len(rows))
         return len(rows)
-
-    async def unpublished_count(self) -> int:
-        async with self._sessionmaker() as session:
-            count = await session.scalar(
-                select(func.count()).select_from(self._model).where(self._model.published_at.is_(None))
-            )
-            return int(count or 0)

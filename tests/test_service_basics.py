@@ -1,0 +1,49 @@
+"""Behaviour both services share: settings safety, database outages, unknown routes."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from collection.settings import CollectionSettings
+from registry.main import create_app
+from registry.settings import RegistrySettings
+from shared.db import create_engine, create_sessionmaker
+from tests.support import problem, resident_id
+
+
+@pytest.mark.parametrize("settings_class", [RegistrySettings, CollectionSettings])
+def test_production_refuses_the_embedded_sqlite_default(settings_class: type[RegistrySettings]) -> None:
+    with pytest.raises(ValidationError, match="PostgreSQL"):
+        settings_class(environment="production")
+    settings_class(environment="production", database_url="postgresql+asyncpg://u@db/x")
+
+
+def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGISTRY_PORT", "9101")
+    monkeypatch.setenv("COLLECTION_PORT", "9102")
+    assert (RegistrySettings().port, CollectionSettings().port) == (9101, 9102)
+
+
+async def test_an_unreachable_database_gives_503_with_a_retry_hint(tmp_path: Path) -> None:
+    app = create_app(RegistrySettings(environment="test"))
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'registry.db'}")
+    app.state.sessionmaker = create_sessionmaker(engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.post(
+            "/v1/enrollments",
+            json={"id_number": resident_id(), "name": "张三", "region_code": "340104", "coverage_year": 2024},
+        )
+    await engine.dispose()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert problem(response)["code"] == "service_unavailable"
+
+
+async def test_unknown_routes_use_the_error_format() -> None:
+    app = create_app(RegistrySettings(environment="test"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert problem(response)["code"] == "not_found"
