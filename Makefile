@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip download --quiet --no-deps --dest $(COMPOSE_WHEEL_DIR) docker-compose==1.29.2
 	touch $(STAMP)
 
+# The shipped policies are the 2023 campaigns: the business clock starts inside Hefei's window.
+# `make run CLOCK=` runs on real time.
+CLOCK ?= 2023-10-08T09:00:00+08:00
+
 run: install
-	$(BIN)/canbao run
+	CANBAO_CLOCK_START=$(CLOCK) $(BIN)/canbao run
 
 test: install lint typecheck pytest
 

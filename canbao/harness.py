@@ -18,6 +18,8 @@ from stdnum.cn import ric
 from canbao.stack import SERVICES
 
 CANBAO = Path(sys.executable).parent / "canbao"
+# Inside Hefei's 2024 window, as `make run` starts by default.
+DEMO_CLOCK_START = "2023-10-08T09:00:00+08:00"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,7 +61,12 @@ class Stack:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "CANBAO_BROKER_PORT": str(self.broker_port), "CANBAO_VAR_DIR": str(self.workdir)}
+        env = {
+            **os.environ,
+            "CANBAO_BROKER_PORT": str(self.broker_port),
+            "CANBAO_VAR_DIR": str(self.workdir),
+            "CANBAO_CLOCK_START": DEMO_CLOCK_START,
+        }
         for service in SERVICES:
             prefix = service.upper()
             env[f"{prefix}_PORT"] = str(self.ports[service])

@@ -31,6 +31,8 @@ class StackSettings(BaseSettings):
     broker_port: int = 9092
     var_dir: Path = Path("var")
     start_timeout_s: float = 60.0
+    # Both services' business clock starts here (the shipped policies are past campaigns); unset: real time.
+    clock_start: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -104,9 +106,11 @@ def stop(process: subprocess.Popen[bytes], name: str, grace_s: float = 15.0) -> 
 
 def service_env(stack: StackSettings, with_broker: bool) -> dict[str, str]:
     env = dict(os.environ)
-    if with_broker:
-        for service in SERVICES:
+    for service in SERVICES:
+        if with_broker:
             env[f"{service.upper()}_KAFKA_BOOTSTRAP_SERVERS"] = stack.bootstrap
+        if stack.clock_start:
+            env.setdefault(f"{service.upper()}_CLOCK_START", stack.clock_start)
     return env
 
 

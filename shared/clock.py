@@ -1,7 +1,14 @@
-"""Business dates are Asia/Shanghai dates; timestamps are stored in UTC."""
+"""Business dates are Asia/Shanghai dates; timestamps are stored in UTC.
 
-from datetime import UTC, date, datetime
+A service reads time only through its Clock, so windows and deadlines can be exercised at any date: outside
+production, `*_CLOCK_START` starts the clock at a chosen moment and lets it run from there.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -13,3 +20,30 @@ def utc_now() -> datetime:
 def business_date(moment: datetime) -> date:
     """The date in Beijing time: a payment at 23:30 on 31 Dec Beijing time is on 31 Dec."""
     return moment.astimezone(BUSINESS_TZ).date()
+
+
+class Clock:
+    def __init__(self, start: datetime | None = None):
+        self._offset = timedelta(0)
+        if start is not None:
+            self.set(start)
+
+    def set(self, moment: datetime) -> None:
+        """From now on, time runs on from `moment`."""
+        if moment.tzinfo is None:
+            raise ValueError("clock start needs a time zone, e.g. 2023-10-08T09:00:00+08:00")
+        self._offset = moment - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def today(self) -> date:
+        return business_date(self.now())
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+AppClock = Annotated[Clock, Depends(get_clock)]

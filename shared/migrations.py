@@ -1,12 +1,20 @@
 """The body of each service's Alembic env.py: async engine, batch mode on SQLite, URL from the caller."""
 
 import asyncio
+from typing import Any, Literal
 
 from alembic import context
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, TypeDecorator
 from sqlalchemy.engine import Connection
 
 from shared.db import create_engine
+
+
+def _render_plain_types(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    # Migrations must not import application code: a TypeDecorator is written as the column type it stores.
+    if type_ == "type" and isinstance(obj, TypeDecorator):
+        return f"sa.{obj.impl!r}"
+    return False
 
 
 def run_migrations(metadata: MetaData) -> None:
@@ -22,6 +30,7 @@ def run_migrations(metadata: MetaData) -> None:
             target_metadata=metadata,
             render_as_batch=url.startswith("sqlite"),  # SQLite alters tables by copying them
             compare_type=True,
+            render_item=_render_plain_types,
         )
 
     if context.is_offline_mode():

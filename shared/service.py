@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from fastapi import APIRouter, FastAPI
 
+from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import router as health_router
@@ -75,6 +76,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.clock = Clock(settings.clock_start)
     install_error_handlers(app)
     app.include_router(health_router)
     for router in spec.routers:

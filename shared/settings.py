@@ -1,5 +1,6 @@
 """Settings base: each service subclasses it with its own env prefix (REGISTRY_, COLLECTION_)."""
 
+from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
@@ -23,6 +24,8 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=200, ge=1)
     consumer_max_attempts: int = Field(default=5, ge=1)
+    # Outside production only: the business clock starts at this moment (with zone) and runs on from there.
+    clock_start: datetime | None = None
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -34,4 +37,8 @@ class ServiceSettings(BaseSettings):
     def _refuse_embedded_defaults_in_production(self) -> Self:
         if self.environment == "production" and self.is_sqlite:
             raise ValueError("production needs a PostgreSQL database_url, not the embedded SQLite default")
+        if self.environment == "production" and self.clock_start is not None:
+            raise ValueError("clock_start is for development and tests; production runs on real time")
+        if self.clock_start is not None and self.clock_start.tzinfo is None:
+            raise ValueError("clock_start needs a time zone, e.g. 2023-10-08T09:00:00+08:00")
         return self

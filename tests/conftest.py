@@ -7,6 +7,7 @@ that is rolled back (the app's commits become savepoints). SQLite: each test get
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from collection.main import create_app as create_collection_app
 from collection.settings import CollectionSettings
 from registry.main import create_app as create_registry_app
 from registry.settings import RegistrySettings
+from shared.clock import BUSINESS_TZ
 from shared.db import create_engine
 from tests.support import SERVICES, migrate, recreate_pg_database
 
@@ -53,6 +55,10 @@ async def pg_engines(migrated_urls: dict[tuple[str, str], str]) -> AsyncIterator
         await engine.dispose()
 
 
+# Inside Hefei's 2024 window (2023-09-01 .. 2023-12-31); tests that need another moment move the clock.
+DEFAULT_NOW = datetime(2023, 10, 8, 10, 0, tzinfo=BUSINESS_TZ)
+
+
 @dataclass
 class Harness:
     """An app with its test database; `client` speaks HTTP to it in-process."""
@@ -61,6 +67,10 @@ class Harness:
     sessionmaker: async_sessionmaker[AsyncSession]
     client: httpx.AsyncClient
     backend: str
+
+    def at(self, moment: str) -> None:
+        """Set the business clock, e.g. "2023-12-31T23:59:00+08:00"."""
+        self.app.state.clock.set(datetime.fromisoformat(moment))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -105,9 +115,18 @@ def _client(app: FastAPI) -> httpx.AsyncClient:
 
 @pytest.fixture
 async def registry(
-    backend: str, migrated_urls: Any, pg_engines: Any, tmp_path: Path
+    request: pytest.FixtureRequest, backend: str, migrated_urls: Any, pg_engines: Any, tmp_path: Path
 ) -> AsyncIterator[Harness]:
-    app = create_registry_app(RegistrySettings(environment="test", database_url="sqlite+aiosqlite://"))
+    """The registry app; `@pytest.mark.policy_dir(path)` adds policy files, as REGISTRY_POLICY_DIR does."""
+    marker = request.node.get_closest_marker("policy_dir")
+    app = create_registry_app(
+        RegistrySettings(
+            environment="test",
+            database_url="sqlite+aiosqlite://",
+            clock_start=DEFAULT_NOW,
+            policy_dir=marker.args[0] if marker else None,
+        )
+    )
     async for harness in _harness("registry", app, backend, migrated_urls, pg_engines, tmp_path):
         yield harness
 
@@ -116,6 +135,8 @@ async def registry(
 async def collection(
     backend: str, migrated_urls: Any, pg_engines: Any, tmp_path: Path
 ) -> AsyncIterator[Harness]:
-    app = create_collection_app(CollectionSettings(environment="test", database_url="sqlite+aiosqlite://"))
+    app = create_collection_app(
+        CollectionSettings(environment="test", database_url="sqlite+aiosqlite://", clock_start=DEFAULT_NOW)
+    )
     async for harness in _harness("collection", app, backend, migrated_urls, pg_engines, tmp_path):
         yield harness

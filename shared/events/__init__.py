@@ -4,7 +4,9 @@ from shared.events.envelope import Envelope, EventData, new_envelope
 from shared.events.payloads import (
     EVENT_TYPES,
     EnrollmentCreated,
+    EnrollmentRepriced,
     PaymentConfirmed,
+    SubsidyLineData,
 )
 from shared.events.topics import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
 
@@ -13,8 +15,10 @@ __all__ = [
     "EVENT_TYPES",
     "REGISTRY_ENROLLMENTS",
     "EnrollmentCreated",
+    "EnrollmentRepriced",
     "Envelope",
     "EventData",
     "PaymentConfirmed",
+    "SubsidyLineData",
     "new_envelope",
 ]

@@ -41,12 +41,13 @@ class Envelope(BaseModel):
         return model.model_validate(self.data)
 
 
-def new_envelope(source: str, subject: str, data: EventData) -> Envelope:
+def new_envelope(source: str, subject: str, data: EventData, time: datetime | None = None) -> Envelope:
+    """`time` is when it happened by the producer's business clock; now, if not given."""
     return Envelope(
         id=str(uuid.uuid4()),
         source=source,
         type=data.event_type,
-        time=datetime.now(UTC),
+        time=time or datetime.now(UTC),
         subject=subject,
         data=data.model_dump(mode="json"),
     )

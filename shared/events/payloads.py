@@ -3,29 +3,61 @@
 from datetime import date, datetime
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.envelope import EventData
 
 
+class SubsidyLineData(BaseModel):
+    """One subsidy toward the personal contribution: a receivable from its funder for collection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: str
+    funder: str
+    amount_fen: int = Field(ge=0)
+
+
 class EnrollmentCreated(EventData):
-    """An enrollment was registered and is waiting for payment (registry → collection)."""
+    """An enrollment was registered and waits for payment (registry → collection)."""
 
     event_type: ClassVar[str] = "canbao.registry.enrollment.created.v1"
 
     enrollment_id: str
-    id_number: str = Field(description="Resident ID number in full; collection needs it on the tax record")
+    document_type: str = Field(description="resident_id, foreign_permanent_residence or passport")
+    id_number: str = Field(description="The document number in full; collection needs it on the tax record")
     name: str
     region_code: str
     coverage_year: int
-    personal_due_fen: int = Field(ge=0, description="What the person owes, in fen")
+    basis: str
+    late_case: str | None
+    personal_due_fen: int = Field(ge=0, description="What the person owes, in fen; 0 when fully subsidised")
+    subsidy_lines: list[SubsidyLineData]
+    fiscal_subsidy_fen: int = Field(ge=0)
     total_financing_fen: int = Field(ge=0)
-    coverage_start: date
+    price_version: int = Field(ge=1)
+    coverage_start: date | None = Field(description="Null when coverage starts the day after payment")
     coverage_end: date
 
 
+class EnrollmentRepriced(EventData):
+    """An unpaid enrollment's price changed, e.g. a subsidy category was added or removed
+    (registry → collection). Collection adjusts the open bill if this version is newer than the billed one."""
+
+    event_type: ClassVar[str] = "canbao.registry.enrollment.repriced.v1"
+
+    enrollment_id: str
+    personal_due_fen: int = Field(ge=0)
+    subsidy_lines: list[SubsidyLineData]
+    fiscal_subsidy_fen: int = Field(ge=0)
+    total_financing_fen: int = Field(ge=0)
+    price_version: int = Field(ge=2)
+    reason: str
+
+
 class PaymentConfirmed(EventData):
-    """A bill was paid in full (collection → registry)."""
+    """A bill was settled: paid in full by the person, or owing nothing after a full subsidy
+    (channel `subsidy`) (collection → registry)."""
 
     event_type: ClassVar[str] = "canbao.collection.payment.confirmed.v1"
 
@@ -33,9 +65,12 @@ class PaymentConfirmed(EventData):
     bill_id: str
     enrollment_id: str
     amount_fen: int = Field(ge=0)
+    price_version: int = Field(ge=1, description="The enrollment price version the bill carried when paid")
     channel: str
     receipt_no: str
     paid_at: datetime
 
 
-EVENT_TYPES: dict[str, type[EventData]] = {m.event_type: m for m in (EnrollmentCreated, PaymentConfirmed)}
+EVENT_TYPES: dict[str, type[EventData]] = {
+    m.event_type: m for m in (EnrollmentCreated, EnrollmentRepriced, PaymentConfirmed)
+}

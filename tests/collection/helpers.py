@@ -10,7 +10,14 @@ from aiokafka.structs import ConsumerRecord
 from collection.billing.events import HANDLERS
 from collection.database import DeadLetter, InboxMessage
 from collection.settings import CollectionSettings
-from shared.events import REGISTRY_ENROLLMENTS, EnrollmentCreated, Envelope, new_envelope
+from shared.events import (
+    REGISTRY_ENROLLMENTS,
+    EnrollmentCreated,
+    EnrollmentRepriced,
+    Envelope,
+    SubsidyLineData,
+    new_envelope,
+)
 from shared.inbox import IdempotentConsumer
 from tests.conftest import Harness
 from tests.support import resident_id
@@ -23,18 +30,43 @@ def enrollment_event(personal_due_fen: int = 38000, **overrides: Any) -> Envelop
     data = EnrollmentCreated(
         **{
             "enrollment_id": enrollment_id,
+            "document_type": "resident_id",
             "id_number": resident_id(),
             "name": "王五",
             "region_code": "340104",
             "coverage_year": 2024,
+            "basis": "household_registration",
+            "late_case": None,
             "personal_due_fen": personal_due_fen,
-            "total_financing_fen": personal_due_fen + 64000,
+            "subsidy_lines": [],
+            "fiscal_subsidy_fen": 64000,
+            "total_financing_fen": 102000,
+            "price_version": 1,
             "coverage_start": date(2024, 1, 1),
             "coverage_end": date(2024, 12, 31),
         }
         | overrides
     )
     return new_envelope("/canbao/registry", enrollment_id, data)
+
+
+def repricing_event(created: Envelope, personal_due_fen: int, version: int) -> Envelope:
+    data = EnrollmentRepriced(
+        enrollment_id=created.subject,
+        personal_due_fen=personal_due_fen,
+        subsidy_lines=[
+            SubsidyLineData(
+                category="minimum_living", funder="医疗救助资金", amount_fen=38000 - personal_due_fen
+            )
+        ]
+        if personal_due_fen < 38000
+        else [],
+        fiscal_subsidy_fen=64000,
+        total_financing_fen=102000,
+        price_version=version,
+        reason="test",
+    )
+    return new_envelope("/canbao/registry", created.subject, data)
 
 
 def record(value: bytes, key: str = "k", topic: str = REGISTRY_ENROLLMENTS) -> ConsumerRecord[bytes, bytes]:

@@ -103,6 +103,7 @@ async def test_the_same_payment_event_delivered_twice_changes_nothing(stack: Sta
         bill_id=str(uuid.uuid4()),
         enrollment_id=created["enrollment_id"],
         amount_fen=38000,
+        price_version=1,
         channel="bank",
         receipt_no="CBTEST0001",
         paid_at=datetime(2023, 12, 31, 15, 30, tzinfo=UTC),
@@ -125,3 +126,72 @@ async def logged_skip(stack: Stack, event_id: str) -> bool:
         "event_redelivered_skipped" in line and f"event_id={event_id}" in line
         for line in stack.log().splitlines()
     )
+
+
+async def assign(stack: Stack, who: dict[str, str], category: str) -> None:
+    async with stack.client("registry") as registry:
+        response = await registry.post(
+            "/v1/subsidy-assignments",
+            json={
+                "person": who,
+                "region_code": "340102",
+                "coverage_year": 2024,
+                "category": category,
+                "evidence_ref": "民政认定2023-88",
+                "assigned_by": "staff-e2e",
+            },
+        )
+    assert response.status_code == 201, response.text
+
+
+async def test_a_fully_subsidised_person_is_active_without_paying(stack: Stack) -> None:
+    who = {"id_number": resident_id(), "name": "孙七"}
+    await assign(stack, who, "extreme_poverty")
+    async with stack.client("registry") as registry:
+        created = (
+            await registry.post(
+                "/v1/enrollments", json=who | {"region_code": "340102", "coverage_year": 2024}
+            )
+        ).json()
+    assert (created["personal_due"], created["subsidy_lines"][0]["amount"]) == ("0.00", "380.00")
+
+    async def activated() -> dict[str, Any] | None:
+        current = await enrollment(stack, created["enrollment_id"])
+        return current if current["status"] == "active" else None
+
+    active = await eventually(activated)
+    assert active["paid"] == "0.00"
+    [bill] = await bills_for(stack, created["enrollment_id"])
+    assert (bill["status"], bill["amount_due"]) == ("paid", "0.00")
+
+
+async def test_a_subsidy_added_before_payment_reaches_the_bill(stack: Stack) -> None:
+    who = {"id_number": resident_id(), "name": "周八"}
+    async with stack.client("registry") as registry:
+        created = (
+            await registry.post(
+                "/v1/enrollments", json=who | {"region_code": "340102", "coverage_year": 2024}
+            )
+        ).json()
+    await eventually(lambda: bills_for(stack, created["enrollment_id"]))
+
+    await assign(stack, who, "minimum_living")
+
+    async def repriced() -> list[dict[str, Any]] | None:
+        bills = await bills_for(stack, created["enrollment_id"])
+        return bills if bills[0]["amount_due"] == "38.00" else None
+
+    [bill] = await eventually(repriced)
+    async with stack.client("collection") as collection:
+        paid = await collection.post(
+            "/v1/payments",
+            json={"bill_id": bill["bill_id"], "amount": "38.00", "channel": "wechat"},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+    assert paid.status_code == 201, paid.text
+
+    async def activated() -> dict[str, Any] | None:
+        current = await enrollment(stack, created["enrollment_id"])
+        return current if current["status"] == "active" else None
+
+    assert (await eventually(activated))["paid"] == "38.00"

@@ -7,22 +7,7 @@ from pathlib import Path
 from registry.policy.book import SHIPPED_POLICIES
 from tests.support import ROOT
 
-GOOD = """
-policy_id = "demo-2025"
-name = "示例县2025年度"
-source_document = "示例"
-coverage_year = 2025
-regions = [{ code = "341823", name = "示例县" }]
-[contribution]
-personal = "400.00"
-fiscal_subsidy = "670.00"
-[enrollment_window]
-start = 2024-09-01
-end = 2024-12-31
-[coverage]
-start = 2025-01-01
-end = 2025-12-31
-"""
+THIRD_COUNTY = ROOT / "tests" / "data" / "policies" / "yunxi-2025.toml"
 
 
 def check(*files: Path) -> subprocess.CompletedProcess[str]:
@@ -46,22 +31,22 @@ def test_the_shipped_policies_are_valid() -> None:
 def test_a_bad_policy_names_the_key_and_the_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(
-        GOOD.replace('personal = "400.00"', "personal = 400.5").replace(
-            "end = 2025-12-31", "end = 2024-12-31"
-        )
+        THIRD_COUNTY.read_text()
+        .replace('personal = "400.00"', "personal = 400.5")
+        .replace("end = 2025-12-31", "end = 2024-12-31")
+        .replace("percent = 75", 'amount = "300.00"')
     )
-    good = tmp_path / "good.toml"
-    good.write_text(GOOD)
 
-    result = check(good, bad)
+    result = check(THIRD_COUNTY, bad)
 
     assert result.returncode == 1
     assert "ok" in result.stdout
-    assert "demo-2025" in result.stdout
+    assert "yunxi-2025" in result.stdout
     assert "contribution.personal" in result.stderr
     assert "decimal string" in result.stderr
     assert "coverage" in result.stderr
     assert "before start" in result.stderr
+    assert "elderly_80: kind percentage needs `percent`" in result.stderr
 
 
 def test_a_file_that_is_not_toml_is_reported(tmp_path: Path) -> None:

@@ -3,12 +3,19 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import service
-from shared.events import EnrollmentCreated, Envelope
+from shared.events import EnrollmentCreated, EnrollmentRepriced, Envelope
 from shared.inbox import Handler
 
 
 async def on_enrollment_created(session: AsyncSession, envelope: Envelope) -> None:
-    await service.issue_for_enrollment(session, envelope.payload(EnrollmentCreated))
+    await service.issue_for_enrollment(session, envelope.payload(EnrollmentCreated), envelope.time)
 
 
-HANDLERS: dict[str, Handler] = {EnrollmentCreated.event_type: on_enrollment_created}
+async def on_enrollment_repriced(session: AsyncSession, envelope: Envelope) -> None:
+    await service.follow_repricing(session, envelope.payload(EnrollmentRepriced), envelope.time)
+
+
+HANDLERS: dict[str, Handler] = {
+    EnrollmentCreated.event_type: on_enrollment_created,
+    EnrollmentRepriced.event_type: on_enrollment_repriced,
+}

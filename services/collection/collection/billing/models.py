@@ -1,11 +1,11 @@
 import enum
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Enum, Integer, String
+from sqlalchemy import BigInteger, Date, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from collection.database import Base
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, enum_column
 
 
 class BillStatus(enum.StrEnum):
@@ -20,15 +20,15 @@ class Bill(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     enrollment_id: Mapped[str] = mapped_column(String(36), unique=True)
-    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    document_type: Mapped[str] = mapped_column(String(32))
+    id_number: Mapped[str] = mapped_column(String(32), index=True)
     payer_name: Mapped[str] = mapped_column(String(64))
     region_code: Mapped[str] = mapped_column(String(6), index=True)
     coverage_year: Mapped[int] = mapped_column(Integer)
     amount_due_fen: Mapped[int] = mapped_column(BigInteger)
-    coverage_start: Mapped[date] = mapped_column(Date)
+    price_version: Mapped[int] = mapped_column(Integer, doc="The registry's price version this bill follows")
+    coverage_start: Mapped[date | None] = mapped_column(Date)
     coverage_end: Mapped[date] = mapped_column(Date)
-    status: Mapped[BillStatus] = mapped_column(
-        Enum(BillStatus, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
-    )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    status: Mapped[BillStatus] = mapped_column(enum_column(BillStatus))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

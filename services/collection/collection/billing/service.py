@@ -1,15 +1,20 @@
-"""Bills: issued once per enrollment from the registry's events."""
+"""Bills: issued once per enrollment from the registry's events, and kept at the registry's latest price."""
 
 import uuid
+from datetime import datetime
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import repository
 from collection.billing.models import Bill, BillStatus
-from shared.events import EnrollmentCreated
+from collection.payments import service as payments
+from shared.events import EnrollmentCreated, EnrollmentRepriced
+
+log = structlog.get_logger(__name__)
 
 
-async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCreated) -> Bill:
+async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCreated, at: datetime) -> Bill:
     existing = await repository.get_by_enrollment(session, enrollment.enrollment_id)
     if existing is not None:
         # The inbox already stops a redelivered event; this covers the same enrollment sent under a new id.
@@ -17,14 +22,42 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
     bill = Bill(
         id=str(uuid.uuid4()),
         enrollment_id=enrollment.enrollment_id,
+        document_type=enrollment.document_type,
         id_number=enrollment.id_number,
         payer_name=enrollment.name,
         region_code=enrollment.region_code,
         coverage_year=enrollment.coverage_year,
         amount_due_fen=enrollment.personal_due_fen,
+        price_version=enrollment.price_version,
         coverage_start=enrollment.coverage_start,
         coverage_end=enrollment.coverage_end,
         status=BillStatus.OPEN,
+        created_at=at,
     )
     repository.add(session, bill)
+    await session.flush()
+    await _settle_if_nothing_due(session, bill, at)
     return bill
+
+
+async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, at: datetime) -> None:
+    """An open bill takes the newer price; a paid one stays as paid (the registry handles what follows)."""
+    bill = await repository.get_by_enrollment(session, repriced.enrollment_id)
+    if bill is None:
+        raise LookupError(f"no bill for enrollment {repriced.enrollment_id} yet")  # retried until it exists
+    if repriced.price_version <= bill.price_version:
+        return
+    if bill.status is not BillStatus.OPEN:
+        log.warning("repricing_after_settlement", bill_id=bill.id, price_version=repriced.price_version)
+        return
+    bill.amount_due_fen = repriced.personal_due_fen
+    bill.price_version = repriced.price_version
+    await session.flush()
+    await _settle_if_nothing_due(session, bill, at)
+
+
+async def _settle_if_nothing_due(session: AsyncSession, bill: Bill, at: datetime) -> None:
+    # A full subsidy leaves the person nothing to pay: the funders' obligation settles the bill (the roster
+    # guarantees the money, as the documents do), and the registry is told at once.
+    if bill.amount_due_fen == 0:
+        await payments.settle_by_subsidy(session, bill, at)

@@ -1,11 +1,11 @@
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from collection.database import Base
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, enum_column
 
 
 class Channel(enum.StrEnum):
@@ -18,6 +18,7 @@ class Channel(enum.StrEnum):
     CASH = "cash"  # cash for the elderly
     BANK = "bank"
     AGENT = "agent"  # township or village collecting on residents' behalf (代收代缴)
+    SUBSIDY = "subsidy"  # nothing left for the person to pay: settled by the funders' obligation
 
 
 class Payment(Base):
@@ -29,8 +30,6 @@ class Payment(Base):
     bill_id: Mapped[str] = mapped_column(ForeignKey("bills.id"), index=True)
     enrollment_id: Mapped[str] = mapped_column(String(36), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    channel: Mapped[Channel] = mapped_column(
-        Enum(Channel, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
-    )
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel))
     receipt_no: Mapped[str] = mapped_column(String(32), unique=True)
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))

@@ -5,6 +5,7 @@ from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequire
 from collection.payments import repository, service
 from collection.payments.errors import AmountMismatch, BillAlreadyPaid, PaymentNotFound
 from collection.payments.schemas import PaymentCreate, PaymentOut
+from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -23,9 +24,9 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
     ),
 )
 async def create_payment(
-    body: PaymentCreate, key: IdempotencyKey, session: DbSession, response: Response
+    body: PaymentCreate, key: IdempotencyKey, session: DbSession, clock: AppClock, response: Response
 ) -> PaymentOut:
-    result, replayed = await service.pay(session, body, key)
+    result, replayed = await service.pay(session, clock, body, key)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return result

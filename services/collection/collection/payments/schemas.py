@@ -1,9 +1,24 @@
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from collection.payments.models import Channel, Payment
 from shared.money import Yuan, YuanInput
+
+
+def _paid_by_a_person(channel: Channel) -> Channel:
+    if channel is Channel.SUBSIDY:
+        raise ValueError("subsidy settlement is recorded by collection itself, not paid through the API")
+    return channel
+
+
+ResidentChannel = Annotated[
+    Channel,
+    AfterValidator(_paid_by_a_person),
+    WithJsonSchema({"type": "string", "enum": [c.value for c in Channel if c is not Channel.SUBSIDY]}),
+]
+"""The channels a person (or an agent for them) pays through."""
 
 
 class PaymentCreate(BaseModel):
@@ -11,7 +26,7 @@ class PaymentCreate(BaseModel):
 
     bill_id: str = Field(min_length=1, max_length=64)
     amount: YuanInput = Field(description="The full amount due, as a decimal string")
-    channel: Channel
+    channel: ResidentChannel
 
 
 class PaymentOut(BaseModel):

@@ -1,7 +1,8 @@
-"""Payments: a bill is paid once, in full; the registry learns of it through collection.payments.v1."""
+"""Payments: a bill is settled once, in full; the registry learns of it through collection.payments.v1."""
 
 import secrets
 import uuid
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,9 +13,9 @@ from collection.database import OutboxMessage
 from collection.idempotency import service as idempotency
 from collection.payments import repository
 from collection.payments.errors import AmountMismatch, BillAlreadyPaid
-from collection.payments.models import Payment
+from collection.payments.models import Channel, Payment
 from collection.payments.schemas import PaymentCreate, PaymentOut
-from shared.clock import business_date, utc_now
+from shared.clock import Clock, business_date
 from shared.events import COLLECTION_PAYMENTS, PaymentConfirmed, new_envelope
 from shared.money import format_fen
 from shared.outbox import enqueue
@@ -22,12 +23,12 @@ from shared.outbox import enqueue
 SOURCE = "/canbao/collection"
 
 
-def _receipt_no(paid_on: str) -> str:
+def _receipt_no(paid_at: datetime) -> str:
     # Date for the reader, 64 random bits so that receipt numbers reveal no volumes; unique in the table.
-    return f"CB{paid_on}{secrets.token_hex(8).upper()}"
+    return f"CB{business_date(paid_at):%Y%m%d}{secrets.token_hex(8).upper()}"
 
 
-async def pay(session: AsyncSession, body: PaymentCreate, key: str) -> tuple[PaymentOut, bool]:
+async def pay(session: AsyncSession, clock: Clock, body: PaymentCreate, key: str) -> tuple[PaymentOut, bool]:
     """Record a payment; returns the result and whether it is the replay of an earlier identical request."""
     request = idempotency.Request.of("payments", key, body)
     stored = await idempotency.stored_response(session, request)
@@ -38,21 +39,35 @@ async def pay(session: AsyncSession, body: PaymentCreate, key: str) -> tuple[Pay
     if bill is None:
         raise BillNotFound({"bill_id": body.bill_id})
     _check_payable(bill, body)
-    paid_at = utc_now()
+    paid_at = clock.now()
     if not await bills.settle_if_open(session, bill, paid_at):
         # A concurrent request won; if it was this very request under the same key, answer as it did.
         stored = await idempotency.stored_response(session, request)
         if stored is not None:
             return PaymentOut.model_validate(stored), True
         raise BillAlreadyPaid({"bill_id": bill.id})
+    result = PaymentOut.of(_record(session, bill, body.amount, body.channel, paid_at))
+    idempotency.remember(session, request, 201, result)
+    return result, False
 
+
+async def settle_by_subsidy(session: AsyncSession, bill: Bill, at: datetime) -> Payment | None:
+    """Settle a bill that leaves the person nothing to pay."""
+    if not await bills.settle_if_open(session, bill, at):
+        return None
+    return _record(session, bill, 0, Channel.SUBSIDY, at)
+
+
+def _record(
+    session: AsyncSession, bill: Bill, amount_fen: int, channel: Channel, paid_at: datetime
+) -> Payment:
     payment = Payment(
         id=str(uuid.uuid4()),
         bill_id=bill.id,
         enrollment_id=bill.enrollment_id,
-        amount_fen=body.amount,
-        channel=body.channel,
-        receipt_no=_receipt_no(business_date(paid_at).strftime("%Y%m%d")),
+        amount_fen=amount_fen,
+        channel=channel,
+        receipt_no=_receipt_no(paid_at),
         paid_at=paid_at,
     )
     repository.add(session, payment)
@@ -60,15 +75,15 @@ async def pay(session: AsyncSession, body: PaymentCreate, key: str) -> tuple[Pay
         payment_id=payment.id,
         bill_id=bill.id,
         enrollment_id=bill.enrollment_id,
-        amount_fen=payment.amount_fen,
-        channel=payment.channel.value,
+        amount_fen=amount_fen,
+        price_version=bill.price_version,
+        channel=channel.value,
         receipt_no=payment.receipt_no,
         paid_at=paid_at,
     )
-    enqueue(session, OutboxMessage, COLLECTION_PAYMENTS, new_envelope(SOURCE, bill.enrollment_id, confirmed))
-    result = PaymentOut.of(payment)
-    idempotency.remember(session, request, 201, result)
-    return result, False
+    envelope = new_envelope(SOURCE, bill.enrollment_id, confirmed, time=paid_at)
+    enqueue(session, OutboxMessage, COLLECTION_PAYMENTS, envelope)
+    return payment
 
 
 def _check_payable(bill: Bill, body: PaymentCreate) -> None:

@@ -1,12 +1,13 @@
 import enum
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.database import Base
 from registry.people.models import Person
-from shared.db import UTCDateTime
+from registry.policy.models import Charge, CoverageFrom, EligibilityKind, LateCaseKind
+from shared.db import UTCDateTime, enum_column
 
 
 class EnrollmentStatus(enum.StrEnum):
@@ -22,21 +23,42 @@ class Enrollment(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    household_id: Mapped[str | None] = mapped_column(ForeignKey("households.id"), index=True)
     policy_id: Mapped[str] = mapped_column(String(64))
     region_code: Mapped[str] = mapped_column(String(6), index=True)
     coverage_year: Mapped[int] = mapped_column(Integer)
-    status: Mapped[EnrollmentStatus] = mapped_column(
-        Enum(EnrollmentStatus, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
-    )
+    basis: Mapped[EligibilityKind] = mapped_column(enum_column(EligibilityKind))
+    status: Mapped[EnrollmentStatus] = mapped_column(enum_column(EnrollmentStatus))
+    charge: Mapped[Charge] = mapped_column(enum_column(Charge))
+    late_case: Mapped[LateCaseKind | None] = mapped_column(enum_column(LateCaseKind))
+    window_extension: Mapped[str | None] = mapped_column(String(32))
     personal_due_fen: Mapped[int] = mapped_column(BigInteger)
     fiscal_subsidy_fen: Mapped[int] = mapped_column(BigInteger)
     total_financing_fen: Mapped[int] = mapped_column(BigInteger)
-    coverage_start: Mapped[date] = mapped_column(Date)
+    price_version: Mapped[int] = mapped_column(Integer)
+    coverage_from: Mapped[CoverageFrom] = mapped_column(enum_column(CoverageFrom))
+    coverage_start: Mapped[date | None] = mapped_column(Date)
     coverage_end: Mapped[date] = mapped_column(Date)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_fen: Mapped[int | None] = mapped_column(BigInteger, default=None)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     payment_id: Mapped[str | None] = mapped_column(String(36), default=None)
     receipt_no: Mapped[str | None] = mapped_column(String(64), default=None)
 
     person: Mapped[Person] = relationship(lazy="joined", innerjoin=True)
+    subsidy_lines: Mapped[list["EnrollmentSubsidyLine"]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="EnrollmentSubsidyLine.id"
+    )
+
+
+class EnrollmentSubsidyLine(Base):
+    """One subsidy paid toward an enrollment's personal contribution, and who pays it."""
+
+    __tablename__ = "enrollment_subsidy_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    category_code: Mapped[str] = mapped_column(String(64))
+    category_name: Mapped[str] = mapped_column(String(64))
+    funder: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)

@@ -12,11 +12,13 @@ async def get(session: AsyncSession, enrollment_id: str, *, for_update: bool = F
 
 
 async def find_for_person_year(
-    session: AsyncSession, person_id: str, coverage_year: int
+    session: AsyncSession, person_id: str, coverage_year: int, *, for_update: bool = False
 ) -> Enrollment | None:
     query = select(Enrollment).where(
         Enrollment.person_id == person_id, Enrollment.coverage_year == coverage_year
     )
+    if for_update:
+        query = query.with_for_update(of=Enrollment)
     return (await session.scalars(query)).one_or_none()
 
 

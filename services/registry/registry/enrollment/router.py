@@ -1,49 +1,78 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, status
 
 from registry.enrollment import repository, service
+from registry.enrollment.dependencies import RegistryContext
 from registry.enrollment.errors import AlreadyEnrolled, EnrollmentNotFound
 from registry.enrollment.schemas import EnrollmentCreate, EnrollmentOut
+from registry.exclusion.errors import EnrolledElsewhere, InEmployeeInsurance
 from registry.people.errors import (
+    DocumentNumberBadFormat,
+    ForeignDocumentDetailsMissing,
     IdNumberBadBirthDate,
     IdNumberBadChecksum,
     IdNumberBadFormat,
     IdNumberBadRegion,
     PersonNameMismatch,
 )
-from registry.policy.book import PolicyBook
-from registry.policy.errors import PolicyNotFound
+from registry.policy.errors import (
+    CoverageYearOver,
+    EligibilityDocumentMismatch,
+    EligibilityNotInPolicy,
+    EligibilityNotMet,
+    EnrollmentWindowClosed,
+    EnrollmentWindowNotOpen,
+    LateCaseEvidenceInvalid,
+    LateCaseEvidenceMissing,
+    LateCaseExpired,
+    LateCaseNotInPolicy,
+    NewbornYearNotAllowed,
+    PolicyNotFound,
+    UnknownWindowExtension,
+)
 from shared.db import DbSession
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
 
-
-def get_policies(request: Request) -> PolicyBook:
-    policies: PolicyBook = request.app.state.policies
-    return policies
-
-
-Policies = Annotated[PolicyBook, Depends(get_policies)]
+ENROLLMENT_ERRORS = (
+    IdNumberBadFormat,
+    IdNumberBadChecksum,
+    IdNumberBadBirthDate,
+    IdNumberBadRegion,
+    DocumentNumberBadFormat,
+    ForeignDocumentDetailsMissing,
+    PolicyNotFound,
+    EligibilityNotInPolicy,
+    EligibilityDocumentMismatch,
+    EligibilityNotMet,
+    EnrollmentWindowNotOpen,
+    EnrollmentWindowClosed,
+    CoverageYearOver,
+    UnknownWindowExtension,
+    LateCaseNotInPolicy,
+    LateCaseEvidenceMissing,
+    LateCaseEvidenceInvalid,
+    LateCaseExpired,
+    NewbornYearNotAllowed,
+    AlreadyEnrolled,
+    InEmployeeInsurance,
+    EnrolledElsewhere,
+    PersonNameMismatch,
+)
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Register a person for a coverage year (参保登记)",
-    responses=error_responses(
-        IdNumberBadFormat,
-        IdNumberBadChecksum,
-        IdNumberBadBirthDate,
-        IdNumberBadRegion,
-        PolicyNotFound,
-        AlreadyEnrolled,
-        PersonNameMismatch,
-    ),
+    description="Priced by the region's policy for the year: the most generous subsidy category the person "
+    "holds applies; after the window only the policy's late cases may enroll, with their evidence.",
+    responses=error_responses(*ENROLLMENT_ERRORS),
 )
-async def create_enrollment(body: EnrollmentCreate, session: DbSession, policies: Policies) -> EnrollmentOut:
-    return EnrollmentOut.of(await service.enroll(session, policies, body))
+async def create_enrollment(
+    body: EnrollmentCreate, session: DbSession, registry: RegistryContext
+) -> EnrollmentOut:
+    return EnrollmentOut.of(await service.enroll(session, registry, body))
 
 
 @router.get(

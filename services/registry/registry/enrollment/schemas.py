@@ -1,27 +1,54 @@
 from datetime import date, datetime
-from typing import Annotated
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from registry.enrollment.models import Enrollment, EnrollmentStatus
+from registry.people.schemas import PersonIn
+from registry.policy.models import CoverageFrom, EligibilityKind, LateCaseKind
 from shared.logging import mask_id_number
 from shared.money import Yuan
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+RepriceOutcome = Literal["repriced", "unchanged", "no_enrollment", "paid_not_repriced"]
 
 
-class EnrollmentCreate(BaseModel):
+class LateCaseIn(BaseModel):
+    """The late-enrollment case a person enrolls under after the window, with its evidence."""
+
     model_config = ConfigDict(extra="forbid")
 
-    id_number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)] = Field(
-        description="18-character resident ID number (居民身份证号码)", examples=["340104199003071234"]
+    kind: LateCaseKind
+    event_date: date | None = Field(
+        default=None, description="Discharge, release, or the end of employee insurance (not for newborns)"
     )
-    name: Name = Field(examples=["张三"])
+    evidence_ref: str | None = Field(default=None, max_length=128, description="The certificate's number")
+
+
+class EnrollmentTerms(BaseModel):
+    """What decides an enrollment's price and coverage, besides who the person is."""
+
+    model_config = ConfigDict(extra="forbid")
+
     region_code: str = Field(
         pattern=r"^[0-9]{6}$", description="Division the person enrolls in", examples=["340104"]
     )
-    coverage_year: int = Field(ge=2000, le=2100, examples=[2024])
-    phone: str | None = Field(default=None, pattern=r"^1[3-9][0-9]{9}$", description="Mainland mobile number")
+    coverage_year: int = Field(ge=2000, le=2100, examples=[2024], description="Newborns: the year chosen")
+    basis: EligibilityKind = Field(default=EligibilityKind.HOUSEHOLD_REGISTRATION, description="参保身份")
+    window_extension: str | None = Field(
+        default=None, max_length=32, description="A group with a longer window, e.g. migrant_worker (泾县)"
+    )
+    late_case: LateCaseIn | None = None
+
+
+class EnrollmentCreate(PersonIn, EnrollmentTerms):
+    """Register a person (given by document and name) for a coverage year."""
+
+
+class SubsidyLineOut(BaseModel):
+    category: str
+    category_name: str
+    funder: str
+    amount: Yuan
 
 
 class EnrollmentOut(BaseModel):
@@ -29,12 +56,21 @@ class EnrollmentOut(BaseModel):
     status: EnrollmentStatus
     name: str
     id_number_masked: str = Field(examples=["3401**********1234"])
+    household_id: str | None
     region_code: str
     coverage_year: int
+    basis: EligibilityKind
+    late_case: LateCaseKind | None
+    window_extension: str | None
     personal_due: Yuan
+    subsidy_lines: list[SubsidyLineOut]
     fiscal_subsidy: Yuan
     total_financing: Yuan
-    coverage_start: date
+    price_version: int
+    coverage_from: CoverageFrom
+    coverage_start: date | None = Field(
+        description="Null until paid when coverage starts the day after payment"
+    )
     coverage_end: date
     created_at: datetime
     paid: Yuan | None
@@ -48,12 +84,27 @@ class EnrollmentOut(BaseModel):
             enrollment_id=e.id,
             status=e.status,
             name=e.person.name,
-            id_number_masked=mask_id_number(e.person.id_number),
+            id_number_masked=mask_id_number(e.person.document_number),
+            household_id=e.household_id,
             region_code=e.region_code,
             coverage_year=e.coverage_year,
+            basis=e.basis,
+            late_case=e.late_case,
+            window_extension=e.window_extension,
             personal_due=e.personal_due_fen,
+            subsidy_lines=[
+                SubsidyLineOut(
+                    category=line.category_code,
+                    category_name=line.category_name,
+                    funder=line.funder,
+                    amount=line.amount_fen,
+                )
+                for line in e.subsidy_lines
+            ],
             fiscal_subsidy=e.fiscal_subsidy_fen,
             total_financing=e.total_financing_fen,
+            price_version=e.price_version,
+            coverage_from=e.coverage_from,
             coverage_start=e.coverage_start,
             coverage_end=e.coverage_end,
             created_at=e.created_at,

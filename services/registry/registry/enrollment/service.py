@@ -1,6 +1,9 @@
-"""Enrollment rules: who may enroll for which year, at what price, and when an enrollment becomes active."""
+"""Enrollment rules: who may enroll for which year, at what price, and when an enrollment becomes active.
+The figures and dates come from the policy engine (registry.policy.rules); this module applies them."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -8,64 +11,151 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.database import OutboxMessage
 from registry.enrollment import repository
 from registry.enrollment.errors import AlreadyEnrolled, PaymentDoesNotMatch
-from registry.enrollment.models import Enrollment, EnrollmentStatus
-from registry.enrollment.schemas import EnrollmentCreate
+from registry.enrollment.models import Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
+from registry.enrollment.schemas import EnrollmentCreate, RepriceOutcome
+from registry.exclusion.service import ExclusionLookup, refuse_if_excluded
 from registry.people import service as people
-from registry.people.identity import parse_resident_id
+from registry.policy import rules
 from registry.policy.book import PolicyBook
-from shared.clock import business_date, utc_now
-from shared.events import REGISTRY_ENROLLMENTS, EnrollmentCreated, PaymentConfirmed, new_envelope
+from registry.policy.models import CoverageFrom
+from registry.subsidy import repository as subsidies
+from shared.clock import Clock, business_date
+from shared.events import (
+    REGISTRY_ENROLLMENTS,
+    EnrollmentCreated,
+    EnrollmentRepriced,
+    PaymentConfirmed,
+    SubsidyLineData,
+    new_envelope,
+)
 from shared.outbox import enqueue
 
 SOURCE = "/canbao/registry"
 
 
-async def enroll(session: AsyncSession, policies: PolicyBook, request: EnrollmentCreate) -> Enrollment:
-    identity = parse_resident_id(request.id_number, today=business_date(utc_now()))
-    policy = policies.find(request.region_code, request.coverage_year)
-    person = await people.find_or_register(session, identity, request.name, request.phone)
-    if await repository.find_for_person_year(session, person.id, request.coverage_year) is not None:
-        raise AlreadyEnrolled({"coverage_year": request.coverage_year})
+@dataclass(frozen=True)
+class Registry:
+    """What enrolling consults besides the database: the policies, the exclusion lookup and the clock."""
 
-    contribution = policy.contribution
+    policies: PolicyBook
+    exclusions: ExclusionLookup
+    clock: Clock
+
+
+async def enroll(
+    session: AsyncSession, registry: Registry, request: EnrollmentCreate, household_id: str | None = None
+) -> Enrollment:
+    today = registry.clock.today()
+    identity = people.identify(request, today)
+    policy = registry.policies.find(request.region_code, request.coverage_year)
+    rules.check_eligibility(policy, request.basis, identity, today)
+    await refuse_if_excluded(registry.exclusions, session, identity, policy.coverage_year)
+    person = await people.find_or_register(session, identity, request.name, request.phone)
+    if await repository.find_for_person_year(session, person.id, policy.coverage_year) is not None:
+        raise AlreadyEnrolled({"coverage_year": policy.coverage_year})
+
+    held = await subsidies.active_codes(session, person.id, policy.coverage_year)
+    claim = (
+        rules.LateClaim(request.late_case.kind, request.late_case.event_date, request.late_case.evidence_ref)
+        if request.late_case
+        else None
+    )
+    terms = rules.terms(policy, today, identity.birth_date, held, request.window_extension, claim)
+    price = rules.price(policy, held, terms.charge)
     enrollment = Enrollment(
         id=str(uuid.uuid4()),
         person_id=person.id,
+        household_id=household_id,
         policy_id=policy.policy_id,
         region_code=request.region_code,
         coverage_year=policy.coverage_year,
+        basis=request.basis,
         status=EnrollmentStatus.PENDING_PAYMENT,
-        personal_due_fen=contribution.personal,
-        fiscal_subsidy_fen=contribution.fiscal_subsidy,
-        total_financing_fen=contribution.total_financing,
-        coverage_start=policy.coverage.start,
+        charge=terms.charge,
+        late_case=terms.late_case,
+        window_extension=terms.window_extension,
+        personal_due_fen=0,
+        fiscal_subsidy_fen=0,
+        total_financing_fen=0,
+        price_version=1,
+        coverage_from=terms.coverage_from,
+        coverage_start=terms.coverage_start,
         coverage_end=policy.coverage.end,
+        created_at=registry.clock.now(),
     )
     enrollment.person = person
+    _set_price(enrollment, price)
     repository.add(session, enrollment)
     try:
         await session.flush()
     except IntegrityError as exc:
         # A concurrent request enrolled the same person first; the unique constraints decided.
-        raise AlreadyEnrolled({"coverage_year": request.coverage_year}) from exc
+        raise AlreadyEnrolled({"coverage_year": policy.coverage_year}) from exc
 
     created = EnrollmentCreated(
         enrollment_id=enrollment.id,
-        id_number=person.id_number,
+        document_type=person.document_type.value,
+        id_number=person.document_number,
         name=person.name,
         region_code=enrollment.region_code,
         coverage_year=enrollment.coverage_year,
+        basis=enrollment.basis.value,
+        late_case=enrollment.late_case.value if enrollment.late_case else None,
         personal_due_fen=enrollment.personal_due_fen,
+        subsidy_lines=_lines_data(enrollment),
+        fiscal_subsidy_fen=enrollment.fiscal_subsidy_fen,
         total_financing_fen=enrollment.total_financing_fen,
+        price_version=enrollment.price_version,
         coverage_start=enrollment.coverage_start,
         coverage_end=enrollment.coverage_end,
     )
-    enqueue(session, OutboxMessage, REGISTRY_ENROLLMENTS, new_envelope(SOURCE, enrollment.id, created))
+    enqueue(
+        session,
+        OutboxMessage,
+        REGISTRY_ENROLLMENTS,
+        new_envelope(SOURCE, enrollment.id, created, time=enrollment.created_at),
+    )
     return enrollment
 
 
+async def reprice(
+    session: AsyncSession, registry: Registry, person_id: str, coverage_year: int, reason: str
+) -> RepriceOutcome:
+    """After a person's subsidy categories changed: reprice their unpaid enrollment for the year and tell
+    collection. A paid one keeps its price: paid contributions are not refunded for a subsidy change."""
+    enrollment = await repository.find_for_person_year(session, person_id, coverage_year, for_update=True)
+    if enrollment is None:
+        return "no_enrollment"
+    policy = registry.policies.by_id(enrollment.policy_id)
+    held = await subsidies.active_codes(session, person_id, coverage_year)
+    price = rules.price(policy, held, enrollment.charge)
+    if price == _price_of(enrollment):
+        return "unchanged"
+    if enrollment.status is not EnrollmentStatus.PENDING_PAYMENT:
+        return "paid_not_repriced"
+    _set_price(enrollment, price)
+    enrollment.price_version += 1
+    repriced = EnrollmentRepriced(
+        enrollment_id=enrollment.id,
+        personal_due_fen=enrollment.personal_due_fen,
+        subsidy_lines=_lines_data(enrollment),
+        fiscal_subsidy_fen=enrollment.fiscal_subsidy_fen,
+        total_financing_fen=enrollment.total_financing_fen,
+        price_version=enrollment.price_version,
+        reason=reason,
+    )
+    enqueue(
+        session,
+        OutboxMessage,
+        REGISTRY_ENROLLMENTS,
+        new_envelope(SOURCE, enrollment.id, repriced, time=registry.clock.now()),
+    )
+    return "repriced"
+
+
 async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -> None:
-    """A confirmed payment activates the enrollment it pays for."""
+    """A settled bill activates the enrollment it is for; coverage that starts the day after payment
+    starts on the Beijing business day after the payment."""
     enrollment = await repository.get(session, confirmation.enrollment_id, for_update=True)
     if enrollment is None:
         raise PaymentDoesNotMatch(f"no enrollment {confirmation.enrollment_id}")
@@ -73,7 +163,12 @@ async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -
         if enrollment.payment_id == confirmation.payment_id:
             return
         raise PaymentDoesNotMatch(f"enrollment {enrollment.id} already paid by {enrollment.payment_id}")
-    if confirmation.amount_fen != enrollment.personal_due_fen:
+    # A payment of an earlier price version (the price changed while it was under way) still activates the
+    # enrollment; the difference between paid and due is collection's to settle.
+    if (
+        confirmation.price_version == enrollment.price_version
+        and confirmation.amount_fen != enrollment.personal_due_fen
+    ):
         raise PaymentDoesNotMatch(
             f"paid {confirmation.amount_fen} fen, due {enrollment.personal_due_fen} fen on {enrollment.id}"
         )
@@ -82,3 +177,39 @@ async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -
     enrollment.paid_at = confirmation.paid_at
     enrollment.payment_id = confirmation.payment_id
     enrollment.receipt_no = confirmation.receipt_no
+    if enrollment.coverage_from is CoverageFrom.DAY_AFTER_PAYMENT:
+        enrollment.coverage_start = business_date(confirmation.paid_at) + timedelta(days=1)
+
+
+def _price_of(enrollment: Enrollment) -> rules.Price:
+    return rules.Price(
+        personal_due_fen=enrollment.personal_due_fen,
+        subsidy_lines=tuple(
+            rules.SubsidyLine(line.category_code, line.category_name, line.funder, line.amount_fen)
+            for line in enrollment.subsidy_lines
+        ),
+        fiscal_subsidy_fen=enrollment.fiscal_subsidy_fen,
+        total_financing_fen=enrollment.total_financing_fen,
+    )
+
+
+def _set_price(enrollment: Enrollment, price: rules.Price) -> None:
+    enrollment.personal_due_fen = price.personal_due_fen
+    enrollment.fiscal_subsidy_fen = price.fiscal_subsidy_fen
+    enrollment.total_financing_fen = price.total_financing_fen
+    enrollment.subsidy_lines = [
+        EnrollmentSubsidyLine(
+            category_code=line.category,
+            category_name=line.category_name,
+            funder=line.funder,
+            amount_fen=line.amount_fen,
+        )
+        for line in price.subsidy_lines
+    ]
+
+
+def _lines_data(enrollment: Enrollment) -> list[SubsidyLineData]:
+    return [
+        SubsidyLineData(category=line.category_code, funder=line.funder, amount_fen=line.amount_fen)
+        for line in enrollment.subsidy_lines
+    ]

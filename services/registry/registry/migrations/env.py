@@ -1,6 +1,5 @@
 from registry.database import Base
-from registry.enrollment import models as _enrollment_models  # noqa: F401  (registers the tables)
-from registry.people import models as _people_models  # noqa: F401
+from registry.main import SPEC  # noqa: F401  (imports every model, so the metadata is complete)
 from shared.migrations import run_migrations
 
 run_migrations(Base.metadata)

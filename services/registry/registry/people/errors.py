@@ -34,3 +34,24 @@ class PersonNameMismatch(DomainError):
     code = "person_name_mismatch"
     message_zh = "姓名与该身份证号码已登记的姓名不一致"
     message_en = "The name differs from the name registered for this ID number"
+
+
+class DocumentNumberBadFormat(DomainError):
+    status_code = 422
+    code = "document_number_invalid_format"
+    message_zh = "证件号码格式不正确（应为5至20位大写字母或数字）"
+    message_en = "The document number must be 5 to 20 capital letters or digits"
+
+
+class ForeignDocumentDetailsMissing(DomainError):
+    status_code = 422
+    code = "foreign_document_details_missing"
+    message_zh = "使用外国人证件参保时须提供国籍、出生日期和性别"
+    message_en = "A foreign document needs nationality, birth date and sex"
+
+
+class PersonNotFound(DomainError):
+    status_code = 404
+    code = "person_not_found"
+    message_zh = "未找到该证件号码和姓名对应的人员"
+    message_en = "No person with this document number and name"

@@ -1,19 +1,29 @@
+import enum
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Date, String
+from sqlalchemy import Date, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.database import Base
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, enum_column
+
+
+class DocumentType(enum.StrEnum):
+    RESIDENT_ID = "resident_id"  # 居民身份证
+    FOREIGN_PERMANENT_RESIDENCE = "foreign_permanent_residence"  # 外国人永久居留身份证
+    PASSPORT = "passport"  # 护照 (with a residence permit)
 
 
 class Person(Base):
-    """A resident known to the registry, identified by their ID number (参保人)."""
+    """A person known to the registry (参保人), identified by their identity document."""
 
     __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("document_type", "document_number"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    document_type: Mapped[DocumentType] = mapped_column(enum_column(DocumentType))
+    document_number: Mapped[str] = mapped_column(String(32))
+    nationality: Mapped[str] = mapped_column(String(3), doc="ISO 3166-1 alpha-3; CHN for resident IDs")
     name: Mapped[str] = mapped_column(String(64))
     birth_date: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(8))

@@ -1,12 +1,12 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.people.models import Person
+from registry.people.models import DocumentType, Person
 
 
-async def get_by_id_number(session: AsyncSession, id_number: str) -> Person | None:
-    result = await session.scalars(select(Person).where(Person.id_number == id_number))
-    return result.one_or_none()
+async def get_by_document(session: AsyncSession, document_type: DocumentType, number: str) -> Person | None:
+    query = select(Person).where(Person.document_type == document_type, Person.document_number == number)
+    return (await session.scalars(query)).one_or_none()
 
 
 def add(session: AsyncSession, person: Person) -> Person:

@@ -1,25 +1,66 @@
+"""Who a person is: identity documents checked, and one record per document."""
+
+import re
 import uuid
+from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.people import repository
-from registry.people.errors import PersonNameMismatch
-from registry.people.identity import ResidentIdentity
-from registry.people.models import Person
+from registry.people.errors import (
+    DocumentNumberBadFormat,
+    ForeignDocumentDetailsMissing,
+    PersonNameMismatch,
+    PersonNotFound,
+)
+from registry.people.identity import parse_resident_id
+from registry.people.models import DocumentType, Person
+from registry.people.schemas import PersonIn
+
+_FOREIGN_NUMBER = re.compile(r"^[A-Z0-9]{5,20}$")
 
 
-async def find_or_register(
-    session: AsyncSession, identity: ResidentIdentity, name: str, phone: str | None
-) -> Person:
-    """The person with this ID number, registered now if new. A known ID with another name is refused
+@dataclass(frozen=True)
+class Identity:
+    document_type: DocumentType
+    document_number: str
+    nationality: str
+    birth_date: date
+    sex: str
+
+
+def identify(person: PersonIn, today: date) -> Identity:
+    """Check the document; birth date and sex come from a resident ID number, or are given for foreigners."""
+    if person.document_type is DocumentType.RESIDENT_ID:
+        resident = parse_resident_id(person.id_number, today)
+        return Identity(
+            DocumentType.RESIDENT_ID, resident.id_number, "CHN", resident.birth_date, resident.sex
+        )
+    number = person.id_number.upper()
+    if not _FOREIGN_NUMBER.fullmatch(number):
+        raise DocumentNumberBadFormat({"field": "id_number"})
+    missing = [f for f in ("nationality", "birth_date", "sex") if getattr(person, f) is None]
+    if missing:
+        raise ForeignDocumentDetailsMissing({"missing": missing})
+    assert person.nationality is not None
+    assert person.birth_date is not None
+    assert person.sex is not None
+    return Identity(person.document_type, number, person.nationality, person.birth_date, person.sex)
+
+
+async def find_or_register(session: AsyncSession, identity: Identity, name: str, phone: str | None) -> Person:
+    """The person with this document, registered now if new. A known document with another name is refused
     rather than overwritten: it is either a typing error or someone else's number."""
-    person = await repository.get_by_id_number(session, identity.id_number)
+    person = await repository.get_by_document(session, identity.document_type, identity.document_number)
     if person is None:
         return repository.add(
             session,
             Person(
                 id=str(uuid.uuid4()),
-                id_number=identity.id_number,
+                document_type=identity.document_type,
+                document_number=identity.document_number,
+                nationality=identity.nationality,
                 name=name,
                 birth_date=identity.birth_date,
                 sex=identity.sex,
@@ -30,4 +71,12 @@ async def find_or_register(
         raise PersonNameMismatch({"field": "name"})
     if phone:
         person.phone = phone
+    return person
+
+
+async def find_known(session: AsyncSession, document_type: DocumentType, number: str, name: str) -> Person:
+    """An already registered person; the name must match too, so a number alone reveals nothing."""
+    person = await repository.get_by_document(session, document_type, number.strip().upper())
+    if person is None or person.name != name.strip():
+        raise PersonNotFound()
     return person

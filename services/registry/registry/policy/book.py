@@ -28,7 +28,11 @@ def load_policy_file(path: Path) -> Policy:
 class PolicyBook:
     def __init__(self, policies: list[Policy]):
         self._by_region_year: dict[tuple[str, int], Policy] = {}
+        self._by_id: dict[str, Policy] = {}
         for policy in policies:
+            if policy.policy_id in self._by_id:
+                raise PolicyFileInvalid(f"policy_id {policy.policy_id} is used by two files")
+            self._by_id[policy.policy_id] = policy
             for region in policy.regions:
                 key = (region.code, policy.coverage_year)
                 other = self._by_region_year.get(key)
@@ -49,3 +53,7 @@ class PolicyBook:
         if policy is None:
             raise PolicyNotFound({"region_code": region_code, "coverage_year": coverage_year})
         return policy
+
+    def by_id(self, policy_id: str) -> Policy:
+        """The policy an existing enrollment was made under (its files never leave the book)."""
+        return self._by_id[policy_id]

@@ -1,10 +1,12 @@
-"""The shape of a policy file: one region and coverage year (筹资标准, 集中参保期, 待遇享受期).
+"""The shape of a policy file: one region and coverage year. Everything a campaign document decides —
+amounts, categories, windows, late cases, refunds, roster dates — is data here, never code.
 
 Amounts are yuan decimal strings in the file and integer fen once loaded.
 """
 
+import enum
 from datetime import date
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,6 +15,101 @@ from shared.money import YuanInput
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EligibilityKind(enum.StrEnum):
+    """参保对象: the basis on which a person enrolls."""
+
+    HOUSEHOLD_REGISTRATION = "household_registration"  # 本地户籍
+    RESIDENCE_PERMIT = "residence_permit"  # 持本地居住证的非户籍人员
+    RESIDENCE_PERMIT_MINOR = "residence_permit_minor"  # 及其未成年子女
+    STUDENT = "student"  # 在校学生
+    MINOR_OF_INSURED_WORKER = "minor_of_insured_worker"  # 随在本地就业参保人员共同生活的未成年子女
+    FOREIGN_EXPERT_FAMILY = "foreign_expert_family"  # 外籍专家共同生活的配偶及未成年子女
+    FOREIGN_RESIDENT = "foreign_resident"  # 获得居留许可、在本地居住未就业的外国人
+    LONG_TERM_RESIDENT = "long_term_resident"  # 长期在本地居住的非本地户籍人员
+
+    @property
+    def is_foreign(self) -> bool:
+        return self in (EligibilityKind.FOREIGN_EXPERT_FAMILY, EligibilityKind.FOREIGN_RESIDENT)
+
+    @property
+    def is_for_minors(self) -> bool:
+        return self in (EligibilityKind.RESIDENCE_PERMIT_MINOR, EligibilityKind.MINOR_OF_INSURED_WORKER)
+
+
+class SubsidyKind(enum.StrEnum):
+    FULL = "full"  # 全额资助
+    PERCENTAGE = "percentage"  # 定额资助 at a share of the personal contribution
+    FIXED = "fixed"  # 定额资助 of a fixed amount
+    TO_BE_SET = "to_be_set"  # decided by a separate notice (Jing's village cadres)
+
+
+class SubsidyCategory(_Strict):
+    """资助类别: who gets how much of the personal contribution paid, by whom, certified by whom."""
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    includes: list[str] = Field(default_factory=list, description="Groups counted in (含…)")
+    kind: SubsidyKind
+    percent: int | None = Field(default=None, ge=1, le=100)
+    amount: YuanInput | None = None
+    funder: str = Field(min_length=1, description="Who pays the subsidy (资金来源)")
+    certifier: str = Field(min_length=1, description="Who certifies membership (审核/认定)")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _terms_match_kind(self) -> Self:
+        wants = {
+            SubsidyKind.PERCENTAGE: ("percent",),
+            SubsidyKind.FIXED: ("amount",),
+            SubsidyKind.FULL: (),
+            SubsidyKind.TO_BE_SET: (),
+        }[self.kind]
+        for term in ("percent", "amount"):
+            given = getattr(self, term) is not None
+            if given != (term in wants):
+                need = "needs" if term in wants else "must not have"
+                raise ValueError(f"category {self.code}: kind {self.kind.value} {need} `{term}`")
+        return self
+
+
+class LateCaseKind(enum.StrEnum):
+    """Cases that may enroll after the window closes (集中参保期结束后补办)."""
+
+    NEWBORN = "newborn"  # 新生儿
+    DISCHARGED_VETERAN = "discharged_veteran"  # 当年退出现役的军人及随军未就业配偶
+    NEWLY_SUBSIDISED = "newly_subsidised"  # 当年动态新增的资助参保对象
+    EMPLOYEE_INSURANCE_INTERRUPTED = "employee_insurance_interrupted"  # 职工医保中断不超过3个月
+    RELEASED_PRISONER = "released_prisoner"  # 刑满释放人员
+
+
+class Charge(enum.StrEnum):
+    PERSONAL = "personal"  # the personal contribution, after any subsidy
+    TOTAL_FINANCING = "total_financing"  # 按当年筹资总额缴纳
+
+
+class CoverageFrom(enum.StrEnum):
+    BIRTH = "birth"  # 自出生之日起 (not before the coverage year starts)
+    DAY_AFTER_PAYMENT = "day_after_payment"  # 自参保缴费次日起
+    COVERAGE_START = "coverage_start"
+
+
+class LateCase(_Strict):
+    kind: LateCaseKind
+    name: str
+    within_months: int | None = Field(
+        default=None, ge=1, description="Months from the case's event date (inclusive) for charge_within"
+    )
+    charge_within: Charge
+    charge_after: Charge | None = Field(default=None, description="Charge past within_months; none: refused")
+    coverage_from: CoverageFrom
+
+    @model_validator(mode="after")
+    def _after_needs_limit(self) -> Self:
+        if self.charge_after is not None and self.within_months is None:
+            raise ValueError(f"late case {self.kind.value}: charge_after needs within_months")
+        return self
 
 
 class Region(_Strict):
@@ -45,6 +142,57 @@ class Period(_Strict):
         return self.start <= day <= self.end
 
 
+class WindowExtension(_Strict):
+    """A group whose paying window runs longer, at the normal price and coverage (Jing: 县外务工人员)."""
+
+    group: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    end: date
+
+
+class EnrollmentWindow(Period):
+    """集中参保缴费期."""
+
+    extensions: list[WindowExtension] = Field(default_factory=list)
+
+    def end_for(self, group: str | None) -> date:
+        for extension in self.extensions:
+            if extension.group == group:
+                return extension.end
+        return self.end
+
+
+class Newborns(_Strict):
+    """Which coverage years a newborn may enroll for, relative to the year of birth."""
+
+    may_enroll_for: list[Literal["birth_year", "next_year"]] = Field(min_length=1)
+
+    def allows(self, birth_year: int, coverage_year: int) -> bool:
+        offsets = {"birth_year": 0, "next_year": 1}
+        return any(coverage_year - birth_year == offsets[choice] for choice in self.may_enroll_for)
+
+
+class RefundRules(_Strict):
+    refundable_reasons: list[Literal["erroneous_payment", "death"]] = Field(
+        description="错误缴费, 自然减员: reasons a paid contribution is refunded"
+    )
+    refund_otherwise_within_coverage: bool = Field(
+        description="False: paid contributions are not refunded during the coverage period"
+    )
+
+
+class SubsidyRosters(_Strict):
+    """Dates that govern department rosters (资助参保人员花名册)."""
+
+    identification_date: date | None = Field(
+        default=None, description="认定时间: status on this date decides"
+    )
+    main_roster_due: date | None = None
+    dynamic_additions: Period | None = Field(default=None, description="动态新增 accepted in this period")
+    dynamic_additions_due: date | None = None
+    monthly_comparison_day: int | None = Field(default=None, ge=1, le=28, description="after the window")
+
+
 class Policy(_Strict):
     policy_id: str = Field(pattern=r"^[a-z0-9-]+$")
     name: str
@@ -53,18 +201,40 @@ class Policy(_Strict):
     regions: list[Region] = Field(
         min_length=1, description="The area and every division enrollments may name"
     )
+    eligibility: list[EligibilityKind] = Field(min_length=1)
     contribution: Contribution
-    enrollment_window: Period = Field(description="集中参保缴费期")
+    enrollment_window: EnrollmentWindow
     coverage: Period = Field(description="待遇享受期")
+    subsidy_categories: list[SubsidyCategory] = Field(default_factory=list)
+    late_cases: list[LateCase] = Field(default_factory=list)
+    newborns: Newborns
+    refunds: RefundRules
+    subsidy_rosters: SubsidyRosters = Field(default_factory=SubsidyRosters)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        codes = [r.code for r in self.regions]
-        duplicates = sorted({c for c in codes if codes.count(c) > 1})
-        if duplicates:
-            raise ValueError(f"regions: duplicate codes {duplicates}")
+        for label, codes in (
+            ("regions", [r.code for r in self.regions]),
+            ("subsidy_categories", [c.code for c in self.subsidy_categories]),
+            ("late_cases", [c.kind.value for c in self.late_cases]),
+            ("enrollment_window.extensions", [e.group for e in self.enrollment_window.extensions]),
+        ):
+            duplicates = sorted({c for c in codes if codes.count(c) > 1})
+            if duplicates:
+                raise ValueError(f"{label}: duplicates {duplicates}")
         if self.coverage.start.year != self.coverage_year:
             raise ValueError(
                 f"coverage.start {self.coverage.start} is not in coverage_year {self.coverage_year}"
             )
+        if self.enrollment_window.start > self.coverage.end:
+            raise ValueError("enrollment_window starts after the coverage period ends")
+        for extension in self.enrollment_window.extensions:
+            if extension.end < self.enrollment_window.end:
+                raise ValueError(f"extension {extension.group} ends before the window does")
         return self
+
+    def category(self, code: str) -> SubsidyCategory | None:
+        return next((c for c in self.subsidy_categories if c.code == code), None)
+
+    def late_case(self, kind: LateCaseKind) -> LateCase | None:
+        return next((c for c in self.late_cases if c.kind == kind), None)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 07:50:48.628792
+Create Date: 2026-11-23 08:10:53.929128
 """
 
 from collections.abc import Sequence
@@ -21,12 +21,14 @@ def upgrade() -> None:
         "bills",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("enrollment_id", sa.String(length=36), nullable=False),
-        sa.Column("id_number", sa.String(length=18), nullable=False),
+        sa.Column("document_type", sa.String(length=32), nullable=False),
+        sa.Column("id_number", sa.String(length=32), nullable=False),
         sa.Column("payer_name", sa.String(length=64), nullable=False),
         sa.Column("region_code", sa.String(length=6), nullable=False),
         sa.Column("coverage_year", sa.Integer(), nullable=False),
         sa.Column("amount_due_fen", sa.BigInteger(), nullable=False),
-        sa.Column("coverage_start", sa.Date(), nullable=False),
+        sa.Column("price_version", sa.Integer(), nullable=False),
+        sa.Column("coverage_start", sa.Date(), nullable=True),
         sa.Column("coverage_end", sa.Date(), nullable=False),
         sa.Column(
             "status", sa.Enum("open", "paid", name="billstatus", native_enum=False, length=32), nullable=False
@@ -111,6 +113,7 @@ def upgrade() -> None:
                 "cash",
                 "bank",
                 "agent",
+                "subsidy",
                 name="channel",
                 native_enum=False,
                 length=32,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 07:50:48.571067
+Create Date: 2026-11-23 08:10:53.810724
 """
 
 from collections.abc import Sequence
@@ -30,6 +30,52 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
+    )
+    op.create_table(
+        "exclusions",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "document_type",
+            sa.Enum(
+                "resident_id",
+                "foreign_permanent_residence",
+                "passport",
+                name="documenttype",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("document_number", sa.String(length=32), nullable=False),
+        sa.Column("coverage_year", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "employee_insurance", "enrolled_elsewhere", name="exclusionkind", native_enum=False, length=32
+            ),
+            nullable=False,
+        ),
+        sa.Column("source", sa.String(length=128), nullable=False),
+        sa.Column("recorded_by", sa.String(length=64), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("removed_by", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_exclusions")),
+    )
+    with op.batch_alter_table("exclusions", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_exclusions_active",
+            ["document_type", "document_number", "coverage_year", "kind"],
+            unique=True,
+            postgresql_where=sa.text("removed_at IS NULL"),
+            sqlite_where=sa.text("removed_at IS NULL"),
+        )
+
+    op.create_table(
+        "households",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_households")),
     )
     op.create_table(
         "inbox",
@@ -66,37 +112,106 @@ def upgrade() -> None:
     op.create_table(
         "people",
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("id_number", sa.String(length=18), nullable=False),
+        sa.Column(
+            "document_type",
+            sa.Enum(
+                "resident_id",
+                "foreign_permanent_residence",
+                "passport",
+                name="documenttype",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("document_number", sa.String(length=32), nullable=False),
+        sa.Column("nationality", sa.String(length=3), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("birth_date", sa.Date(), nullable=False),
         sa.Column("sex", sa.String(length=8), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
-        sa.UniqueConstraint("id_number", name=op.f("uq_people_id_number")),
+        sa.UniqueConstraint(
+            "document_type", "document_number", name=op.f("uq_people_document_type_document_number")
+        ),
     )
     op.create_table(
         "enrollments",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("person_id", sa.String(length=36), nullable=False),
+        sa.Column("household_id", sa.String(length=36), nullable=True),
         sa.Column("policy_id", sa.String(length=64), nullable=False),
         sa.Column("region_code", sa.String(length=6), nullable=False),
         sa.Column("coverage_year", sa.Integer(), nullable=False),
+        sa.Column(
+            "basis",
+            sa.Enum(
+                "household_registration",
+                "residence_permit",
+                "residence_permit_minor",
+                "student",
+                "minor_of_insured_worker",
+                "foreign_expert_family",
+                "foreign_resident",
+                "long_term_resident",
+                name="eligibilitykind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
         sa.Column(
             "status",
             sa.Enum("pending_payment", "active", name="enrollmentstatus", native_enum=False, length=32),
             nullable=False,
         ),
+        sa.Column(
+            "charge",
+            sa.Enum("personal", "total_financing", name="charge", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column(
+            "late_case",
+            sa.Enum(
+                "newborn",
+                "discharged_veteran",
+                "newly_subsidised",
+                "employee_insurance_interrupted",
+                "released_prisoner",
+                name="latecasekind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=True,
+        ),
+        sa.Column("window_extension", sa.String(length=32), nullable=True),
         sa.Column("personal_due_fen", sa.BigInteger(), nullable=False),
         sa.Column("fiscal_subsidy_fen", sa.BigInteger(), nullable=False),
         sa.Column("total_financing_fen", sa.BigInteger(), nullable=False),
-        sa.Column("coverage_start", sa.Date(), nullable=False),
+        sa.Column("price_version", sa.Integer(), nullable=False),
+        sa.Column(
+            "coverage_from",
+            sa.Enum(
+                "birth",
+                "day_after_payment",
+                "coverage_start",
+                name="coveragefrom",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("coverage_start", sa.Date(), nullable=True),
         sa.Column("coverage_end", sa.Date(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("paid_fen", sa.BigInteger(), nullable=True),
         sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("payment_id", sa.String(length=36), nullable=True),
         sa.Column("receipt_no", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["household_id"], ["households.id"], name=op.f("fk_enrollments_household_id_households")
+        ),
         sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_enrollments_person_id_people")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_enrollments")),
         sa.UniqueConstraint(
@@ -104,12 +219,105 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_enrollments_household_id"), ["household_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_enrollments_region_code"), ["region_code"], unique=False)
+
+    op.create_table(
+        "household_members",
+        sa.Column("household_id", sa.String(length=36), nullable=False),
+        sa.Column("person_id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "relation",
+            sa.Enum(
+                "head",
+                "spouse",
+                "child",
+                "parent",
+                "grandchild",
+                "grandparent",
+                "other",
+                name="relation",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["household_id"], ["households.id"], name=op.f("fk_household_members_household_id_households")
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["people.id"], name=op.f("fk_household_members_person_id_people")
+        ),
+        sa.PrimaryKeyConstraint("household_id", "person_id", name=op.f("pk_household_members")),
+        sa.UniqueConstraint("person_id", name=op.f("uq_household_members_person_id")),
+    )
+    op.create_table(
+        "subsidy_assignments",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("person_id", sa.String(length=36), nullable=False),
+        sa.Column("policy_id", sa.String(length=64), nullable=False),
+        sa.Column("coverage_year", sa.Integer(), nullable=False),
+        sa.Column("category_code", sa.String(length=64), nullable=False),
+        sa.Column("evidence_ref", sa.String(length=128), nullable=False),
+        sa.Column("effective_date", sa.Date(), nullable=False),
+        sa.Column("assigned_by", sa.String(length=64), nullable=False),
+        sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("removed_by", sa.String(length=64), nullable=True),
+        sa.Column("removal_reason", sa.String(length=256), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["people.id"], name=op.f("fk_subsidy_assignments_person_id_people")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subsidy_assignments")),
+    )
+    with op.batch_alter_table("subsidy_assignments", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_subsidy_assignments_active",
+            ["person_id", "coverage_year", "category_code"],
+            unique=True,
+            postgresql_where=sa.text("removed_at IS NULL"),
+            sqlite_where=sa.text("removed_at IS NULL"),
+        )
+
+    op.create_table(
+        "enrollment_subsidy_lines",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("enrollment_id", sa.String(length=36), nullable=False),
+        sa.Column("category_code", sa.String(length=64), nullable=False),
+        sa.Column("category_name", sa.String(length=64), nullable=False),
+        sa.Column("funder", sa.String(length=64), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["enrollment_id"],
+            ["enrollments.id"],
+            name=op.f("fk_enrollment_subsidy_lines_enrollment_id_enrollments"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_enrollment_subsidy_lines")),
+    )
+    with op.batch_alter_table("enrollment_subsidy_lines", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_enrollment_subsidy_lines_enrollment_id"), ["enrollment_id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("enrollment_subsidy_lines", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_enrollment_subsidy_lines_enrollment_id"))
+
+    op.drop_table("enrollment_subsidy_lines")
+    with op.batch_alter_table("subsidy_assignments", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_subsidy_assignments_active",
+            postgresql_where=sa.text("removed_at IS NULL"),
+            sqlite_where=sa.text("removed_at IS NULL"),
+        )
+
+    op.drop_table("subsidy_assignments")
+    op.drop_table("household_members")
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_enrollments_region_code"))
+        batch_op.drop_index(batch_op.f("ix_enrollments_household_id"))
 
     op.drop_table("enrollments")
     op.drop_table("people")
@@ -122,4 +330,13 @@ def downgrade() -> None:
 
     op.drop_table("outbox")
     op.drop_table("inbox")
+    op.drop_table("households")
+    with op.batch_alter_table("exclusions", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_exclusions_active",
+            postgresql_where=sa.text("removed_at IS NULL"),
+            sqlite_where=sa.text("removed_at IS NULL"),
+        )
+
+    op.drop_table("exclusions")
     op.drop_table("dead_letters")

@@ -1,0 +1,33 @@
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.exclusion.models import Exclusion, ExclusionKind
+from registry.people.models import DocumentType
+
+
+async def active_for(
+    session: AsyncSession, document_type: DocumentType, number: str, coverage_year: int
+) -> list[Exclusion]:
+    query = select(Exclusion).where(
+        Exclusion.document_type == document_type,
+        Exclusion.document_number == number,
+        Exclusion.coverage_year == coverage_year,
+        Exclusion.removed_at.is_(None),
+    )
+    return list((await session.scalars(query.order_by(Exclusion.recorded_at))).all())
+
+
+async def find_active(
+    session: AsyncSession, document_type: DocumentType, number: str, coverage_year: int, kind: ExclusionKind
+) -> Exclusion | None:
+    return next(
+        (e for e in await active_for(session, document_type, number, coverage_year) if e.kind == kind), None
+    )
+
+
+async def get(session: AsyncSession, exclusion_id: str) -> Exclusion | None:
+    return await session.get(Exclusion, exclusion_id)
+
+
+def add(session: AsyncSession, exclusion: Exclusion) -> None:
+    session.add(exclusion)

@@ -1,0 +1,29 @@
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.enrollment.models import Enrollment
+from registry.household.models import Household, HouseholdMember
+
+
+async def get(session: AsyncSession, household_id: str) -> Household | None:
+    return await session.get(Household, household_id)
+
+
+async def membership_of(session: AsyncSession, person_id: str) -> HouseholdMember | None:
+    return (
+        await session.scalars(select(HouseholdMember).where(HouseholdMember.person_id == person_id))
+    ).one_or_none()
+
+
+async def members_enrollments(
+    session: AsyncSession, household: Household, coverage_year: int
+) -> list[Enrollment]:
+    person_ids = [m.person_id for m in household.members]
+    query = select(Enrollment).where(
+        Enrollment.person_id.in_(person_ids), Enrollment.coverage_year == coverage_year
+    )
+    return list((await session.scalars(query)).all())
+
+
+def add(session: AsyncSession, household: Household) -> None:
+    session.add(household)

@@ -1,0 +1,76 @@
+from pydantic import BaseModel, ConfigDict, Field
+
+from registry.enrollment.schemas import EnrollmentOut, LateCaseIn
+from registry.household.models import Household, Relation
+from registry.people.schemas import PersonIn
+from registry.policy.models import EligibilityKind
+from shared.logging import mask_id_number
+from shared.money import Yuan
+
+
+class MemberIn(PersonIn):
+    relation: Relation
+
+
+class HouseholdCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    members: list[MemberIn] = Field(min_length=1, max_length=30)
+
+
+class MemberOut(BaseModel):
+    person_id: str
+    name: str
+    id_number_masked: str
+    relation: Relation
+
+
+class HouseholdOut(BaseModel):
+    household_id: str
+    members: list[MemberOut]
+
+    @classmethod
+    def of(cls, h: Household) -> "HouseholdOut":
+        return cls(
+            household_id=h.id,
+            members=[
+                MemberOut(
+                    person_id=m.person_id,
+                    name=m.person.name,
+                    id_number_masked=mask_id_number(m.person.document_number),
+                    relation=m.relation,
+                )
+                for m in h.members
+            ],
+        )
+
+
+class MemberEnrollmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person_id: str
+    basis: EligibilityKind = EligibilityKind.HOUSEHOLD_REGISTRATION
+    window_extension: str | None = Field(default=None, max_length=32)
+    late_case: LateCaseIn | None = None
+
+
+class HouseholdEnrollmentCreate(BaseModel):
+    """Enroll several members at once: all of them, or none if any is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    coverage_year: int = Field(ge=2000, le=2100)
+    members: list[MemberEnrollmentIn] | None = Field(
+        default=None,
+        description="Default: every member not yet enrolled for the year, on household registration",
+    )
+
+
+class HouseholdEnrollments(BaseModel):
+    household_id: str
+    coverage_year: int
+    enrollments: list[EnrollmentOut]
+    not_enrolled: list[MemberOut]
+    total_due: Yuan = Field(description="Sum of what the unpaid enrollments still owe")
+    total_paid: Yuan

@@ -1,0 +1,42 @@
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.subsidy.models import SubsidyAssignment
+
+
+async def active_codes(session: AsyncSession, person_id: str, coverage_year: int) -> list[str]:
+    query = select(SubsidyAssignment.category_code).where(
+        SubsidyAssignment.person_id == person_id,
+        SubsidyAssignment.coverage_year == coverage_year,
+        SubsidyAssignment.removed_at.is_(None),
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def find_active(
+    session: AsyncSession, person_id: str, coverage_year: int, category_code: str
+) -> SubsidyAssignment | None:
+    query = select(SubsidyAssignment).where(
+        SubsidyAssignment.person_id == person_id,
+        SubsidyAssignment.coverage_year == coverage_year,
+        SubsidyAssignment.category_code == category_code,
+        SubsidyAssignment.removed_at.is_(None),
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
+async def get(session: AsyncSession, assignment_id: str) -> SubsidyAssignment | None:
+    return await session.get(SubsidyAssignment, assignment_id)
+
+
+async def for_person(
+    session: AsyncSession, person_id: str, coverage_year: int | None
+) -> list[SubsidyAssignment]:
+    query = select(SubsidyAssignment).where(SubsidyAssignment.person_id == person_id)
+    if coverage_year is not None:
+        query = query.where(SubsidyAssignment.coverage_year == coverage_year)
+    return list((await session.scalars(query.order_by(SubsidyAssignment.assigned_at))).all())
+
+
+def add(session: AsyncSession, assignment: SubsidyAssignment) -> None:
+    session.add(assignment)

@@ -1,0 +1,85 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from registry.enrollment.dependencies import RegistryContext
+from registry.people import service as people
+from registry.people.errors import (
+    DocumentNumberBadFormat,
+    ForeignDocumentDetailsMissing,
+    IdNumberBadBirthDate,
+    IdNumberBadChecksum,
+    IdNumberBadFormat,
+    IdNumberBadRegion,
+    PersonNameMismatch,
+    PersonNotFound,
+)
+from registry.people.models import DocumentType
+from registry.policy.errors import PolicyNotFound, UnknownSubsidyCategory
+from registry.subsidy import repository, service
+from registry.subsidy.errors import (
+    SubsidyAlreadyAssigned,
+    SubsidyAssignmentAlreadyRemoved,
+    SubsidyAssignmentNotFound,
+)
+from registry.subsidy.schemas import AssignmentCreate, AssignmentList, AssignmentOut, AssignmentRemove
+from shared.db import DbSession
+from shared.errors import error_responses
+
+router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
+
+_PERSON_ERRORS = (
+    IdNumberBadFormat,
+    IdNumberBadChecksum,
+    IdNumberBadBirthDate,
+    IdNumberBadRegion,
+    DocumentNumberBadFormat,
+    ForeignDocumentDetailsMissing,
+)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Give a person a subsidy category for a year (资助参保认定)",
+    description="Reprices the person's unpaid enrollment for the year (the most generous category "
+    "applies) and tells collection; a paid enrollment keeps its price.",
+    responses=error_responses(
+        *_PERSON_ERRORS, PolicyNotFound, UnknownSubsidyCategory, SubsidyAlreadyAssigned, PersonNameMismatch
+    ),
+)
+async def assign_category(
+    body: AssignmentCreate, session: DbSession, registry: RegistryContext
+) -> AssignmentOut:
+    assignment, outcome = await service.assign(session, registry, body)
+    return AssignmentOut.of(assignment, outcome)
+
+
+@router.post(
+    "/{assignment_id}/removal",
+    summary="Remove a subsidy category (kept as history)",
+    responses=error_responses(SubsidyAssignmentNotFound, SubsidyAssignmentAlreadyRemoved),
+)
+async def remove_category(
+    assignment_id: str, body: AssignmentRemove, session: DbSession, registry: RegistryContext
+) -> AssignmentOut:
+    assignment, outcome = await service.remove(session, registry, assignment_id, body.removed_by, body.reason)
+    return AssignmentOut.of(assignment, outcome)
+
+
+@router.get(
+    "",
+    summary="A person's subsidy categories, with their history",
+    description="The person is named by document number and name together, so numbers alone reveal nothing.",
+    responses=error_responses(PersonNotFound),
+)
+async def list_categories(
+    session: DbSession,
+    id_number: Annotated[str, Query(min_length=1, max_length=32)],
+    name: Annotated[str, Query(min_length=1, max_length=64)],
+    document_type: DocumentType = DocumentType.RESIDENT_ID,
+    coverage_year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> AssignmentList:
+    person = await people.find_known(session, document_type, id_number, name)
+    assignments = await repository.for_person(session, person.id, coverage_year)
+    return AssignmentList(items=[AssignmentOut.of(a) for a in assignments])

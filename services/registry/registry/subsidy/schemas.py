@@ -1,0 +1,69 @@
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from registry.enrollment.schemas import RepriceOutcome
+from registry.people.schemas import PersonIn
+from registry.subsidy.models import SubsidyAssignment
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+class AssignmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person: PersonIn
+    region_code: str = Field(pattern=r"^[0-9]{6}$", description="Chooses the policy, with coverage_year")
+    coverage_year: int = Field(ge=2000, le=2100)
+    category: str = Field(min_length=1, max_length=64, examples=["minimum_living"])
+    evidence_ref: Text = Field(description="Reference of the certifying department's document")
+    effective_date: date | None = Field(default=None, description="When the person qualified; default today")
+    assigned_by: Text = Field(description="The staff member who records it")
+
+
+class AssignmentRemove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    removed_by: Text
+    reason: Text
+
+
+class AssignmentOut(BaseModel):
+    assignment_id: str
+    coverage_year: int
+    policy_id: str
+    category: str
+    evidence_ref: str
+    effective_date: date
+    assigned_by: str
+    assigned_at: datetime
+    removed_at: datetime | None
+    removed_by: str | None
+    removal_reason: str | None
+    enrollment: RepriceOutcome | None = Field(
+        default=None,
+        description="What the change did to the person's enrollment for the year: repriced (unpaid), "
+        "unchanged, no_enrollment, or paid_not_repriced (paid contributions are not refunded for it)",
+    )
+
+    @classmethod
+    def of(cls, a: SubsidyAssignment, outcome: RepriceOutcome | None = None) -> "AssignmentOut":
+        return cls(
+            assignment_id=a.id,
+            coverage_year=a.coverage_year,
+            policy_id=a.policy_id,
+            category=a.category_code,
+            evidence_ref=a.evidence_ref,
+            effective_date=a.effective_date,
+            assigned_by=a.assigned_by,
+            assigned_at=a.assigned_at,
+            removed_at=a.removed_at,
+            removed_by=a.removed_by,
+            removal_reason=a.removal_reason,
+            enrollment=outcome,
+        )
+
+
+class AssignmentList(BaseModel):
+    items: list[AssignmentOut]

@@ -1,0 +1,110 @@
+"""Requests the registry tests make again and again."""
+
+import uuid
+from datetime import datetime
+from itertools import count
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import func, select
+
+from registry.database import DeadLetter, InboxMessage, OutboxMessage
+from registry.enrollment.events import HANDLERS
+from registry.enrollment.models import Enrollment
+from registry.people.models import Person
+from registry.settings import RegistrySettings
+from shared.events import COLLECTION_PAYMENTS, PaymentConfirmed, new_envelope
+from shared.inbox import IdempotentConsumer
+from shared.money import parse_yuan
+from tests.conftest import Harness
+from tests.support import resident_id
+
+HEFEI = {"region_code": "340104", "coverage_year": 2024}
+JING = {"region_code": "341823", "coverage_year": 2023}
+HEFEI_WINDOW = "2023-10-08T10:00:00+08:00"
+JING_WINDOW = "2022-11-15T10:00:00+08:00"
+
+_offsets = count()
+
+
+def person(id_number: str | None = None, name: str = "张三", **extra: Any) -> dict[str, Any]:
+    return {"id_number": id_number or resident_id(), "name": name} | extra
+
+
+async def enroll(h: Harness, who: dict[str, Any], where: dict[str, Any], **terms: Any) -> Any:
+    return await h.client.post("/v1/enrollments", json=who | where | terms)
+
+
+async def enrolled(h: Harness, who: dict[str, Any], where: dict[str, Any], **terms: Any) -> dict[str, Any]:
+    response = await enroll(h, who, where, **terms)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def assign(h: Harness, who: dict[str, Any], where: dict[str, Any], category: str, **extra: Any) -> Any:
+    return await h.client.post(
+        "/v1/subsidy-assignments",
+        json={
+            "person": who,
+            "category": category,
+            "evidence_ref": "民发〔2023〕1号",
+            "assigned_by": "staff-01",
+        }
+        | where
+        | extra,
+    )
+
+
+async def deliver_payment(
+    h: Harness, enrollment: dict[str, Any], paid_at: str, amount_fen: int | None = None
+) -> PaymentConfirmed:
+    """Deliver collection's payment confirmation the way the registry's consumer receives it."""
+    confirmation = PaymentConfirmed(
+        payment_id=str(uuid.uuid4()),
+        bill_id=str(uuid.uuid4()),
+        enrollment_id=enrollment["enrollment_id"],
+        amount_fen=amount_fen if amount_fen is not None else parse_yuan(enrollment["personal_due"]),
+        price_version=enrollment["price_version"],
+        channel="wechat",
+        receipt_no="CB" + uuid.uuid4().hex[:16].upper(),
+        paid_at=datetime.fromisoformat(paid_at),
+    )
+    envelope = new_envelope("/tests", enrollment["enrollment_id"], confirmation)
+    value = envelope.to_bytes()
+    settings = RegistrySettings(
+        environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=1
+    )
+    consumer = IdempotentConsumer(
+        settings, [COLLECTION_PAYMENTS], h.sessionmaker, InboxMessage, DeadLetter, HANDLERS
+    )
+    await consumer.handle(
+        ConsumerRecord(
+            topic=COLLECTION_PAYMENTS,
+            partition=0,
+            offset=next(_offsets),
+            timestamp=0,
+            timestamp_type=0,
+            key=envelope.subject.encode(),
+            value=value,
+            checksum=None,
+            serialized_key_size=36,
+            serialized_value_size=len(value),
+            headers=(),
+        )
+    )
+    return confirmation
+
+
+async def current(h: Harness, enrollment: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = (await h.client.get(f"/v1/enrollments/{enrollment['enrollment_id']}")).json()
+    return body
+
+
+async def row_counts(h: Harness) -> tuple[int, int, int]:
+    """People, enrollments and outbox events written so far."""
+    async with h.sessionmaker() as s:
+        counts = [
+            await s.scalar(select(func.count()).select_from(m)) for m in (Person, Enrollment, OutboxMessage)
+        ]
+    return counts[0] or 0, counts[1] or 0, counts[2] or 0
