@@ -4,6 +4,7 @@ from shared.events.envelope import Envelope, EventData, new_envelope
 from shared.events.payloads import (
     EVENT_TYPES,
     EnrollmentCreated,
+    EnrollmentLapsed,
     EnrollmentRepriced,
     PaymentConfirmed,
     SubsidyLineData,
@@ -15,6 +16,7 @@ __all__ = [
     "EVENT_TYPES",
     "REGISTRY_ENROLLMENTS",
     "EnrollmentCreated",
+    "EnrollmentLapsed",
     "EnrollmentRepriced",
     "Envelope",
     "EventData",

@@ -36,6 +36,7 @@ class EnrollmentCreated(EventData):
     fiscal_subsidy_fen: int = Field(ge=0)
     total_financing_fen: int = Field(ge=0)
     price_version: int = Field(ge=1)
+    payable_until: date = Field(description="Last Beijing business day the bill may be paid")
     coverage_start: date | None = Field(description="Null when coverage starts the day after payment")
     coverage_end: date
 
@@ -55,6 +56,16 @@ class EnrollmentRepriced(EventData):
     reason: str
 
 
+class EnrollmentLapsed(EventData):
+    """An enrollment was not paid by its payable_until date and the person enrolled again on the terms of the
+    day (registry → collection). Collection cancels its open bill."""
+
+    event_type: ClassVar[str] = "canbao.registry.enrollment.lapsed.v1"
+
+    enrollment_id: str
+    replaced_by: str = Field(description="The new enrollment of the same person and year")
+
+
 class PaymentConfirmed(EventData):
     """A bill was settled: paid in full by the person, or owing nothing after a full subsidy
     (channel `subsidy`) (collection → registry)."""
@@ -72,5 +83,5 @@ class PaymentConfirmed(EventData):
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {
-    m.event_type: m for m in (EnrollmentCreated, EnrollmentRepriced, PaymentConfirmed)
+    m.event_type: m for m in (EnrollmentCreated, EnrollmentRepriced, EnrollmentLapsed, PaymentConfirmed)
 }

@@ -42,6 +42,7 @@ def enrollment_event(personal_due_fen: int = 38000, **overrides: Any) -> Envelop
             "fiscal_subsidy_fen": 64000,
             "total_financing_fen": 102000,
             "price_version": 1,
+            "payable_until": date(2023, 12, 31),
             "coverage_start": date(2024, 1, 1),
             "coverage_end": date(2024, 12, 31),
         }

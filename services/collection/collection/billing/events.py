@@ -3,7 +3,7 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import service
-from shared.events import EnrollmentCreated, EnrollmentRepriced, Envelope
+from shared.events import EnrollmentCreated, EnrollmentLapsed, EnrollmentRepriced, Envelope
 from shared.inbox import Handler
 
 
@@ -15,7 +15,12 @@ async def on_enrollment_repriced(session: AsyncSession, envelope: Envelope) -> N
     await service.follow_repricing(session, envelope.payload(EnrollmentRepriced), envelope.time)
 
 
+async def on_enrollment_lapsed(session: AsyncSession, envelope: Envelope) -> None:
+    await service.cancel_for_lapse(session, envelope.payload(EnrollmentLapsed))
+
+
 HANDLERS: dict[str, Handler] = {
     EnrollmentCreated.event_type: on_enrollment_created,
     EnrollmentRepriced.event_type: on_enrollment_repriced,
+    EnrollmentLapsed.event_type: on_enrollment_lapsed,
 }

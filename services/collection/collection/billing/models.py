@@ -11,6 +11,7 @@ from shared.db import UTCDateTime, enum_column
 class BillStatus(enum.StrEnum):
     OPEN = "open"
     PAID = "paid"
+    CANCELLED = "cancelled"  # the enrollment lapsed unpaid (or was withdrawn)
 
 
 class Bill(Base):
@@ -27,6 +28,7 @@ class Bill(Base):
     coverage_year: Mapped[int] = mapped_column(Integer)
     amount_due_fen: Mapped[int] = mapped_column(BigInteger)
     price_version: Mapped[int] = mapped_column(Integer, doc="The registry's price version this bill follows")
+    payable_until: Mapped[date] = mapped_column(Date, doc="Last Beijing business day it may be paid")
     coverage_start: Mapped[date | None] = mapped_column(Date)
     coverage_end: Mapped[date] = mapped_column(Date)
     status: Mapped[BillStatus] = mapped_column(enum_column(BillStatus))

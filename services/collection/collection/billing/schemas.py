@@ -15,7 +15,8 @@ class BillOut(BaseModel):
     region_code: str
     coverage_year: int
     amount_due: Yuan
-    coverage_start: date
+    payable_until: date
+    coverage_start: date | None
     coverage_end: date
     status: BillStatus
     created_at: datetime
@@ -31,6 +32,7 @@ class BillOut(BaseModel):
             region_code=bill.region_code,
             coverage_year=bill.coverage_year,
             amount_due=bill.amount_due_fen,
+            payable_until=bill.payable_until,
             coverage_start=bill.coverage_start,
             coverage_end=bill.coverage_end,
             status=bill.status,

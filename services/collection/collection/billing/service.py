@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from collection.billing import repository
 from collection.billing.models import Bill, BillStatus
 from collection.payments import service as payments
-from shared.events import EnrollmentCreated, EnrollmentRepriced
+from shared.events import EnrollmentCreated, EnrollmentLapsed, EnrollmentRepriced
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +29,7 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
         coverage_year=enrollment.coverage_year,
         amount_due_fen=enrollment.personal_due_fen,
         price_version=enrollment.price_version,
+        payable_until=enrollment.payable_until,
         coverage_start=enrollment.coverage_start,
         coverage_end=enrollment.coverage_end,
         status=BillStatus.OPEN,
@@ -54,6 +55,17 @@ async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, 
     bill.price_version = repriced.price_version
     await session.flush()
     await _settle_if_nothing_due(session, bill, at)
+
+
+async def cancel_for_lapse(session: AsyncSession, lapsed: EnrollmentLapsed) -> None:
+    bill = await repository.get_by_enrollment(session, lapsed.enrollment_id)
+    if bill is None:
+        raise LookupError(f"no bill for enrollment {lapsed.enrollment_id} yet")  # retried until it exists
+    if bill.status is BillStatus.OPEN:
+        bill.status = BillStatus.CANCELLED
+    elif bill.status is BillStatus.PAID:
+        # Paid before the lapse reached us: the registry refuses that payment; reconciliation settles it.
+        log.error("lapsed_enrollment_was_paid", bill_id=bill.id, enrollment_id=lapsed.enrollment_id)
 
 
 async def _settle_if_nothing_due(session: AsyncSession, bill: Bill, at: datetime) -> None:

@@ -19,3 +19,17 @@ class PaymentNotFound(NotFound):
     code = "payment_not_found"
     message_zh = "缴费记录不存在"
     message_en = "Payment not found"
+
+
+class BillCancelled(DomainError):
+    status_code = 409
+    code = "bill_cancelled"
+    message_zh = "该缴费单已作废（参保登记已失效），请重新参保登记"
+    message_en = "This bill is cancelled (its enrollment lapsed); enroll again"
+
+
+class PaymentWindowClosed(DomainError):
+    status_code = 422
+    code = "payment_window_closed"
+    message_zh = "已超过该缴费单的缴费期限，请重新参保登记"
+    message_en = "The time to pay this bill has passed; enroll again"

@@ -3,7 +3,13 @@ from fastapi import APIRouter, Response, status
 from collection.billing.errors import BillNotFound
 from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequired, IdempotencyKeyReused
 from collection.payments import repository, service
-from collection.payments.errors import AmountMismatch, BillAlreadyPaid, PaymentNotFound
+from collection.payments.errors import (
+    AmountMismatch,
+    BillAlreadyPaid,
+    BillCancelled,
+    PaymentNotFound,
+    PaymentWindowClosed,
+)
 from collection.payments.schemas import PaymentCreate, PaymentOut
 from shared.clock import AppClock
 from shared.db import DbSession
@@ -20,7 +26,13 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
     "result (with `Idempotent-Replayed: true`) and records nothing new; the same key with another body "
     "is refused.",
     responses=error_responses(
-        IdempotencyKeyRequired, IdempotencyKeyReused, BillNotFound, BillAlreadyPaid, AmountMismatch
+        IdempotencyKeyRequired,
+        IdempotencyKeyReused,
+        BillNotFound,
+        BillAlreadyPaid,
+        BillCancelled,
+        AmountMismatch,
+        PaymentWindowClosed,
     ),
 )
 async def create_payment(

@@ -2,7 +2,7 @@
 
 import secrets
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +12,7 @@ from collection.billing.models import Bill, BillStatus
 from collection.database import OutboxMessage
 from collection.idempotency import service as idempotency
 from collection.payments import repository
-from collection.payments.errors import AmountMismatch, BillAlreadyPaid
+from collection.payments.errors import AmountMismatch, BillAlreadyPaid, BillCancelled, PaymentWindowClosed
 from collection.payments.models import Channel, Payment
 from collection.payments.schemas import PaymentCreate, PaymentOut
 from shared.clock import Clock, business_date
@@ -38,8 +38,8 @@ async def pay(session: AsyncSession, clock: Clock, body: PaymentCreate, key: str
     bill = await bills.get(session, body.bill_id)
     if bill is None:
         raise BillNotFound({"bill_id": body.bill_id})
-    _check_payable(bill, body)
     paid_at = clock.now()
+    _check_payable(bill, body, business_date(paid_at))
     if not await bills.settle_if_open(session, bill, paid_at):
         # A concurrent request won; if it was this very request under the same key, answer as it did.
         stored = await idempotency.stored_response(session, request)
@@ -86,9 +86,14 @@ def _record(
     return payment
 
 
-def _check_payable(bill: Bill, body: PaymentCreate) -> None:
+def _check_payable(bill: Bill, body: PaymentCreate, today: date) -> None:
     if bill.status is BillStatus.PAID:
         raise BillAlreadyPaid({"bill_id": bill.id})
+    if bill.status is BillStatus.CANCELLED:
+        raise BillCancelled({"bill_id": bill.id})
+    if today > bill.payable_until:
+        # Beijing business date: a payment at 23:30 on the last day is in time.
+        raise PaymentWindowClosed({"payable_until": bill.payable_until.isoformat()})
     if body.amount != bill.amount_due_fen:
         raise AmountMismatch(
             {"amount_due": format_fen(bill.amount_due_fen), "amount": format_fen(body.amount)}

@@ -1,7 +1,7 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.database import Base
@@ -13,13 +13,24 @@ from shared.db import UTCDateTime, enum_column
 class EnrollmentStatus(enum.StrEnum):
     PENDING_PAYMENT = "pending_payment"
     ACTIVE = "active"
+    LAPSED = "lapsed"  # not paid by payable_until; the person may enroll again on the terms of that day
 
 
 class Enrollment(Base):
     """One person's enrollment for one coverage year (参保登记). One person, one enrollment per year."""
 
     __tablename__ = "enrollments"
-    __table_args__ = (UniqueConstraint("person_id", "coverage_year"),)
+    __table_args__ = (
+        # One person, one enrollment per year; lapsed ones stay as history.
+        Index(
+            "uq_enrollments_person_year_live",
+            "person_id",
+            "coverage_year",
+            unique=True,
+            postgresql_where=text("status != 'lapsed'"),
+            sqlite_where=text("status != 'lapsed'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
@@ -32,6 +43,7 @@ class Enrollment(Base):
     charge: Mapped[Charge] = mapped_column(enum_column(Charge))
     late_case: Mapped[LateCaseKind | None] = mapped_column(enum_column(LateCaseKind))
     window_extension: Mapped[str | None] = mapped_column(String(32))
+    payable_until: Mapped[date] = mapped_column(Date)
     personal_due_fen: Mapped[int] = mapped_column(BigInteger)
     fiscal_subsidy_fen: Mapped[int] = mapped_column(BigInteger)
     total_financing_fen: Mapped[int] = mapped_column(BigInteger)

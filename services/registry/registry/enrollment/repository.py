@@ -1,7 +1,7 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.models import Enrollment
+from registry.enrollment.models import Enrollment, EnrollmentStatus
 
 
 async def get(session: AsyncSession, enrollment_id: str, *, for_update: bool = False) -> Enrollment | None:
@@ -15,7 +15,9 @@ async def find_for_person_year(
     session: AsyncSession, person_id: str, coverage_year: int, *, for_update: bool = False
 ) -> Enrollment | None:
     query = select(Enrollment).where(
-        Enrollment.person_id == person_id, Enrollment.coverage_year == coverage_year
+        Enrollment.person_id == person_id,
+        Enrollment.coverage_year == coverage_year,
+        Enrollment.status != EnrollmentStatus.LAPSED,
     )
     if for_update:
         query = query.with_for_update(of=Enrollment)

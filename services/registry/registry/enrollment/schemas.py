@@ -9,7 +9,7 @@ from registry.policy.models import CoverageFrom, EligibilityKind, LateCaseKind
 from shared.logging import mask_id_number
 from shared.money import Yuan
 
-RepriceOutcome = Literal["repriced", "unchanged", "no_enrollment", "paid_not_repriced"]
+RepriceOutcome = Literal["repriced", "unchanged", "no_enrollment", "paid_not_repriced", "paid_refund_due"]
 
 
 class LateCaseIn(BaseModel):
@@ -62,6 +62,9 @@ class EnrollmentOut(BaseModel):
     basis: EligibilityKind
     late_case: LateCaseKind | None
     window_extension: str | None
+    payable_until: date = Field(
+        description="Last day (Beijing) this price may be paid; unpaid after it, it lapses"
+    )
     personal_due: Yuan
     subsidy_lines: list[SubsidyLineOut]
     fiscal_subsidy: Yuan
@@ -91,6 +94,7 @@ class EnrollmentOut(BaseModel):
             basis=e.basis,
             late_case=e.late_case,
             window_extension=e.window_extension,
+            payable_until=e.payable_until,
             personal_due=e.personal_due_fen,
             subsidy_lines=[
                 SubsidyLineOut(

@@ -3,7 +3,7 @@ The figures and dates come from the policy engine (registry.policy.rules); this 
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from shared.clock import Clock, business_date
 from shared.events import (
     REGISTRY_ENROLLMENTS,
     EnrollmentCreated,
+    EnrollmentLapsed,
     EnrollmentRepriced,
     PaymentConfirmed,
     SubsidyLineData,
@@ -51,8 +52,11 @@ async def enroll(
     rules.check_eligibility(policy, request.basis, identity, today)
     await refuse_if_excluded(registry.exclusions, session, identity, policy.coverage_year)
     person = await people.find_or_register(session, identity, request.name, request.phone)
-    if await repository.find_for_person_year(session, person.id, policy.coverage_year) is not None:
-        raise AlreadyEnrolled({"coverage_year": policy.coverage_year})
+    existing = await repository.find_for_person_year(
+        session, person.id, policy.coverage_year, for_update=True
+    )
+    if existing is not None and not _unpayable(existing, today):
+        raise AlreadyEnrolled({"coverage_year": policy.coverage_year, "enrollment_id": existing.id})
 
     held = await subsidies.active_codes(session, person.id, policy.coverage_year)
     claim = (
@@ -74,6 +78,7 @@ async def enroll(
         charge=terms.charge,
         late_case=terms.late_case,
         window_extension=terms.window_extension,
+        payable_until=terms.payable_until,
         personal_due_fen=0,
         fiscal_subsidy_fen=0,
         total_financing_fen=0,
@@ -85,6 +90,9 @@ async def enroll(
     )
     enrollment.person = person
     _set_price(enrollment, price)
+    if existing is not None:
+        _lapse(session, registry, existing, replaced_by=enrollment.id)
+        await session.flush()  # the old one leaves the one-live-enrollment index before the new one enters
     repository.add(session, enrollment)
     try:
         await session.flush()
@@ -106,6 +114,7 @@ async def enroll(
         fiscal_subsidy_fen=enrollment.fiscal_subsidy_fen,
         total_financing_fen=enrollment.total_financing_fen,
         price_version=enrollment.price_version,
+        payable_until=enrollment.payable_until,
         coverage_start=enrollment.coverage_start,
         coverage_end=enrollment.coverage_end,
     )
@@ -121,8 +130,8 @@ async def enroll(
 async def reprice(
     session: AsyncSession, registry: Registry, person_id: str, coverage_year: int, reason: str
 ) -> RepriceOutcome:
-    """After a person's subsidy categories changed: reprice their unpaid enrollment for the year and tell
-    collection. A paid one keeps its price: paid contributions are not refunded for a subsidy change."""
+    """After a person's subsidy categories changed: reprice their enrollment for the year and tell collection.
+    A paid one keeps its price unless the policy refunds paid contributions within the coverage period."""
     enrollment = await repository.find_for_person_year(session, person_id, coverage_year, for_update=True)
     if enrollment is None:
         return "no_enrollment"
@@ -131,8 +140,11 @@ async def reprice(
     price = rules.price(policy, held, enrollment.charge)
     if price == _price_of(enrollment):
         return "unchanged"
+    outcome: RepriceOutcome = "repriced"
     if enrollment.status is not EnrollmentStatus.PENDING_PAYMENT:
-        return "paid_not_repriced"
+        if not policy.refunds.refund_otherwise_within_coverage:
+            return "paid_not_repriced"  # 待遇享受期内已缴纳的医保费不予退还
+        outcome = "paid_refund_due"  # the new price stands; collection refunds what was paid beyond it
     _set_price(enrollment, price)
     enrollment.price_version += 1
     repriced = EnrollmentRepriced(
@@ -150,7 +162,7 @@ async def reprice(
         REGISTRY_ENROLLMENTS,
         new_envelope(SOURCE, enrollment.id, repriced, time=registry.clock.now()),
     )
-    return "repriced"
+    return outcome
 
 
 async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -> None:
@@ -179,6 +191,19 @@ async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -
     enrollment.receipt_no = confirmation.receipt_no
     if enrollment.coverage_from is CoverageFrom.DAY_AFTER_PAYMENT:
         enrollment.coverage_start = business_date(confirmation.paid_at) + timedelta(days=1)
+
+
+def _unpayable(enrollment: Enrollment, today: date) -> bool:
+    return enrollment.status is EnrollmentStatus.PENDING_PAYMENT and enrollment.payable_until < today
+
+
+def _lapse(session: AsyncSession, registry: Registry, enrollment: Enrollment, replaced_by: str) -> None:
+    """An unpaid enrollment whose price could no longer be paid gives way to a new one; collection cancels
+    its bill."""
+    enrollment.status = EnrollmentStatus.LAPSED
+    lapsed = EnrollmentLapsed(enrollment_id=enrollment.id, replaced_by=replaced_by)
+    envelope = new_envelope(SOURCE, enrollment.id, lapsed, time=registry.clock.now())
+    enqueue(session, OutboxMessage, REGISTRY_ENROLLMENTS, envelope)
 
 
 def _price_of(enrollment: Enrollment) -> rules.Price:

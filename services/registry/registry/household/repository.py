@@ -1,7 +1,7 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.models import Enrollment
+from registry.enrollment.models import Enrollment, EnrollmentStatus
 from registry.household.models import Household, HouseholdMember
 
 
@@ -20,7 +20,9 @@ async def members_enrollments(
 ) -> list[Enrollment]:
     person_ids = [m.person_id for m in household.members]
     query = select(Enrollment).where(
-        Enrollment.person_id.in_(person_ids), Enrollment.coverage_year == coverage_year
+        Enrollment.person_id.in_(person_ids),
+        Enrollment.coverage_year == coverage_year,
+        Enrollment.status != EnrollmentStatus.LAPSED,
     )
     return list((await session.scalars(query)).all())
 

@@ -70,6 +70,7 @@ class Terms:
     coverage_start: date | None  # None until paid, for cases covered from the day after payment
     late_case: LateCaseKind | None
     window_extension: str | None
+    payable_until: date  # the last Beijing business day this price may be paid
 
 
 ADULT_AGE = 18
@@ -155,14 +156,14 @@ def terms(
         raise UnknownWindowExtension({"window_extension": window_extension})
     if today < window.start:
         raise EnrollmentWindowNotOpen({"opens": window.start.isoformat()})
-    if today <= window.end_for(window_extension):
-        return Terms(
-            Charge.PERSONAL, CoverageFrom.COVERAGE_START, policy.coverage.start, None, window_extension
-        )
+    window_end = window.end_for(window_extension)
+    if today <= window_end:
+        start = policy.coverage.start
+        return Terms(Charge.PERSONAL, CoverageFrom.COVERAGE_START, start, None, window_extension, window_end)
     if today > policy.coverage.end:
         raise CoverageYearOver({"coverage_end": policy.coverage.end.isoformat()})
     if claim is None:
-        raise EnrollmentWindowClosed({"closed": window.end_for(window_extension).isoformat()})
+        raise EnrollmentWindowClosed({"closed": window_end.isoformat()})
     return _late_terms(policy, today, birth_date, set(held), claim)
 
 
@@ -172,10 +173,16 @@ def _late_terms(policy: Policy, today: date, birth_date: date, held: set[str], c
         raise LateCaseNotInPolicy({"late_case": claim.kind.value})
     event_date = _event_date(policy, today, birth_date, held, claim)
     charge = case.charge_within
-    if case.within_months is not None and today > add_months(event_date, case.within_months):
-        if case.charge_after is None:
-            raise LateCaseExpired({"late_case": claim.kind.value, "within_months": case.within_months})
-        charge = case.charge_after
+    payable_until = policy.coverage.end
+    if case.within_months is not None:
+        limit = add_months(event_date, case.within_months)
+        if today > limit:
+            if case.charge_after is None:
+                raise LateCaseExpired({"late_case": claim.kind.value, "within_months": case.within_months})
+            charge = case.charge_after
+        else:
+            # The price within the limit holds only while the limit lasts.
+            payable_until = min(limit, payable_until)
     start: date | None
     match case.coverage_from:
         case CoverageFrom.BIRTH:
@@ -184,7 +191,7 @@ def _late_terms(policy: Policy, today: date, birth_date: date, held: set[str], c
             start = policy.coverage.start
         case CoverageFrom.DAY_AFTER_PAYMENT:
             start = None
-    return Terms(charge, case.coverage_from, start, claim.kind, None)
+    return Terms(charge, case.coverage_from, start, claim.kind, None, payable_until)
 
 
 def _event_date(policy: Policy, today: date, birth_date: date, held: set[str], claim: LateClaim) -> date:

@@ -44,7 +44,8 @@ class AssignmentOut(BaseModel):
     enrollment: RepriceOutcome | None = Field(
         default=None,
         description="What the change did to the person's enrollment for the year: repriced (unpaid), "
-        "unchanged, no_enrollment, or paid_not_repriced (paid contributions are not refunded for it)",
+        "unchanged, no_enrollment, paid_not_repriced (the policy refunds no paid contribution), or "
+        "paid_refund_due (the policy refunds; the new price stands)",
     )
 
     @classmethod

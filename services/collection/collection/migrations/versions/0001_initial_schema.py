@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:10:53.929128
+Create Date: 2026-11-23 08:20:20.783228
 """
 
 from collections.abc import Sequence
@@ -28,10 +28,13 @@ def upgrade() -> None:
         sa.Column("coverage_year", sa.Integer(), nullable=False),
         sa.Column("amount_due_fen", sa.BigInteger(), nullable=False),
         sa.Column("price_version", sa.Integer(), nullable=False),
+        sa.Column("payable_until", sa.Date(), nullable=False),
         sa.Column("coverage_start", sa.Date(), nullable=True),
         sa.Column("coverage_end", sa.Date(), nullable=False),
         sa.Column(
-            "status", sa.Enum("open", "paid", name="billstatus", native_enum=False, length=32), nullable=False
+            "status",
+            sa.Enum("open", "paid", "cancelled", name="billstatus", native_enum=False, length=32),
+            nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:10:53.810724
+Create Date: 2026-11-23 08:20:20.657289
 """
 
 from collections.abc import Sequence
@@ -163,7 +163,9 @@ def upgrade() -> None:
         ),
         sa.Column(
             "status",
-            sa.Enum("pending_payment", "active", name="enrollmentstatus", native_enum=False, length=32),
+            sa.Enum(
+                "pending_payment", "active", "lapsed", name="enrollmentstatus", native_enum=False, length=32
+            ),
             nullable=False,
         ),
         sa.Column(
@@ -186,6 +188,7 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("window_extension", sa.String(length=32), nullable=True),
+        sa.Column("payable_until", sa.Date(), nullable=False),
         sa.Column("personal_due_fen", sa.BigInteger(), nullable=False),
         sa.Column("fiscal_subsidy_fen", sa.BigInteger(), nullable=False),
         sa.Column("total_financing_fen", sa.BigInteger(), nullable=False),
@@ -214,13 +217,17 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_enrollments_person_id_people")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_enrollments")),
-        sa.UniqueConstraint(
-            "person_id", "coverage_year", name=op.f("uq_enrollments_person_id_coverage_year")
-        ),
     )
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_enrollments_household_id"), ["household_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_enrollments_region_code"), ["region_code"], unique=False)
+        batch_op.create_index(
+            "uq_enrollments_person_year_live",
+            ["person_id", "coverage_year"],
+            unique=True,
+            postgresql_where=sa.text("status != 'lapsed'"),
+            sqlite_where=sa.text("status != 'lapsed'"),
+        )
 
     op.create_table(
         "household_members",
@@ -316,6 +323,11 @@ def downgrade() -> None:
     op.drop_table("subsidy_assignments")
     op.drop_table("household_members")
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_enrollments_person_year_live",
+            postgresql_where=sa.text("status != 'lapsed'"),
+            sqlite_where=sa.text("status != 'lapsed'"),
+        )
         batch_op.drop_index(batch_op.f("ix_enrollments_region_code"))
         batch_op.drop_index(batch_op.f("ix_enrollments_household_id"))
 
