@@ -131,3 +131,25 @@ async def test_a_foreigner_is_one_person_across_requests(registry: Harness) -> N
     assert again.status_code == 409
     assert problem(again)["code"] == "already_enrolled"
     assert e["id_number_masked"] == "E123*5678"
+
+
+@pytest.mark.parametrize(
+    ("where", "township", "outcome"),
+    [
+        (JING, "泾川镇", "201"),
+        (JING, "汀溪乡", "201"),
+        (JING, "泾县镇", "unknown_township"),
+        (HEFEI, "泾川镇", "unknown_township"),  # Hefei's policy lists no townships
+    ],
+)
+async def test_a_township_must_be_one_the_policy_lists(
+    registry: Harness, where: dict[str, Any], township: str, outcome: str
+) -> None:
+    if where is JING:
+        registry.at(JING_WINDOW)
+    response = await enroll(registry, person(resident_id(region="341823")), where, township=township)
+    if outcome == "201":
+        assert response.status_code == 201, response.text
+        assert response.json()["township"] == township
+    else:
+        assert problem(response)["code"] == outcome

@@ -49,6 +49,14 @@ def test_a_bad_policy_names_the_key_and_the_problem(tmp_path: Path) -> None:
     assert "elderly_80: kind percentage needs `percent`" in result.stderr
 
 
+def test_townships_must_belong_to_the_policy_regions(tmp_path: Path) -> None:
+    stray = tmp_path / "stray.toml"
+    stray.write_text(THIRD_COUNTY.read_text() + '\n[[townships]]\nname = "飞地镇"\nregion_code = "110101"\n')
+    result = check(stray)
+    assert result.returncode == 1
+    assert "townships: region codes ['110101'] are not among the regions" in result.stderr
+
+
 def test_a_file_that_is_not_toml_is_reported(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("policy_id = \n")

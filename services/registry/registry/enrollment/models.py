@@ -37,6 +37,7 @@ class Enrollment(Base):
     household_id: Mapped[str | None] = mapped_column(ForeignKey("households.id"), index=True)
     policy_id: Mapped[str] = mapped_column(String(64))
     region_code: Mapped[str] = mapped_column(String(6), index=True)
+    township: Mapped[str | None] = mapped_column(String(32))
     coverage_year: Mapped[int] = mapped_column(Integer)
     basis: Mapped[EligibilityKind] = mapped_column(enum_column(EligibilityKind))
     status: Mapped[EnrollmentStatus] = mapped_column(enum_column(EnrollmentStatus))

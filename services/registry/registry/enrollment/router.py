@@ -27,6 +27,7 @@ from registry.policy.errors import (
     LateCaseNotInPolicy,
     NewbornYearNotAllowed,
     PolicyNotFound,
+    UnknownTownship,
     UnknownWindowExtension,
 )
 from shared.db import DbSession
@@ -49,6 +50,7 @@ ENROLLMENT_ERRORS = (
     EnrollmentWindowClosed,
     CoverageYearOver,
     UnknownWindowExtension,
+    UnknownTownship,
     LateCaseNotInPolicy,
     LateCaseEvidenceMissing,
     LateCaseEvidenceInvalid,

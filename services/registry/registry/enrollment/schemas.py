@@ -33,6 +33,7 @@ class EnrollmentTerms(BaseModel):
         pattern=r"^[0-9]{6}$", description="Division the person enrolls in", examples=["340104"]
     )
     coverage_year: int = Field(ge=2000, le=2100, examples=[2024], description="Newborns: the year chosen")
+    township: str | None = Field(default=None, max_length=32, description="乡镇, one the policy lists")
     basis: EligibilityKind = Field(default=EligibilityKind.HOUSEHOLD_REGISTRATION, description="参保身份")
     window_extension: str | None = Field(
         default=None, max_length=32, description="A group with a longer window, e.g. migrant_worker (泾县)"
@@ -58,6 +59,7 @@ class EnrollmentOut(BaseModel):
     id_number_masked: str = Field(examples=["3401**********1234"])
     household_id: str | None
     region_code: str
+    township: str | None
     coverage_year: int
     basis: EligibilityKind
     late_case: LateCaseKind | None
@@ -90,6 +92,7 @@ class EnrollmentOut(BaseModel):
             id_number_masked=mask_id_number(e.person.document_number),
             household_id=e.household_id,
             region_code=e.region_code,
+            township=e.township,
             coverage_year=e.coverage_year,
             basis=e.basis,
             late_case=e.late_case,

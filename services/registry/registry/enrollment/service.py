@@ -17,6 +17,7 @@ from registry.exclusion.service import ExclusionLookup, refuse_if_excluded
 from registry.people import service as people
 from registry.policy import rules
 from registry.policy.book import PolicyBook
+from registry.policy.errors import UnknownTownship
 from registry.policy.models import CoverageFrom
 from registry.subsidy import repository as subsidies
 from shared.clock import Clock, business_date
@@ -49,6 +50,8 @@ async def enroll(
     today = registry.clock.today()
     identity = people.identify(request, today)
     policy = registry.policies.find(request.region_code, request.coverage_year)
+    if request.township is not None and not policy.has_township(request.region_code, request.township):
+        raise UnknownTownship({"township": request.township, "region_code": request.region_code})
     rules.check_eligibility(policy, request.basis, identity, today)
     await refuse_if_excluded(registry.exclusions, session, identity, policy.coverage_year)
     person = await people.find_or_register(session, identity, request.name, request.phone)
@@ -72,6 +75,7 @@ async def enroll(
         household_id=household_id,
         policy_id=policy.policy_id,
         region_code=request.region_code,
+        township=request.township,
         coverage_year=policy.coverage_year,
         basis=request.basis,
         status=EnrollmentStatus.PENDING_PAYMENT,

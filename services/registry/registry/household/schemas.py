@@ -60,6 +60,7 @@ class HouseholdEnrollmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     region_code: str = Field(pattern=r"^[0-9]{6}$")
+    township: str | None = Field(default=None, max_length=32)
     coverage_year: int = Field(ge=2000, le=2100)
     members: list[MemberEnrollmentIn] | None = Field(
         default=None,

@@ -81,7 +81,7 @@ async def enroll_members(
         request_for_member = EnrollmentCreate.model_validate(
             person_in(member.person).model_dump()
             | choice.model_dump(exclude={"person_id"})
-            | {"region_code": request.region_code, "coverage_year": request.coverage_year}
+            | request.model_dump(include={"region_code", "township", "coverage_year"})
         )
         try:
             await enrollments.enroll(session, registry, request_for_member, household_id=household.id)

@@ -101,5 +101,12 @@ class EligibilityNotMet(DomainError):
     message_en = "The person does not meet the conditions of this basis"
 
 
+class UnknownTownship(DomainError):
+    status_code = 422
+    code = "unknown_township"
+    message_zh = "该地区没有此乡镇"
+    message_en = "No such township in this region"
+
+
 class PolicyFileInvalid(Exception):
     """A policy file failed validation; the message names the file, the key and what is wrong."""

@@ -117,6 +117,13 @@ class Region(_Strict):
     name: str = Field(min_length=1)
 
 
+class Township(_Strict):
+    """乡镇 within a region; named, since the documents give no township codes."""
+
+    name: str = Field(min_length=1)
+    region_code: str = Field(pattern=r"^[0-9]{6}$")
+
+
 class Contribution(_Strict):
     """筹资标准: what a person pays and what public finance adds per person."""
 
@@ -201,6 +208,7 @@ class Policy(_Strict):
     regions: list[Region] = Field(
         min_length=1, description="The area and every division enrollments may name"
     )
+    townships: list[Township] = Field(default_factory=list, description="乡镇 of the regions, by name")
     eligibility: list[EligibilityKind] = Field(min_length=1)
     contribution: Contribution
     enrollment_window: EnrollmentWindow
@@ -215,6 +223,7 @@ class Policy(_Strict):
     def _consistent(self) -> Self:
         for label, codes in (
             ("regions", [r.code for r in self.regions]),
+            ("townships", [t.name for t in self.townships]),
             ("subsidy_categories", [c.code for c in self.subsidy_categories]),
             ("late_cases", [c.kind.value for c in self.late_cases]),
             ("enrollment_window.extensions", [e.group for e in self.enrollment_window.extensions]),
@@ -228,10 +237,16 @@ class Policy(_Strict):
             )
         if self.enrollment_window.start > self.coverage.end:
             raise ValueError("enrollment_window starts after the coverage period ends")
+        unknown = sorted({t.region_code for t in self.townships} - {r.code for r in self.regions})
+        if unknown:
+            raise ValueError(f"townships: region codes {unknown} are not among the regions")
         for extension in self.enrollment_window.extensions:
             if extension.end < self.enrollment_window.end:
                 raise ValueError(f"extension {extension.group} ends before the window does")
         return self
+
+    def has_township(self, region_code: str, name: str) -> bool:
+        return any(t.region_code == region_code and t.name == name for t in self.townships)
 
     def category(self, code: str) -> SubsidyCategory | None:
         return next((c for c in self.subsidy_categories if c.code == code), None)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:20:20.657289
+Create Date: 2026-11-23 08:26:00.454046
 """
 
 from collections.abc import Sequence
@@ -143,6 +143,7 @@ def upgrade() -> None:
         sa.Column("household_id", sa.String(length=36), nullable=True),
         sa.Column("policy_id", sa.String(length=64), nullable=False),
         sa.Column("region_code", sa.String(length=6), nullable=False),
+        sa.Column("township", sa.String(length=32), nullable=True),
         sa.Column("coverage_year", sa.Integer(), nullable=False),
         sa.Column(
             "basis",
