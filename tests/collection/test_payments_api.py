@@ -35,11 +35,9 @@ async def test_paying_a_bill_records_the_payment_and_confirms_it(collection: Har
 
     assert response.status_code == 201, response.text
     paid = response.json()
-    assert (paid["amount"], paid["channel"], paid["enrollment_id"]) == (
-        "380.00",
-        channel,
-        bill["enrollment_id"],
-    )
+    assert (paid["amount"], paid["channel"]) == ("380.00", channel)
+    item = {"bill_id": bill["bill_id"], "enrollment_id": bill["enrollment_id"], "amount": "380.00"}
+    assert paid["items"] == [item]
     assert paid["receipt_no"].startswith("CB")
     assert (await collection.client.get(f"/v1/payments/{paid['payment_id']}")).json() == paid
     bill_now = (await collection.client.get(f"/v1/bills/{bill['bill_id']}")).json()

@@ -195,3 +195,42 @@ async def test_a_subsidy_added_before_payment_reaches_the_bill(stack: Stack) -> 
         return current if current["status"] == "active" else None
 
     assert (await eventually(activated))["paid"] == "38.00"
+
+
+async def test_a_household_enrolls_and_pays_for_its_members_at_once(stack: Stack) -> None:
+    members = [
+        {"id_number": resident_id(), "name": "吴父", "relation": "head"},
+        {"id_number": resident_id(), "name": "郑母", "relation": "spouse"},
+        {"id_number": resident_id(birth="20160910"), "name": "吴小", "relation": "child"},
+    ]
+    async with stack.client("registry") as registry:
+        household = (await registry.post("/v1/households", json={"members": members})).json()
+        url = f"/v1/households/{household['household_id']}/enrollments"
+        summary = (await registry.post(url, json={"region_code": "340103", "coverage_year": 2024})).json()
+    assert summary["total_due"] == "1140.00"
+    ids = [e["enrollment_id"] for e in summary["enrollments"]]
+
+    async def all_billed() -> list[dict[str, Any]] | None:
+        async with stack.client("collection") as collection:
+            bills = (await collection.get("/v1/bills", params=[("enrollment_id", i) for i in ids])).json()[
+                "items"
+            ]
+        return bills if len(bills) == 3 else None
+
+    bills = await eventually(all_billed)
+    async with stack.client("collection") as collection:
+        paid = await collection.post(
+            "/v1/payments",
+            json={"bill_ids": [b["bill_id"] for b in bills], "amount": "1140.00", "channel": "wechat"},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+    assert paid.status_code == 201, paid.text
+
+    async def all_active() -> dict[str, Any] | None:
+        async with stack.client("registry") as registry:
+            now = (await registry.get(url, params={"coverage_year": 2024})).json()
+        return now if all(e["status"] == "active" for e in now["enrollments"]) else None
+
+    settled = await eventually(all_active)
+    assert (settled["total_due"], settled["total_paid"]) == ("0.00", "1140.00")
+    assert {e["receipt_no"] for e in settled["enrollments"]} == {paid.json()["receipt_no"]}

@@ -14,11 +14,17 @@ async def get_by_enrollment(session: AsyncSession, enrollment_id: str) -> Bill |
     return (await session.scalars(select(Bill).where(Bill.enrollment_id == enrollment_id))).one_or_none()
 
 
-async def list_bills(session: AsyncSession, enrollment_id: str | None, limit: int) -> list[Bill]:
+async def list_bills(session: AsyncSession, enrollment_ids: list[str], limit: int) -> list[Bill]:
     query = select(Bill).order_by(Bill.created_at, Bill.id).limit(limit)
-    if enrollment_id is not None:
-        query = query.where(Bill.enrollment_id == enrollment_id)
+    if enrollment_ids:
+        query = query.where(Bill.enrollment_id.in_(enrollment_ids))
     return list((await session.scalars(query)).all())
+
+
+async def get_many_for_update(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
+    # Locked in id order, so two family payments sharing a bill cannot deadlock each other.
+    query = select(Bill).where(Bill.id.in_(bill_ids)).order_by(Bill.id).with_for_update()
+    return {b.id: b for b in (await session.scalars(query)).all()}
 
 
 def add(session: AsyncSession, bill: Bill) -> None:

@@ -11,13 +11,18 @@ from shared.errors import error_responses
 router = APIRouter(prefix="/v1/bills", tags=["bills"])
 
 
-@router.get("", summary="Bills, optionally for one enrollment")
+@router.get(
+    "",
+    summary="Bills, optionally for given enrollments",
+    description="Repeat `enrollment_id` for several (a household's members, to pay them at once).",
+)
 async def list_bills(
     session: DbSession,
-    enrollment_id: Annotated[str | None, Query(max_length=64)] = None,
+    enrollment_id: Annotated[list[str] | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> BillList:
-    return BillList(items=[BillOut.of(b) for b in await repository.list_bills(session, enrollment_id, limit)])
+    bills = await repository.list_bills(session, enrollment_id or [], limit)
+    return BillList(items=[BillOut.of(b) for b in bills])
 
 
 @router.get("/{bill_id}", summary="One bill", responses=error_responses(BillNotFound))

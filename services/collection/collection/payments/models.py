@@ -1,8 +1,8 @@
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from collection.database import Base
 from shared.db import UTCDateTime, enum_column
@@ -22,14 +22,28 @@ class Channel(enum.StrEnum):
 
 
 class Payment(Base):
-    """One payment of one bill, with its tax receipt number (缴费单据)."""
+    """One payment through one channel, with its tax receipt number (缴费单据). It may settle several bills at
+    once, e.g. a family paying for its members (为家人缴费)."""
 
     __tablename__ = "payments"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    bill_id: Mapped[str] = mapped_column(ForeignKey("bills.id"), index=True)
-    enrollment_id: Mapped[str] = mapped_column(String(36), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     channel: Mapped[Channel] = mapped_column(enum_column(Channel))
     receipt_no: Mapped[str] = mapped_column(String(32), unique=True)
-    paid_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    items: Mapped[list["PaymentItem"]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="PaymentItem.position"
+    )
+
+
+class PaymentItem(Base):
+    """The part of a payment that settles one bill."""
+
+    __tablename__ = "payment_items"
+
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), primary_key=True)
+    bill_id: Mapped[str] = mapped_column(ForeignKey("bills.id"), primary_key=True)
+    enrollment_id: Mapped[str] = mapped_column(String(36), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(Integer)

@@ -1,7 +1,15 @@
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from collection.payments.models import Channel, Payment
 from shared.money import Yuan, YuanInput
@@ -24,28 +32,50 @@ ResidentChannel = Annotated[
 class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    bill_id: str = Field(min_length=1, max_length=64)
-    amount: YuanInput = Field(description="The full amount due, as a decimal string")
+    bill_id: str | None = Field(default=None, min_length=1, max_length=64, description="One bill")
+    bill_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=30, description="Several bills paid at once (为家人缴费)"
+    )
+    amount: YuanInput = Field(description="The full amount due on all the bills, as a decimal string")
     channel: ResidentChannel
+
+    @model_validator(mode="after")
+    def _one_way_to_name_bills(self) -> Self:
+        if (self.bill_id is None) == (self.bill_ids is None):
+            raise ValueError("give either bill_id or bill_ids")
+        if self.bill_ids is not None and len(set(self.bill_ids)) != len(self.bill_ids):
+            raise ValueError("bill_ids repeats a bill")
+        return self
+
+    @property
+    def bills(self) -> list[str]:
+        return [self.bill_id] if self.bill_id is not None else list(self.bill_ids or [])
+
+
+class PaymentItemOut(BaseModel):
+    bill_id: str
+    enrollment_id: str
+    amount: Yuan
 
 
 class PaymentOut(BaseModel):
     payment_id: str
-    bill_id: str
-    enrollment_id: str
     amount: Yuan
     channel: Channel
     receipt_no: str = Field(description="Tax payment receipt number (缴费单据号)")
     paid_at: datetime
+    items: list[PaymentItemOut] = Field(description="The bills this payment settled")
 
     @classmethod
     def of(cls, payment: Payment) -> "PaymentOut":
         return cls(
             payment_id=payment.id,
-            bill_id=payment.bill_id,
-            enrollment_id=payment.enrollment_id,
             amount=payment.amount_fen,
             channel=payment.channel,
             receipt_no=payment.receipt_no,
             paid_at=payment.paid_at,
+            items=[
+                PaymentItemOut(bill_id=i.bill_id, enrollment_id=i.enrollment_id, amount=i.amount_fen)
+                for i in payment.items
+            ],
         )

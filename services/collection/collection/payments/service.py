@@ -13,7 +13,7 @@ from collection.database import OutboxMessage
 from collection.idempotency import service as idempotency
 from collection.payments import repository
 from collection.payments.errors import AmountMismatch, BillAlreadyPaid, BillCancelled, PaymentWindowClosed
-from collection.payments.models import Channel, Payment
+from collection.payments.models import Channel, Payment, PaymentItem
 from collection.payments.schemas import PaymentCreate, PaymentOut
 from shared.clock import Clock, business_date
 from shared.events import COLLECTION_PAYMENTS, PaymentConfirmed, new_envelope
@@ -29,24 +29,32 @@ def _receipt_no(paid_at: datetime) -> str:
 
 
 async def pay(session: AsyncSession, clock: Clock, body: PaymentCreate, key: str) -> tuple[PaymentOut, bool]:
-    """Record a payment; returns the result and whether it is the replay of an earlier identical request."""
+    """Record a payment of one or several bills, in full; returns the result and whether it is the replay
+    of an earlier identical request."""
     request = idempotency.Request.of("payments", key, body)
     stored = await idempotency.stored_response(session, request)
     if stored is not None:
         return PaymentOut.model_validate(stored), True
 
-    bill = await bills.get(session, body.bill_id)
-    if bill is None:
-        raise BillNotFound({"bill_id": body.bill_id})
+    found = await bills.get_many_for_update(session, body.bills)
+    missing = [bill_id for bill_id in body.bills if bill_id not in found]
+    if missing:
+        raise BillNotFound({"bill_ids": missing})
+    to_pay = [found[bill_id] for bill_id in body.bills]
     paid_at = clock.now()
-    _check_payable(bill, body, business_date(paid_at))
-    if not await bills.settle_if_open(session, bill, paid_at):
-        # A concurrent request won; if it was this very request under the same key, answer as it did.
-        stored = await idempotency.stored_response(session, request)
-        if stored is not None:
-            return PaymentOut.model_validate(stored), True
-        raise BillAlreadyPaid({"bill_id": bill.id})
-    result = PaymentOut.of(_record(session, bill, body.amount, body.channel, paid_at))
+    for bill in to_pay:
+        _check_payable(bill, business_date(paid_at))
+    due = sum(bill.amount_due_fen for bill in to_pay)
+    if body.amount != due:
+        raise AmountMismatch({"amount_due": format_fen(due), "amount": format_fen(body.amount)})
+    for bill in to_pay:
+        if not await bills.settle_if_open(session, bill, paid_at):
+            # A concurrent request won; if it was this very request under the same key, answer as it did.
+            stored = await idempotency.stored_response(session, request)
+            if stored is not None:
+                return PaymentOut.model_validate(stored), True
+            raise BillAlreadyPaid({"bill_id": bill.id})
+    result = PaymentOut.of(_record(session, to_pay, body.channel, paid_at))
     idempotency.remember(session, request, 201, result)
     return result, False
 
@@ -55,46 +63,47 @@ async def settle_by_subsidy(session: AsyncSession, bill: Bill, at: datetime) -> 
     """Settle a bill that leaves the person nothing to pay."""
     if not await bills.settle_if_open(session, bill, at):
         return None
-    return _record(session, bill, 0, Channel.SUBSIDY, at)
+    return _record(session, [bill], Channel.SUBSIDY, at)
 
 
-def _record(
-    session: AsyncSession, bill: Bill, amount_fen: int, channel: Channel, paid_at: datetime
-) -> Payment:
+def _record(session: AsyncSession, settled: list[Bill], channel: Channel, paid_at: datetime) -> Payment:
+    """One payment over the bills it settled, and one confirmation per enrollment (keyed by it, so each
+    enrollment's events stay in order)."""
     payment = Payment(
         id=str(uuid.uuid4()),
-        bill_id=bill.id,
-        enrollment_id=bill.enrollment_id,
-        amount_fen=amount_fen,
+        amount_fen=sum(bill.amount_due_fen for bill in settled),
         channel=channel,
         receipt_no=_receipt_no(paid_at),
         paid_at=paid_at,
+        items=[
+            PaymentItem(
+                bill_id=bill.id, enrollment_id=bill.enrollment_id, amount_fen=bill.amount_due_fen, position=i
+            )
+            for i, bill in enumerate(settled)
+        ],
     )
     repository.add(session, payment)
-    confirmed = PaymentConfirmed(
-        payment_id=payment.id,
-        bill_id=bill.id,
-        enrollment_id=bill.enrollment_id,
-        amount_fen=amount_fen,
-        price_version=bill.price_version,
-        channel=channel.value,
-        receipt_no=payment.receipt_no,
-        paid_at=paid_at,
-    )
-    envelope = new_envelope(SOURCE, bill.enrollment_id, confirmed, time=paid_at)
-    enqueue(session, OutboxMessage, COLLECTION_PAYMENTS, envelope)
+    for bill in settled:
+        confirmed = PaymentConfirmed(
+            payment_id=payment.id,
+            bill_id=bill.id,
+            enrollment_id=bill.enrollment_id,
+            amount_fen=bill.amount_due_fen,
+            price_version=bill.price_version,
+            channel=channel.value,
+            receipt_no=payment.receipt_no,
+            paid_at=paid_at,
+        )
+        envelope = new_envelope(SOURCE, bill.enrollment_id, confirmed, time=paid_at)
+        enqueue(session, OutboxMessage, COLLECTION_PAYMENTS, envelope)
     return payment
 
 
-def _check_payable(bill: Bill, body: PaymentCreate, today: date) -> None:
+def _check_payable(bill: Bill, today: date) -> None:
     if bill.status is BillStatus.PAID:
         raise BillAlreadyPaid({"bill_id": bill.id})
     if bill.status is BillStatus.CANCELLED:
         raise BillCancelled({"bill_id": bill.id})
     if today > bill.payable_until:
         # Beijing business date: a payment at 23:30 on the last day is in time.
-        raise PaymentWindowClosed({"payable_until": bill.payable_until.isoformat()})
-    if body.amount != bill.amount_due_fen:
-        raise AmountMismatch(
-            {"amount_due": format_fen(bill.amount_due_fen), "amount": format_fen(body.amount)}
-        )
+        raise PaymentWindowClosed({"bill_id": bill.id, "payable_until": bill.payable_until.isoformat()})

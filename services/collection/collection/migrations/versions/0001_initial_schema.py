@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:20:20.783228
+Create Date: 2026-11-23 08:28:06.716128
 """
 
 from collections.abc import Sequence
@@ -103,8 +103,6 @@ def upgrade() -> None:
     op.create_table(
         "payments",
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("bill_id", sa.String(length=36), nullable=False),
-        sa.Column("enrollment_id", sa.String(length=36), nullable=False),
         sa.Column("amount_fen", sa.BigInteger(), nullable=False),
         sa.Column(
             "channel",
@@ -125,20 +123,31 @@ def upgrade() -> None:
         ),
         sa.Column("receipt_no", sa.String(length=32), nullable=False),
         sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["bill_id"], ["bills.id"], name=op.f("fk_payments_bill_id_bills")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
         sa.UniqueConstraint("receipt_no", name=op.f("uq_payments_receipt_no")),
     )
-    with op.batch_alter_table("payments", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_payments_bill_id"), ["bill_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_payments_enrollment_id"), ["enrollment_id"], unique=False)
+    op.create_table(
+        "payment_items",
+        sa.Column("payment_id", sa.String(length=36), nullable=False),
+        sa.Column("bill_id", sa.String(length=36), nullable=False),
+        sa.Column("enrollment_id", sa.String(length=36), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["bill_id"], ["bills.id"], name=op.f("fk_payment_items_bill_id_bills")),
+        sa.ForeignKeyConstraint(
+            ["payment_id"], ["payments.id"], name=op.f("fk_payment_items_payment_id_payments")
+        ),
+        sa.PrimaryKeyConstraint("payment_id", "bill_id", name=op.f("pk_payment_items")),
+    )
+    with op.batch_alter_table("payment_items", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_payment_items_enrollment_id"), ["enrollment_id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("payments", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_payments_enrollment_id"))
-        batch_op.drop_index(batch_op.f("ix_payments_bill_id"))
+    with op.batch_alter_table("payment_items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payment_items_enrollment_id"))
 
+    op.drop_table("payment_items")
     op.drop_table("payments")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(
