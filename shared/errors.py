@@ -73,19 +73,22 @@ _HTTP_CODES: dict[int, tuple[str, str, str]] = {
 }
 
 
-def error_responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for the errors an endpoint can raise, grouped by status code."""
+def error_responses(
+    *errors: type[DomainError], extra: dict[int | str, dict[str, Any]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the errors an endpoint can raise, grouped by status code, plus `extra`."""
     by_status: dict[int, list[type[DomainError]]] = {}
     all_errors: tuple[type[DomainError], ...] = (*errors, ValidationFailed)
     for err in all_errors:
         by_status.setdefault(err.status_code, []).append(err)
-    return {
+    responses: dict[int | str, dict[str, Any]] = {
         status: {
             "model": ErrorResponse,
             "description": "; ".join(f"`{e.code}`: {e.message_en} / {e.message_zh}" for e in errs),
         }
         for status, errs in by_status.items()
     }
+    return responses | (extra or {})
 
 
 def install_error_handlers(app: FastAPI) -> None:

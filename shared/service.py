@@ -2,9 +2,10 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
@@ -39,6 +40,8 @@ class ServiceSpec:
     consumes: list[str]
     handlers: dict[str, Handler]
     routers: list[APIRouter] = field(default_factory=list)
+    # Other background loops the service runs for its lifetime, each given the app.
+    workers: list[Callable[[FastAPI], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
@@ -62,6 +65,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         tasks = [
             asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"),
             asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer"),
+            *(asyncio.create_task(worker(app), name=f"{spec.name}-worker") for worker in spec.workers),
         ]
         log.info("service_started", service=spec.name, port=settings.port)
         try:

@@ -125,6 +125,7 @@ async def registry(
             database_url="sqlite+aiosqlite://",
             clock_start=DEFAULT_NOW,
             policy_dir=marker.args[0] if marker else None,
+            roster_dir=tmp_path / "rosters",
         )
     )
     async for harness in _harness("registry", app, backend, migrated_urls, pg_engines, tmp_path):

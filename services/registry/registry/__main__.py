@@ -7,6 +7,7 @@ import typer
 from registry.main import create_app
 from registry.policy.book import load_policy_file
 from registry.policy.errors import PolicyFileInvalid
+from registry.roster.cli import cli as roster_cli
 from registry.settings import RegistrySettings
 from shared.service import migrate as run_migrations
 from shared.service import serve as run_server
@@ -14,6 +15,7 @@ from shared.service import serve as run_server
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 cli = typer.Typer(help="Canbao registry service (医保局)", no_args_is_help=True)
+cli.add_typer(roster_cli, name="roster")
 
 
 @cli.command()

@@ -3,12 +3,15 @@
 from fastapi import FastAPI
 
 from registry.database import DeadLetter, InboxMessage, OutboxMessage
+from registry.enrollment.dependencies import get_registry_of
 from registry.enrollment.events import HANDLERS
 from registry.enrollment.router import router as enrollment_router
 from registry.exclusion.router import router as exclusion_router
 from registry.exclusion.service import RegistryExclusionList
 from registry.household.router import router as household_router
 from registry.policy.book import SHIPPED_POLICIES, PolicyBook
+from registry.roster.router import router as roster_router
+from registry.roster.service import RosterWorker
 from registry.settings import RegistrySettings
 from registry.subsidy.router import router as subsidy_router
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
@@ -25,7 +28,8 @@ SPEC = ServiceSpec(
     produces=[REGISTRY_ENROLLMENTS],
     consumes=[COLLECTION_PAYMENTS],
     handlers=HANDLERS,
-    routers=[enrollment_router, household_router, subsidy_router, exclusion_router],
+    routers=[enrollment_router, household_router, subsidy_router, exclusion_router, roster_router],
+    workers=[lambda app: app.state.roster_worker.run()],
 )
 
 
@@ -35,4 +39,5 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     directories = [SHIPPED_POLICIES] + ([settings.policy_dir] if settings.policy_dir else [])
     app.state.policies = PolicyBook.load(*directories)
     app.state.exclusion_lookup = RegistryExclusionList()
+    app.state.roster_worker = RosterWorker(lambda: app.state.sessionmaker, lambda: get_registry_of(app))
     return app

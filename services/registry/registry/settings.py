@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -16,3 +17,6 @@ class RegistrySettings(ServiceSettings):
     kafka_consumer_group: str = "registry"
     # Extra policy files (one per region and coverage year) besides the ones shipped with the service.
     policy_dir: Path | None = None
+    # Uploaded rosters are kept here until applied (and after, as the record of what was sent).
+    roster_dir: Path = Path("var/rosters")
+    roster_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:26:00.454046
+Create Date: 2026-11-23 08:36:50.007460
 """
 
 from collections.abc import Sequence
@@ -137,6 +137,65 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "roster_uploads",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "subsidy",
+                "subsidy_addition",
+                "subsidy_reduction",
+                "employee_insurance",
+                name="rosterkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("region_code", sa.String(length=6), nullable=False),
+        sa.Column("coverage_year", sa.Integer(), nullable=False),
+        sa.Column("policy_id", sa.String(length=64), nullable=False),
+        sa.Column("category_code", sa.String(length=64), nullable=True),
+        sa.Column("department", sa.String(length=64), nullable=False),
+        sa.Column("filename", sa.String(length=256), nullable=False),
+        sa.Column("stored_path", sa.String(length=512), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=64), nullable=False),
+        sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "pending",
+                "validated",
+                "applying",
+                "applied",
+                "rejected",
+                name="uploadstatus",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("rows_read", sa.BigInteger(), nullable=False),
+        sa.Column("rows_accepted", sa.BigInteger(), nullable=False),
+        sa.Column("rows_rejected", sa.BigInteger(), nullable=False),
+        sa.Column("rows_applied", sa.BigInteger(), nullable=False),
+        sa.Column("failure", sa.Text(), nullable=True),
+        sa.Column("validated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reviewed_by", sa.String(length=64), nullable=True),
+        sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("review_note", sa.String(length=256), nullable=True),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_roster_uploads")),
+        sa.UniqueConstraint("fingerprint", name=op.f("uq_roster_uploads_fingerprint")),
+    )
+    with op.batch_alter_table("roster_uploads", schema=None) as batch_op:
+        batch_op.create_index("ix_roster_uploads_status", ["status"], unique=False)
+
+    op.create_table(
         "enrollments",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("person_id", sa.String(length=36), nullable=False),
@@ -261,6 +320,30 @@ def upgrade() -> None:
         sa.UniqueConstraint("person_id", name=op.f("uq_household_members_person_id")),
     )
     op.create_table(
+        "roster_rows",
+        sa.Column("upload_id", sa.String(length=36), nullable=False),
+        sa.Column("row_no", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("accepted", "rejected", "applied", name="rowstatus", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("id_number", sa.String(length=32), nullable=True),
+        sa.Column("values", sa.JSON(), nullable=False),
+        sa.Column("problems", sa.JSON(), nullable=False),
+        sa.Column("outcome", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["upload_id"], ["roster_uploads.id"], name=op.f("fk_roster_rows_upload_id_roster_uploads")
+        ),
+        sa.PrimaryKeyConstraint("upload_id", "row_no", name=op.f("pk_roster_rows")),
+    )
+    with op.batch_alter_table("roster_rows", schema=None) as batch_op:
+        batch_op.create_index("ix_roster_rows_upload_id_number", ["upload_id", "id_number"], unique=False)
+        batch_op.create_index(
+            "ix_roster_rows_upload_status_row", ["upload_id", "status", "row_no"], unique=False
+        )
+
+    op.create_table(
         "subsidy_assignments",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("person_id", sa.String(length=36), nullable=False),
@@ -322,6 +405,11 @@ def downgrade() -> None:
         )
 
     op.drop_table("subsidy_assignments")
+    with op.batch_alter_table("roster_rows", schema=None) as batch_op:
+        batch_op.drop_index("ix_roster_rows_upload_status_row")
+        batch_op.drop_index("ix_roster_rows_upload_id_number")
+
+    op.drop_table("roster_rows")
     op.drop_table("household_members")
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.drop_index(
@@ -333,6 +421,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_enrollments_household_id"))
 
     op.drop_table("enrollments")
+    with op.batch_alter_table("roster_uploads", schema=None) as batch_op:
+        batch_op.drop_index("ix_roster_uploads_status")
+
+    op.drop_table("roster_uploads")
     op.drop_table("people")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(

@@ -1,0 +1,121 @@
+"""`python -m registry roster …`: import large rosters straight into the registry's database, with progress.
+
+The same intake, validation and application as the HTTP API; for files too large to send over HTTP, and for
+operators resuming an import that was interrupted (run the same command again: it continues)."""
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from registry.enrollment.service import Registry
+from registry.exclusion.service import RegistryExclusionList
+from registry.policy.book import SHIPPED_POLICIES, PolicyBook
+from registry.roster import service
+from registry.roster.models import RosterKind, RosterUpload, UploadStatus
+from registry.roster.reading import count_lines
+from registry.settings import RegistrySettings
+from shared.clock import Clock
+from shared.db import create_engine, create_sessionmaker
+from shared.errors import DomainError
+
+cli = typer.Typer(help="Department rosters (花名册)", no_args_is_help=True)
+console = Console()
+
+
+def _registry(settings: RegistrySettings) -> Registry:
+    directories = [SHIPPED_POLICIES] + ([settings.policy_dir] if settings.policy_dir else [])
+    return Registry(PolicyBook.load(*directories), RegistryExclusionList(), Clock(settings.clock_start))
+
+
+async def _import(path: Path, request: service.UploadRequest, total: int) -> RosterUpload:
+    settings = RegistrySettings()
+    engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    registry = _registry(settings)
+    try:
+        stream = await asyncio.to_thread(path.open, "rb")
+        async with sessionmaker() as session, session.begin():
+            with stream:
+                upload, created = await service.receive(
+                    session, registry, settings.roster_dir, request, stream, settings.roster_max_bytes
+                )
+        console.print(f"upload {upload.id}: {'new' if created else 'the same file was sent before'}")
+        await _work(sessionmaker, registry, "validating", total, lambda u: u.rows_read)
+        async with sessionmaker() as session:
+            return await service.get(session, upload.id)
+    finally:
+        await engine.dispose()
+
+
+async def _work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    registry: Registry,
+    label: str,
+    total: int,
+    done: Callable[[RosterUpload], int],
+) -> None:
+    worker = service.RosterWorker(lambda: sessionmaker, lambda: registry)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(label, total=total)
+        await worker.run_until_idle(lambda u: progress.update(task, completed=done(u)))
+
+
+async def _approve(upload_id: str, by: str, note: str | None) -> RosterUpload:
+    settings = RegistrySettings()
+    engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    registry = _registry(settings)
+    try:
+        async with sessionmaker() as session, session.begin():
+            upload = await service.review(session, registry, upload_id, by, True, note)
+        await _work(sessionmaker, registry, "applying", upload.rows_accepted, lambda u: u.rows_applied)
+        async with sessionmaker() as session:
+            return await service.get(session, upload_id)
+    finally:
+        await engine.dispose()
+
+
+@cli.command("import")
+def import_roster(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    kind: Annotated[RosterKind, typer.Option()],
+    region: Annotated[str, typer.Option(help="Region code, e.g. 341823")],
+    year: Annotated[int, typer.Option(help="Coverage year")],
+    department: Annotated[str, typer.Option(help="The sending department, e.g. 县民政局")],
+    by: Annotated[str, typer.Option(help="Who imports it")],
+    category: Annotated[str | None, typer.Option(help="Category code or name, unless the file says")] = None,
+) -> None:
+    """Store and validate a roster file; it then waits for approval (`roster approve`)."""
+    request = service.UploadRequest(kind, region, year, category, department, by, file.name)
+    try:
+        upload = asyncio.run(_import(file, request, count_lines(file)))
+    except DomainError as exc:
+        console.print(f"[red]refused[/red] {exc.code}: {exc.zh} / {exc.en} {exc.details or ''}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{upload.status.value}: {upload.rows_read} rows, {upload.rows_accepted} accepted, "
+        f"{upload.rows_rejected} rejected{f' ({upload.failure})' if upload.failure else ''}"
+    )
+    raise typer.Exit(1 if upload.status is UploadStatus.REJECTED else 0)
+
+
+@cli.command("approve")
+def approve_roster(
+    upload_id: str,
+    by: Annotated[str, typer.Option(help="The reviewing staff member")],
+    note: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Approve a validated upload and apply its accepted rows."""
+    try:
+        upload = asyncio.run(_approve(upload_id, by, note))
+    except DomainError as exc:
+        console.print(f"[red]refused[/red] {exc.code}: {exc.zh} / {exc.en}")
+        raise typer.Exit(2) from exc
+    console.print(f"{upload.status.value}: {upload.rows_applied} rows applied")

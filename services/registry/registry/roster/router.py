@@ -1,0 +1,165 @@
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response, UploadFile, status
+from fastapi.responses import FileResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.enrollment.dependencies import RegistryContext
+from registry.policy.errors import PolicyNotFound, UnknownSubsidyCategory
+from registry.roster import repository, service
+from registry.roster.errors import (
+    RosterCategoryRequired,
+    RosterFileInvalid,
+    RosterNotReviewable,
+    RosterTooLarge,
+    RosterUploadNotFound,
+)
+from registry.roster.models import RosterKind, RosterRow, RowStatus
+from registry.roster.report import write_report
+from registry.roster.schemas import Review, RowOut, RowPage, UploadOut
+from registry.settings import RegistrySettings
+from shared.db import DbSession
+from shared.errors import error_responses
+
+router = APIRouter(prefix="/v1/rosters", tags=["rosters"])
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a department roster (花名册): .xlsx or .csv (UTF-8 or GBK/GB18030)",
+    description="Validated in the background: poll the upload until `validated`, read the report, then "
+    "approve or reject. Sending the same file again for the same purpose returns the first upload (200) and "
+    "changes nothing.",
+    responses=error_responses(
+        RosterFileInvalid,
+        RosterCategoryRequired,
+        RosterTooLarge,
+        PolicyNotFound,
+        UnknownSubsidyCategory,
+        extra={200: {"model": UploadOut, "description": "The same file was uploaded before"}},
+    ),
+)
+async def upload_roster(
+    request: Request,
+    response: Response,
+    tasks: BackgroundTasks,
+    session: DbSession,
+    registry: RegistryContext,
+    file: UploadFile,
+    kind: Annotated[RosterKind, Form()],
+    region_code: Annotated[str, Form(pattern=r"^[0-9]{6}$")],
+    coverage_year: Annotated[int, Form(ge=2000, le=2100)],
+    department: Annotated[str, Form(min_length=1, max_length=64)],
+    uploaded_by: Annotated[str, Form(min_length=1, max_length=64)],
+    category: Annotated[str | None, Form(max_length=64)] = None,
+) -> UploadOut:
+    settings: RegistrySettings = request.app.state.settings
+    upload, created = await service.receive(
+        session,
+        registry,
+        settings.roster_dir,
+        service.UploadRequest(
+            kind=kind,
+            region_code=region_code,
+            coverage_year=coverage_year,
+            category=category or None,
+            department=department,
+            uploaded_by=uploaded_by,
+            filename=file.filename or "roster",
+        ),
+        file.file,
+        settings.roster_max_bytes,
+    )
+    if created:
+        tasks.add_task(request.app.state.roster_worker.wake)
+    else:
+        response.status_code = status.HTTP_200_OK
+    return UploadOut.of(upload)
+
+
+@router.get(
+    "/{upload_id}", summary="An upload's state and counts", responses=error_responses(RosterUploadNotFound)
+)
+async def get_upload(upload_id: str, session: DbSession) -> UploadOut:
+    return UploadOut.of(await service.get(session, upload_id))
+
+
+@router.get(
+    "/{upload_id}/rows", summary="The per-row report", responses=error_responses(RosterUploadNotFound)
+)
+async def list_rows(
+    upload_id: str,
+    session: DbSession,
+    row_status: Annotated[RowStatus | None, Query(alias="status")] = None,
+    after_row: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> RowPage:
+    await service.get(session, upload_id)
+    rows = await repository.rows(session, upload_id, row_status, after_row, limit)
+    return RowPage(
+        items=[RowOut.of(r) for r in rows], next_after_row=rows[-1].row_no if len(rows) == limit else None
+    )
+
+
+@router.get(
+    "/{upload_id}/report.xlsx",
+    summary="The per-row report as a spreadsheet (校验结果)",
+    response_class=FileResponse,
+    responses=error_responses(RosterUploadNotFound, extra={200: {"content": {XLSX: {}}}}),
+)
+async def download_report(upload_id: str, session: DbSession, tasks: BackgroundTasks) -> FileResponse:
+    upload = await service.get(session, upload_id)
+
+    handle, name = tempfile.mkstemp(suffix=".xlsx")
+    os.close(handle)
+    target = Path(name)
+    await write_report(upload, _all_rows(session, upload_id), target)
+    tasks.add_task(target.unlink, missing_ok=True)
+    stem = Path(upload.filename).stem
+    return FileResponse(target, media_type=XLSX, filename=f"{stem}-校验结果.xlsx", background=tasks)
+
+
+@router.post(
+    "/{upload_id}/approval",
+    summary="Approve a validated upload: its accepted rows are applied (医保部门审核通过)",
+    responses=error_responses(RosterUploadNotFound, RosterNotReviewable),
+)
+async def approve_upload(
+    upload_id: str,
+    body: Review,
+    request: Request,
+    tasks: BackgroundTasks,
+    session: DbSession,
+    registry: RegistryContext,
+) -> UploadOut:
+    upload = await service.review(session, registry, upload_id, body.reviewed_by, True, body.note)
+    tasks.add_task(request.app.state.roster_worker.wake)  # after the commit, which precedes the response
+    return UploadOut.of(upload)
+
+
+@router.post(
+    "/{upload_id}/rejection",
+    summary="Reject a validated upload: nothing of it is applied",
+    responses=error_responses(RosterUploadNotFound, RosterNotReviewable),
+)
+async def reject_upload(
+    upload_id: str, body: Review, session: DbSession, registry: RegistryContext
+) -> UploadOut:
+    return UploadOut.of(
+        await service.review(session, registry, upload_id, body.reviewed_by, False, body.note)
+    )
+
+
+async def _all_rows(session: AsyncSession, upload_id: str) -> AsyncIterator[RosterRow]:
+    after = 0
+    while page := await repository.rows(session, upload_id, None, after, 1000):
+        for row in page:
+            yield row
+        after = page[-1].row_no

@@ -1,0 +1,452 @@
+"""Rosters (花名册): intake, validation and application, in committed chunks that survive restarts.
+
+Intake stores the file and checks its header at once (a file that cannot be read is refused and nothing is
+kept). A worker then judges every row (pending -> validated). The bureau reviews the report and approves
+or rejects the upload; approval lets the worker apply the accepted rows through the same paths single
+requests use (subsidy assignment, enrollment, exclusion). Progress is in the database, so a killed process
+resumes where its last committed chunk ended, and a lease keeps two workers off one upload.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import IO
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from registry.enrollment import repository as enrollments_repo
+from registry.enrollment import service as enrollments
+from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn
+from registry.exclusion import service as exclusions
+from registry.exclusion.errors import ExclusionAlreadyRecorded
+from registry.exclusion.models import ExclusionKind
+from registry.people import service as people
+from registry.people.models import DocumentType
+from registry.people.schemas import PersonIn
+from registry.policy import rules
+from registry.policy.errors import UnknownSubsidyCategory
+from registry.policy.models import Charge, LateCaseKind, Policy
+from registry.roster import repository
+from registry.roster.errors import (
+    RosterCategoryRequired,
+    RosterFileInvalid,
+    RosterNotReviewable,
+    RosterTooLarge,
+    RosterUploadNotFound,
+)
+from registry.roster.models import RosterKind, RosterRow, RosterUpload, RowStatus, UploadStatus
+from registry.roster.reading import open_sheet
+from registry.roster.validation import (
+    REQUIRED,
+    SUBSIDY_KINDS,
+    RowRules,
+    duplicate_row,
+    find_category,
+    name_mismatch,
+    not_held,
+)
+from registry.subsidy import repository as subsidies
+from registry.subsidy import service as subsidy_service
+from registry.subsidy.errors import SubsidyAlreadyAssigned
+from registry.subsidy.schemas import AssignmentCreate
+from shared.clock import utc_now
+from shared.errors import DomainError
+
+log = structlog.get_logger(__name__)
+
+CHUNK_ROWS = 500
+LEASE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    kind: RosterKind
+    region_code: str
+    coverage_year: int
+    category: str | None
+    department: str
+    uploaded_by: str
+    filename: str
+
+
+async def receive(
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    roster_dir: Path,
+    request: UploadRequest,
+    stream: IO[bytes],
+    max_bytes: int,
+) -> tuple[RosterUpload, bool]:
+    """Store an uploaded file and register it; returns the upload and whether it is new. The same file for
+    the same purpose returns the first upload: sending it twice changes nothing."""
+    policy = registry.policies.find(request.region_code, request.coverage_year)
+    category = None
+    if request.category is not None:
+        category = find_category(policy, request.category)
+        if category is None:
+            raise UnknownSubsidyCategory({"category": request.category})
+    suffix = Path(request.filename).suffix.lower()
+    # File work runs in a thread: a large upload must not stall the event loop.
+    digest, temp_path = await asyncio.to_thread(_spool, stream, roster_dir, suffix, max_bytes)
+    fingerprint = hashlib.sha256(
+        f"{digest}|{request.kind}|{request.region_code}|{request.coverage_year}|"
+        f"{category.code if category else ''}".encode()
+    ).hexdigest()
+    try:
+        existing = await repository.by_fingerprint(session, fingerprint)
+        if existing is not None:
+            return existing, False
+        sheet = await asyncio.to_thread(open_sheet, temp_path, request.filename, REQUIRED[request.kind])
+        if request.kind in SUBSIDY_KINDS and category is None and "category" not in sheet.columns:
+            category = find_category(policy, sheet.sheet_category) if sheet.sheet_category else None
+            if category is None:
+                raise RosterCategoryRequired({"sheet_category": sheet.sheet_category})
+        upload_id = str(uuid.uuid4())
+        stored = roster_dir / f"{upload_id}{suffix}"
+        upload = RosterUpload(
+            id=upload_id,
+            fingerprint=fingerprint,
+            kind=request.kind,
+            region_code=request.region_code,
+            coverage_year=policy.coverage_year,
+            policy_id=policy.policy_id,
+            category_code=category.code if category else None,
+            department=request.department,
+            filename=request.filename,
+            stored_path=str(stored),
+            uploaded_by=request.uploaded_by,
+            uploaded_at=registry.clock.now(),
+            status=UploadStatus.PENDING,
+            position=0,
+            rows_read=0,
+            rows_accepted=0,
+            rows_rejected=0,
+            rows_applied=0,
+        )
+        repository.add(session, upload)
+        await session.flush()
+        await asyncio.to_thread(shutil.move, temp_path, stored)
+        return upload, True
+    finally:
+        await asyncio.to_thread(temp_path.unlink, missing_ok=True)
+
+
+def _spool(source: IO[bytes], directory: Path, suffix: str, max_bytes: int) -> tuple[str, Path]:
+    """Copy the upload to a file of our own, hashing it; refuse it past max_bytes (nothing is kept)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=suffix, delete=False) as target:
+        path = Path(target.name)
+        while chunk := source.read(1 << 20):
+            size += len(chunk)
+            if size > max_bytes:
+                target.close()
+                path.unlink(missing_ok=True)
+                raise RosterTooLarge({"max_bytes": max_bytes})
+            digest.update(chunk)
+            target.write(chunk)
+    return digest.hexdigest(), path
+
+
+async def get(session: AsyncSession, upload_id: str) -> RosterUpload:
+    upload = await repository.get(session, upload_id)
+    if upload is None:
+        raise RosterUploadNotFound({"upload_id": upload_id})
+    return upload
+
+
+async def review(
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    upload_id: str,
+    by: str,
+    approve: bool,
+    note: str | None,
+) -> RosterUpload:
+    """The bureau's decision: approved uploads are applied, rejected ones never are."""
+    upload = await get(session, upload_id)
+    if upload.status is not UploadStatus.VALIDATED:
+        raise RosterNotReviewable({"status": upload.status.value})
+    upload.status = UploadStatus.APPLYING if approve else UploadStatus.REJECTED
+    upload.reviewed_by, upload.reviewed_at, upload.review_note = by, registry.clock.now(), note
+    return upload
+
+
+class RosterWorker:
+    """Validates and applies uploads in the background; `run_until_idle` does the same on demand."""
+
+    def __init__(
+        self,
+        sessionmaker: Callable[[], async_sessionmaker[AsyncSession]],
+        registry: Callable[[], enrollments.Registry],
+        chunk_rows: int = CHUNK_ROWS,
+    ):
+        self._sessionmaker = sessionmaker
+        self._registry = registry
+        self._chunk_rows = chunk_rows
+        self._owner = f"worker-{uuid.uuid4()}"
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                worked = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a database outage: try again later, progress is kept
+                log.warning("roster_worker_failed", error=repr(exc))
+                worked = False
+            if not worked:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 2.0)
+
+    async def run_until_idle(self, progress: Callable[[RosterUpload], None] | None = None) -> None:
+        while await self.run_once(progress):
+            pass
+
+    async def run_once(self, progress: Callable[[RosterUpload], None] | None = None) -> bool:
+        upload_id = await self._claim()
+        if upload_id is None:
+            return False
+        async with self._sessionmaker()() as session:
+            status = (await get(session, upload_id)).status
+        if status is UploadStatus.PENDING:
+            await self._validate(upload_id, progress)
+        else:
+            await self._apply(upload_id, progress)
+        return True
+
+    async def _claim(self) -> str | None:
+        now = utc_now()
+        async with self._sessionmaker()() as session, session.begin():
+            for upload_id in await repository.claimable(session, now):
+                if await repository.take_lease(session, upload_id, self._owner, now, now + LEASE):
+                    return upload_id
+        return None
+
+    async def _renew(self, session: AsyncSession, upload_id: str) -> None:
+        now = utc_now()
+        if not await repository.take_lease(session, upload_id, self._owner, now, now + LEASE):
+            raise RuntimeError(f"lost the lease on roster upload {upload_id}")
+
+    async def _validate(self, upload_id: str, progress: Callable[[RosterUpload], None] | None) -> None:
+        registry = self._registry()
+        async with self._sessionmaker()() as session:
+            upload = await get(session, upload_id)
+        policy = registry.policies.by_id(upload.policy_id)
+        try:
+            sheet = open_sheet(Path(upload.stored_path), upload.filename, REQUIRED[upload.kind])
+        except (RosterFileInvalid, OSError) as exc:
+            await self._fail(upload_id, str(getattr(exc, "details", None) or exc))
+            return
+        category = policy.category(upload.category_code) if upload.category_code else None
+        if category is None and sheet.sheet_category:
+            category = find_category(policy, sheet.sheet_category)
+        row_rules = RowRules(
+            upload.kind, policy, upload.region_code, category, sheet.headers, registry.clock.today()
+        )
+        batch: list[tuple[int, dict[str, str]]] = []
+        try:
+            for row_no, cells in sheet.rows:
+                if row_no <= upload.position or not any(c.strip() for c in cells):
+                    continue
+                batch.append((row_no, sheet.values(cells)))
+                if len(batch) >= self._chunk_rows:
+                    upload = await self._judge_chunk(upload_id, row_rules, batch)
+                    batch = []
+                    if progress:
+                        progress(upload)
+        except RosterFileInvalid as exc:
+            await self._fail(upload_id, str(exc.details))
+            return
+        upload = await self._judge_chunk(upload_id, row_rules, batch, last=True)
+        if progress:
+            progress(upload)
+
+    async def _judge_chunk(
+        self, upload_id: str, row_rules: RowRules, batch: list[tuple[int, dict[str, str]]], last: bool = False
+    ) -> RosterUpload:
+        judged = [(row_no, row_rules.judge(values)) for row_no, values in batch]
+        ids = sorted({j.id_number for _, j in judged if j.id_number})
+        async with self._sessionmaker()() as session, session.begin():
+            await self._renew(session, upload_id)
+            upload = await get(session, upload_id)
+            earlier = await repository.earlier_rows(session, upload_id, ids)
+            known = await repository.known_people(session, ids)
+            held = await repository.held_categories(
+                session, [p.id for p in known.values()], upload.coverage_year
+            )
+            records = []
+            for row_no, row in judged:
+                if row.id_number:
+                    person = known.get(row.id_number)
+                    if person is not None and person.name != row.values.get("name"):
+                        row.problems.append(name_mismatch(row_rules.column("name")))
+                    if row.id_number in earlier:
+                        row.problems.append(
+                            duplicate_row(row_rules.column("id_number"), earlier[row.id_number])
+                        )
+                    else:
+                        earlier[row.id_number] = row_no
+                    if (
+                        upload.kind is RosterKind.SUBSIDY_REDUCTION
+                        and "category_code" in row.values
+                        and (person is None or (person.id, row.values["category_code"]) not in held)
+                    ):
+                        row.problems.append(not_held(row_rules.column("name")))
+                status = RowStatus.REJECTED if row.problems else RowStatus.ACCEPTED
+                records.append(
+                    {
+                        "upload_id": upload_id,
+                        "row_no": row_no,
+                        "status": status,
+                        "id_number": row.id_number,
+                        "values": row.values,
+                        "problems": row.problems,
+                        "outcome": None,
+                    }
+                )
+            await repository.insert_rows(session, records)
+            rejected = sum(1 for r in records if r["status"] is RowStatus.REJECTED)
+            upload.rows_read += len(records)
+            upload.rows_rejected += rejected
+            upload.rows_accepted += len(records) - rejected
+            if batch:
+                upload.position = batch[-1][0]
+            if last:
+                upload.status = UploadStatus.VALIDATED
+                upload.validated_at = self._registry().clock.now()
+                upload.lease_owner, upload.lease_until = None, None
+        return upload
+
+    async def _fail(self, upload_id: str, reason: str) -> None:
+        async with self._sessionmaker()() as session, session.begin():
+            upload = await get(session, upload_id)
+            upload.status, upload.failure = UploadStatus.REJECTED, reason
+            upload.lease_owner, upload.lease_until = None, None
+
+    async def _apply(self, upload_id: str, progress: Callable[[RosterUpload], None] | None) -> None:
+        registry = self._registry()
+        while True:
+            async with self._sessionmaker()() as session, session.begin():
+                await self._renew(session, upload_id)
+                upload = await get(session, upload_id)
+                chunk = await repository.rows(session, upload_id, RowStatus.ACCEPTED, 0, self._chunk_rows)
+                for row in chunk:
+                    # One row's failure must not undo the chunk: each row is its own savepoint.
+                    try:
+                        async with session.begin_nested():
+                            row.outcome = await _apply_row(session, registry, upload, row)
+                    except DomainError as exc:
+                        row.outcome = f"refused:{exc.code}"
+                    row.status = RowStatus.APPLIED
+                upload.rows_applied += len(chunk)
+                if len(chunk) < self._chunk_rows:
+                    upload.status = UploadStatus.APPLIED
+                    upload.applied_at = registry.clock.now()
+                    upload.lease_owner, upload.lease_until = None, None
+            if progress:
+                progress(upload)
+            if upload.status is UploadStatus.APPLIED:
+                return
+
+
+async def _apply_row(
+    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow
+) -> str:
+    values = row.values
+    who = PersonIn(id_number=values["id_number"], name=values["name"])
+    if upload.kind is RosterKind.EMPLOYEE_INSURANCE:
+        identity = people.identify(who, registry.clock.today())
+        try:
+            await exclusions.record(
+                session,
+                registry.clock,
+                identity,
+                upload.coverage_year,
+                ExclusionKind.EMPLOYEE_INSURANCE,
+                f"{upload.department} 花名册 {upload.filename} 第{row.row_no}行",
+                upload.reviewed_by or upload.uploaded_by,
+            )
+        except ExclusionAlreadyRecorded:
+            return "already_excluded"
+        return "excluded"
+    policy = registry.policies.by_id(upload.policy_id)
+    category_code: str = values["category_code"]
+    if upload.kind is RosterKind.SUBSIDY_REDUCTION:
+        return await _reduce(session, registry, upload, row, category_code)
+    with contextlib.suppress(SubsidyAlreadyAssigned):
+        await subsidy_service.assign(
+            session,
+            registry,
+            AssignmentCreate(
+                person=who,
+                region_code=upload.region_code,
+                coverage_year=upload.coverage_year,
+                category=category_code,
+                evidence_ref=f"{upload.department} 花名册 {upload.id} 第{row.row_no}行",
+                effective_date=date.fromisoformat(values["event_date"]) if values.get("event_date") else None,
+                assigned_by=upload.reviewed_by or upload.uploaded_by,
+            ),
+        )
+    return await _ensure_enrolled(session, registry, policy, upload, who, values.get("township") or None)
+
+
+async def _reduce(
+    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow, category: str
+) -> str:
+    values = row.values
+    person = await people.find_known(session, DocumentType.RESIDENT_ID, values["id_number"], values["name"])
+    assignment = await subsidies.find_active(session, person.id, upload.coverage_year, category)
+    if assignment is None:
+        return "not_held"
+    _, outcome = await subsidy_service.remove(
+        session, registry, assignment.id, upload.reviewed_by or upload.uploaded_by, values["reason"]
+    )
+    return f"removed:{outcome}"
+
+
+async def _ensure_enrolled(
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    policy: Policy,
+    upload: RosterUpload,
+    who: PersonIn,
+    township: str | None,
+) -> str:
+    """People on a subsidy roster are enrolled for them: in the window all of them, at their share; after it,
+    those with a full subsidy (a late case), while the others are listed for their township to mobilise."""
+    identity = people.identify(who, registry.clock.today())
+    person = await people.find_or_register(session, identity, who.name, None)
+    if await enrollments_repo.find_for_person_year(session, person.id, upload.coverage_year) is not None:
+        return "already_enrolled"
+    in_window = registry.clock.today() <= policy.enrollment_window.end
+    late_case = None
+    if not in_window:
+        held = await subsidies.active_codes(session, person.id, upload.coverage_year)
+        full = rules.price(policy, held, Charge.PERSONAL).personal_due_fen == 0
+        if not full or policy.late_case(LateCaseKind.NEWLY_SUBSIDISED) is None:
+            return "mobilise"
+        late_case = LateCaseIn(kind=LateCaseKind.NEWLY_SUBSIDISED)
+    request = EnrollmentCreate(
+        **who.model_dump(),
+        region_code=upload.region_code,
+        township=township,
+        coverage_year=upload.coverage_year,
+        late_case=late_case,
+    )
+    enrollment = await enrollments.enroll(session, registry, request)
+    return "enrolled_fully_subsidised" if enrollment.personal_due_fen == 0 else "enrolled"
