@@ -106,7 +106,7 @@ async def test_a_subsidy_roster_in_attachment_4_layout_is_validated_reviewed_and
     report = await jing.client.get(f"/v1/rosters/{validated['upload_id']}/report.xlsx")
     assert report.headers["content-type"] == XLSX
     sheet = read_xlsx(report.content)
-    codes = [line[7] for line in sheet[2:] if line[7]]
+    codes = [str(line[7]) for line in sheet[2:] if line[7]]
     assert sorted(codes) == sorted(
         [
             "id_number_invalid_checksum",
