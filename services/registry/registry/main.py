@@ -39,5 +39,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     directories = [SHIPPED_POLICIES] + ([settings.policy_dir] if settings.policy_dir else [])
     app.state.policies = PolicyBook.load(*directories)
     app.state.exclusion_lookup = RegistryExclusionList()
-    app.state.roster_worker = RosterWorker(lambda: app.state.sessionmaker, lambda: get_registry_of(app))
+    app.state.roster_worker = RosterWorker(
+        lambda: app.state.sessionmaker, lambda: get_registry_of(app), settings.roster_chunk_rows
+    )
     return app

@@ -20,3 +20,4 @@ class RegistrySettings(ServiceSettings):
     # Uploaded rosters are kept here until applied (and after, as the record of what was sent).
     roster_dir: Path = Path("var/rosters")
     roster_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    roster_chunk_rows: int = Field(default=500, ge=1, description="Rows judged or applied per transaction")

@@ -4,6 +4,7 @@ The same intake, validation and application as the HTTP API; for files too large
 operators resuming an import that was interrupted (run the same command again: it continues)."""
 
 import asyncio
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -60,7 +61,12 @@ async def _work(
     total: int,
     done: Callable[[RosterUpload], int],
 ) -> None:
-    worker = service.RosterWorker(lambda: sessionmaker, lambda: registry)
+    worker = service.RosterWorker(
+        lambda: sessionmaker,
+        lambda: registry,
+        RegistrySettings().roster_chunk_rows,
+        owner=f"cli@{socket.gethostname()}",
+    )
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(label, total=total)
@@ -103,6 +109,11 @@ def import_roster(
         f"{upload.status.value}: {upload.rows_read} rows, {upload.rows_accepted} accepted, "
         f"{upload.rows_rejected} rejected{f' ({upload.failure})' if upload.failure else ''}"
     )
+    if upload.status is UploadStatus.PENDING:
+        console.print(
+            "[yellow]another worker holds this upload[/yellow]; it goes on there, or run `roster resume`"
+        )
+        raise typer.Exit(3)
     raise typer.Exit(1 if upload.status is UploadStatus.REJECTED else 0)
 
 
@@ -119,3 +130,20 @@ def approve_roster(
         console.print(f"[red]refused[/red] {exc.code}: {exc.zh} / {exc.en}")
         raise typer.Exit(2) from exc
     console.print(f"{upload.status.value}: {upload.rows_applied} rows applied")
+
+
+async def _resume() -> None:
+    settings = RegistrySettings()
+    engine = create_engine(settings.database_url)
+    try:
+        await _work(create_sessionmaker(engine), _registry(settings), "resuming", 0, lambda u: u.rows_read)
+    finally:
+        await engine.dispose()
+
+
+@cli.command("resume")
+def resume() -> None:
+    """Finish uploads left pending or applying by an interrupted import (run on the host that was importing,
+    or wait a minute for its lease to lapse)."""
+    asyncio.run(_resume())
+    console.print("nothing left to validate or apply")

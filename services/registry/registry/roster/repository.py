@@ -23,12 +23,16 @@ def add(session: AsyncSession, upload: RosterUpload) -> None:
     session.add(upload)
 
 
-async def claimable(session: AsyncSession, now: datetime) -> list[str]:
+async def claimable(session: AsyncSession, owner: str, now: datetime) -> list[str]:
     query = (
         select(RosterUpload.id)
         .where(
             RosterUpload.status.in_([UploadStatus.PENDING, UploadStatus.APPLYING]),
-            or_(RosterUpload.lease_until.is_(None), RosterUpload.lease_until < now),
+            or_(
+                RosterUpload.lease_until.is_(None),
+                RosterUpload.lease_until < now,
+                RosterUpload.lease_owner == owner,
+            ),
         )
         .order_by(RosterUpload.uploaded_at)
         .limit(5)

@@ -62,7 +62,6 @@ from shared.errors import DomainError
 
 log = structlog.get_logger(__name__)
 
-CHUNK_ROWS = 500
 LEASE = timedelta(seconds=60)
 
 
@@ -188,12 +187,14 @@ class RosterWorker:
         self,
         sessionmaker: Callable[[], async_sessionmaker[AsyncSession]],
         registry: Callable[[], enrollments.Registry],
-        chunk_rows: int = CHUNK_ROWS,
+        chunk_rows: int,
+        owner: str | None = None,
     ):
         self._sessionmaker = sessionmaker
         self._registry = registry
         self._chunk_rows = chunk_rows
-        self._owner = f"worker-{uuid.uuid4()}"
+        # A dead worker's lease lapses after LEASE; a worker under the same owner name takes it at once.
+        self._owner = owner or f"worker-{uuid.uuid4()}"
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -232,7 +233,7 @@ class RosterWorker:
     async def _claim(self) -> str | None:
         now = utc_now()
         async with self._sessionmaker()() as session, session.begin():
-            for upload_id in await repository.claimable(session, now):
+            for upload_id in await repository.claimable(session, self._owner, now):
                 if await repository.take_lease(session, upload_id, self._owner, now, now + LEASE):
                     return upload_id
         return None
