@@ -316,3 +316,33 @@ async def test_after_the_window_only_full_subsidies_are_enrolled_for_people(regi
     # The partially subsidised person enrolls when mobilised, at their share, as a newly subsidised late case.
     e = await enrolled(registry, person(partial, name="杨二"), HEFEI, late_case={"kind": "newly_subsidised"})
     assert (e["personal_due"], e["coverage_from"]) == ("38.00", "day_after_payment")
+
+
+async def test_the_township_summary_counts_enrolled_people_per_township(jing: Harness) -> None:
+    rows = [
+        [1, "甲", jing_id(), "泾川镇", "", "", ""],
+        [2, "乙", jing_id(), "泾川镇", "", "", ""],
+        [3, "丙", jing_id(), "汀溪乡", "", "", ""],
+        [4, "丁", jing_id(), "", "", "", ""],
+    ]
+    created = (await upload(jing, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保.xlsx")).json()
+    await processed(jing, created["upload_id"])
+    await review(jing, created["upload_id"])
+    await processed(jing, created["upload_id"])
+    params: dict[str, str | int] = {
+        "region_code": "341823",
+        "coverage_year": 2023,
+        "category": "minimum_living",
+    }
+
+    summary = (await jing.client.get("/v1/subsidy-assignments/summary", params=params)).json()
+
+    counts = {r["township"]: r["enrolled"] for r in summary["rows"]}
+    assert len(summary["rows"]) == 12  # the policy's eleven townships, then the enrollments naming none
+    assert (counts["泾川镇"], counts["汀溪乡"], counts["云岭镇"], counts["未填乡镇"]) == (2, 1, 0, 1)
+    assert (summary["total"], summary["category_name"]) == (4, "低保对象")
+    sheet = read_xlsx((await jing.client.get("/v1/subsidy-assignments/summary.xlsx", params=params)).content)
+    assert sheet[2] == ["序号", "乡镇", "资助（补助）参保人数", "备注"]
+    assert sheet[-1][1:3] == ["合计", 4]
+    unknown = await jing.client.get("/v1/subsidy-assignments/summary", params=params | {"category": "x"})
+    assert problem(unknown)["code"] == "unknown_subsidy_category"

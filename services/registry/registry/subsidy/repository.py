@@ -1,6 +1,7 @@
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.enrollment.models import Enrollment, EnrollmentStatus
 from registry.subsidy.models import SubsidyAssignment
 
 
@@ -40,3 +41,23 @@ async def for_person(
 
 def add(session: AsyncSession, assignment: SubsidyAssignment) -> None:
     session.add(assignment)
+
+
+async def enrolled_per_township(
+    session: AsyncSession, region_code: str, coverage_year: int, category_code: str
+) -> dict[str | None, int]:
+    """People holding the category and enrolled for the year in the region, by their enrollment's township."""
+    query = (
+        select(Enrollment.township, func.count(func.distinct(SubsidyAssignment.person_id)))
+        .join(Enrollment, Enrollment.person_id == SubsidyAssignment.person_id)
+        .where(
+            SubsidyAssignment.coverage_year == coverage_year,
+            SubsidyAssignment.category_code == category_code,
+            SubsidyAssignment.removed_at.is_(None),
+            Enrollment.coverage_year == coverage_year,
+            Enrollment.region_code == region_code,
+            Enrollment.status != EnrollmentStatus.LAPSED,
+        )
+        .group_by(Enrollment.township)
+    )
+    return {township: count for township, count in (await session.execute(query)).all()}

@@ -1,6 +1,7 @@
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from registry.enrollment.dependencies import RegistryContext
 from registry.people import service as people
@@ -22,7 +23,14 @@ from registry.subsidy.errors import (
     SubsidyAssignmentAlreadyRemoved,
     SubsidyAssignmentNotFound,
 )
-from registry.subsidy.schemas import AssignmentCreate, AssignmentList, AssignmentOut, AssignmentRemove
+from registry.subsidy.report import XLSX, summary_workbook
+from registry.subsidy.schemas import (
+    AssignmentCreate,
+    AssignmentList,
+    AssignmentOut,
+    AssignmentRemove,
+    TownshipSummary,
+)
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -65,6 +73,43 @@ async def remove_category(
 ) -> AssignmentOut:
     assignment, outcome = await service.remove(session, registry, assignment_id, body.removed_by, body.reason)
     return AssignmentOut.of(assignment, outcome)
+
+
+@router.get(
+    "/summary",
+    summary="People of a category enrolled, per township (资助参保人员汇总表)",
+    responses=error_responses(PolicyNotFound, UnknownSubsidyCategory),
+)
+async def township_summary(
+    session: DbSession,
+    registry: RegistryContext,
+    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    category: Annotated[str, Query(min_length=1, max_length=64)],
+) -> TownshipSummary:
+    return await service.township_summary(session, registry, region_code, coverage_year, category)
+
+
+@router.get(
+    "/summary.xlsx",
+    summary="The same summary laid out as attachment 5",
+    response_class=Response,
+    responses=error_responses(PolicyNotFound, UnknownSubsidyCategory, extra={200: {"content": {XLSX: {}}}}),
+)
+async def township_summary_xlsx(
+    session: DbSession,
+    registry: RegistryContext,
+    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    category: Annotated[str, Query(min_length=1, max_length=64)],
+) -> Response:
+    summary = await service.township_summary(session, registry, region_code, coverage_year, category)
+    policy = registry.policies.find(region_code, coverage_year)
+    content = summary_workbook(summary, policy.name)
+    filename = quote(f"{policy.name}资助参保人员汇总表-{summary.category_name}.xlsx")
+    return Response(
+        content, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"}
+    )
 
 
 @router.get(

@@ -68,3 +68,19 @@ class AssignmentOut(BaseModel):
 
 class AssignmentList(BaseModel):
     items: list[AssignmentOut]
+
+
+class TownshipCount(BaseModel):
+    township: str = Field(description="未填乡镇 for enrollments that name none")
+    enrolled: int
+
+
+class TownshipSummary(BaseModel):
+    """资助参保人员汇总表 (Jing attachment 5): people of one category enrolled, per township."""
+
+    region_code: str
+    coverage_year: int
+    category: str
+    category_name: str
+    rows: list[TownshipCount]
+    total: int = Field(description="The sum of the rows, computed here")

@@ -16,7 +16,7 @@ from registry.subsidy.errors import (
     SubsidyAssignmentNotFound,
 )
 from registry.subsidy.models import SubsidyAssignment
-from registry.subsidy.schemas import AssignmentCreate
+from registry.subsidy.schemas import AssignmentCreate, TownshipCount, TownshipSummary
 
 
 async def assign(
@@ -71,3 +71,30 @@ async def remove(
         f"subsidy category {assignment.category_code} removed",
     )
     return assignment, outcome
+
+
+UNNAMED_TOWNSHIP = "未填乡镇"
+
+
+async def township_summary(
+    session: AsyncSession, registry: enrollments.Registry, region_code: str, coverage_year: int, category: str
+) -> TownshipSummary:
+    policy = registry.policies.find(region_code, coverage_year)
+    found = policy.category(category)
+    if found is None:
+        raise UnknownSubsidyCategory({"category": category})
+    counts = await repository.enrolled_per_township(session, region_code, policy.coverage_year, found.code)
+    names = [t.name for t in policy.townships if t.region_code == region_code]
+    rows = [TownshipCount(township=name, enrolled=counts.pop(name, 0)) for name in names]
+    rows += [
+        TownshipCount(township=name or UNNAMED_TOWNSHIP, enrolled=n)
+        for name, n in sorted(counts.items(), key=lambda item: item[0] or "")
+    ]
+    return TownshipSummary(
+        region_code=region_code,
+        coverage_year=policy.coverage_year,
+        category=found.code,
+        category_name=found.name,
+        rows=rows,
+        total=sum(r.enrolled for r in rows),
+    )
