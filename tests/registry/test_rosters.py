@@ -77,28 +77,32 @@ async def test_a_subsidy_roster_in_attachment_4_layout_is_validated_reviewed_and
     assert (created.json()["status"], created.json()["category"]) == ("pending", "minimum_living")
 
     validated = await processed(jing, created.json()["upload_id"])
-    assert (
-        validated["status"],
-        validated["rows_read"],
-        validated["rows_accepted"],
-        validated["rows_rejected"],
-    ) == (
-        "validated",
-        8,
-        3,
-        5,
-    )
+    counts = ("status", "rows_read", "rows_accepted", "rows_rejected", "rows_held")
+    assert tuple(validated[k] for k in counts) == ("validated", 8, 3, 4, 1)
     rejected = {
         r["row_no"]: [(p["column"], p["code"]) for p in r["problems"]]
         for r in await rows_of(jing, validated["upload_id"], "rejected")
     }
     assert rejected == {
         8: [("身份证号\n码", "id_number_invalid_checksum")],
-        9: [("姓名", "person_name_mismatch")],
         10: [("乡镇", "unknown_township")],
         11: [("身份证号\n码", "duplicate_row")],
         12: [("姓名", "missing_value")],
     }
+    # A known ID number under another name is not merged: it waits for a person to decide, with the evidence.
+    [held] = await rows_of(jing, validated["upload_id"], "held")
+    assert (held["row_no"], held["problems"][0]["code"], held["evidence"]) == (
+        9,
+        "person_name_mismatch",
+        {"registered_name": "王芳"},
+    )
+    too_soon = await review(jing, validated["upload_id"])
+    assert (too_soon.status_code, problem(too_soon)["code"]) == (409, "roster_has_held_rows")
+    decided = await jing.client.post(
+        f"/v1/rosters/{validated['upload_id']}/rows/9/decision",
+        json={"accept": False, "decided_by": "bureau-02", "note": "身份证号码属王芳，名册有误"},
+    )
+    assert (decided.json()["status"], decided.json()["decided_by"]) == ("rejected", "bureau-02")
     first_problem = (await rows_of(jing, validated["upload_id"], "rejected"))[0]["problems"][0]
     assert first_problem["message_zh"]
     assert first_problem["message_en"]
@@ -346,3 +350,51 @@ async def test_the_township_summary_counts_enrolled_people_per_township(jing: Ha
     assert sheet[-1][1:3] == ["合计", 4]
     unknown = await jing.client.get("/v1/subsidy-assignments/summary", params=params | {"category": "x"})
     assert problem(unknown)["code"] == "unknown_subsidy_category"
+
+
+async def test_suspected_duplicates_across_sources_wait_for_a_decision(jing: Harness) -> None:
+    registered = jing_id()
+    await enrolled(jing, person(registered, name="沈七"), JING)
+    namesake = registered[:14] + ("0000" if registered[14:17] != "000" else "0010")
+    namesake = (
+        namesake[:17] + resident_id(region=namesake[:6], birth=namesake[6:14], seq=int(namesake[14:17]))[-1]
+    )
+    insured = jing_id()
+    await jing.client.post(
+        "/v1/exclusions",
+        json={
+            "person": {"id_number": insured, "name": "韩八"},
+            "coverage_year": 2023,
+            "kind": "employee_insurance",
+            "source": "县职工医保参保名单",
+            "recorded_by": "s",
+        },
+    )
+    rows = [[1, "沈七", namesake, "泾川镇", "", "", ""], [2, "韩八", insured, "泾川镇", "", "", ""]]
+    created = (await upload(jing, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保.xlsx")).json()
+    done = await processed(jing, created["upload_id"])
+    assert (done["rows_held"], done["rows_accepted"]) == (2, 0)
+
+    held = {r["row_no"]: r for r in await rows_of(jing, done["upload_id"], "held")}
+    assert held[5]["problems"][0]["code"] == "suspected_duplicate_person"
+    assert held[5]["evidence"] == {"same_name_and_birth_date": [registered[:4] + "*" * 10 + registered[-4:]]}
+    assert (held[6]["problems"][0]["code"], held[6]["evidence"]) == (
+        "listed_in_employee_insurance",
+        {"employee_insurance": "县职工医保参保名单"},
+    )
+    for row_no in (5, 6):  # below three title lines and the header
+        decided = await jing.client.post(
+            f"/v1/rosters/{done['upload_id']}/rows/{row_no}/decision",
+            json={"accept": True, "decided_by": "bureau-03"},
+        )
+        assert decided.json()["status"] == "accepted"
+    again = await jing.client.post(
+        f"/v1/rosters/{done['upload_id']}/rows/5/decision", json={"accept": True, "decided_by": "x"}
+    )
+    assert problem(again)["code"] == "roster_row_not_held"
+
+    await review(jing, done["upload_id"])
+    applied = await processed(jing, done["upload_id"])
+    assert (applied["rows_applied"], applied["rows_held"]) == (2, 0)
+    outcomes = {r["row_no"]: r["outcome"] for r in await rows_of(jing, done["upload_id"], "applied")}
+    assert outcomes == {5: "enrolled", 6: "refused:in_employee_insurance"}

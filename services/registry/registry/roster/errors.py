@@ -33,3 +33,23 @@ class RosterTooLarge(DomainError):
     code = "roster_too_large"
     message_zh = "花名册文件过大"
     message_en = "The roster file is too large"
+
+
+class RosterHasHeldRows(DomainError):
+    status_code = 409
+    code = "roster_has_held_rows"
+    message_zh = "该花名册仍有疑似重复人员待核实，核实后方可审核通过"
+    message_en = "Suspected duplicates in this roster await a decision before it can be approved"
+
+
+class RosterRowNotFound(NotFound):
+    code = "roster_row_not_found"
+    message_zh = "花名册中没有该行"
+    message_en = "No such row in this roster"
+
+
+class RosterRowNotHeld(DomainError):
+    status_code = 409
+    code = "roster_row_not_held"
+    message_zh = "该行不是待核实状态，或花名册已审核"
+    message_en = "This row is not awaiting a decision, or the roster was already reviewed"

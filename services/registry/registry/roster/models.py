@@ -29,6 +29,7 @@ class UploadStatus(enum.StrEnum):
 class RowStatus(enum.StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    HELD = "held"  # a suspected duplicate across sources: staff decide before the upload can be approved
     APPLIED = "applied"
 
 
@@ -56,6 +57,7 @@ class RosterUpload(Base):
     rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
     rows_accepted: Mapped[int] = mapped_column(BigInteger, default=0)
     rows_rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_held: Mapped[int] = mapped_column(BigInteger, default=0)
     rows_applied: Mapped[int] = mapped_column(BigInteger, default=0)
     failure: Mapped[str | None] = mapped_column(Text, doc="Why the file as a whole could not be read")
     validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -86,3 +88,6 @@ class RosterRow(Base):
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
     problems: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     outcome: Mapped[str | None] = mapped_column(String(64), doc="What applying the row did")
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="Why a held row looks like a duplicate")
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decision_note: Mapped[str | None] = mapped_column(String(256))

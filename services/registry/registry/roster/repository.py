@@ -1,9 +1,10 @@
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.exclusion.models import Exclusion, ExclusionKind
 from registry.people.models import DocumentType, Person
 from registry.roster.models import RosterRow, RosterUpload, RowStatus, UploadStatus
 from registry.subsidy.models import SubsidyAssignment
@@ -102,3 +103,43 @@ async def rows(
     if status is not None:
         query = query.where(RosterRow.status == status)
     return list((await session.scalars(query.order_by(RosterRow.row_no).limit(limit))).all())
+
+
+async def namesakes(session: AsyncSession, keys: list[tuple[str, date]]) -> dict[tuple[str, date], list[str]]:
+    """Registered document numbers by (name, birth date), to spot one person under two numbers."""
+    if not keys:
+        return {}
+    names = sorted({name for name, _ in keys})
+    query = select(Person.name, Person.birth_date, Person.document_number).where(Person.name.in_(names))
+    found: dict[tuple[str, date], list[str]] = {}
+    wanted = set(keys)
+    for name, birth, number in (await session.execute(query)).all():
+        if (name, birth) in wanted:
+            found.setdefault((name, birth), []).append(number)
+    return found
+
+
+async def employee_insured(
+    session: AsyncSession, id_numbers: list[str], coverage_year: int
+) -> dict[str, str]:
+    query = select(Exclusion.document_number, Exclusion.source).where(
+        Exclusion.document_type == DocumentType.RESIDENT_ID,
+        Exclusion.document_number.in_(id_numbers),
+        Exclusion.coverage_year == coverage_year,
+        Exclusion.kind == ExclusionKind.EMPLOYEE_INSURANCE,
+        Exclusion.removed_at.is_(None),
+    )
+    return {number: source for number, source in (await session.execute(query)).all()}
+
+
+async def count_held(session: AsyncSession, upload_id: str) -> int:
+    query = (
+        select(func.count())
+        .select_from(RosterRow)
+        .where(RosterRow.upload_id == upload_id, RosterRow.status == RowStatus.HELD)
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def row(session: AsyncSession, upload_id: str, row_no: int) -> RosterRow | None:
+    return await session.get(RosterRow, (upload_id, row_no))

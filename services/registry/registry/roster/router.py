@@ -14,13 +14,16 @@ from registry.roster import repository, service
 from registry.roster.errors import (
     RosterCategoryRequired,
     RosterFileInvalid,
+    RosterHasHeldRows,
     RosterNotReviewable,
+    RosterRowNotFound,
+    RosterRowNotHeld,
     RosterTooLarge,
     RosterUploadNotFound,
 )
 from registry.roster.models import RosterKind, RosterRow, RowStatus
 from registry.roster.report import write_report
-from registry.roster.schemas import Review, RowOut, RowPage, UploadOut
+from registry.roster.schemas import Decision, Review, RowOut, RowPage, UploadOut
 from registry.settings import RegistrySettings
 from shared.db import DbSession
 from shared.errors import error_responses
@@ -127,9 +130,19 @@ async def download_report(upload_id: str, session: DbSession, tasks: BackgroundT
 
 
 @router.post(
+    "/{upload_id}/rows/{row_no}/decision",
+    summary="Decide on a held row (a suspected duplicate across sources)",
+    responses=error_responses(RosterUploadNotFound, RosterRowNotFound, RosterRowNotHeld),
+)
+async def decide_row(upload_id: str, row_no: int, body: Decision, session: DbSession) -> RowOut:
+    row = await service.decide_held_row(session, upload_id, row_no, body.accept, body.decided_by, body.note)
+    return RowOut.of(row)
+
+
+@router.post(
     "/{upload_id}/approval",
     summary="Approve a validated upload: its accepted rows are applied (医保部门审核通过)",
-    responses=error_responses(RosterUploadNotFound, RosterNotReviewable),
+    responses=error_responses(RosterUploadNotFound, RosterNotReviewable, RosterHasHeldRows),
 )
 async def approve_upload(
     upload_id: str,

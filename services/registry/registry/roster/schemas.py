@@ -22,6 +22,7 @@ class UploadOut(BaseModel):
     rows_read: int
     rows_accepted: int
     rows_rejected: int
+    rows_held: int = Field(description="Suspected duplicates awaiting a decision; approval waits for them")
     rows_applied: int
     failure: str | None = Field(description="Why the file as a whole could not be read, if it could not")
     validated_at: datetime | None
@@ -46,6 +47,7 @@ class UploadOut(BaseModel):
             rows_read=u.rows_read,
             rows_accepted=u.rows_accepted,
             rows_rejected=u.rows_rejected,
+            rows_held=u.rows_held,
             rows_applied=u.rows_applied,
             failure=u.failure,
             validated_at=u.validated_at,
@@ -68,6 +70,9 @@ class RowOut(BaseModel):
     status: RowStatus
     values: dict[str, Any]
     problems: list[Problem]
+    evidence: dict[str, Any] | None = Field(description="For a held row: what makes it look like a duplicate")
+    decided_by: str | None
+    decision_note: str | None
     outcome: str | None = Field(
         description="After applying: enrolled, enrolled_fully_subsidised, already_enrolled, mobilise (listed "
         "for the township), removed:<effect on the enrollment>, not_held, excluded, already_excluded, "
@@ -81,6 +86,9 @@ class RowOut(BaseModel):
             status=r.status,
             values=r.values,
             problems=[Problem.model_validate(p) for p in r.problems],
+            evidence=r.evidence,
+            decided_by=r.decided_by,
+            decision_note=r.decision_note,
             outcome=r.outcome,
         )
 
@@ -94,4 +102,12 @@ class Review(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reviewed_by: Text
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accept: bool = Field(description="True: apply the row with the rest; false: leave it out")
+    decided_by: Text
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,7 +38,10 @@ from registry.roster import repository
 from registry.roster.errors import (
     RosterCategoryRequired,
     RosterFileInvalid,
+    RosterHasHeldRows,
     RosterNotReviewable,
+    RosterRowNotFound,
+    RosterRowNotHeld,
     RosterTooLarge,
     RosterUploadNotFound,
 )
@@ -46,12 +49,15 @@ from registry.roster.models import RosterKind, RosterRow, RosterUpload, RowStatu
 from registry.roster.reading import open_sheet
 from registry.roster.validation import (
     REQUIRED,
+    REVIEWABLE,
     SUBSIDY_KINDS,
     RowRules,
     duplicate_row,
     find_category,
     name_mismatch,
     not_held,
+    on_employee_insurance,
+    same_name_and_birth,
 )
 from registry.subsidy import repository as subsidies
 from registry.subsidy import service as subsidy_service
@@ -59,6 +65,7 @@ from registry.subsidy.errors import SubsidyAlreadyAssigned
 from registry.subsidy.schemas import AssignmentCreate
 from shared.clock import utc_now
 from shared.errors import DomainError
+from shared.logging import mask_id_number
 
 log = structlog.get_logger(__name__)
 
@@ -128,6 +135,7 @@ async def receive(
             rows_read=0,
             rows_accepted=0,
             rows_rejected=0,
+            rows_held=0,
             rows_applied=0,
         )
         repository.add(session, upload)
@@ -175,9 +183,43 @@ async def review(
     upload = await get(session, upload_id)
     if upload.status is not UploadStatus.VALIDATED:
         raise RosterNotReviewable({"status": upload.status.value})
+    if approve and upload.rows_held:
+        raise RosterHasHeldRows({"rows_held": upload.rows_held})
     upload.status = UploadStatus.APPLYING if approve else UploadStatus.REJECTED
     upload.reviewed_by, upload.reviewed_at, upload.review_note = by, registry.clock.now(), note
     return upload
+
+
+async def decide_held_row(
+    session: AsyncSession, upload_id: str, row_no: int, accept: bool, by: str, note: str | None
+) -> RosterRow:
+    """A staff decision on a suspected duplicate: apply the row with the rest, or leave it out."""
+    upload = await get(session, upload_id)
+    row = await repository.row(session, upload_id, row_no)
+    if row is None:
+        raise RosterRowNotFound({"upload_id": upload_id, "row_no": row_no})
+    if upload.status is not UploadStatus.VALIDATED or row.status is not RowStatus.HELD:
+        raise RosterRowNotHeld({"status": row.status.value, "upload_status": upload.status.value})
+    row.status = RowStatus.ACCEPTED if accept else RowStatus.REJECTED
+    row.decided_by, row.decision_note = by, note
+    upload.rows_held -= 1
+    if accept:
+        upload.rows_accepted += 1
+    else:
+        upload.rows_rejected += 1
+    return row
+
+
+def _status_of(problems: list[dict[str, str]]) -> RowStatus:
+    if not problems:
+        return RowStatus.ACCEPTED
+    if all(p["code"] in REVIEWABLE for p in problems):
+        return RowStatus.HELD
+    return RowStatus.REJECTED
+
+
+def _birth_date(id_number: str) -> date:
+    return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
 
 
 class RosterWorker:
@@ -290,12 +332,34 @@ class RosterWorker:
             held = await repository.held_categories(
                 session, [p.id for p in known.values()], upload.coverage_year
             )
+            namesakes = await repository.namesakes(
+                session,
+                [(j.values.get("name", ""), _birth_date(j.id_number)) for _, j in judged if j.id_number],
+            )
+            insured = (
+                await repository.employee_insured(session, ids, upload.coverage_year)
+                if upload.kind in SUBSIDY_KINDS
+                else {}
+            )
             records = []
             for row_no, row in judged:
+                evidence: dict[str, Any] = {}
                 if row.id_number:
                     person = known.get(row.id_number)
                     if person is not None and person.name != row.values.get("name"):
                         row.problems.append(name_mismatch(row_rules.column("name")))
+                        evidence["registered_name"] = person.name
+                    others = [
+                        n
+                        for n in namesakes.get((row.values.get("name", ""), _birth_date(row.id_number)), [])
+                        if n != row.id_number
+                    ]
+                    if others:
+                        row.problems.append(same_name_and_birth(row_rules.column("name")))
+                        evidence["same_name_and_birth_date"] = [mask_id_number(n) for n in others]
+                    if row.id_number in insured:
+                        row.problems.append(on_employee_insurance(row_rules.column("id_number")))
+                        evidence["employee_insurance"] = insured[row.id_number]
                     if row.id_number in earlier:
                         row.problems.append(
                             duplicate_row(row_rules.column("id_number"), earlier[row.id_number])
@@ -308,7 +372,7 @@ class RosterWorker:
                         and (person is None or (person.id, row.values["category_code"]) not in held)
                     ):
                         row.problems.append(not_held(row_rules.column("name")))
-                status = RowStatus.REJECTED if row.problems else RowStatus.ACCEPTED
+                status = _status_of(row.problems)
                 records.append(
                     {
                         "upload_id": upload_id,
@@ -318,13 +382,16 @@ class RosterWorker:
                         "values": row.values,
                         "problems": row.problems,
                         "outcome": None,
+                        "evidence": evidence or None,
+                        "decided_by": None,
+                        "decision_note": None,
                     }
                 )
             await repository.insert_rows(session, records)
-            rejected = sum(1 for r in records if r["status"] is RowStatus.REJECTED)
             upload.rows_read += len(records)
-            upload.rows_rejected += rejected
-            upload.rows_accepted += len(records) - rejected
+            upload.rows_rejected += sum(1 for r in records if r["status"] is RowStatus.REJECTED)
+            upload.rows_held += sum(1 for r in records if r["status"] is RowStatus.HELD)
+            upload.rows_accepted += sum(1 for r in records if r["status"] is RowStatus.ACCEPTED)
             if batch:
                 upload.position = batch[-1][0]
             if last:

@@ -121,6 +121,24 @@ def name_mismatch(column: str) -> dict[str, str]:
     return from_error(column, PersonNameMismatch)
 
 
+def same_name_and_birth(column: str) -> dict[str, str]:
+    return problem(
+        column,
+        "suspected_duplicate_person",
+        "已有同名、同出生日期但身份证号码不同的人员，待人工核实",
+        "Someone with the same name and birth date is registered under another ID number; to be checked",
+    )
+
+
+def on_employee_insurance(column: str) -> dict[str, str]:
+    return problem(
+        column,
+        "listed_in_employee_insurance",
+        "该人员在职工医保名单中，待人工核实",
+        "This person is on the employee-insurance list; to be checked",
+    )
+
+
 def duplicate_row(column: str, first_row: int) -> dict[str, str]:
     return problem(
         column,
@@ -137,3 +155,7 @@ def not_held(column: str) -> dict[str, str]:
         "该人员本年度没有此资助类别，无法减少",
         "This person does not hold this category for the year, so it cannot be reduced",
     )
+
+
+# Problems that hold a row for review with its evidence, instead of rejecting it outright.
+REVIEWABLE = {PersonNameMismatch.code, "suspected_duplicate_person", "listed_in_employee_insurance"}

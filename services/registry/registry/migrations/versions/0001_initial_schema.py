@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:36:50.007460
+Create Date: 2026-11-23 08:46:11.178783
 """
 
 from collections.abc import Sequence
@@ -180,6 +180,7 @@ def upgrade() -> None:
         sa.Column("rows_read", sa.BigInteger(), nullable=False),
         sa.Column("rows_accepted", sa.BigInteger(), nullable=False),
         sa.Column("rows_rejected", sa.BigInteger(), nullable=False),
+        sa.Column("rows_held", sa.BigInteger(), nullable=False),
         sa.Column("rows_applied", sa.BigInteger(), nullable=False),
         sa.Column("failure", sa.Text(), nullable=True),
         sa.Column("validated_at", sa.DateTime(timezone=True), nullable=True),
@@ -325,13 +326,18 @@ def upgrade() -> None:
         sa.Column("row_no", sa.BigInteger(), nullable=False),
         sa.Column(
             "status",
-            sa.Enum("accepted", "rejected", "applied", name="rowstatus", native_enum=False, length=32),
+            sa.Enum(
+                "accepted", "rejected", "held", "applied", name="rowstatus", native_enum=False, length=32
+            ),
             nullable=False,
         ),
         sa.Column("id_number", sa.String(length=32), nullable=True),
         sa.Column("values", sa.JSON(), nullable=False),
         sa.Column("problems", sa.JSON(), nullable=False),
         sa.Column("outcome", sa.String(length=64), nullable=True),
+        sa.Column("evidence", sa.JSON(), nullable=True),
+        sa.Column("decided_by", sa.String(length=64), nullable=True),
+        sa.Column("decision_note", sa.String(length=256), nullable=True),
         sa.ForeignKeyConstraint(
             ["upload_id"], ["roster_uploads.id"], name=op.f("fk_roster_rows_upload_id_roster_uploads")
         ),
