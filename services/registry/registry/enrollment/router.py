@@ -5,15 +5,7 @@ from registry.enrollment.dependencies import RegistryContext
 from registry.enrollment.errors import AlreadyEnrolled, EnrollmentNotFound
 from registry.enrollment.schemas import EnrollmentCreate, EnrollmentOut
 from registry.exclusion.errors import EnrolledElsewhere, InEmployeeInsurance
-from registry.people.errors import (
-    DocumentNumberBadFormat,
-    ForeignDocumentDetailsMissing,
-    IdNumberBadBirthDate,
-    IdNumberBadChecksum,
-    IdNumberBadFormat,
-    IdNumberBadRegion,
-    PersonNameMismatch,
-)
+from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch
 from registry.policy.errors import (
     CoverageYearOver,
     EligibilityDocumentMismatch,
@@ -36,12 +28,7 @@ from shared.errors import error_responses
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
 
 ENROLLMENT_ERRORS = (
-    IdNumberBadFormat,
-    IdNumberBadChecksum,
-    IdNumberBadBirthDate,
-    IdNumberBadRegion,
-    DocumentNumberBadFormat,
-    ForeignDocumentDetailsMissing,
+    *IDENTITY_ERRORS,
     PolicyNotFound,
     EligibilityNotInPolicy,
     EligibilityDocumentMismatch,

@@ -3,14 +3,7 @@ from fastapi import APIRouter, status
 from registry.exclusion import service
 from registry.exclusion.errors import ExclusionAlreadyRecorded, ExclusionNotFound
 from registry.exclusion.schemas import ExclusionCreate, ExclusionOut, ExclusionRemove
-from registry.people.errors import (
-    DocumentNumberBadFormat,
-    ForeignDocumentDetailsMissing,
-    IdNumberBadBirthDate,
-    IdNumberBadChecksum,
-    IdNumberBadFormat,
-    IdNumberBadRegion,
-)
+from registry.people.errors import IDENTITY_ERRORS
 from registry.people.service import identify
 from shared.clock import AppClock
 from shared.db import DbSession
@@ -23,15 +16,7 @@ router = APIRouter(prefix="/v1/exclusions", tags=["exclusions"])
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Record that a person may not enroll for a year (职工医保 / 异地参保)",
-    responses=error_responses(
-        IdNumberBadFormat,
-        IdNumberBadChecksum,
-        IdNumberBadBirthDate,
-        IdNumberBadRegion,
-        DocumentNumberBadFormat,
-        ForeignDocumentDetailsMissing,
-        ExclusionAlreadyRecorded,
-    ),
+    responses=error_responses(*IDENTITY_ERRORS, ExclusionAlreadyRecorded),
 )
 async def record_exclusion(body: ExclusionCreate, session: DbSession, clock: AppClock) -> ExclusionOut:
     identity = identify(body.person, clock.today())

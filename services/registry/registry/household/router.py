@@ -18,6 +18,7 @@ from registry.household.schemas import (
     HouseholdEnrollments,
     HouseholdOut,
 )
+from registry.people.errors import IDENTITY_ERRORS
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -28,9 +29,7 @@ router = APIRouter(prefix="/v1/households", tags=["households"])
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Register a household (户) and its members",
-    responses=error_responses(
-        *ENROLLMENT_ERRORS[:6], HouseholdNeedsOneHead, AlreadyInHousehold, DuplicateMember
-    ),
+    responses=error_responses(*IDENTITY_ERRORS, HouseholdNeedsOneHead, AlreadyInHousehold, DuplicateMember),
 )
 async def create_household(
     body: HouseholdCreate, session: DbSession, registry: RegistryContext

@@ -55,3 +55,14 @@ class PersonNotFound(DomainError):
     code = "person_not_found"
     message_zh = "未找到该证件号码和姓名对应的人员"
     message_en = "No person with this document number and name"
+
+
+IDENTITY_ERRORS: tuple[type[DomainError], ...] = (
+    IdNumberBadFormat,
+    IdNumberBadChecksum,
+    IdNumberBadBirthDate,
+    IdNumberBadRegion,
+    DocumentNumberBadFormat,
+    ForeignDocumentDetailsMissing,
+)
+"""What naming a person by document can be refused for; endpoints declare these in OpenAPI."""

@@ -5,16 +5,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from registry.enrollment.dependencies import RegistryContext
 from registry.people import service as people
-from registry.people.errors import (
-    DocumentNumberBadFormat,
-    ForeignDocumentDetailsMissing,
-    IdNumberBadBirthDate,
-    IdNumberBadChecksum,
-    IdNumberBadFormat,
-    IdNumberBadRegion,
-    PersonNameMismatch,
-    PersonNotFound,
-)
+from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch, PersonNotFound
 from registry.people.models import DocumentType
 from registry.policy.errors import PolicyNotFound, UnknownSubsidyCategory
 from registry.subsidy import repository, service
@@ -36,15 +27,6 @@ from shared.errors import error_responses
 
 router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
 
-_PERSON_ERRORS = (
-    IdNumberBadFormat,
-    IdNumberBadChecksum,
-    IdNumberBadBirthDate,
-    IdNumberBadRegion,
-    DocumentNumberBadFormat,
-    ForeignDocumentDetailsMissing,
-)
-
 
 @router.post(
     "",
@@ -53,7 +35,7 @@ _PERSON_ERRORS = (
     description="Reprices the person's unpaid enrollment for the year (the most generous category "
     "applies) and tells collection; a paid enrollment keeps its price.",
     responses=error_responses(
-        *_PERSON_ERRORS, PolicyNotFound, UnknownSubsidyCategory, SubsidyAlreadyAssigned, PersonNameMismatch
+        *IDENTITY_ERRORS, PolicyNotFound, UnknownSubsidyCategory, SubsidyAlreadyAssigned, PersonNameMismatch
     ),
 )
 async def assign_category(
