@@ -59,3 +59,6 @@ def test_compose_runs_the_production_shape(compose: dict[str, Any]) -> None:
         assert env[f"{name.upper()}_ENVIRONMENT"] == "production"
         assert env[f"{name.upper()}_DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert Path(ROOT / services["migrate"]["build"]["dockerfile"]).is_file()
+    # Replicas share the uploaded rosters: either one's worker may process an upload.
+    assert services["registry"]["volumes"] == ["rosters:/var/lib/canbao/rosters"]
+    assert services["registry"]["environment"]["REGISTRY_ROSTER_DIR"] == "/var/lib/canbao/rosters"
