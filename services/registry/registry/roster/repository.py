@@ -1,7 +1,7 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.exclusion.models import Exclusion, ExclusionKind
@@ -130,15 +130,6 @@ async def employee_insured(
         Exclusion.removed_at.is_(None),
     )
     return {number: source for number, source in (await session.execute(query)).all()}
-
-
-async def count_held(session: AsyncSession, upload_id: str) -> int:
-    query = (
-        select(func.count())
-        .select_from(RosterRow)
-        .where(RosterRow.upload_id == upload_id, RosterRow.status == RowStatus.HELD)
-    )
-    return int(await session.scalar(query) or 0)
 
 
 async def row(session: AsyncSession, upload_id: str, row_no: int) -> RosterRow | None:
