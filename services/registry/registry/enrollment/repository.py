@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +24,22 @@ async def find_for_person_year(
     if for_update:
         query = query.with_for_update(of=Enrollment)
     return (await session.scalars(query)).one_or_none()
+
+
+async def live_for_people(
+    session: AsyncSession, person_ids: Sequence[str], coverage_year: int, *, for_update: bool = False
+) -> dict[str, Enrollment]:
+    """Each person's enrollment for the year that has not lapsed (there is at most one)."""
+    if not person_ids:
+        return {}
+    query = select(Enrollment).where(
+        Enrollment.person_id.in_(sorted(set(person_ids))),
+        Enrollment.coverage_year == coverage_year,
+        Enrollment.status != EnrollmentStatus.LAPSED,
+    )
+    if for_update:
+        query = query.with_for_update(of=Enrollment)
+    return {e.person_id: e for e in (await session.scalars(query)).all()}
 
 
 def add(session: AsyncSession, enrollment: Enrollment) -> None:

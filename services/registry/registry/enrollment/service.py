@@ -2,6 +2,7 @@
 The figures and dates come from the policy engine (registry.policy.rules); this module applies them."""
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -13,14 +14,16 @@ from registry.enrollment import repository
 from registry.enrollment.errors import AlreadyEnrolled, PaymentDoesNotMatch
 from registry.enrollment.models import Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
 from registry.enrollment.schemas import EnrollmentCreate, RepriceOutcome
-from registry.exclusion.service import ExclusionLookup, refuse_if_excluded
+from registry.exclusion.service import ExclusionLookup, refusal
 from registry.people import service as people
+from registry.people.models import Person
+from registry.people.service import Identity
 from registry.policy import rules
 from registry.policy.book import PolicyBook
-from registry.policy.errors import UnknownTownship
-from registry.policy.models import CoverageFrom
+from registry.policy.models import CoverageFrom, Policy
 from registry.subsidy import repository as subsidies
 from shared.clock import Clock, business_date
+from shared.errors import DomainError
 from shared.events import (
     REGISTRY_ENROLLMENTS,
     EnrollmentCreated,
@@ -47,28 +50,120 @@ class Registry:
 async def enroll(
     session: AsyncSession, registry: Registry, request: EnrollmentCreate, household_id: str | None = None
 ) -> Enrollment:
-    today = registry.clock.today()
-    identity = people.identify(request, today)
-    policy = registry.policies.find(request.region_code, request.coverage_year)
-    if request.township is not None and not policy.has_township(request.region_code, request.township):
-        raise UnknownTownship({"township": request.township, "region_code": request.region_code})
-    rules.check_eligibility(policy, request.basis, identity, today)
-    await refuse_if_excluded(registry.exclusions, session, identity, policy.coverage_year)
-    person = await people.find_or_register(session, identity, request.name, request.phone)
-    existing = await repository.find_for_person_year(
-        session, person.id, policy.coverage_year, for_update=True
-    )
-    if existing is not None and not _unpayable(existing, today):
-        raise AlreadyEnrolled({"coverage_year": policy.coverage_year, "enrollment_id": existing.id})
+    (result,) = await enroll_many(session, registry, [request], household_id)
+    if isinstance(result, DomainError):
+        raise result
+    return result
 
-    held = await subsidies.active_codes(session, person.id, policy.coverage_year)
+
+async def enroll_many(
+    session: AsyncSession,
+    registry: Registry,
+    requests: Sequence[EnrollmentCreate],
+    household_id: str | None = None,
+) -> list[Enrollment | DomainError]:
+    """Enroll each request, or say why not, with a handful of queries for the lot: one person alone and a
+    roster of thousands go through the same rules. A concurrent enrollment of the same person makes the
+    flush fail with AlreadyEnrolled for the whole batch (the unique index decides)."""
+    today = registry.clock.today()
+    results: list[Enrollment | DomainError | None] = [None] * len(requests)
+    checked: list[_Candidate] = []
+    for i, request in enumerate(requests):
+        try:
+            identity = people.identify(request, today)
+            policy = registry.policies.find(request.region_code, request.coverage_year)
+            rules.check_township(policy, request.region_code, request.township)
+            rules.check_eligibility(policy, request.basis, identity, today)
+        except DomainError as exc:
+            results[i] = exc
+            continue
+        checked.append(_Candidate(i, request, identity, policy))
+
+    allowed: list[_Candidate] = []
+    for year in sorted({c.policy.coverage_year for c in checked}):
+        of_year = [c for c in checked if c.policy.coverage_year == year]
+        kinds = await registry.exclusions.exclusions(session, [c.identity for c in of_year], year)
+        for candidate, found in zip(of_year, kinds, strict=True):
+            refused = refusal(found, year)
+            if refused is None:
+                allowed.append(candidate)
+            else:
+                results[candidate.index] = refused
+    allowed.sort(key=lambda c: c.index)
+
+    found_people = await people.find_or_register_many(
+        session, [(c.identity, c.request.name, c.request.phone) for c in allowed]
+    )
+    registered: list[tuple[_Candidate, Person]] = []
+    for candidate, person in zip(allowed, found_people, strict=True):
+        if isinstance(person, DomainError):
+            results[candidate.index] = person
+        else:
+            registered.append((candidate, person))
+
+    lapsing: list[tuple[Enrollment, str]] = []
+    new: list[Enrollment] = []
+    for year in sorted({c.policy.coverage_year for c, _ in registered}):
+        people_of_year = [(c, p) for c, p in registered if c.policy.coverage_year == year]
+        person_ids = [p.id for _, p in people_of_year]
+        existing = await repository.live_for_people(session, person_ids, year, for_update=True)
+        held_by_person = await subsidies.active_codes_many(session, person_ids, year)
+        taken: set[str] = set()
+        for candidate, person in people_of_year:
+            current = existing.get(person.id)
+            if person.id in taken or (current is not None and not _unpayable(current, today)):
+                results[candidate.index] = AlreadyEnrolled(
+                    {"coverage_year": year, "enrollment_id": current.id if current else None}
+                )
+                continue
+            taken.add(person.id)
+            try:
+                enrollment = _new_enrollment(
+                    registry, candidate, person, household_id, held_by_person.get(person.id, [])
+                )
+            except DomainError as exc:
+                results[candidate.index] = exc
+                continue
+            if current is not None:
+                lapsing.append((current, enrollment.id))
+            new.append(enrollment)
+            results[candidate.index] = enrollment
+
+    if lapsing:
+        for enrollment, replaced_by in lapsing:
+            _lapse(session, registry, enrollment, replaced_by)
+        await session.flush()  # the old ones leave the one-live-enrollment index before the new ones enter
+    session.add_all(new)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # A concurrent request enrolled one of these people first; the unique constraints decided.
+        raise AlreadyEnrolled({"coverage_year": new[0].coverage_year}) from exc
+    for enrollment in new:
+        _publish_created(session, enrollment)
+    return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    index: int
+    request: EnrollmentCreate
+    identity: Identity
+    policy: Policy
+
+
+def _new_enrollment(
+    registry: Registry, candidate: _Candidate, person: Person, household_id: str | None, held: list[str]
+) -> Enrollment:
+    request, policy = candidate.request, candidate.policy
     claim = (
         rules.LateClaim(request.late_case.kind, request.late_case.event_date, request.late_case.evidence_ref)
         if request.late_case
         else None
     )
-    terms = rules.terms(policy, today, identity.birth_date, held, request.window_extension, claim)
-    price = rules.price(policy, held, terms.charge)
+    terms = rules.terms(
+        policy, registry.clock.today(), candidate.identity.birth_date, held, request.window_extension, claim
+    )
     enrollment = Enrollment(
         id=str(uuid.uuid4()),
         person_id=person.id,
@@ -93,17 +188,12 @@ async def enroll(
         created_at=registry.clock.now(),
     )
     enrollment.person = person
-    _set_price(enrollment, price)
-    if existing is not None:
-        _lapse(session, registry, existing, replaced_by=enrollment.id)
-        await session.flush()  # the old one leaves the one-live-enrollment index before the new one enters
-    repository.add(session, enrollment)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        # A concurrent request enrolled the same person first; the unique constraints decided.
-        raise AlreadyEnrolled({"coverage_year": policy.coverage_year}) from exc
+    _set_price(enrollment, rules.price(policy, held, terms.charge))
+    return enrollment
 
+
+def _publish_created(session: AsyncSession, enrollment: Enrollment) -> None:
+    person = enrollment.person
     created = EnrollmentCreated(
         enrollment_id=enrollment.id,
         document_type=person.document_type.value,
@@ -128,7 +218,6 @@ async def enroll(
         REGISTRY_ENROLLMENTS,
         new_envelope(SOURCE, enrollment.id, created, time=enrollment.created_at),
     )
-    return enrollment
 
 
 async def reprice(
@@ -136,11 +225,29 @@ async def reprice(
 ) -> RepriceOutcome:
     """After a person's subsidy categories changed: reprice their enrollment for the year and tell collection.
     A paid one keeps its price unless the policy refunds paid contributions within the coverage period."""
-    enrollment = await repository.find_for_person_year(session, person_id, coverage_year, for_update=True)
-    if enrollment is None:
-        return "no_enrollment"
+    return (await reprice_many(session, registry, {person_id: reason}, coverage_year))[person_id]
+
+
+async def reprice_many(
+    session: AsyncSession, registry: Registry, reasons: Mapping[str, str], coverage_year: int
+) -> dict[str, RepriceOutcome]:
+    """`reprice` for many people (person id -> why) in a couple of queries."""
+    enrollments = await repository.live_for_people(session, list(reasons), coverage_year, for_update=True)
+    held_by_person = await subsidies.active_codes_many(session, list(enrollments), coverage_year)
+    return {
+        person_id: (
+            _reprice(session, registry, enrollments[person_id], held_by_person.get(person_id, []), reason)
+            if person_id in enrollments
+            else "no_enrollment"
+        )
+        for person_id, reason in reasons.items()
+    }
+
+
+def _reprice(
+    session: AsyncSession, registry: Registry, enrollment: Enrollment, held: list[str], reason: str
+) -> RepriceOutcome:
     policy = registry.policies.by_id(enrollment.policy_id)
-    held = await subsidies.active_codes(session, person_id, coverage_year)
     price = rules.price(policy, held, enrollment.charge)
     if price == _price_of(enrollment):
         return "unchanged"

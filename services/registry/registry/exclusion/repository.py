@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +17,23 @@ async def active_for(
         Exclusion.removed_at.is_(None),
     )
     return list((await session.scalars(query.order_by(Exclusion.recorded_at))).all())
+
+
+async def active_kinds(
+    session: AsyncSession, documents: Sequence[tuple[DocumentType, str]], coverage_year: int
+) -> dict[tuple[DocumentType, str], set[ExclusionKind]]:
+    found: dict[tuple[DocumentType, str], set[ExclusionKind]] = {}
+    numbers = sorted({number for _, number in documents})
+    if not numbers:
+        return found
+    query = select(Exclusion.document_type, Exclusion.document_number, Exclusion.kind).where(
+        Exclusion.document_number.in_(numbers),
+        Exclusion.coverage_year == coverage_year,
+        Exclusion.removed_at.is_(None),
+    )
+    for document_type, number, kind in (await session.execute(query)).all():
+        found.setdefault((document_type, number), set()).add(kind)
+    return found
 
 
 async def find_active(

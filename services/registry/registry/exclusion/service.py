@@ -5,6 +5,7 @@ registry's own list is the implementation it ships with.
 """
 
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,34 +20,34 @@ from registry.exclusion.errors import (
 from registry.exclusion.models import Exclusion, ExclusionKind
 from registry.people.service import Identity
 from shared.clock import Clock
+from shared.errors import DomainError
 
 
 class ExclusionLookup(Protocol):
     async def exclusions(
-        self, session: AsyncSession, identity: Identity, coverage_year: int
-    ) -> list[ExclusionKind]:
-        """The reasons, if any, this person may not enroll here for the year."""
+        self, session: AsyncSession, people: Sequence[Identity], coverage_year: int
+    ) -> list[list[ExclusionKind]]:
+        """For each person, the reasons, if any, they may not enroll here for the year."""
         ...
 
 
 class RegistryExclusionList:
     async def exclusions(
-        self, session: AsyncSession, identity: Identity, coverage_year: int
-    ) -> list[ExclusionKind]:
-        found = await repository.active_for(
-            session, identity.document_type, identity.document_number, coverage_year
+        self, session: AsyncSession, people: Sequence[Identity], coverage_year: int
+    ) -> list[list[ExclusionKind]]:
+        found = await repository.active_kinds(
+            session, [(p.document_type, p.document_number) for p in people], coverage_year
         )
-        return [e.kind for e in found]
+        return [sorted(found.get((p.document_type, p.document_number), set())) for p in people]
 
 
-async def refuse_if_excluded(
-    lookup: ExclusionLookup, session: AsyncSession, identity: Identity, coverage_year: int
-) -> None:
-    kinds = await lookup.exclusions(session, identity, coverage_year)
+def refusal(kinds: list[ExclusionKind], coverage_year: int) -> DomainError | None:
+    """不得重复参保: why these exclusions refuse an enrollment, if they do."""
     if ExclusionKind.EMPLOYEE_INSURANCE in kinds:
-        raise InEmployeeInsurance({"coverage_year": coverage_year})
+        return InEmployeeInsurance({"coverage_year": coverage_year})
     if ExclusionKind.ENROLLED_ELSEWHERE in kinds:
-        raise EnrolledElsewhere({"coverage_year": coverage_year})
+        return EnrolledElsewhere({"coverage_year": coverage_year})
+    return None
 
 
 async def record(

@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,6 +18,7 @@ from registry.people.errors import (
 from registry.people.identity import parse_resident_id
 from registry.people.models import DocumentType, Person
 from registry.people.schemas import PersonIn
+from shared.errors import DomainError
 
 _FOREIGN_NUMBER = re.compile(r"^[A-Z0-9]{5,20}$")
 
@@ -52,26 +54,44 @@ def identify(person: PersonIn, today: date) -> Identity:
 async def find_or_register(session: AsyncSession, identity: Identity, name: str, phone: str | None) -> Person:
     """The person with this document, registered now if new. A known document with another name is refused
     rather than overwritten: it is either a typing error or someone else's number."""
-    person = await repository.get_by_document(session, identity.document_type, identity.document_number)
-    if person is None:
-        return repository.add(
-            session,
-            Person(
-                id=str(uuid.uuid4()),
-                document_type=identity.document_type,
-                document_number=identity.document_number,
-                nationality=identity.nationality,
-                name=name,
-                birth_date=identity.birth_date,
-                sex=identity.sex,
-                phone=phone,
-            ),
-        )
-    if person.name != name:
-        raise PersonNameMismatch({"field": "name"})
-    if phone:
-        person.phone = phone
-    return person
+    (found,) = await find_or_register_many(session, [(identity, name, phone)])
+    if isinstance(found, DomainError):
+        raise found
+    return found
+
+
+async def find_or_register_many(
+    session: AsyncSession, entries: Sequence[tuple[Identity, str, str | None]]
+) -> list[Person | DomainError]:
+    """`find_or_register` for many people in one query; each entry gets its person or its refusal."""
+    known = await repository.by_documents(
+        session, ((identity.document_type, identity.document_number) for identity, _, _ in entries)
+    )
+    results: list[Person | DomainError] = []
+    for identity, name, phone in entries:
+        key = (identity.document_type, identity.document_number)
+        person = known.get(key)
+        if person is None:
+            person = known[key] = repository.add(
+                session,
+                Person(
+                    id=str(uuid.uuid4()),
+                    document_type=identity.document_type,
+                    document_number=identity.document_number,
+                    nationality=identity.nationality,
+                    name=name,
+                    birth_date=identity.birth_date,
+                    sex=identity.sex,
+                    phone=phone,
+                ),
+            )
+        elif person.name != name:
+            results.append(PersonNameMismatch({"field": "name"}))
+            continue
+        elif phone:
+            person.phone = phone
+        results.append(person)
+    return results
 
 
 async def find_known(session: AsyncSession, document_type: DocumentType, number: str, name: str) -> Person:

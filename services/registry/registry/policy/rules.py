@@ -23,6 +23,7 @@ from registry.policy.errors import (
     LateCaseExpired,
     LateCaseNotInPolicy,
     NewbornYearNotAllowed,
+    UnknownTownship,
     UnknownWindowExtension,
 )
 from registry.policy.models import (
@@ -89,6 +90,12 @@ def check_eligibility(policy: Policy, basis: EligibilityKind, identity: Identity
         )
     if basis.is_for_minors and add_months(identity.birth_date, 12 * ADULT_AGE) <= today:
         raise EligibilityNotMet({"basis": basis.value, "reason": "not_a_minor"})
+
+
+def check_township(policy: Policy, region_code: str, township: str | None) -> None:
+    """A township, when one is named, must be one the policy lists for the region."""
+    if township is not None and not policy.has_township(region_code, township):
+        raise UnknownTownship({"township": township, "region_code": region_code})
 
 
 def add_months(day: date, months: int) -> date:

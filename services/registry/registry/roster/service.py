@@ -13,7 +13,7 @@ import hashlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry.enrollment import repository as enrollments_repo
 from registry.enrollment import service as enrollments
+from registry.enrollment.errors import AlreadyEnrolled
 from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn
 from registry.exclusion import service as exclusions
 from registry.exclusion.errors import ExclusionAlreadyRecorded
@@ -413,14 +414,15 @@ class RosterWorker:
                 await self._renew(session, upload_id)
                 upload = await get(session, upload_id)
                 chunk = await repository.rows(session, upload_id, RowStatus.ACCEPTED, 0, self._chunk_rows)
-                for row in chunk:
-                    # One row's failure must not undo the chunk: each row is its own savepoint.
-                    try:
-                        async with session.begin_nested():
-                            row.outcome = await _apply_row(session, registry, upload, row)
-                    except DomainError as exc:
-                        row.outcome = f"refused:{exc.code}"
-                    row.status = RowStatus.APPLIED
+                try:
+                    async with session.begin_nested():
+                        outcomes = await apply_rows(session, registry, upload, chunk)
+                except AlreadyEnrolled:
+                    # Someone enrolled one of these people while the chunk was applied: go row by row, so
+                    # only that row says so.
+                    outcomes = [await _apply_alone(session, registry, upload, row) for row in chunk]
+                for row, outcome in zip(chunk, outcomes, strict=True):
+                    row.outcome, row.status = outcome, RowStatus.APPLIED
                 upload.rows_applied += len(chunk)
                 if len(chunk) < self._chunk_rows:
                     upload.status = UploadStatus.APPLIED
@@ -432,53 +434,102 @@ class RosterWorker:
                 return
 
 
-async def _apply_row(
+async def _apply_alone(
     session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow
 ) -> str:
-    values = row.values
-    who = PersonIn(id_number=values["id_number"], name=values["name"])
+    try:
+        async with session.begin_nested():
+            (outcome,) = await apply_rows(session, registry, upload, [row])
+    except DomainError as exc:
+        return f"refused:{exc.code}"
+    return outcome
+
+
+async def apply_rows(
+    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, rows: list[RosterRow]
+) -> list[str]:
+    """What applying each row did. Rows go through the same rules single requests use, in bulk: a refusal
+    is found before anything of that row is written, so one bad row leaves the others alone."""
     if upload.kind is RosterKind.EMPLOYEE_INSURANCE:
-        identity = people.identify(who, registry.clock.today())
-        try:
-            await exclusions.record(
-                session,
-                registry.clock,
-                identity,
-                upload.coverage_year,
-                ExclusionKind.EMPLOYEE_INSURANCE,
-                f"{upload.department} 花名册 {upload.filename} 第{row.row_no}行",
-                upload.reviewed_by or upload.uploaded_by,
-            )
-        except ExclusionAlreadyRecorded:
-            return "already_excluded"
-        return "excluded"
-    policy = registry.policies.by_id(upload.policy_id)
-    category_code: str = values["category_code"]
+        return [await _refused_or(_exclude(session, registry, upload, row)) for row in rows]
     if upload.kind is RosterKind.SUBSIDY_REDUCTION:
-        return await _reduce(session, registry, upload, row, category_code)
-    with contextlib.suppress(SubsidyAlreadyAssigned):
-        await subsidy_service.assign(
-            session,
-            registry,
+        return [await _refused_or(_reduce(session, registry, upload, row)) for row in rows]
+    by = upload.reviewed_by or upload.uploaded_by
+    assigned = await subsidy_service.assign_many(
+        session,
+        registry,
+        [
             AssignmentCreate(
-                person=who,
+                person=_person_in(row),
                 region_code=upload.region_code,
                 coverage_year=upload.coverage_year,
-                category=category_code,
+                category=row.values["category_code"],
                 evidence_ref=f"{upload.department} 花名册 {upload.id} 第{row.row_no}行",
-                effective_date=date.fromisoformat(values["event_date"]) if values.get("event_date") else None,
-                assigned_by=upload.reviewed_by or upload.uploaded_by,
-            ),
+                effective_date=date.fromisoformat(row.values["event_date"])
+                if row.values.get("event_date")
+                else None,
+                assigned_by=by,
+                township=row.values.get("township") or None,
+                village=row.values.get("village") or None,
+                village_group=row.values.get("group") or None,
+                note=row.values.get("note") or None,
+                reason=row.values.get("reason") or None,
+            )
+            for row in rows
+        ],
+    )
+    outcomes: list[str | None] = [
+        f"refused:{r.code}"
+        if isinstance(r, DomainError) and not isinstance(r, SubsidyAlreadyAssigned)
+        else None
+        for r in assigned
+    ]
+    waiting = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    policy = registry.policies.by_id(upload.policy_id)
+    enrolled = await _ensure_enrolled(session, registry, policy, upload, [rows[i] for i in waiting])
+    for i, outcome in zip(waiting, enrolled, strict=True):
+        outcomes[i] = outcome
+    return [o or "" for o in outcomes]
+
+
+async def _refused_or(work: Awaitable[str]) -> str:
+    try:
+        return await work
+    except DomainError as exc:
+        return f"refused:{exc.code}"
+
+
+def _person_in(row: RosterRow) -> PersonIn:
+    return PersonIn(id_number=row.values["id_number"], name=row.values["name"])
+
+
+async def _exclude(
+    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow
+) -> str:
+    identity = people.identify(_person_in(row), registry.clock.today())
+    try:
+        await exclusions.record(
+            session,
+            registry.clock,
+            identity,
+            upload.coverage_year,
+            ExclusionKind.EMPLOYEE_INSURANCE,
+            f"{upload.department} 花名册 {upload.filename} 第{row.row_no}行",
+            upload.reviewed_by or upload.uploaded_by,
         )
-    return await _ensure_enrolled(session, registry, policy, upload, who, values.get("township") or None)
+    except ExclusionAlreadyRecorded:
+        return "already_excluded"
+    return "excluded"
 
 
 async def _reduce(
-    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow, category: str
+    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow
 ) -> str:
     values = row.values
     person = await people.find_known(session, DocumentType.RESIDENT_ID, values["id_number"], values["name"])
-    assignment = await subsidies.find_active(session, person.id, upload.coverage_year, category)
+    assignment = await subsidies.find_active(
+        session, person.id, upload.coverage_year, values["category_code"]
+    )
     if assignment is None:
         return "not_held"
     _, outcome = await subsidy_service.remove(
@@ -492,29 +543,50 @@ async def _ensure_enrolled(
     registry: enrollments.Registry,
     policy: Policy,
     upload: RosterUpload,
-    who: PersonIn,
-    township: str | None,
-) -> str:
+    rows: list[RosterRow],
+) -> list[str]:
     """People on a subsidy roster are enrolled for them: in the window all of them, at their share; after it,
     those with a full subsidy (a late case), while the others are listed for their township to mobilise."""
-    identity = people.identify(who, registry.clock.today())
-    person = await people.find_or_register(session, identity, who.name, None)
-    if await enrollments_repo.find_for_person_year(session, person.id, upload.coverage_year) is not None:
-        return "already_enrolled"
-    in_window = registry.clock.today() <= policy.enrollment_window.end
-    late_case = None
-    if not in_window:
-        held = await subsidies.active_codes(session, person.id, upload.coverage_year)
-        full = rules.price(policy, held, Charge.PERSONAL).personal_due_fen == 0
-        if not full or policy.late_case(LateCaseKind.NEWLY_SUBSIDISED) is None:
-            return "mobilise"
-        late_case = LateCaseIn(kind=LateCaseKind.NEWLY_SUBSIDISED)
-    request = EnrollmentCreate(
-        **who.model_dump(),
-        region_code=upload.region_code,
-        township=township,
-        coverage_year=upload.coverage_year,
-        late_case=late_case,
+    today = registry.clock.today()
+    found = await people.find_or_register_many(
+        session, [(people.identify(_person_in(row), today), row.values["name"], None) for row in rows]
     )
-    enrollment = await enrollments.enroll(session, registry, request)
-    return "enrolled_fully_subsidised" if enrollment.personal_due_fen == 0 else "enrolled"
+    person_ids = [p.id for p in found if not isinstance(p, DomainError)]
+    existing = await enrollments_repo.live_for_people(session, person_ids, upload.coverage_year)
+    in_window = today <= policy.enrollment_window.end
+    held = {} if in_window else await subsidies.active_codes_many(session, person_ids, upload.coverage_year)
+    late_case = None if in_window else policy.late_case(LateCaseKind.NEWLY_SUBSIDISED)
+    outcomes: list[str] = []
+    requests: list[tuple[int, EnrollmentCreate]] = []
+    for row, person in zip(rows, found, strict=True):
+        if isinstance(person, DomainError):
+            outcomes.append(f"refused:{person.code}")
+            continue
+        if person.id in existing:
+            outcomes.append("already_enrolled")
+            continue
+        if not in_window:
+            full = rules.price(policy, held.get(person.id, []), Charge.PERSONAL).personal_due_fen == 0
+            if not full or late_case is None:
+                outcomes.append("mobilise")
+                continue
+        outcomes.append("")
+        requests.append(
+            (
+                len(outcomes) - 1,
+                EnrollmentCreate(
+                    **_person_in(row).model_dump(),
+                    region_code=upload.region_code,
+                    township=row.values.get("township") or None,
+                    coverage_year=upload.coverage_year,
+                    late_case=None if in_window else LateCaseIn(kind=LateCaseKind.NEWLY_SUBSIDISED),
+                ),
+            )
+        )
+    created = await enrollments.enroll_many(session, registry, [request for _, request in requests])
+    for (i, _), result in zip(requests, created, strict=True):
+        if isinstance(result, DomainError):
+            outcomes[i] = f"refused:{result.code}"
+        else:
+            outcomes[i] = "enrolled_fully_subsidised" if result.personal_due_fen == 0 else "enrolled"
+    return outcomes

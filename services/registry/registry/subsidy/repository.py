@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +14,22 @@ async def active_codes(session: AsyncSession, person_id: str, coverage_year: int
         SubsidyAssignment.removed_at.is_(None),
     )
     return list((await session.scalars(query)).all())
+
+
+async def active_codes_many(
+    session: AsyncSession, person_ids: Sequence[str], coverage_year: int
+) -> dict[str, list[str]]:
+    if not person_ids:
+        return {}
+    query = select(SubsidyAssignment.person_id, SubsidyAssignment.category_code).where(
+        SubsidyAssignment.person_id.in_(sorted(set(person_ids))),
+        SubsidyAssignment.coverage_year == coverage_year,
+        SubsidyAssignment.removed_at.is_(None),
+    )
+    codes: dict[str, list[str]] = {}
+    for person_id, code in (await session.execute(query)).all():
+        codes.setdefault(person_id, []).append(code)
+    return codes
 
 
 async def find_active(

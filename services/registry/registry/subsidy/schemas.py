@@ -20,6 +20,11 @@ class AssignmentCreate(BaseModel):
     evidence_ref: Text = Field(description="Reference of the certifying department's document")
     effective_date: date | None = Field(default=None, description="When the person qualified; default today")
     assigned_by: Text = Field(description="The staff member who records it")
+    township: Text | None = Field(default=None, description="乡镇, one the policy lists")
+    village: Text | None = Field(default=None, description="村(居)委会")
+    village_group: Text | None = Field(default=None, description="村民组")
+    note: Text | None = Field(default=None, description="备注")
+    reason: Text | None = Field(default=None, description="新增原因, for an addition after the cut-off")
 
 
 class AssignmentRemove(BaseModel):
@@ -31,11 +36,17 @@ class AssignmentRemove(BaseModel):
 
 class AssignmentOut(BaseModel):
     assignment_id: str
+    region_code: str
     coverage_year: int
     policy_id: str
     category: str
     evidence_ref: str
     effective_date: date
+    township: str | None
+    village: str | None
+    village_group: str | None
+    note: str | None
+    reason: str | None
     assigned_by: str
     assigned_at: datetime
     removed_at: datetime | None
@@ -52,11 +63,17 @@ class AssignmentOut(BaseModel):
     def of(cls, a: SubsidyAssignment, outcome: RepriceOutcome | None = None) -> "AssignmentOut":
         return cls(
             assignment_id=a.id,
+            region_code=a.region_code,
             coverage_year=a.coverage_year,
             policy_id=a.policy_id,
             category=a.category_code,
             evidence_ref=a.evidence_ref,
             effective_date=a.effective_date,
+            township=a.township,
+            village=a.village,
+            village_group=a.village_group,
+            note=a.note,
+            reason=a.reason,
             assigned_by=a.assigned_by,
             assigned_at=a.assigned_at,
             removed_at=a.removed_at,

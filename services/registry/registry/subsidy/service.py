@@ -2,13 +2,17 @@
 and department rosters both come through here, so repricing follows every change."""
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.enrollment import service as enrollments
 from registry.enrollment.schemas import RepriceOutcome
 from registry.people import service as people
+from registry.people.service import Identity
+from registry.policy import rules
 from registry.policy.errors import UnknownSubsidyCategory
+from registry.policy.models import Policy
 from registry.subsidy import repository
 from registry.subsidy.errors import (
     SubsidyAlreadyAssigned,
@@ -17,38 +21,85 @@ from registry.subsidy.errors import (
 )
 from registry.subsidy.models import SubsidyAssignment
 from registry.subsidy.schemas import AssignmentCreate, TownshipCount, TownshipSummary
+from shared.errors import DomainError
 
 
 async def assign(
     session: AsyncSession, registry: enrollments.Registry, request: AssignmentCreate
 ) -> tuple[SubsidyAssignment, RepriceOutcome]:
+    (result,) = await assign_many(session, registry, [request])
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+async def assign_many(
+    session: AsyncSession, registry: enrollments.Registry, requests: Sequence[AssignmentCreate]
+) -> list[tuple[SubsidyAssignment, RepriceOutcome] | DomainError]:
+    """Assign each request's category, or say why not, and reprice the enrollments concerned: one staff
+    assignment and a department roster take the same path."""
     today = registry.clock.today()
-    identity = people.identify(request.person, today)
-    policy = registry.policies.find(request.region_code, request.coverage_year)
-    if policy.category(request.category) is None:
-        raise UnknownSubsidyCategory(
-            {"category": request.category, "known": [c.code for c in policy.subsidy_categories]}
+    results: list[tuple[SubsidyAssignment, RepriceOutcome] | DomainError | None] = [None] * len(requests)
+    checked: list[tuple[int, AssignmentCreate, Identity, Policy]] = []
+    for i, request in enumerate(requests):
+        try:
+            identity = people.identify(request.person, today)
+            policy = registry.policies.find(request.region_code, request.coverage_year)
+            if policy.category(request.category) is None:
+                raise UnknownSubsidyCategory(
+                    {"category": request.category, "known": [c.code for c in policy.subsidy_categories]}
+                )
+            rules.check_township(policy, request.region_code, request.township)
+        except DomainError as exc:
+            results[i] = exc
+            continue
+        checked.append((i, request, identity, policy))
+    found = await people.find_or_register_many(
+        session, [(identity, r.person.name, r.person.phone) for _, r, identity, _ in checked]
+    )
+    for year in sorted({policy.coverage_year for *_, policy in checked}):
+        of_year = [(c, p) for c, p in zip(checked, found, strict=True) if c[3].coverage_year == year]
+        person_ids = [p.id for _, p in of_year if not isinstance(p, DomainError)]
+        held = await repository.active_codes_many(session, person_ids, year)
+        taken = {(person_id, code) for person_id, codes in held.items() for code in codes}
+        added: list[tuple[int, SubsidyAssignment]] = []
+        for (i, request, _, policy), person in of_year:
+            if isinstance(person, DomainError):
+                results[i] = person
+                continue
+            if (person.id, request.category) in taken:
+                results[i] = SubsidyAlreadyAssigned({"category": request.category, "coverage_year": year})
+                continue
+            taken.add((person.id, request.category))
+            assignment = SubsidyAssignment(
+                id=str(uuid.uuid4()),
+                person_id=person.id,
+                policy_id=policy.policy_id,
+                region_code=request.region_code,
+                coverage_year=year,
+                category_code=request.category,
+                evidence_ref=request.evidence_ref,
+                effective_date=request.effective_date or today,
+                township=request.township,
+                village=request.village,
+                village_group=request.village_group,
+                note=request.note,
+                reason=request.reason,
+                assigned_by=request.assigned_by,
+                assigned_at=registry.clock.now(),
+            )
+            repository.add(session, assignment)
+            added.append((i, assignment))
+        await session.flush()
+        outcomes = await enrollments.reprice_many(
+            session,
+            registry,
+            {a.person_id: f"subsidy category {a.category_code} assigned" for _, a in added},
+            year,
         )
-    person = await people.find_or_register(session, identity, request.person.name, request.person.phone)
-    if await repository.find_active(session, person.id, policy.coverage_year, request.category):
-        raise SubsidyAlreadyAssigned({"category": request.category, "coverage_year": policy.coverage_year})
-    assignment = SubsidyAssignment(
-        id=str(uuid.uuid4()),
-        person_id=person.id,
-        policy_id=policy.policy_id,
-        coverage_year=policy.coverage_year,
-        category_code=request.category,
-        evidence_ref=request.evidence_ref,
-        effective_date=request.effective_date or today,
-        assigned_by=request.assigned_by,
-        assigned_at=registry.clock.now(),
-    )
-    repository.add(session, assignment)
-    await session.flush()
-    outcome = await enrollments.reprice(
-        session, registry, person.id, policy.coverage_year, f"subsidy category {request.category} assigned"
-    )
-    return assignment, outcome
+        for i, assignment in added:
+            results[i] = (assignment, outcomes[assignment.person_id])
+    return [r for r in results if r is not None]
 
 
 async def remove(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:46:11.178783
+Create Date: 2026-11-23 09:16:26.180339
 """
 
 from collections.abc import Sequence
@@ -354,10 +354,16 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("person_id", sa.String(length=36), nullable=False),
         sa.Column("policy_id", sa.String(length=64), nullable=False),
+        sa.Column("region_code", sa.String(length=6), nullable=False),
         sa.Column("coverage_year", sa.Integer(), nullable=False),
         sa.Column("category_code", sa.String(length=64), nullable=False),
         sa.Column("evidence_ref", sa.String(length=128), nullable=False),
         sa.Column("effective_date", sa.Date(), nullable=False),
+        sa.Column("township", sa.String(length=32), nullable=True),
+        sa.Column("village", sa.String(length=64), nullable=True),
+        sa.Column("village_group", sa.String(length=32), nullable=True),
+        sa.Column("note", sa.String(length=256), nullable=True),
+        sa.Column("reason", sa.String(length=256), nullable=True),
         sa.Column("assigned_by", sa.String(length=64), nullable=False),
         sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
@@ -369,6 +375,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subsidy_assignments")),
     )
     with op.batch_alter_table("subsidy_assignments", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_subsidy_assignments_region_year_category",
+            ["region_code", "coverage_year", "category_code"],
+            unique=False,
+        )
         batch_op.create_index(
             "uq_subsidy_assignments_active",
             ["person_id", "coverage_year", "category_code"],
@@ -409,6 +420,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("removed_at IS NULL"),
             sqlite_where=sa.text("removed_at IS NULL"),
         )
+        batch_op.drop_index("ix_subsidy_assignments_region_year_category")
 
     op.drop_table("subsidy_assignments")
     with op.batch_alter_table("roster_rows", schema=None) as batch_op:
