@@ -22,8 +22,8 @@ class Exclusion(Base):
     __table_args__ = (
         Index(
             "uq_exclusions_active",
-            "document_type",
             "document_number",
+            "document_type",
             "coverage_year",
             "kind",
             unique=True,

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 from stdnum import exceptions as stdnum_errors
@@ -34,6 +34,7 @@ def _divisions() -> Any:
     return numdb.get("cn/loc")
 
 
+@lru_cache(maxsize=8192)  # about 3,000 county codes exist; a roster checks the same few over and over
 def _is_known_division(code: str) -> bool:
     # Any period counts: numbers were issued from 1984 on with the codes of that day, so a person born
     # before their county's current code existed still carries it. (stdnum's validate() would refuse them.)

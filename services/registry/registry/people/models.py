@@ -1,7 +1,7 @@
 import enum
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Date, String, UniqueConstraint
+from sqlalchemy import Date, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.database import Base
@@ -18,7 +18,11 @@ class Person(Base):
     """A person known to the registry (参保人), identified by their identity document."""
 
     __tablename__ = "people"
-    __table_args__ = (UniqueConstraint("document_type", "document_number"),)
+    __table_args__ = (
+        # The number leads: it is what lookups of thousands of people at once narrow by.
+        UniqueConstraint("document_number", "document_type"),
+        Index("ix_people_name_birth_date", "name", "birth_date"),  # one person under two numbers?
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     document_type: Mapped[DocumentType] = mapped_column(enum_column(DocumentType))

@@ -1,7 +1,7 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.exclusion.models import Exclusion, ExclusionKind
@@ -134,3 +134,15 @@ async def employee_insured(
 
 async def row(session: AsyncSession, upload_id: str, row_no: int) -> RosterRow | None:
     return await session.get(RosterRow, (upload_id, row_no))
+
+
+# The tables a roster fills, whose statistics a bulk load makes stale.
+_LOADED_TABLES = "people, subsidy_assignments, enrollments, enrollment_subsidy_lines, exclusions, outbox"
+
+
+async def refresh_statistics(session: AsyncSession) -> None:
+    """PostgreSQL plans by table statistics, and autovacuum lags behind a bulk load: without fresh ones a
+    lookup of a chunk's people is planned as a scan of the whole table (the documented advice for bulk
+    loads is to ANALYZE). SQLite has no such planner statistics to go stale in this way."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"ANALYZE {_LOADED_TABLES}"))

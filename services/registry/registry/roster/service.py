@@ -409,10 +409,14 @@ class RosterWorker:
 
     async def _apply(self, upload_id: str, progress: Callable[[RosterUpload], None] | None) -> None:
         registry = self._registry()
+        chunks = 0
         while True:
             async with self._sessionmaker()() as session, session.begin():
                 await self._renew(session, upload_id)
                 upload = await get(session, upload_id)
+                if chunks & (chunks - 1) == 0:  # after 0, 1, 2, 4, 8… chunks: stats within 2x of the truth
+                    await repository.refresh_statistics(session)
+                chunks += 1
                 chunk = await repository.rows(session, upload_id, RowStatus.ACCEPTED, 0, self._chunk_rows)
                 try:
                     async with session.begin_nested():

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:16:26.180339
+Create Date: 2026-11-23 09:24:08.407825
 """
 
 from collections.abc import Sequence
@@ -65,7 +65,7 @@ def upgrade() -> None:
     with op.batch_alter_table("exclusions", schema=None) as batch_op:
         batch_op.create_index(
             "uq_exclusions_active",
-            ["document_type", "document_number", "coverage_year", "kind"],
+            ["document_number", "document_type", "coverage_year", "kind"],
             unique=True,
             postgresql_where=sa.text("removed_at IS NULL"),
             sqlite_where=sa.text("removed_at IS NULL"),
@@ -133,9 +133,12 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
         sa.UniqueConstraint(
-            "document_type", "document_number", name=op.f("uq_people_document_type_document_number")
+            "document_number", "document_type", name=op.f("uq_people_document_number_document_type")
         ),
     )
+    with op.batch_alter_table("people", schema=None) as batch_op:
+        batch_op.create_index("ix_people_name_birth_date", ["name", "birth_date"], unique=False)
+
     op.create_table(
         "roster_uploads",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -443,6 +446,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_roster_uploads_status")
 
     op.drop_table("roster_uploads")
+    with op.batch_alter_table("people", schema=None) as batch_op:
+        batch_op.drop_index("ix_people_name_birth_date")
+
     op.drop_table("people")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(

@@ -1,0 +1,156 @@
+"""Roster throughput on PostgreSQL: a generated subsidy roster (Jing attachment 4 layout) imported and applied
+with the registry's own command line, next to a raw COPY of the same rows in the same run, with peak memory.
+
+Creates (and drops first) its own database on the given server, migrates it with `python -m registry migrate`,
+then times `roster import` (intake + validation) and `roster approve` (application), each a separate process
+as an operator runs them, and `COPY … FROM STDIN` of the same file into a plain table.
+
+    .venv/bin/python bench/roster.py --rows 1000000
+"""
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+from stdnum.cn import ric
+
+from registry.policy.book import SHIPPED_POLICIES, PolicyBook
+
+REGION = "341823"  # Jing county: its policy lists townships, so every row's township is checked
+TOWNSHIPS = [t.name for t in PolicyBook.load(SHIPPED_POLICIES).find(REGION, 2023).townships]
+# Inside Jing's 2023 window, so every listed person is also enrolled (the heavier path).
+CLOCK_START = "2022-11-01T09:00:00+08:00"
+HEADER = ["序号", "姓名", "身份证号码", "乡镇", "村(居)委会", "村民组", "备注"]
+
+
+def unique_ids(count: int) -> list[str]:
+    """Distinct valid ID numbers: one per (birth date, sequence) pair, birth dates from 1940 on."""
+    ids: list[str] = []
+    day, seq = date(1940, 1, 1), 0
+    while len(ids) < count:
+        body = f"{REGION}{day:%Y%m%d}{seq:03d}"
+        ids.append(body + ric.calc_check_digit(body + "0"))
+        seq += 1
+        if seq == 1000:
+            day, seq = day + timedelta(days=1), 0
+    return ids
+
+
+def write_roster(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        handle.write("泾县2023年度资助参保人员花名册\n人员类别：低保对象\n")
+        writer.writerow(HEADER)
+        for i, id_number in enumerate(unique_ids(rows), start=1):
+            town = TOWNSHIPS[i % len(TOWNSHIPS)]
+            writer.writerow([i, f"居民{i}", id_number, town, f"{town[:2]}村", f"{i % 12 + 1}组", ""])
+
+
+def registry_cli(env: dict[str, str], *args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "registry", *args], env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+async def recreate(server: str, name: str) -> None:
+    connection = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def copy_rows(dsn: str, path: Path) -> float:
+    """The floor: the same file into a plain table with COPY, no checks at all."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "CREATE UNLOGGED TABLE bench_copy (seq text, name text, id_number text, township text, "
+            "village text, village_group text, note text)"
+        )
+        started = time.perf_counter()
+        with path.open("rb") as handle:
+            for _ in range(2):  # the title lines above the header
+                handle.readline()
+            await connection.copy_to_table("bench_copy", source=handle, format="csv", header=True)
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+async def upload_id(dsn: str) -> str:
+    connection = await asyncpg.connect(dsn)
+    try:
+        value: str = await connection.fetchval("SELECT id FROM roster_uploads")
+        return value
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--server", default="postgresql://127.0.0.1:5432", help="PostgreSQL, no database")
+    parser.add_argument("--database", default="canbao_bench_roster")
+    parser.add_argument("--json", type=Path, help="Also write the figures here")
+    parser.add_argument("--chunk-rows", type=int, default=2000, help="REGISTRY_ROSTER_CHUNK_ROWS")
+    args = parser.parse_args()
+
+    asyncio.run(recreate(args.server, args.database))
+    dsn = f"{args.server}/{args.database}"
+    with tempfile.TemporaryDirectory() as tmp:
+        roster = Path(tmp) / "低保花名册.csv"
+        write_roster(roster, args.rows)
+        env = os.environ | {
+            "REGISTRY_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://"),
+            "REGISTRY_ROSTER_DIR": str(Path(tmp) / "rosters"),
+            "REGISTRY_CLOCK_START": CLOCK_START,
+            "REGISTRY_LOG_LEVEL": "warning",
+            "REGISTRY_ROSTER_CHUNK_ROWS": str(args.chunk_rows),
+        }
+        registry_cli(env, "migrate")
+        common = ["--kind", "subsidy", "--region", REGION, "--year", "2023", "--department", "县民政局"]
+        validate_s = registry_cli(env, "roster", "import", str(roster), *common, "--by", "bench")
+        identifier = asyncio.run(upload_id(dsn))
+        apply_s = registry_cli(env, "roster", "approve", identifier, "--by", "bench")
+        copy_s = asyncio.run(copy_rows(dsn, roster))
+        size_mb = roster.stat().st_size / 1e6
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+
+    figures = {
+        "rows": args.rows,
+        "file_mb": round(size_mb, 1),
+        "import_and_validate_s": round(validate_s, 1),
+        "validate_rows_per_s": round(args.rows / validate_s),
+        "apply_s": round(apply_s, 1),
+        "apply_rows_per_s": round(args.rows / apply_s),
+        "end_to_end_rows_per_s": round(args.rows / (validate_s + apply_s)),
+        "copy_s": round(copy_s, 2),
+        "copy_rows_per_s": round(args.rows / copy_s),
+        "peak_rss_mb": round(peak_mb),
+    }
+    table = Table("figure", "value", title=f"roster of {args.rows:,} rows on PostgreSQL")
+    for key, value in figures.items():
+        table.add_row(key, f"{value:,}")
+    Console().print(table)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
