@@ -246,7 +246,9 @@ class Policy(_Strict):
         return self
 
     def has_township(self, region_code: str, name: str) -> bool:
-        return any(t.region_code == region_code and t.name == name for t in self.townships)
+        """A township the policy lists for the region; any name, where it lists none to check against."""
+        listed = [t.name for t in self.townships if t.region_code == region_code]
+        return not listed or name in listed
 
     def category(self, code: str) -> SubsidyCategory | None:
         return next((c for c in self.subsidy_categories if c.code == code), None)

@@ -22,19 +22,15 @@ from typing import IO, Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.enrollment import repository as enrollments_repo
 from registry.enrollment import service as enrollments
 from registry.enrollment.errors import AlreadyEnrolled
-from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn
 from registry.exclusion import service as exclusions
 from registry.exclusion.errors import ExclusionAlreadyRecorded
 from registry.exclusion.models import ExclusionKind
 from registry.people import service as people
 from registry.people.models import DocumentType
 from registry.people.schemas import PersonIn
-from registry.policy import rules
 from registry.policy.errors import UnknownSubsidyCategory
-from registry.policy.models import Charge, LateCaseKind, Policy
 from registry.roster import repository
 from registry.roster.errors import (
     RosterCategoryRequired,
@@ -490,7 +486,10 @@ async def apply_rows(
     ]
     waiting = [i for i, outcome in enumerate(outcomes) if outcome is None]
     policy = registry.policies.by_id(upload.policy_id)
-    enrolled = await _ensure_enrolled(session, registry, policy, upload, [rows[i] for i in waiting])
+    holders = [
+        subsidy_service.Holder(_person_in(rows[i]), rows[i].values.get("township") or None) for i in waiting
+    ]
+    enrolled = await subsidy_service.enroll_holders(session, registry, policy, upload.region_code, holders)
     for i, outcome in zip(waiting, enrolled, strict=True):
         outcomes[i] = outcome
     return [o or "" for o in outcomes]
@@ -540,57 +539,3 @@ async def _reduce(
         session, registry, assignment.id, upload.reviewed_by or upload.uploaded_by, values["reason"]
     )
     return f"removed:{outcome}"
-
-
-async def _ensure_enrolled(
-    session: AsyncSession,
-    registry: enrollments.Registry,
-    policy: Policy,
-    upload: RosterUpload,
-    rows: list[RosterRow],
-) -> list[str]:
-    """People on a subsidy roster are enrolled for them: in the window all of them, at their share; after it,
-    those with a full subsidy (a late case), while the others are listed for their township to mobilise."""
-    today = registry.clock.today()
-    found = await people.find_or_register_many(
-        session, [(people.identify(_person_in(row), today), row.values["name"], None) for row in rows]
-    )
-    person_ids = [p.id for p in found if not isinstance(p, DomainError)]
-    existing = await enrollments_repo.live_for_people(session, person_ids, upload.coverage_year)
-    in_window = today <= policy.enrollment_window.end
-    held = {} if in_window else await subsidies.active_codes_many(session, person_ids, upload.coverage_year)
-    late_case = None if in_window else policy.late_case(LateCaseKind.NEWLY_SUBSIDISED)
-    outcomes: list[str] = []
-    requests: list[tuple[int, EnrollmentCreate]] = []
-    for row, person in zip(rows, found, strict=True):
-        if isinstance(person, DomainError):
-            outcomes.append(f"refused:{person.code}")
-            continue
-        if person.id in existing:
-            outcomes.append("already_enrolled")
-            continue
-        if not in_window:
-            full = rules.price(policy, held.get(person.id, []), Charge.PERSONAL).personal_due_fen == 0
-            if not full or late_case is None:
-                outcomes.append("mobilise")
-                continue
-        outcomes.append("")
-        requests.append(
-            (
-                len(outcomes) - 1,
-                EnrollmentCreate(
-                    **_person_in(row).model_dump(),
-                    region_code=upload.region_code,
-                    township=row.values.get("township") or None,
-                    coverage_year=upload.coverage_year,
-                    late_case=None if in_window else LateCaseIn(kind=LateCaseKind.NEWLY_SUBSIDISED),
-                ),
-            )
-        )
-    created = await enrollments.enroll_many(session, registry, [request for _, request in requests])
-    for (i, _), result in zip(requests, created, strict=True):
-        if isinstance(result, DomainError):
-            outcomes[i] = f"refused:{result.code}"
-        else:
-            outcomes[i] = "enrolled_fully_subsidised" if result.personal_due_fen == 0 else "enrolled"
-    return outcomes

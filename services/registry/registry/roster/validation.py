@@ -73,7 +73,7 @@ class RowRules:
             except DomainError as exc:
                 problems.append(from_error(self.column("id_number"), exc))
         township = values.get("township")
-        if township and self.policy.townships and not self.policy.has_township(self.region_code, township):
+        if township and not self.policy.has_township(self.region_code, township):
             problems.append(from_error(self.column("township"), UnknownTownship))
         out: dict[str, Any] = dict(values)
         if self.kind in SUBSIDY_KINDS:

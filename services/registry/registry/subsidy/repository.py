@@ -4,6 +4,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.enrollment.models import Enrollment, EnrollmentStatus
+from registry.people.models import Person
 from registry.subsidy.models import SubsidyAssignment
 
 
@@ -79,3 +80,32 @@ async def enrolled_per_township(
         .group_by(Enrollment.township)
     )
     return {township: count for township, count in (await session.execute(query)).all()}
+
+
+async def unenrolled_holders(
+    session: AsyncSession, region_code: str, coverage_year: int, township: str | None = None
+) -> list[tuple[Person, SubsidyAssignment]]:
+    """People holding a category in the region for the year with no live enrollment: each once, with their
+    latest assignment (for where they live)."""
+    live = select(Enrollment.id).where(
+        Enrollment.person_id == SubsidyAssignment.person_id,
+        Enrollment.coverage_year == coverage_year,
+        Enrollment.status != EnrollmentStatus.LAPSED,
+    )
+    query = (
+        select(Person, SubsidyAssignment)
+        .join(Person, Person.id == SubsidyAssignment.person_id)
+        .where(
+            SubsidyAssignment.region_code == region_code,
+            SubsidyAssignment.coverage_year == coverage_year,
+            SubsidyAssignment.removed_at.is_(None),
+            ~live.exists(),
+        )
+        .order_by(SubsidyAssignment.person_id, SubsidyAssignment.assigned_at.desc())
+    )
+    if township is not None:
+        query = query.where(SubsidyAssignment.township == township)
+    latest: dict[str, tuple[Person, SubsidyAssignment]] = {}
+    for person, assignment in (await session.execute(query)).all():
+        latest.setdefault(person.id, (person, assignment))
+    return list(latest.values())

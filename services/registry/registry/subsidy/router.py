@@ -7,19 +7,22 @@ from registry.enrollment.dependencies import RegistryContext
 from registry.people import service as people
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch, PersonNotFound
 from registry.people.models import DocumentType
-from registry.policy.errors import PolicyNotFound, UnknownSubsidyCategory
+from registry.policy.errors import PolicyNotFound, UnknownSubsidyCategory, UnknownTownship
 from registry.subsidy import repository, service
 from registry.subsidy.errors import (
     SubsidyAlreadyAssigned,
     SubsidyAssignmentAlreadyRemoved,
     SubsidyAssignmentNotFound,
 )
-from registry.subsidy.report import XLSX, summary_workbook
+from registry.subsidy.report import XLSX, mobilisation_workbook, summary_workbook
 from registry.subsidy.schemas import (
+    AdjustmentResult,
+    AdjustmentRun,
     AssignmentCreate,
     AssignmentList,
     AssignmentOut,
     AssignmentRemove,
+    MobilisationList,
     TownshipSummary,
 )
 from shared.db import DbSession
@@ -87,10 +90,59 @@ async def township_summary_xlsx(
 ) -> Response:
     summary = await service.township_summary(session, registry, region_code, coverage_year, category)
     policy = registry.policies.find(region_code, coverage_year)
-    content = summary_workbook(summary, policy.name)
-    filename = quote(f"{policy.name}资助参保人员汇总表-{summary.category_name}.xlsx")
-    return Response(
-        content, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"}
+    return _xlsx(
+        summary_workbook(summary, policy.name),
+        f"{policy.name}资助参保人员汇总表-{summary.category_name}.xlsx",
+    )
+
+
+@router.post(
+    "/monthly-adjustment",
+    summary="Monthly adjustment run (动态调整): enroll newly qualified full-subsidy people, list the others",
+    description="Everyone holding a category for the region and year who is not enrolled: in the window "
+    "all are enrolled at their share; after it, people with a full subsidy are enrolled as the policy's late "
+    "case and people with a partial subsidy are listed for their township (GET …/mobilisation). Running it "
+    "again enrolls nobody twice.",
+    responses=error_responses(PolicyNotFound),
+)
+async def monthly_adjustment(
+    body: AdjustmentRun, session: DbSession, registry: RegistryContext
+) -> AdjustmentResult:
+    return await service.monthly_adjustment(session, registry, body.region_code, body.coverage_year)
+
+
+@router.get(
+    "/mobilisation",
+    summary="People with a partial subsidy who have not enrolled, by township (动员名单)",
+    responses=error_responses(PolicyNotFound, UnknownTownship),
+)
+async def mobilisation(
+    session: DbSession,
+    registry: RegistryContext,
+    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    township: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+) -> MobilisationList:
+    return await service.mobilisation_list(session, registry, region_code, coverage_year, township)
+
+
+@router.get(
+    "/mobilisation.xlsx",
+    summary="The same list as a spreadsheet for the township",
+    response_class=Response,
+    responses=error_responses(PolicyNotFound, UnknownTownship, extra={200: {"content": {XLSX: {}}}}),
+)
+async def mobilisation_xlsx(
+    session: DbSession,
+    registry: RegistryContext,
+    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    township: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+) -> Response:
+    listing = await service.mobilisation_list(session, registry, region_code, coverage_year, township)
+    policy = registry.policies.find(region_code, coverage_year)
+    return _xlsx(
+        mobilisation_workbook(listing, policy.name), f"{policy.name}动员名单-{township or '全部'}.xlsx"
     )
 
 
@@ -110,3 +162,11 @@ async def list_categories(
     person = await people.find_known(session, document_type, id_number, name)
     assignments = await repository.for_person(session, person.id, coverage_year)
     return AssignmentList(items=[AssignmentOut.of(a) for a in assignments])
+
+
+def _xlsx(content: bytes, filename: str) -> Response:
+    return Response(
+        content,
+        media_type=XLSX,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from registry.enrollment.schemas import RepriceOutcome
 from registry.people.schemas import PersonIn
 from registry.subsidy.models import SubsidyAssignment
+from shared.money import Yuan
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
@@ -101,3 +102,41 @@ class TownshipSummary(BaseModel):
     category_name: str
     rows: list[TownshipCount]
     total: int = Field(description="The sum of the rows, computed here")
+
+
+class AdjustmentRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    coverage_year: int = Field(ge=2000, le=2100)
+
+
+class AdjustmentResult(BaseModel):
+    """What a monthly adjustment run (动态调整) did."""
+
+    region_code: str
+    coverage_year: int
+    run_on: date
+    enrolled: int = Field(description="People enrolled by this run")
+    fully_subsidised: int = Field(description="Of those, people who owe nothing")
+    to_mobilise: int = Field(description="People with a partial subsidy listed for their township")
+    refused: int = Field(description="People the enrollment rules refused (e.g. in employee insurance)")
+
+
+class MobilisationItem(BaseModel):
+    name: str
+    id_number_masked: str
+    township: str
+    village: str | None
+    village_group: str | None
+    category: str = Field(description="The most generous category the person holds")
+    category_name: str
+    personal_due: Yuan = Field(description="What the person would pay after the subsidy")
+
+
+class MobilisationList(BaseModel):
+    """动员名单: people with a partial subsidy who have not enrolled, for their township to visit."""
+
+    region_code: str
+    coverage_year: int
+    items: list[MobilisationItem]

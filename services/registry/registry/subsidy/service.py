@@ -2,17 +2,21 @@
 and department rosters both come through here, so repricing follows every change."""
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.enrollment import repository as enrollments_repo
 from registry.enrollment import service as enrollments
-from registry.enrollment.schemas import RepriceOutcome
+from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn, RepriceOutcome
 from registry.people import service as people
+from registry.people.schemas import PersonIn
 from registry.people.service import Identity
 from registry.policy import rules
 from registry.policy.errors import UnknownSubsidyCategory
-from registry.policy.models import Policy
+from registry.policy.models import Charge, LateCaseKind, Policy
 from registry.subsidy import repository
 from registry.subsidy.errors import (
     SubsidyAlreadyAssigned,
@@ -20,8 +24,16 @@ from registry.subsidy.errors import (
     SubsidyAssignmentNotFound,
 )
 from registry.subsidy.models import SubsidyAssignment
-from registry.subsidy.schemas import AssignmentCreate, TownshipCount, TownshipSummary
+from registry.subsidy.schemas import (
+    AdjustmentResult,
+    AssignmentCreate,
+    MobilisationItem,
+    MobilisationList,
+    TownshipCount,
+    TownshipSummary,
+)
 from shared.errors import DomainError
+from shared.logging import mask_id_number
 
 
 async def assign(
@@ -122,6 +134,128 @@ async def remove(
         f"subsidy category {assignment.category_code} removed",
     )
     return assignment, outcome
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Someone holding a subsidy category, and the township they live in."""
+
+    person: PersonIn
+    township: str | None
+
+
+async def enroll_holders(
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    policy: Policy,
+    region_code: str,
+    holders: list[Holder],
+) -> list[str]:
+    """People with a subsidy are enrolled for them: in the window all of them, at their share; after it, those
+    with a full subsidy (the policy's late case for the newly subsidised), while the others are listed for
+    their township to mobilise. Says for each what happened: enrolled, enrolled_fully_subsidised,
+    already_enrolled, mobilise or refused:<code>."""
+    today = registry.clock.today()
+    found = await people.find_or_register_many(
+        session, [(people.identify(h.person, today), h.person.name, None) for h in holders]
+    )
+    person_ids = [p.id for p in found if not isinstance(p, DomainError)]
+    existing = await enrollments_repo.live_for_people(session, person_ids, policy.coverage_year)
+    in_window = today <= policy.enrollment_window.end
+    held = {} if in_window else await repository.active_codes_many(session, person_ids, policy.coverage_year)
+    late_case = None if in_window else policy.late_case(LateCaseKind.NEWLY_SUBSIDISED)
+    outcomes: list[str] = []
+    requests: list[tuple[int, EnrollmentCreate]] = []
+    for holder, person in zip(holders, found, strict=True):
+        if isinstance(person, DomainError):
+            outcomes.append(f"refused:{person.code}")
+            continue
+        if person.id in existing:
+            outcomes.append("already_enrolled")
+            continue
+        if not in_window and (late_case is None or not _fully_subsidised(policy, held.get(person.id, []))):
+            outcomes.append("mobilise")
+            continue
+        outcomes.append("")
+        request = EnrollmentCreate(
+            **holder.person.model_dump(),
+            region_code=region_code,
+            township=holder.township,
+            coverage_year=policy.coverage_year,
+            late_case=None if in_window else LateCaseIn(kind=LateCaseKind.NEWLY_SUBSIDISED),
+        )
+        requests.append((len(outcomes) - 1, request))
+    created = await enrollments.enroll_many(session, registry, [request for _, request in requests])
+    for (i, _), result in zip(requests, created, strict=True):
+        if isinstance(result, DomainError):
+            outcomes[i] = f"refused:{result.code}"
+        else:
+            outcomes[i] = "enrolled_fully_subsidised" if result.personal_due_fen == 0 else "enrolled"
+    return outcomes
+
+
+def _fully_subsidised(policy: Policy, held: list[str]) -> bool:
+    return rules.price(policy, held, Charge.PERSONAL).personal_due_fen == 0
+
+
+async def monthly_adjustment(
+    session: AsyncSession, registry: enrollments.Registry, region_code: str, coverage_year: int
+) -> AdjustmentResult:
+    """The monthly run after the window (动态调整): everyone holding a category for the year who is not
+    enrolled goes through `enroll_holders`; running it twice enrolls nobody twice."""
+    policy = registry.policies.find(region_code, coverage_year)
+    waiting = await repository.unenrolled_holders(session, region_code, policy.coverage_year)
+    outcomes = await enroll_holders(
+        session,
+        registry,
+        policy,
+        region_code,
+        [Holder(PersonIn(id_number=p.document_number, name=p.name), a.township) for p, a in waiting],
+    )
+    counts = Counter(o.split(":")[0] for o in outcomes)
+    return AdjustmentResult(
+        region_code=region_code,
+        coverage_year=policy.coverage_year,
+        run_on=registry.clock.today(),
+        enrolled=counts["enrolled"] + counts["enrolled_fully_subsidised"],
+        fully_subsidised=counts["enrolled_fully_subsidised"],
+        to_mobilise=counts["mobilise"],
+        refused=counts["refused"],
+    )
+
+
+async def mobilisation_list(
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    region_code: str,
+    coverage_year: int,
+    township: str | None,
+) -> MobilisationList:
+    """动员名单: people with a partial subsidy who have not enrolled, by township, and what they would pay."""
+    policy = registry.policies.find(region_code, coverage_year)
+    rules.check_township(policy, region_code, township)
+    waiting = await repository.unenrolled_holders(session, region_code, policy.coverage_year, township)
+    held = await repository.active_codes_many(session, [p.id for p, _ in waiting], policy.coverage_year)
+    items = []
+    for person, assignment in waiting:
+        price = rules.price(policy, held.get(person.id, []), Charge.PERSONAL)
+        if price.personal_due_fen == 0:
+            continue  # a full subsidy is enrolled by the monthly run, not mobilised
+        best = rules.most_generous(policy, held.get(person.id, []))
+        items.append(
+            MobilisationItem(
+                name=person.name,
+                id_number_masked=mask_id_number(person.document_number),
+                township=assignment.township or UNNAMED_TOWNSHIP,
+                village=assignment.village,
+                village_group=assignment.village_group,
+                category=best.code if best else assignment.category_code,
+                category_name=best.name if best else assignment.category_code,
+                personal_due=price.personal_due_fen,
+            )
+        )
+    items.sort(key=lambda i: (i.township, i.village or "", i.village_group or "", i.name))
+    return MobilisationList(region_code=region_code, coverage_year=policy.coverage_year, items=items)
 
 
 UNNAMED_TOWNSHIP = "未填乡镇"
