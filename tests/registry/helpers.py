@@ -19,8 +19,8 @@ from shared.money import parse_yuan
 from tests.conftest import Harness
 from tests.support import resident_id
 
-HEFEI = {"region_code": "340104", "coverage_year": 2024}
-JING = {"region_code": "341823", "coverage_year": 2023}
+HEFEI: dict[str, Any] = {"region_code": "340104", "coverage_year": 2024}
+JING: dict[str, Any] = {"region_code": "341823", "coverage_year": 2023}
 HEFEI_WINDOW = "2023-10-08T10:00:00+08:00"
 JING_WINDOW = "2022-11-15T10:00:00+08:00"
 

@@ -34,7 +34,7 @@ async def enrollment_of(h: Harness, who: dict[str, Any], where: dict[str, Any]) 
     return body
 
 
-async def test_after_the_window_full_subsidies_are_enrolled_and_partial_ones_listed(registry: Harness) -> None:
+async def test_after_the_window_full_subsidies_are_enrolled_partial_ones_listed(registry: Harness) -> None:
     registry.at(AFTER_HEFEI_WINDOW)
     full = person(name="韩一")
     partial = person(name="杨二")

@@ -137,7 +137,9 @@ async def row(session: AsyncSession, upload_id: str, row_no: int) -> RosterRow |
 
 
 # The tables a roster fills, whose statistics a bulk load makes stale.
-_LOADED_TABLES = "people, subsidy_assignments, enrollments, enrollment_subsidy_lines, exclusions, outbox"
+_LOADED_TABLES = (
+    "roster_rows, people, subsidy_assignments, enrollments, enrollment_subsidy_lines, exclusions, outbox"
+)
 
 
 async def refresh_statistics(session: AsyncSession) -> None:
