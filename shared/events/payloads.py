@@ -39,6 +39,11 @@ class EnrollmentCreated(EventData):
     payable_until: date = Field(description="Last Beijing business day the bill may be paid")
     coverage_start: date | None = Field(description="Null when coverage starts the day after payment")
     coverage_end: date
+    payer_organisation: str | None = Field(
+        default=None,
+        description="An organisation (a university for its batch) that pays this bill with its others; "
+        "null when the person pays",
+    )
 
 
 class EnrollmentRepriced(EventData):

@@ -42,6 +42,15 @@ async def enrolled(h: Harness, who: dict[str, Any], where: dict[str, Any], **ter
     return body
 
 
+async def enrollment_of(h: Harness, who: dict[str, Any], where: dict[str, Any]) -> dict[str, Any]:
+    """The person's live enrollment, found the way a front-end would: enrolling again names it."""
+    again = await enroll(h, who, where)
+    assert again.status_code == 409, again.text
+    enrollment_id = again.json()["error"]["details"]["enrollment_id"]
+    body: dict[str, Any] = (await h.client.get(f"/v1/enrollments/{enrollment_id}")).json()
+    return body
+
+
 async def assign(h: Harness, who: dict[str, Any], where: dict[str, Any], category: str, **extra: Any) -> Any:
     return await h.client.post(
         "/v1/subsidy-assignments",
@@ -108,3 +117,29 @@ async def row_counts(h: Harness) -> tuple[int, int, int]:
             await s.scalar(select(func.count()).select_from(m)) for m in (Person, Enrollment, OutboxMessage)
         ]
     return counts[0] or 0, counts[1] or 0, counts[2] or 0
+
+
+async def upload(h: Harness, data: bytes, filename: str, **form: Any) -> Any:
+    fields = {"kind": "subsidy", "department": "县民政局", "uploaded_by": "dept-01"} | JING | form
+    return await h.client.post("/v1/rosters", files={"file": (filename, data)}, data=fields)
+
+
+async def processed(h: Harness, upload_id: str) -> dict[str, Any]:
+    await h.app.state.roster_worker.run_until_idle()
+    body: dict[str, Any] = (await h.client.get(f"/v1/rosters/{upload_id}")).json()
+    return body
+
+
+async def rows_of(h: Harness, upload_id: str, status: str | None = None) -> list[dict[str, Any]]:
+    params = {"status": status} if status else {}
+    items: list[dict[str, Any]] = (await h.client.get(f"/v1/rosters/{upload_id}/rows", params=params)).json()[
+        "items"
+    ]
+    return items
+
+
+async def review(h: Harness, upload_id: str, approve: bool = True) -> Any:
+    action = "approval" if approve else "rejection"
+    return await h.client.post(
+        f"/v1/rosters/{upload_id}/{action}", json={"reviewed_by": "bureau-01", "note": "核对无误"}
+    )

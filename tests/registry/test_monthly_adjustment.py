@@ -3,7 +3,7 @@
 from typing import Any
 
 from tests.conftest import Harness
-from tests.registry.helpers import HEFEI, JING, JING_WINDOW, assign, enroll, enrolled, person
+from tests.registry.helpers import HEFEI, JING, JING_WINDOW, assign, enrolled, enrollment_of, person
 from tests.registry.roster_files import read_xlsx
 from tests.support import problem, resident_id
 
@@ -22,16 +22,6 @@ async def mobilisation(h: Harness, where: dict[str, Any], **params: str) -> list
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
-
-
-async def enrollment_of(h: Harness, who: dict[str, Any], where: dict[str, Any]) -> dict[str, Any]:
-    """The person's live enrollment, found the way a front-end would: enrolling again names it."""
-    again = await enroll(h, who, where)
-    assert problem(again)["code"] == "already_enrolled"
-    body: dict[str, Any] = (
-        await h.client.get(f"/v1/enrollments/{problem(again)['details']['enrollment_id']}")
-    ).json()
-    return body
 
 
 async def test_after_the_window_full_subsidies_are_enrolled_partial_ones_listed(registry: Harness) -> None:

@@ -1,11 +1,19 @@
 """Department rosters (花名册) through the API: upload, per-row report, review, and what applying does."""
 
-from typing import Any
-
 import pytest
 
 from tests.conftest import Harness
-from tests.registry.helpers import HEFEI, JING, enroll, enrolled, person
+from tests.registry.helpers import (
+    HEFEI,
+    JING,
+    enroll,
+    enrolled,
+    person,
+    processed,
+    review,
+    rows_of,
+    upload,
+)
 from tests.registry.roster_files import ATTACHMENT_4, ATTACHMENT_6, ATTACHMENT_7, csv_bytes, read_xlsx, xlsx
 from tests.support import problem, resident_id, with_wrong_check
 
@@ -19,32 +27,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def jing_id() -> str:
     return resident_id(region="341823")
-
-
-async def upload(h: Harness, data: bytes, filename: str, **form: Any) -> Any:
-    fields = {"kind": "subsidy", "department": "县民政局", "uploaded_by": "dept-01"} | JING | form
-    return await h.client.post("/v1/rosters", files={"file": (filename, data)}, data=fields)
-
-
-async def processed(h: Harness, upload_id: str) -> dict[str, Any]:
-    await h.app.state.roster_worker.run_until_idle()
-    body: dict[str, Any] = (await h.client.get(f"/v1/rosters/{upload_id}")).json()
-    return body
-
-
-async def rows_of(h: Harness, upload_id: str, status: str | None = None) -> list[dict[str, Any]]:
-    params = {"status": status} if status else {}
-    items: list[dict[str, Any]] = (await h.client.get(f"/v1/rosters/{upload_id}/rows", params=params)).json()[
-        "items"
-    ]
-    return items
-
-
-async def review(h: Harness, upload_id: str, approve: bool = True) -> Any:
-    action = "approval" if approve else "rejection"
-    return await h.client.post(
-        f"/v1/rosters/{upload_id}/{action}", json={"reviewed_by": "bureau-01", "note": "核对无误"}
-    )
 
 
 @pytest.fixture

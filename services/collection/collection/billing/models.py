@@ -1,7 +1,7 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Integer, String
+from sqlalchemy import BigInteger, Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from collection.database import Base
@@ -18,12 +18,18 @@ class Bill(Base):
     """What one person owes for one enrollment (应缴费额), issued from the registry's enrollment event."""
 
     __tablename__ = "bills"
+    __table_args__ = (
+        Index("ix_bills_organisation", "payer_organisation", "region_code", "coverage_year", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     enrollment_id: Mapped[str] = mapped_column(String(36), unique=True)
     document_type: Mapped[str] = mapped_column(String(32))
     id_number: Mapped[str] = mapped_column(String(32), index=True)
     payer_name: Mapped[str] = mapped_column(String(64))
+    payer_organisation: Mapped[str | None] = mapped_column(
+        String(64), default=None, doc="A school that pays this bill with its others (a university's batch)"
+    )
     region_code: Mapped[str] = mapped_column(String(6), index=True)
     coverage_year: Mapped[int] = mapped_column(Integer)
     amount_due_fen: Mapped[int] = mapped_column(BigInteger)

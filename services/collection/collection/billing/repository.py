@@ -21,6 +21,29 @@ async def list_bills(session: AsyncSession, enrollment_ids: list[str], limit: in
     return list((await session.scalars(query)).all())
 
 
+async def open_for_organisation(
+    session: AsyncSession,
+    organisation: str,
+    region_code: str,
+    coverage_year: int,
+    *,
+    for_update: bool = False,
+) -> list[Bill]:
+    query = (
+        select(Bill)
+        .where(
+            Bill.payer_organisation == organisation,
+            Bill.region_code == region_code,
+            Bill.coverage_year == coverage_year,
+            Bill.status == BillStatus.OPEN,
+        )
+        .order_by(Bill.id)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return list((await session.scalars(query)).all())
+
+
 async def get_many_for_update(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
     # Locked in id order, so two family payments sharing a bill cannot deadlock each other.
     query = select(Bill).where(Bill.id.in_(bill_ids)).order_by(Bill.id).with_for_update()

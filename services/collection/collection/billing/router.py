@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 
 from collection.billing import repository
 from collection.billing.errors import BillNotFound
-from collection.billing.schemas import BillList, BillOut
+from collection.billing.schemas import BillList, BillOut, OrganisationDue
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -23,6 +23,28 @@ async def list_bills(
 ) -> BillList:
     bills = await repository.list_bills(session, enrollment_id or [], limit)
     return BillList(items=[BillOut.of(b) for b in bills])
+
+
+@router.get(
+    "/organisation-due",
+    summary="What a school owes for its students' open bills",
+    description="A university pays for its batch as one payer (when the policy says so): this is the amount "
+    "to pay with `organisation` in POST /v1/payments.",
+)
+async def organisation_due(
+    session: DbSession,
+    organisation: Annotated[str, Query(min_length=1, max_length=64)],
+    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+) -> OrganisationDue:
+    bills = await repository.open_for_organisation(session, organisation, region_code, coverage_year)
+    return OrganisationDue(
+        organisation=organisation,
+        region_code=region_code,
+        coverage_year=coverage_year,
+        open_bills=len(bills),
+        amount_due=sum(b.amount_due_fen for b in bills),
+    )
 
 
 @router.get("/{bill_id}", summary="One bill", responses=error_responses(BillNotFound))

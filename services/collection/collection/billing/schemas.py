@@ -11,6 +11,7 @@ class BillOut(BaseModel):
     bill_id: str
     enrollment_id: str
     payer_name: str
+    payer_organisation: str | None = Field(description="The school paying this bill with its others, if any")
     id_number_masked: str = Field(examples=["3401**********1234"])
     region_code: str
     coverage_year: int
@@ -28,6 +29,7 @@ class BillOut(BaseModel):
             bill_id=bill.id,
             enrollment_id=bill.enrollment_id,
             payer_name=bill.payer_name,
+            payer_organisation=bill.payer_organisation,
             id_number_masked=mask_id_number(bill.id_number),
             region_code=bill.region_code,
             coverage_year=bill.coverage_year,
@@ -43,3 +45,13 @@ class BillOut(BaseModel):
 
 class BillList(BaseModel):
     items: list[BillOut]
+
+
+class OrganisationDue(BaseModel):
+    """What a school owes for its students' open bills: pay exactly this, with `organisation`, at once."""
+
+    organisation: str
+    region_code: str
+    coverage_year: int
+    open_bills: int
+    amount_due: Yuan

@@ -25,6 +25,7 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
         document_type=enrollment.document_type,
         id_number=enrollment.id_number,
         payer_name=enrollment.name,
+        payer_organisation=enrollment.payer_organisation,
         region_code=enrollment.region_code,
         coverage_year=enrollment.coverage_year,
         amount_due_fen=enrollment.personal_due_fen,

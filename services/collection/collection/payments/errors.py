@@ -33,3 +33,9 @@ class PaymentWindowClosed(DomainError):
     code = "payment_window_closed"
     message_zh = "已超过该缴费单的缴费期限，请重新参保登记"
     message_en = "The time to pay this bill has passed; enroll again"
+
+
+class NoOpenBills(NotFound):
+    code = "no_open_bills"
+    message_zh = "该单位没有待缴费的缴费单"
+    message_en = "This organisation has no open bills"

@@ -7,6 +7,7 @@ from collection.payments.errors import (
     AmountMismatch,
     BillAlreadyPaid,
     BillCancelled,
+    NoOpenBills,
     PaymentNotFound,
     PaymentWindowClosed,
 )
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
         IdempotencyKeyRequired,
         IdempotencyKeyReused,
         BillNotFound,
+        NoOpenBills,
         BillAlreadyPaid,
         BillCancelled,
         AmountMismatch,

@@ -29,6 +29,16 @@ ResidentChannel = Annotated[
 """The channels a person (or an agent for them) pays through."""
 
 
+class OrganisationBills(BaseModel):
+    """Every open bill a school pays for, in one region and year."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    coverage_year: int = Field(ge=2000, le=2100)
+
+
 class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -36,19 +46,23 @@ class PaymentCreate(BaseModel):
     bill_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
         default=None, min_length=1, max_length=30, description="Several bills paid at once (为家人缴费)"
     )
+    organisation: OrganisationBills | None = Field(
+        default=None, description="All open bills a school pays for (GET /v1/bills/organisation-due)"
+    )
     amount: YuanInput = Field(description="The full amount due on all the bills, as a decimal string")
     channel: ResidentChannel
 
     @model_validator(mode="after")
     def _one_way_to_name_bills(self) -> Self:
-        if (self.bill_id is None) == (self.bill_ids is None):
-            raise ValueError("give either bill_id or bill_ids")
+        if sum(way is not None for way in (self.bill_id, self.bill_ids, self.organisation)) != 1:
+            raise ValueError("give one of bill_id, bill_ids or organisation")
         if self.bill_ids is not None and len(set(self.bill_ids)) != len(self.bill_ids):
             raise ValueError("bill_ids repeats a bill")
         return self
 
     @property
     def bills(self) -> list[str]:
+        """The bills named one by one (none when an organisation pays)."""
         return [self.bill_id] if self.bill_id is not None else list(self.bill_ids or [])
 
 

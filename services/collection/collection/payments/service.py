@@ -12,7 +12,13 @@ from collection.billing.models import Bill, BillStatus
 from collection.database import OutboxMessage
 from collection.idempotency import service as idempotency
 from collection.payments import repository
-from collection.payments.errors import AmountMismatch, BillAlreadyPaid, BillCancelled, PaymentWindowClosed
+from collection.payments.errors import (
+    AmountMismatch,
+    BillAlreadyPaid,
+    BillCancelled,
+    NoOpenBills,
+    PaymentWindowClosed,
+)
 from collection.payments.models import Channel, Payment, PaymentItem
 from collection.payments.schemas import PaymentCreate, PaymentOut
 from shared.clock import Clock, business_date
@@ -36,11 +42,19 @@ async def pay(session: AsyncSession, clock: Clock, body: PaymentCreate, key: str
     if stored is not None:
         return PaymentOut.model_validate(stored), True
 
-    found = await bills.get_many_for_update(session, body.bills)
-    missing = [bill_id for bill_id in body.bills if bill_id not in found]
-    if missing:
-        raise BillNotFound({"bill_ids": missing})
-    to_pay = [found[bill_id] for bill_id in body.bills]
+    if body.organisation is not None:
+        org = body.organisation
+        to_pay = await bills.open_for_organisation(
+            session, org.name, org.region_code, org.coverage_year, for_update=True
+        )
+        if not to_pay:
+            raise NoOpenBills({"organisation": org.name})
+    else:
+        found = await bills.get_many_for_update(session, body.bills)
+        missing = [bill_id for bill_id in body.bills if bill_id not in found]
+        if missing:
+            raise BillNotFound({"bill_ids": missing})
+        to_pay = [found[bill_id] for bill_id in body.bills]
     paid_at = clock.now()
     for bill in to_pay:
         _check_payable(bill, business_date(paid_at))

@@ -38,6 +38,9 @@ class Enrollment(Base):
     policy_id: Mapped[str] = mapped_column(String(64))
     region_code: Mapped[str] = mapped_column(String(6), index=True)
     township: Mapped[str | None] = mapped_column(String(32))
+    payer_organisation: Mapped[str | None] = mapped_column(
+        String(64), default=None, doc="A school paying for its students as one payer"
+    )
     coverage_year: Mapped[int] = mapped_column(Integer)
     basis: Mapped[EligibilityKind] = mapped_column(enum_column(EligibilityKind))
     status: Mapped[EnrollmentStatus] = mapped_column(enum_column(EnrollmentStatus))

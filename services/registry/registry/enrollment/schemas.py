@@ -60,6 +60,7 @@ class EnrollmentOut(BaseModel):
     household_id: str | None
     region_code: str
     township: str | None
+    payer_organisation: str | None = Field(description="The school paying for this student, if one does")
     coverage_year: int
     basis: EligibilityKind
     late_case: LateCaseKind | None
@@ -93,6 +94,7 @@ class EnrollmentOut(BaseModel):
             household_id=e.household_id,
             region_code=e.region_code,
             township=e.township,
+            payer_organisation=e.payer_organisation,
             coverage_year=e.coverage_year,
             basis=e.basis,
             late_case=e.late_case,

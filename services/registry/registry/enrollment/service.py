@@ -61,6 +61,7 @@ async def enroll_many(
     registry: Registry,
     requests: Sequence[EnrollmentCreate],
     household_id: str | None = None,
+    payer_organisation: str | None = None,
 ) -> list[Enrollment | DomainError]:
     """Enroll each request, or say why not, with a handful of queries for the lot: one person alone and a
     roster of thousands go through the same rules. A concurrent enrollment of the same person makes the
@@ -121,6 +122,7 @@ async def enroll_many(
                 enrollment = _new_enrollment(
                     registry, candidate, person, household_id, held_by_person.get(person.id, [])
                 )
+                enrollment.payer_organisation = payer_organisation
             except DomainError as exc:
                 results[candidate.index] = exc
                 continue
@@ -211,6 +213,7 @@ def _publish_created(session: AsyncSession, enrollment: Enrollment) -> None:
         payable_until=enrollment.payable_until,
         coverage_start=enrollment.coverage_start,
         coverage_end=enrollment.coverage_end,
+        payer_organisation=enrollment.payer_organisation,
     )
     enqueue(
         session,

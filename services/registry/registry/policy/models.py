@@ -188,6 +188,19 @@ class RefundRules(_Strict):
     )
 
 
+class Payer(enum.StrEnum):
+    INDIVIDUAL = "individual"  # each student's family pays their own bill
+    ORGANISATION = "organisation"  # the school pays its students' bills as one payer
+
+
+class StudentRosters(_Strict):
+    """Who pays for students enrolled from a school roster (学生花名册) or a university batch (高校批量参保).
+    The documents leave it open; policies say it."""
+
+    school_payer: Payer = Payer.INDIVIDUAL
+    university_payer: Payer = Payer.ORGANISATION
+
+
 class SubsidyRosters(_Strict):
     """Dates that govern department rosters (资助参保人员花名册)."""
 
@@ -218,6 +231,7 @@ class Policy(_Strict):
     newborns: Newborns
     refunds: RefundRules
     subsidy_rosters: SubsidyRosters = Field(default_factory=SubsidyRosters)
+    student_rosters: StudentRosters = Field(default_factory=StudentRosters)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -16,6 +16,8 @@ class RosterKind(enum.StrEnum):
     SUBSIDY_ADDITION = "subsidy_addition"  # 新增资助参保人员花名册 (附件6)
     SUBSIDY_REDUCTION = "subsidy_reduction"  # 资助参保人员减少花名册 (附件7)
     EMPLOYEE_INSURANCE = "employee_insurance"  # 职工医保参保名单: people who may not enroll
+    STUDENT = "student"  # 学生(幼儿)花名册 from education: pupils of schools and kindergartens
+    UNIVERSITY = "university"  # 高校学生批量参保: a university enrolls its students where they study
 
 
 class UploadStatus(enum.StrEnum):

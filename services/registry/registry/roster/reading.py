@@ -42,6 +42,15 @@ COLUMNS: dict[str, str] = {
     "减少日期": "event_date",
     "认定日期": "event_date",
     "变动日期": "event_date",
+    "学校": "school",
+    "学校名称": "school",
+    "就读学校": "school",
+    "学校(幼儿园)": "school",
+    "幼儿园": "school",
+    "年级": "grade",
+    "班级": "grade",
+    "年级班级": "grade",
+    "学号": "student_no",
 }
 HEADER_SCAN_ROWS = 20
 _SNIFF_BYTES = 64 * 1024

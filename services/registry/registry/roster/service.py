@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry.enrollment import service as enrollments
 from registry.enrollment.errors import AlreadyEnrolled
+from registry.enrollment.schemas import EnrollmentCreate
 from registry.exclusion import service as exclusions
 from registry.exclusion.errors import ExclusionAlreadyRecorded
 from registry.exclusion.models import ExclusionKind
@@ -31,6 +32,7 @@ from registry.people import service as people
 from registry.people.models import DocumentType
 from registry.people.schemas import PersonIn
 from registry.policy.errors import UnknownSubsidyCategory
+from registry.policy.models import EligibilityKind, Payer
 from registry.roster import repository
 from registry.roster.errors import (
     RosterCategoryRequired,
@@ -47,6 +49,7 @@ from registry.roster.reading import open_sheet
 from registry.roster.validation import (
     REQUIRED,
     REVIEWABLE,
+    STUDENT_KINDS,
     SUBSIDY_KINDS,
     RowRules,
     duplicate_row,
@@ -468,6 +471,8 @@ async def apply_rows(
         return [await _refused_or(_exclude(session, registry, upload, row)) for row in rows]
     if upload.kind is RosterKind.SUBSIDY_REDUCTION:
         return [await _refused_or(_reduce(session, registry, upload, row)) for row in rows]
+    if upload.kind in STUDENT_KINDS:
+        return await _enroll_students(session, registry, upload, rows)
     by = upload.reviewed_by or upload.uploaded_by
     assigned = await subsidy_service.assign_many(
         session,
@@ -514,6 +519,42 @@ async def _refused_or(work: Awaitable[str]) -> str:
         return await work
     except DomainError as exc:
         return f"refused:{exc.code}"
+
+
+async def _enroll_students(
+    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, rows: list[RosterRow]
+) -> list[str]:
+    """Students are enrolled on the roster's word; the policy says whether their school pays for them as one
+    payer (a university for its batch) or each family pays."""
+    policy = registry.policies.by_id(upload.policy_id)
+    rosters = policy.student_rosters
+    payer = rosters.university_payer if upload.kind is RosterKind.UNIVERSITY else rosters.school_payer
+    by_school: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_school.setdefault(row.values.get("school") or upload.department, []).append(i)
+    outcomes = [""] * len(rows)
+    for school, indexes in by_school.items():
+        requests = [
+            EnrollmentCreate(
+                **_person_in(rows[i]).model_dump(),
+                region_code=upload.region_code,
+                township=rows[i].values.get("township") or None,
+                coverage_year=upload.coverage_year,
+                basis=EligibilityKind.STUDENT,
+            )
+            for i in indexes
+        ]
+        results = await enrollments.enroll_many(
+            session, registry, requests, payer_organisation=school if payer is Payer.ORGANISATION else None
+        )
+        for i, result in zip(indexes, results, strict=True):
+            if isinstance(result, AlreadyEnrolled):
+                outcomes[i] = "already_enrolled"
+            elif isinstance(result, DomainError):
+                outcomes[i] = f"refused:{result.code}"
+            else:
+                outcomes[i] = "enrolled"
+    return outcomes
 
 
 def _person_in(row: RosterRow) -> PersonIn:

@@ -17,8 +17,12 @@ REQUIRED: dict[RosterKind, set[str]] = {
     RosterKind.SUBSIDY_ADDITION: {"name", "id_number", "reason", "event_date"},
     RosterKind.SUBSIDY_REDUCTION: {"name", "id_number", "reason"},
     RosterKind.EMPLOYEE_INSURANCE: {"name", "id_number"},
+    RosterKind.STUDENT: {"name", "id_number", "school"},
+    RosterKind.UNIVERSITY: {"name", "id_number"},  # the uploading university, unless a 学校 column says
 }
 SUBSIDY_KINDS = {RosterKind.SUBSIDY, RosterKind.SUBSIDY_ADDITION, RosterKind.SUBSIDY_REDUCTION}
+STUDENT_KINDS = {RosterKind.STUDENT, RosterKind.UNIVERSITY}
+SCHOOL_NAME_MAX = 64
 
 
 def problem(column: str, code: str, zh: str, en: str) -> dict[str, str]:
@@ -86,6 +90,15 @@ class RowRules:
                 out["category_code"] = category.code
         if values.get("event_date"):
             problems.extend(self._judge_date(values["event_date"], out))
+        if len(values.get("school", "")) > SCHOOL_NAME_MAX:
+            problems.append(
+                problem(
+                    self.column("school"),
+                    "value_too_long",
+                    f"学校名称不能超过 {SCHOOL_NAME_MAX} 个字",
+                    f"A school name has at most {SCHOOL_NAME_MAX} characters",
+                )
+            )
         return Judged(id_number, out, problems)
 
     def _judge_date(self, text: str, out: dict[str, Any]) -> list[dict[str, str]]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:28:06.716128
+Create Date: 2026-11-23 09:31:34.354708
 """
 
 from collections.abc import Sequence
@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("document_type", sa.String(length=32), nullable=False),
         sa.Column("id_number", sa.String(length=32), nullable=False),
         sa.Column("payer_name", sa.String(length=64), nullable=False),
+        sa.Column("payer_organisation", sa.String(length=64), nullable=True),
         sa.Column("region_code", sa.String(length=6), nullable=False),
         sa.Column("coverage_year", sa.Integer(), nullable=False),
         sa.Column("amount_due_fen", sa.BigInteger(), nullable=False),
@@ -43,6 +44,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("bills", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bills_id_number"), ["id_number"], unique=False)
+        batch_op.create_index(
+            "ix_bills_organisation",
+            ["payer_organisation", "region_code", "coverage_year", "status"],
+            unique=False,
+        )
         batch_op.create_index(batch_op.f("ix_bills_region_code"), ["region_code"], unique=False)
 
     op.create_table(
@@ -162,6 +168,7 @@ def downgrade() -> None:
     op.drop_table("dead_letters")
     with op.batch_alter_table("bills", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bills_region_code"))
+        batch_op.drop_index("ix_bills_organisation")
         batch_op.drop_index(batch_op.f("ix_bills_id_number"))
 
     op.drop_table("bills")

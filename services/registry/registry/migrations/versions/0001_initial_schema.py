@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:24:08.407825
+Create Date: 2026-11-23 09:31:33.012546
 """
 
 from collections.abc import Sequence
@@ -150,6 +150,8 @@ def upgrade() -> None:
                 "subsidy_addition",
                 "subsidy_reduction",
                 "employee_insurance",
+                "student",
+                "university",
                 name="rosterkind",
                 native_enum=False,
                 length=32,
@@ -207,6 +209,7 @@ def upgrade() -> None:
         sa.Column("policy_id", sa.String(length=64), nullable=False),
         sa.Column("region_code", sa.String(length=6), nullable=False),
         sa.Column("township", sa.String(length=32), nullable=True),
+        sa.Column("payer_organisation", sa.String(length=64), nullable=True),
         sa.Column("coverage_year", sa.Integer(), nullable=False),
         sa.Column(
             "basis",
