@@ -4,7 +4,8 @@ no code names, with its own amounts, categories, window extension and late cases
 import pytest
 
 from tests.conftest import Harness
-from tests.registry.helpers import assign, enroll, enrolled, person
+from tests.registry.helpers import assign, enroll, enrolled, person, processed, rows_of, upload
+from tests.registry.roster_files import ATTACHMENT_4, xlsx
 from tests.support import ROOT, problem, resident_id
 
 YUNXI = {"region_code": "349901", "coverage_year": 2025}
@@ -70,3 +71,23 @@ async def test_its_own_window_extension_and_late_cases_apply(registry: Harness) 
 async def test_the_shipped_regions_are_unaffected(registry: Harness) -> None:
     e = await enrolled(registry, person(), {"region_code": "340104", "coverage_year": 2024})
     assert e["personal_due"] == "380.00"
+
+
+async def test_a_county_that_lists_its_villages_gets_them_checked(registry: Harness) -> None:
+    registry.at("2024-10-01T10:00:00+08:00")
+    rows = [
+        [1, "甲", resident_id(), "云溪镇", "东溪村", "1组", ""],
+        [2, "乙", resident_id(), "云溪镇", "北溪村", "", ""],
+        [3, "丙", resident_id(), "石桥乡", "任何村", "", ""],  # 石桥乡 lists no villages: any name is kept
+    ]
+    data = xlsx(ATTACHMENT_4, rows, ["人员类别：孤儿"])
+    created = await upload(registry, data, "云溪孤儿.xlsx", **YUNXI, department="县民政局")
+    await processed(registry, created.json()["upload_id"])
+    report = await rows_of(registry, created.json()["upload_id"])
+    assert [(r["status"], [(p["column"], p["code"]) for p in r["problems"]]) for r in report] == [
+        ("accepted", []),
+        ("rejected", [("村（居）委\n会", "unknown_village")]),
+        ("accepted", []),
+    ]
+    single = await assign(registry, person(), YUNXI, "orphan", township="云溪镇", village="北溪村")
+    assert problem(single)["code"] == "unknown_village"

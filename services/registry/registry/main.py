@@ -10,6 +10,7 @@ from registry.exclusion.router import router as exclusion_router
 from registry.exclusion.service import RegistryExclusionList
 from registry.household.router import router as household_router
 from registry.policy.book import SHIPPED_POLICIES, PolicyBook
+from registry.population.router import router as population_router
 from registry.roster.router import router as roster_router
 from registry.roster.service import RosterWorker
 from registry.settings import RegistrySettings
@@ -28,7 +29,14 @@ SPEC = ServiceSpec(
     produces=[REGISTRY_ENROLLMENTS],
     consumes=[COLLECTION_PAYMENTS],
     handlers=HANDLERS,
-    routers=[enrollment_router, household_router, subsidy_router, exclusion_router, roster_router],
+    routers=[
+        enrollment_router,
+        household_router,
+        subsidy_router,
+        exclusion_router,
+        roster_router,
+        population_router,
+    ],
     workers=[lambda app: app.state.roster_worker.run()],
 )
 

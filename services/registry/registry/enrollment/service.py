@@ -73,7 +73,7 @@ async def enroll_many(
         try:
             identity = people.identify(request, today)
             policy = registry.policies.find(request.region_code, request.coverage_year)
-            rules.check_township(policy, request.region_code, request.township)
+            rules.check_place(policy, request.region_code, request.township)
             rules.check_eligibility(policy, request.basis, identity, today)
         except DomainError as exc:
             results[i] = exc

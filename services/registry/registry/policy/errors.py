@@ -108,5 +108,12 @@ class UnknownTownship(DomainError):
     message_en = "No such township in this region"
 
 
+class UnknownVillage(DomainError):
+    status_code = 422
+    code = "unknown_village"
+    message_zh = "该乡镇没有此村（居）委会"
+    message_en = "No such village or community in this township"
+
+
 class PolicyFileInvalid(Exception):
     """A policy file failed validation; the message names the file, the key and what is wrong."""

@@ -122,6 +122,9 @@ class Township(_Strict):
 
     name: str = Field(min_length=1)
     region_code: str = Field(pattern=r"^[0-9]{6}$")
+    villages: list[str] = Field(
+        default_factory=list, description="村(居)委会, where the policy lists them (then names are checked)"
+    )
 
 
 class Contribution(_Strict):
@@ -212,6 +215,12 @@ class SubsidyRosters(_Strict):
     dynamic_additions_due: date | None = None
     monthly_comparison_day: int | None = Field(default=None, ge=1, le=28, description="after the window")
 
+    @property
+    def cut_off(self) -> date | None:
+        """The day the main roster speaks for: the identification date, or else the main roster's due date.
+        People qualifying after it are additions (新增)."""
+        return self.identification_date or self.main_roster_due
+
 
 class Policy(_Strict):
     policy_id: str = Field(pattern=r"^[a-z0-9-]+$")
@@ -263,6 +272,16 @@ class Policy(_Strict):
         """A township the policy lists for the region; any name, where it lists none to check against."""
         listed = [t.name for t in self.townships if t.region_code == region_code]
         return not listed or name in listed
+
+    def has_village(self, region_code: str, township: str, village: str) -> bool:
+        """A village the policy lists for the township; any name, where it lists none to check against."""
+        listed = [
+            v
+            for t in self.townships
+            if (t.region_code, t.name) == (region_code, township)
+            for v in t.villages
+        ]
+        return not listed or village in listed
 
     def category(self, code: str) -> SubsidyCategory | None:
         return next((c for c in self.subsidy_categories if c.code == code), None)

@@ -24,6 +24,7 @@ from registry.policy.errors import (
     LateCaseNotInPolicy,
     NewbornYearNotAllowed,
     UnknownTownship,
+    UnknownVillage,
     UnknownWindowExtension,
 )
 from registry.policy.models import (
@@ -92,10 +93,17 @@ def check_eligibility(policy: Policy, basis: EligibilityKind, identity: Identity
         raise EligibilityNotMet({"basis": basis.value, "reason": "not_a_minor"})
 
 
-def check_township(policy: Policy, region_code: str, township: str | None) -> None:
-    """A township, when one is named, must be one the policy lists for the region."""
+def check_place(policy: Policy, region_code: str, township: str | None, village: str | None = None) -> None:
+    """A township, when one is named, must be one the policy lists for the region, and a village one it lists
+    for the township (where it lists them)."""
     if township is not None and not policy.has_township(region_code, township):
         raise UnknownTownship({"township": township, "region_code": region_code})
+    if (
+        township is not None
+        and village is not None
+        and not policy.has_village(region_code, township, village)
+    ):
+        raise UnknownVillage({"village": village, "township": township})
 
 
 def add_months(day: date, months: int) -> date:

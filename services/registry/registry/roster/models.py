@@ -18,6 +18,7 @@ class RosterKind(enum.StrEnum):
     EMPLOYEE_INSURANCE = "employee_insurance"  # 职工医保参保名单: people who may not enroll
     STUDENT = "student"  # 学生(幼儿)花名册 from education: pupils of schools and kindergartens
     UNIVERSITY = "university"  # 高校学生批量参保: a university enrolls its students where they study
+    HOUSEHOLD_REGISTRATION = "household_registration"  # 户籍人口数据 from public security, for screening
 
 
 class UploadStatus(enum.StrEnum):

@@ -33,6 +33,7 @@ from registry.people.models import DocumentType
 from registry.people.schemas import PersonIn
 from registry.policy.errors import UnknownSubsidyCategory
 from registry.policy.models import EligibilityKind, Payer
+from registry.population import service as population
 from registry.roster import repository
 from registry.roster.errors import (
     RosterCategoryRequired,
@@ -473,7 +474,12 @@ async def apply_rows(
         return [await _refused_or(_reduce(session, registry, upload, row)) for row in rows]
     if upload.kind in STUDENT_KINDS:
         return await _enroll_students(session, registry, upload, rows)
+    if upload.kind is RosterKind.HOUSEHOLD_REGISTRATION:
+        return await _record_residents(session, registry, upload, rows)
     by = upload.reviewed_by or upload.uploaded_by
+    policy = registry.policies.by_id(upload.policy_id)
+    # The main roster speaks for the status on its cut-off day; an addition without a date, for today.
+    undated = policy.subsidy_rosters.cut_off if upload.kind is RosterKind.SUBSIDY else None
     assigned = await subsidy_service.assign_many(
         session,
         registry,
@@ -486,7 +492,7 @@ async def apply_rows(
                 evidence_ref=f"{upload.department} 花名册 {upload.id} 第{row.row_no}行",
                 effective_date=date.fromisoformat(row.values["event_date"])
                 if row.values.get("event_date")
-                else None,
+                else undated,
                 assigned_by=by,
                 township=row.values.get("township") or None,
                 village=row.values.get("village") or None,
@@ -504,7 +510,6 @@ async def apply_rows(
         for r in assigned
     ]
     waiting = [i for i, outcome in enumerate(outcomes) if outcome is None]
-    policy = registry.policies.by_id(upload.policy_id)
     holders = [
         subsidy_service.Holder(_person_in(rows[i]), rows[i].values.get("township") or None) for i in waiting
     ]
@@ -555,6 +560,31 @@ async def _enroll_students(
             else:
                 outcomes[i] = "enrolled"
     return outcomes
+
+
+async def _record_residents(
+    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, rows: list[RosterRow]
+) -> list[str]:
+    today = registry.clock.today()
+    found = await people.find_or_register_many(
+        session, [(people.identify(_person_in(row), today), row.values["name"], None) for row in rows]
+    )
+    outcomes = [f"refused:{p.code}" if isinstance(p, DomainError) else "" for p in found]
+    residences = [
+        population.Residence(
+            person,
+            row.values.get("township") or None,
+            row.values.get("village") or None,
+            row.values.get("group") or None,
+            f"{upload.department} {upload.id} 第{row.row_no}行",
+        )
+        for row, person in zip(rows, found, strict=True)
+        if not isinstance(person, DomainError)
+    ]
+    recorded = iter(
+        await population.record_many(session, registry, upload.region_code, upload.coverage_year, residences)
+    )
+    return [outcome or next(recorded) for outcome in outcomes]
 
 
 def _person_in(row: RosterRow) -> PersonIn:

@@ -6,7 +6,7 @@ from typing import Any
 
 from registry.people.errors import PersonNameMismatch
 from registry.people.identity import parse_resident_id
-from registry.policy.errors import UnknownSubsidyCategory, UnknownTownship
+from registry.policy.errors import UnknownSubsidyCategory, UnknownTownship, UnknownVillage
 from registry.policy.models import Policy, SubsidyCategory
 from registry.roster.models import RosterKind
 from registry.roster.reading import parse_date
@@ -14,11 +14,13 @@ from shared.errors import DomainError
 
 REQUIRED: dict[RosterKind, set[str]] = {
     RosterKind.SUBSIDY: {"name", "id_number"},
-    RosterKind.SUBSIDY_ADDITION: {"name", "id_number", "reason", "event_date"},
+    # Attachment 6 has no date column: without one, an addition dates from the day it is loaded.
+    RosterKind.SUBSIDY_ADDITION: {"name", "id_number", "reason"},
     RosterKind.SUBSIDY_REDUCTION: {"name", "id_number", "reason"},
     RosterKind.EMPLOYEE_INSURANCE: {"name", "id_number"},
     RosterKind.STUDENT: {"name", "id_number", "school"},
     RosterKind.UNIVERSITY: {"name", "id_number"},  # the uploading university, unless a 学校 column says
+    RosterKind.HOUSEHOLD_REGISTRATION: {"name", "id_number"},
 }
 SUBSIDY_KINDS = {RosterKind.SUBSIDY, RosterKind.SUBSIDY_ADDITION, RosterKind.SUBSIDY_REDUCTION}
 STUDENT_KINDS = {RosterKind.STUDENT, RosterKind.UNIVERSITY}
@@ -76,9 +78,11 @@ class RowRules:
                 id_number = parse_resident_id(values["id_number"], self.today).id_number
             except DomainError as exc:
                 problems.append(from_error(self.column("id_number"), exc))
-        township = values.get("township")
+        township, village = values.get("township"), values.get("village")
         if township and not self.policy.has_township(self.region_code, township):
             problems.append(from_error(self.column("township"), UnknownTownship))
+        elif township and village and not self.policy.has_village(self.region_code, township, village):
+            problems.append(from_error(self.column("village"), UnknownVillage))
         out: dict[str, Any] = dict(values)
         if self.kind in SUBSIDY_KINDS:
             category = (
@@ -90,6 +94,8 @@ class RowRules:
                 out["category_code"] = category.code
         if values.get("event_date"):
             problems.extend(self._judge_date(values["event_date"], out))
+        elif self.kind is RosterKind.SUBSIDY_ADDITION:
+            problems.extend(self._judge_date(self.today.isoformat(), out))
         if len(values.get("school", "")) > SCHOOL_NAME_MAX:
             problems.append(
                 problem(

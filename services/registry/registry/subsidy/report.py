@@ -1,10 +1,14 @@
 """Spreadsheets for townships and departments: 资助参保人员汇总表 (Jing attachment 5), 动员名单."""
 
 import io
+from datetime import date
 
 from openpyxl import Workbook
 
-from registry.subsidy.schemas import MobilisationList, TownshipSummary
+from registry.people.models import Person
+from registry.subsidy.models import SubsidyAssignment
+from registry.subsidy.schemas import MobilisationList, RosterLayout, TownshipSummary
+from shared.clock import business_date
 from shared.money import format_fen
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -51,3 +55,38 @@ def _save(workbook: Workbook) -> bytes:
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+_PLACE = ["序号", "姓名", "身份证号码", "乡镇", "村（居）委会", "村民组"]
+_LAYOUTS = {
+    RosterLayout.MAIN: ("资助参保人员花名册", [*_PLACE, "备注"]),
+    RosterLayout.ADDITIONS: ("新增资助参保人员花名册", [*_PLACE, "新增原因", "新增日期", "备注"]),
+    RosterLayout.REDUCTIONS: ("资助参保人员减少花名册", [*_PLACE, "减少原因", "减少日期", "备注"]),
+}
+
+
+def roster_workbook(
+    layout: RosterLayout,
+    policy_name: str,
+    category_name: str,
+    entries: list[tuple[Person, SubsidyAssignment]],
+    made_on: date,
+) -> bytes:
+    """A roster in its attachment's layout (附件4, 6, 7), which the roster upload reads back as it is."""
+    title, header = _LAYOUTS[layout]
+    workbook = Workbook(write_only=True)  # rows are streamed out, not kept as cells
+    sheet = workbook.create_sheet(title[:31])
+    sheet.append([f"{policy_name} {title}"])
+    sheet.append([f"人员类别：{category_name}"])
+    sheet.append([f"填报日期：{made_on:%Y年%m月%d日}"])
+    sheet.append(header)
+    for number, (person, a) in enumerate(entries, start=1):
+        place = [number, person.name, person.document_number, a.township, a.village, a.village_group]
+        if layout is RosterLayout.MAIN:
+            sheet.append([*place, a.note])
+        elif layout is RosterLayout.ADDITIONS:
+            sheet.append([*place, a.reason, a.effective_date.isoformat(), a.note])
+        else:
+            removed = business_date(a.removed_at).isoformat() if a.removed_at else None
+            sheet.append([*place, a.removal_reason, removed, a.note])
+    return _save(workbook)

@@ -109,3 +109,21 @@ async def unenrolled_holders(
     for person, assignment in (await session.execute(query)).all():
         latest.setdefault(person.id, (person, assignment))
     return list(latest.values())
+
+
+async def roster_entries(
+    session: AsyncSession, region_code: str, coverage_year: int, category_code: str
+) -> list[tuple[Person, SubsidyAssignment]]:
+    """Everyone who held the category in the region for the year, removed ones included, in the order
+    they were assigned."""
+    query = (
+        select(Person, SubsidyAssignment)
+        .join(Person, Person.id == SubsidyAssignment.person_id)
+        .where(
+            SubsidyAssignment.region_code == region_code,
+            SubsidyAssignment.coverage_year == coverage_year,
+            SubsidyAssignment.category_code == category_code,
+        )
+        .order_by(SubsidyAssignment.assigned_at, SubsidyAssignment.id)
+    )
+    return [(person, assignment) for person, assignment in (await session.execute(query)).all()]

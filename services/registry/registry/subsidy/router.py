@@ -7,14 +7,14 @@ from registry.enrollment.dependencies import RegistryContext
 from registry.people import service as people
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch, PersonNotFound
 from registry.people.models import DocumentType
-from registry.policy.errors import PolicyNotFound, UnknownSubsidyCategory, UnknownTownship
+from registry.policy.errors import PolicyNotFound, UnknownSubsidyCategory, UnknownTownship, UnknownVillage
 from registry.subsidy import repository, service
 from registry.subsidy.errors import (
     SubsidyAlreadyAssigned,
     SubsidyAssignmentAlreadyRemoved,
     SubsidyAssignmentNotFound,
 )
-from registry.subsidy.report import XLSX, mobilisation_workbook, summary_workbook
+from registry.subsidy.report import XLSX, mobilisation_workbook, roster_workbook, summary_workbook
 from registry.subsidy.schemas import (
     AdjustmentResult,
     AdjustmentRun,
@@ -23,6 +23,7 @@ from registry.subsidy.schemas import (
     AssignmentOut,
     AssignmentRemove,
     MobilisationList,
+    RosterLayout,
     TownshipSummary,
 )
 from shared.db import DbSession
@@ -38,7 +39,13 @@ router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
     description="Reprices the person's unpaid enrollment for the year (the most generous category "
     "applies) and tells collection; a paid enrollment keeps its price.",
     responses=error_responses(
-        *IDENTITY_ERRORS, PolicyNotFound, UnknownSubsidyCategory, SubsidyAlreadyAssigned, PersonNameMismatch
+        *IDENTITY_ERRORS,
+        PolicyNotFound,
+        UnknownSubsidyCategory,
+        UnknownTownship,
+        UnknownVillage,
+        SubsidyAlreadyAssigned,
+        PersonNameMismatch,
     ),
 )
 async def assign_category(
@@ -94,6 +101,30 @@ async def township_summary_xlsx(
         summary_workbook(summary, policy.name),
         f"{policy.name}资助参保人员汇总表-{summary.category_name}.xlsx",
     )
+
+
+@router.get(
+    "/roster.xlsx",
+    summary="The people of a category as a roster in the attachments' layouts (附件4, 6, 7)",
+    description="`main`: who qualified by the cut-off (the identification date, or the main roster's due "
+    "date); `additions`: who qualified after it, with the reason and date; `reductions`: who was removed, "
+    "with the reason. The file uploads back as a roster as it is.",
+    response_class=Response,
+    responses=error_responses(PolicyNotFound, UnknownSubsidyCategory, extra={200: {"content": {XLSX: {}}}}),
+)
+async def roster_xlsx(
+    session: DbSession,
+    registry: RegistryContext,
+    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    category: Annotated[str, Query(min_length=1, max_length=64)],
+    layout: RosterLayout = RosterLayout.MAIN,
+) -> Response:
+    policy, found, entries = await service.roster(
+        session, registry, region_code, coverage_year, category, layout
+    )
+    content = roster_workbook(layout, policy.name, found.name, entries, registry.clock.today())
+    return _xlsx(content, f"{policy.name}-{found.name}-{layout.value}.xlsx")
 
 
 @router.post(

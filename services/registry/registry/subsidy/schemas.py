@@ -1,3 +1,4 @@
+import enum
 from datetime import date, datetime
 from typing import Annotated
 
@@ -102,6 +103,14 @@ class TownshipSummary(BaseModel):
     category_name: str
     rows: list[TownshipCount]
     total: int = Field(description="The sum of the rows, computed here")
+
+
+class RosterLayout(enum.StrEnum):
+    """The attachments' roster layouts."""
+
+    MAIN = "main"  # 附件4 资助参保人员花名册: status on the identification date
+    ADDITIONS = "additions"  # 附件6 新增资助参保人员花名册: qualified after it
+    REDUCTIONS = "reductions"  # 附件7 资助参保人员减少花名册: removed, with the reason
 
 
 class AdjustmentRun(BaseModel):

@@ -12,11 +12,12 @@ from registry.enrollment import repository as enrollments_repo
 from registry.enrollment import service as enrollments
 from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn, RepriceOutcome
 from registry.people import service as people
+from registry.people.models import Person
 from registry.people.schemas import PersonIn
 from registry.people.service import Identity
 from registry.policy import rules
 from registry.policy.errors import UnknownSubsidyCategory
-from registry.policy.models import Charge, LateCaseKind, Policy
+from registry.policy.models import Charge, LateCaseKind, Policy, SubsidyCategory
 from registry.subsidy import repository
 from registry.subsidy.errors import (
     SubsidyAlreadyAssigned,
@@ -29,6 +30,7 @@ from registry.subsidy.schemas import (
     AssignmentCreate,
     MobilisationItem,
     MobilisationList,
+    RosterLayout,
     TownshipCount,
     TownshipSummary,
 )
@@ -61,7 +63,7 @@ async def assign_many(
                 raise UnknownSubsidyCategory(
                     {"category": request.category, "known": [c.code for c in policy.subsidy_categories]}
                 )
-            rules.check_township(policy, request.region_code, request.township)
+            rules.check_place(policy, request.region_code, request.township, request.village)
         except DomainError as exc:
             results[i] = exc
             continue
@@ -233,7 +235,7 @@ async def mobilisation_list(
 ) -> MobilisationList:
     """动员名单: people with a partial subsidy who have not enrolled, by township, and what they would pay."""
     policy = registry.policies.find(region_code, coverage_year)
-    rules.check_township(policy, region_code, township)
+    rules.check_place(policy, region_code, township)
     waiting = await repository.unenrolled_holders(session, region_code, policy.coverage_year, township)
     held = await repository.active_codes_many(session, [p.id for p, _ in waiting], policy.coverage_year)
     items = []
@@ -256,6 +258,35 @@ async def mobilisation_list(
         )
     items.sort(key=lambda i: (i.township, i.village or "", i.village_group or "", i.name))
     return MobilisationList(region_code=region_code, coverage_year=policy.coverage_year, items=items)
+
+
+async def roster(
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    region_code: str,
+    coverage_year: int,
+    category: str,
+    layout: RosterLayout,
+) -> tuple[Policy, SubsidyCategory, list[tuple[Person, SubsidyAssignment]]]:
+    """The people of one category in an attachment's layout: the main roster holds who qualified by the
+    cut-off (the identification date, or the main roster's due date), additions who qualified after it,
+    reductions who were removed."""
+    policy = registry.policies.find(region_code, coverage_year)
+    found = policy.category(category)
+    if found is None:
+        raise UnknownSubsidyCategory({"category": category})
+    cut_off = policy.subsidy_rosters.cut_off
+    entries = await repository.roster_entries(session, region_code, policy.coverage_year, found.code)
+
+    def belongs(a: SubsidyAssignment) -> bool:
+        if layout is RosterLayout.REDUCTIONS:
+            return a.removed_at is not None
+        if a.removed_at is not None:
+            return False
+        after_cut_off = cut_off is not None and a.effective_date > cut_off
+        return after_cut_off == (layout is RosterLayout.ADDITIONS)
+
+    return policy, found, [(p, a) for p, a in entries if belongs(a)]
 
 
 UNNAMED_TOWNSHIP = "未填乡镇"

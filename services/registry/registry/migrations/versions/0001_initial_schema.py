@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:31:33.012546
+Create Date: 2026-11-23 09:38:27.949841
 """
 
 from collections.abc import Sequence
@@ -152,6 +152,7 @@ def upgrade() -> None:
                 "employee_insurance",
                 "student",
                 "university",
+                "household_registration",
                 name="rosterkind",
                 native_enum=False,
                 length=32,
@@ -327,6 +328,32 @@ def upgrade() -> None:
         sa.UniqueConstraint("person_id", name=op.f("uq_household_members_person_id")),
     )
     op.create_table(
+        "registered_residents",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.String(length=36), nullable=False),
+        sa.Column("region_code", sa.String(length=6), nullable=False),
+        sa.Column("coverage_year", sa.Integer(), nullable=False),
+        sa.Column("township", sa.String(length=32), nullable=True),
+        sa.Column("village", sa.String(length=64), nullable=True),
+        sa.Column("village_group", sa.String(length=32), nullable=True),
+        sa.Column("source", sa.String(length=128), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["people.id"], name=op.f("fk_registered_residents_person_id_people")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_registered_residents")),
+        sa.UniqueConstraint(
+            "person_id", "coverage_year", name=op.f("uq_registered_residents_person_id_coverage_year")
+        ),
+    )
+    with op.batch_alter_table("registered_residents", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_registered_residents_region_year_township",
+            ["region_code", "coverage_year", "township"],
+            unique=False,
+        )
+
+    op.create_table(
         "roster_rows",
         sa.Column("upload_id", sa.String(length=36), nullable=False),
         sa.Column("row_no", sa.BigInteger(), nullable=False),
@@ -434,6 +461,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_roster_rows_upload_id_number")
 
     op.drop_table("roster_rows")
+    with op.batch_alter_table("registered_residents", schema=None) as batch_op:
+        batch_op.drop_index("ix_registered_residents_region_year_township")
+
+    op.drop_table("registered_residents")
     op.drop_table("household_members")
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.drop_index(

@@ -1,0 +1,28 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from registry.enrollment.dependencies import RegistryContext
+from registry.policy.errors import PolicyNotFound
+from registry.population import service
+from registry.population.schemas import PopulationSummary
+from shared.db import DbSession
+from shared.errors import error_responses
+
+router = APIRouter(prefix="/v1/population", tags=["population"])
+
+
+@router.get(
+    "/summary",
+    summary="Registered population (户籍人口) per township",
+    description="Counted from the household-registration data loaded as rosters of kind "
+    "`household_registration`; every township of the policy listed, the total computed from the rows.",
+    responses=error_responses(PolicyNotFound),
+)
+async def population_summary(
+    session: DbSession,
+    registry: RegistryContext,
+    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+) -> PopulationSummary:
+    return await service.summary(session, registry, region_code, coverage_year)
