@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from collection.billing.events import HANDLERS
 from collection.billing.router import router as bills_router
 from collection.database import DeadLetter, InboxMessage, OutboxMessage
+from collection.ledger.router import router as ledger_router
 from collection.payments.router import router as payments_router
 from collection.settings import CollectionSettings
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
@@ -13,15 +14,15 @@ from shared.service import ServiceSpec, create_service_app
 SPEC = ServiceSpec(
     name="collection",
     title="Canbao collection (税务局)",
-    description="Bills from enrollment events, payments with idempotency keys. Consumes "
-    "registry.enrollments.v1; publishes collection.payments.v1.",
+    description="Bills from enrollment events, payments with idempotency keys, a double-entry ledger. "
+    "Consumes registry.enrollments.v1; publishes collection.payments.v1.",
     outbox=OutboxMessage,
     inbox=InboxMessage,
     dead_letters=DeadLetter,
     produces=[COLLECTION_PAYMENTS],
     consumes=[REGISTRY_ENROLLMENTS],
     handlers=HANDLERS,
-    routers=[bills_router, payments_router],
+    routers=[bills_router, payments_router, ledger_router],
 )
 
 

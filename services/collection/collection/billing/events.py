@@ -16,7 +16,7 @@ async def on_enrollment_repriced(session: AsyncSession, envelope: Envelope) -> N
 
 
 async def on_enrollment_lapsed(session: AsyncSession, envelope: Envelope) -> None:
-    await service.cancel_for_lapse(session, envelope.payload(EnrollmentLapsed))
+    await service.cancel_for_lapse(session, envelope.payload(EnrollmentLapsed), envelope.time)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -1,8 +1,8 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from collection.database import Base
 from shared.db import UTCDateTime, enum_column
@@ -40,3 +40,18 @@ class Bill(Base):
     status: Mapped[BillStatus] = mapped_column(enum_column(BillStatus))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    subsidy_lines: Mapped[list["BillSubsidyLine"]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="BillSubsidyLine.id"
+    )
+
+
+class BillSubsidyLine(Base):
+    """A funder's share of the person's contribution on a bill: what that department owes (应拨付资助资金)."""
+
+    __tablename__ = "bill_subsidy_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bill_id: Mapped[str] = mapped_column(ForeignKey("bills.id"), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    funder: Mapped[str] = mapped_column(String(64), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)

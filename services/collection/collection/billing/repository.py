@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection.billing.models import Bill, BillStatus
+from collection.billing.models import Bill, BillStatus, BillSubsidyLine
 
 
 async def get(session: AsyncSession, bill_id: str) -> Bill | None:
@@ -66,3 +66,19 @@ async def settle_if_open(session: AsyncSession, bill: Bill, paid_at: datetime) -
         return False
     await session.refresh(bill)
     return True
+
+
+async def open_due_total(session: AsyncSession) -> int:
+    total = await session.scalar(select(func.sum(Bill.amount_due_fen)).where(Bill.status == BillStatus.OPEN))
+    return int(total or 0)
+
+
+async def subsidy_totals(session: AsyncSession) -> dict[str, int]:
+    """What each funder owes on bills that stand (open or paid)."""
+    query = (
+        select(BillSubsidyLine.funder, func.sum(BillSubsidyLine.amount_fen))
+        .join(Bill, Bill.id == BillSubsidyLine.bill_id)
+        .where(Bill.status != BillStatus.CANCELLED)
+        .group_by(BillSubsidyLine.funder)
+    )
+    return {funder: int(total) for funder, total in (await session.execute(query)).all()}

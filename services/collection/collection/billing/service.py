@@ -7,9 +7,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import repository
-from collection.billing.models import Bill, BillStatus
+from collection.billing.models import Bill, BillStatus, BillSubsidyLine
+from collection.ledger import service as ledger
+from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
-from shared.events import EnrollmentCreated, EnrollmentLapsed, EnrollmentRepriced
+from shared.events import EnrollmentCreated, EnrollmentLapsed, EnrollmentRepriced, SubsidyLineData
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +38,12 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
         status=BillStatus.OPEN,
         created_at=at,
     )
+    bill.subsidy_lines = _lines(enrollment.subsidy_lines)
     repository.add(session, bill)
     await session.flush()
+    ledger.post(
+        session, TransactionKind.BILL_ISSUED, bill.id, at, ledger.due(bill.amount_due_fen, _by_funder(bill))
+    )
     await _settle_if_nothing_due(session, bill, at)
     return bill
 
@@ -52,21 +58,41 @@ async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, 
     if bill.status is not BillStatus.OPEN:
         log.warning("repricing_after_settlement", bill_id=bill.id, price_version=repriced.price_version)
         return
+    before = ledger.due(bill.amount_due_fen, _by_funder(bill))
     bill.amount_due_fen = repriced.personal_due_fen
     bill.price_version = repriced.price_version
+    bill.subsidy_lines = _lines(repriced.subsidy_lines)
+    after = ledger.due(bill.amount_due_fen, _by_funder(bill))
+    difference = {a: after.get(a, 0) - before.get(a, 0) for a in set(before) | set(after)}
+    ledger.post(session, TransactionKind.BILL_REPRICED, bill.id, at, difference)
     await session.flush()
     await _settle_if_nothing_due(session, bill, at)
 
 
-async def cancel_for_lapse(session: AsyncSession, lapsed: EnrollmentLapsed) -> None:
+async def cancel_for_lapse(session: AsyncSession, lapsed: EnrollmentLapsed, at: datetime) -> None:
     bill = await repository.get_by_enrollment(session, lapsed.enrollment_id)
     if bill is None:
         raise LookupError(f"no bill for enrollment {lapsed.enrollment_id} yet")  # retried until it exists
     if bill.status is BillStatus.OPEN:
         bill.status = BillStatus.CANCELLED
+        written_off = ledger.due(bill.amount_due_fen, _by_funder(bill))
+        ledger.post(
+            session, TransactionKind.BILL_CANCELLED, bill.id, at, {a: -f for a, f in written_off.items()}
+        )
     elif bill.status is BillStatus.PAID:
         # Paid before the lapse reached us: the registry refuses that payment; reconciliation settles it.
         log.error("lapsed_enrollment_was_paid", bill_id=bill.id, enrollment_id=lapsed.enrollment_id)
+
+
+def _lines(lines: list[SubsidyLineData]) -> list[BillSubsidyLine]:
+    return [BillSubsidyLine(category=x.category, funder=x.funder, amount_fen=x.amount_fen) for x in lines]
+
+
+def _by_funder(bill: Bill) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for line in bill.subsidy_lines:
+        totals[line.funder] = totals.get(line.funder, 0) + line.amount_fen
+    return totals
 
 
 async def _settle_if_nothing_due(session: AsyncSession, bill: Bill, at: datetime) -> None:

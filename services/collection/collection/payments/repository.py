@@ -1,6 +1,7 @@
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection.payments.models import Payment
+from collection.payments.models import Channel, Payment
 
 
 async def get(session: AsyncSession, payment_id: str) -> Payment | None:
@@ -9,3 +10,8 @@ async def get(session: AsyncSession, payment_id: str) -> Payment | None:
 
 def add(session: AsyncSession, payment: Payment) -> None:
     session.add(payment)
+
+
+async def totals_by_channel(session: AsyncSession) -> dict[Channel, int]:
+    query = select(Payment.channel, func.sum(Payment.amount_fen)).group_by(Payment.channel)
+    return {channel: int(total) for channel, total in (await session.execute(query)).all()}

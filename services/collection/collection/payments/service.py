@@ -11,6 +11,8 @@ from collection.billing.errors import BillNotFound
 from collection.billing.models import Bill, BillStatus
 from collection.database import OutboxMessage
 from collection.idempotency import service as idempotency
+from collection.ledger import service as ledger
+from collection.ledger.models import TransactionKind
 from collection.payments import repository
 from collection.payments.errors import (
     AmountMismatch,
@@ -97,6 +99,10 @@ def _record(session: AsyncSession, settled: list[Bill], channel: Channel, paid_a
         ],
     )
     repository.add(session, payment)
+    if channel is not Channel.SUBSIDY:
+        ledger.post(
+            session, TransactionKind.PAYMENT, payment.id, paid_at, ledger.paid(channel, payment.amount_fen)
+        )
     for bill in settled:
         confirmed = PaymentConfirmed(
             payment_id=payment.id,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:31:34.354708
+Create Date: 2026-11-23 10:11:12.274370
 """
 
 from collections.abc import Sequence
@@ -85,6 +85,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_inbox")),
     )
     op.create_table(
+        "ledger_transactions",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "bill_issued",
+                "bill_repriced",
+                "bill_cancelled",
+                "payment",
+                name="transactionkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reference", sa.String(length=64), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_transactions")),
+    )
+    with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ledger_transactions_reference"), ["reference"], unique=False)
+
+    op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("event_id", sa.String(length=64), nullable=False),
@@ -133,6 +156,39 @@ def upgrade() -> None:
         sa.UniqueConstraint("receipt_no", name=op.f("uq_payments_receipt_no")),
     )
     op.create_table(
+        "bill_subsidy_lines",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bill_id", sa.String(length=36), nullable=False),
+        sa.Column("category", sa.String(length=64), nullable=False),
+        sa.Column("funder", sa.String(length=64), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["bill_id"], ["bills.id"], name=op.f("fk_bill_subsidy_lines_bill_id_bills")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bill_subsidy_lines")),
+    )
+    with op.batch_alter_table("bill_subsidy_lines", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_bill_subsidy_lines_bill_id"), ["bill_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bill_subsidy_lines_funder"), ["funder"], unique=False)
+
+    op.create_table(
+        "ledger_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("transaction_id", sa.String(length=36), nullable=False),
+        sa.Column("account", sa.String(length=96), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["transaction_id"],
+            ["ledger_transactions.id"],
+            name=op.f("fk_ledger_entries_transaction_id_ledger_transactions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_entries")),
+    )
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ledger_entries_account"), ["account"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_transaction_id"), ["transaction_id"], unique=False
+        )
+
+    op.create_table(
         "payment_items",
         sa.Column("payment_id", sa.String(length=36), nullable=False),
         sa.Column("bill_id", sa.String(length=36), nullable=False),
@@ -154,6 +210,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_payment_items_enrollment_id"))
 
     op.drop_table("payment_items")
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ledger_entries_transaction_id"))
+        batch_op.drop_index(batch_op.f("ix_ledger_entries_account"))
+
+    op.drop_table("ledger_entries")
+    with op.batch_alter_table("bill_subsidy_lines", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bill_subsidy_lines_funder"))
+        batch_op.drop_index(batch_op.f("ix_bill_subsidy_lines_bill_id"))
+
+    op.drop_table("bill_subsidy_lines")
     op.drop_table("payments")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(
@@ -163,6 +229,10 @@ def downgrade() -> None:
         )
 
     op.drop_table("outbox")
+    with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ledger_transactions_reference"))
+
+    op.drop_table("ledger_transactions")
     op.drop_table("inbox")
     op.drop_table("idempotency_keys")
     op.drop_table("dead_letters")

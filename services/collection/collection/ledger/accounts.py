@@ -1,0 +1,18 @@
+"""The ledger's accounts, named by what they hold. An account with a subject (a funder, a channel) is
+`kind:subject`, e.g. `department_receivable:县民政局`."""
+
+from collection.payments.models import Channel
+
+RESIDENT_RECEIVABLE = "resident_receivable"  # what residents still owe on open bills
+FISCAL_ACCOUNT = "resident_insurance_fiscal"  # 城乡居民医保财政专户: the contributions the fund is due
+TREASURY = "treasury"  # 国库: money collected and remitted
+
+
+def department_receivable(funder: str) -> str:
+    """What a funding department (or the medical-assistance fund, 医疗救助资金) owes for its subsidy lines."""
+    return f"department_receivable:{funder}"
+
+
+def channel_clearing(channel: Channel) -> str:
+    """Money a channel has taken from residents and not yet settled into the treasury."""
+    return f"channel_clearing:{channel.value}"

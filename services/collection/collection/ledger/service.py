@@ -1,0 +1,86 @@
+"""A double-entry ledger: every money movement is one transaction whose entries sum to zero.
+
+Contributions become due when a bill is issued (the person's share on the resident receivable, each subsidy on
+its funder's receivable, against the fiscal account they are due to); payments move money from a receivable
+into a channel's clearing account. `check` proves every transaction balances and that the balances agree with
+the bills and payments they come from."""
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from collection.billing import repository as bills
+from collection.ledger import accounts, repository
+from collection.ledger.models import LedgerEntry, LedgerTransaction, TransactionKind
+from collection.ledger.schemas import AccountBalance, LedgerCheck, Mismatch
+from collection.payments import repository as payments
+from collection.payments.models import Channel
+
+
+class UnbalancedTransaction(ValueError):
+    """A programming error: a money movement whose entries do not sum to zero is never written."""
+
+
+def post(
+    session: AsyncSession, kind: TransactionKind, reference: str, at: datetime, amounts: Mapping[str, int]
+) -> LedgerTransaction | None:
+    """Record one balanced movement (account -> fen, debit positive); nothing when every amount is zero."""
+    entries = [
+        LedgerEntry(account=account, amount_fen=fen) for account, fen in sorted(amounts.items()) if fen
+    ]
+    if not entries:
+        return None
+    if sum(e.amount_fen for e in entries) != 0:
+        raise UnbalancedTransaction(f"{kind} {reference}: {dict(amounts)}")
+    transaction = LedgerTransaction(
+        id=str(uuid.uuid4()), kind=kind, reference=reference, occurred_at=at, entries=entries
+    )
+    repository.add(session, transaction)
+    return transaction
+
+
+def due(resident_fen: int, by_funder: Mapping[str, int]) -> dict[str, int]:
+    """Contributions becoming due (negated: no longer due): receivables up, the fiscal account credited."""
+    amounts = {accounts.RESIDENT_RECEIVABLE: resident_fen}
+    for funder, fen in by_funder.items():
+        amounts[accounts.department_receivable(funder)] = (
+            amounts.get(accounts.department_receivable(funder), 0) + fen
+        )
+    amounts[accounts.FISCAL_ACCOUNT] = -sum(amounts.values())
+    return amounts
+
+
+def paid(channel: Channel, fen: int) -> dict[str, int]:
+    return {accounts.channel_clearing(channel): fen, accounts.RESIDENT_RECEIVABLE: -fen}
+
+
+async def balances(session: AsyncSession, prefix: str | None = None) -> list[AccountBalance]:
+    return [AccountBalance(account=a, balance=fen) for a, fen in await repository.balances(session, prefix)]
+
+
+async def check(session: AsyncSession) -> LedgerCheck:
+    """Every transaction balances, and each account agrees with the records it summarises."""
+    ledger = dict(await repository.balances(session, None))
+    books: dict[str, int] = {accounts.RESIDENT_RECEIVABLE: await bills.open_due_total(session)}
+    for funder, fen in (await bills.subsidy_totals(session)).items():
+        books[accounts.department_receivable(funder)] = fen
+    for channel, fen in (await payments.totals_by_channel(session)).items():
+        if channel is not Channel.SUBSIDY:
+            books[accounts.channel_clearing(channel)] = fen
+    books[accounts.FISCAL_ACCOUNT] = -sum(books.values())
+    mismatches = [
+        Mismatch(account=account, ledger=ledger.get(account, 0), books=books.get(account, 0))
+        for account in sorted(set(ledger) | set(books))
+        if ledger.get(account, 0) != books.get(account, 0)
+    ]
+    unbalanced = [tid for tid, _ in await repository.unbalanced(session)]
+    transactions, entries = await repository.counts(session)
+    return LedgerCheck(
+        ok=not mismatches and not unbalanced,
+        transactions=transactions,
+        entries=entries,
+        unbalanced_transactions=unbalanced,
+        mismatches=mismatches,
+    )
