@@ -37,7 +37,7 @@ async def applied(h: Harness, data: bytes, filename: str, **form: Any) -> dict[i
 
 async def test_a_school_roster_enrolls_pupils_whom_their_families_pay_for(registry: Harness) -> None:
     registry.at(JING_WINDOW)
-    ids = [resident_id(region="341823", birth="20100301") for _ in range(5)]
+    ids = [resident_id(region="341823", birth="20100301", seq=seq) for seq in range(6)]
     await enrolled(registry, person(ids[4], name="戊"), JING)
     header = ["序号", "姓名", "身份证号码", "学校", "年级", "乡镇"]
     rows = [
@@ -46,6 +46,7 @@ async def test_a_school_roster_enrolls_pupils_whom_their_families_pay_for(regist
         [3, "丙", ids[2], "云岭镇中心幼儿园", "大班", "云岭镇"],
         [4, "丁", ids[3], "", "初一", "泾川镇"],
         [5, "戊", ids[4], "泾县中学", "初二", "泾川镇"],
+        [6, "己", ids[5], "泾" * 65, "初二", "泾川镇"],
     ]
     data = csv_bytes(header, rows, "gb18030")
 
@@ -57,8 +58,10 @@ async def test_a_school_roster_enrolls_pupils_whom_their_families_pay_for(regist
         4: ("applied", "enrolled"),
         5: ("rejected", None),
         6: ("applied", "already_enrolled"),
+        7: ("rejected", None),
     }
     assert [(p["column"], p["code"]) for p in report[5]["problems"]] == [("学校", "missing_value")]
+    assert [(p["column"], p["code"]) for p in report[7]["problems"]] == [("学校", "value_too_long")]
     assert report[2]["values"]["grade"] == "初二"
     pupil = await enrollment_of(registry, person(ids[2], name="丙"), JING)
     assert (pupil["basis"], pupil["township"], pupil["payer_organisation"], pupil["personal_due"]) == (
