@@ -8,6 +8,7 @@ from collection.database import DeadLetter, InboxMessage, OutboxMessage
 from collection.ledger.router import router as ledger_router
 from collection.payments.router import router as payments_router
 from collection.settings import CollectionSettings
+from collection.transfers.router import router as transfers_router
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
 from shared.service import ServiceSpec, create_service_app
 
@@ -22,7 +23,7 @@ SPEC = ServiceSpec(
     produces=[COLLECTION_PAYMENTS],
     consumes=[REGISTRY_ENROLLMENTS],
     handlers=HANDLERS,
-    routers=[bills_router, payments_router, ledger_router],
+    routers=[bills_router, payments_router, transfers_router, ledger_router],
 )
 
 

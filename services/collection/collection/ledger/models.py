@@ -13,6 +13,7 @@ class TransactionKind(enum.StrEnum):
     BILL_REPRICED = "bill_repriced"  # the difference a new price makes
     BILL_CANCELLED = "bill_cancelled"  # what was still due is written off
     PAYMENT = "payment"  # money in through a channel
+    SUBSIDY_TRANSFER = "subsidy_transfer"  # a department pays its subsidy share into the treasury
 
 
 class LedgerTransaction(Base):

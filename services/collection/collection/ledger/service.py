@@ -17,6 +17,7 @@ from collection.ledger.models import LedgerEntry, LedgerTransaction, Transaction
 from collection.ledger.schemas import AccountBalance, LedgerCheck, Mismatch
 from collection.payments import repository as payments
 from collection.payments.models import Channel
+from collection.transfers import repository as transfers
 
 
 class UnbalancedTransaction(ValueError):
@@ -66,6 +67,11 @@ async def check(session: AsyncSession) -> LedgerCheck:
     books: dict[str, int] = {accounts.RESIDENT_RECEIVABLE: await bills.open_due_total(session)}
     for funder, fen in (await bills.subsidy_totals(session)).items():
         books[accounts.department_receivable(funder)] = fen
+    transferred = await transfers.totals_by_funder(session)
+    for funder, fen in transferred.items():
+        account = accounts.department_receivable(funder)
+        books[account] = books.get(account, 0) - fen
+    books[accounts.TREASURY] = sum(transferred.values())
     for channel, fen in (await payments.totals_by_channel(session)).items():
         if channel is not Channel.SUBSIDY:
             books[accounts.channel_clearing(channel)] = fen

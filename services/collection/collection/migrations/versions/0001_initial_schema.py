@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:11:12.274370
+Create Date: 2026-11-23 10:18:58.075513
 """
 
 from collections.abc import Sequence
@@ -94,6 +94,7 @@ def upgrade() -> None:
                 "bill_repriced",
                 "bill_cancelled",
                 "payment",
+                "subsidy_transfer",
                 name="transactionkind",
                 native_enum=False,
                 length=32,
@@ -155,6 +156,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
         sa.UniqueConstraint("receipt_no", name=op.f("uq_payments_receipt_no")),
     )
+    op.create_table(
+        "subsidy_transfers",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("funder", sa.String(length=64), nullable=False),
+        sa.Column("region_code", sa.String(length=6), nullable=False),
+        sa.Column("coverage_year", sa.Integer(), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("reference", sa.String(length=64), nullable=False),
+        sa.Column("owed_before_fen", sa.BigInteger(), nullable=False),
+        sa.Column("recorded_by", sa.String(length=64), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subsidy_transfers")),
+        sa.UniqueConstraint("funder", "reference", name=op.f("uq_subsidy_transfers_funder_reference")),
+    )
+    with op.batch_alter_table("subsidy_transfers", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_subsidy_transfers_funder_region_year",
+            ["funder", "region_code", "coverage_year"],
+            unique=False,
+        )
+
     op.create_table(
         "bill_subsidy_lines",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -220,6 +242,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bill_subsidy_lines_bill_id"))
 
     op.drop_table("bill_subsidy_lines")
+    with op.batch_alter_table("subsidy_transfers", schema=None) as batch_op:
+        batch_op.drop_index("ix_subsidy_transfers_funder_region_year")
+
+    op.drop_table("subsidy_transfers")
     op.drop_table("payments")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(
