@@ -28,10 +28,8 @@ async def record(
         return TransferOut.model_validate(stored), True
     if await repository.by_reference(session, body.funder, body.reference) is not None:
         raise TransferReferenceUsed({"funder": body.funder, "reference": body.reference})
-    owed, transferred = await _owed_and_transferred(
-        session, body.funder, body.region_code, body.coverage_year
-    )
-    if owed == 0 and transferred == 0:
+    current = await statement(session, body.funder, body.region_code, body.coverage_year)
+    if current.owed == 0 and current.transferred == 0:
         # Money from a funder the books know nothing of is a mistake to send back, not income to keep.
         raise NothingOwedByFunder({"funder": body.funder, "region_code": body.region_code})
     transfer = SubsidyTransfer(
@@ -41,7 +39,7 @@ async def record(
         coverage_year=body.coverage_year,
         amount_fen=body.amount,
         reference=body.reference,
-        owed_before_fen=owed - transferred,
+        owed_before_fen=current.outstanding,
         recorded_by=body.recorded_by,
         received_at=clock.now(),
     )
@@ -82,11 +80,3 @@ async def statement(
         by_category=[CategoryOwed(category=c, people=n, owed=fen) for c, n, fen in categories],
         transfers=[TransferOut.of(t) for t in transfers],
     )
-
-
-async def _owed_and_transferred(
-    session: AsyncSession, funder: str, region_code: str, coverage_year: int
-) -> tuple[int, int]:
-    categories = await repository.owed_by_category(session, funder, region_code, coverage_year)
-    transfers = await repository.for_funder(session, funder, region_code, coverage_year)
-    return sum(fen for *_, fen in categories), sum(t.amount_fen for t in transfers)
