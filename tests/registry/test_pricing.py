@@ -137,7 +137,10 @@ async def test_a_category_change_before_payment_reprices_and_tells_collection(re
     )
 
     async with registry.sessionmaker() as s:
-        payloads = [Envelope.from_bytes(r.payload) for r in (await s.scalars(select(OutboxMessage))).all()]
+        payloads = [
+            Envelope.from_bytes(r.payload)
+            for r in (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+        ]
     repriced = [p.payload(EnrollmentRepriced) for p in payloads if p.type == EnrollmentRepriced.event_type]
     assert [(r.personal_due_fen, r.price_version) for r in repriced] == [(3800, 2), (38000, 3)]
     assert repriced[0].subsidy_lines[0].amount_fen == 34200
