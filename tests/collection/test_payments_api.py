@@ -26,7 +26,8 @@ async def recorded(h: Harness) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(
-    "channel", ["wechat", "alipay", "provincial_app", "tax_hall", "cash", "bank", "agent"]
+    "channel",
+    ["wechat", "alipay", "provincial_app", "tax_hall", "cash", "bank"],  # agents: test_agents.py
 )
 async def test_paying_a_bill_records_the_payment_and_confirms_it(collection: Harness, channel: str) -> None:
     bill = await open_bill(collection)

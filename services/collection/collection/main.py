@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from collection.agents.router import router as agents_router
 from collection.billing.events import HANDLERS
 from collection.billing.router import router as bills_router
 from collection.database import DeadLetter, InboxMessage, OutboxMessage
@@ -23,7 +24,7 @@ SPEC = ServiceSpec(
     produces=[COLLECTION_PAYMENTS],
     consumes=[REGISTRY_ENROLLMENTS],
     handlers=HANDLERS,
-    routers=[bills_router, payments_router, transfers_router, ledger_router],
+    routers=[bills_router, payments_router, transfers_router, agents_router, ledger_router],
 )
 
 

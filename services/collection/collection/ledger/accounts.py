@@ -13,6 +13,11 @@ def department_receivable(funder: str) -> str:
     return f"department_receivable:{funder}"
 
 
+def agent_cash(agent_id: str) -> str:
+    """Cash a township or village agent collected (代收) and owes the treasury until it remits it."""
+    return f"agent_cash:{agent_id}"
+
+
 def channel_clearing(channel: Channel) -> str:
     """Money a channel has taken from residents and not yet settled into the treasury."""
     return f"channel_clearing:{channel.value}"

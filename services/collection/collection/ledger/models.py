@@ -14,6 +14,7 @@ class TransactionKind(enum.StrEnum):
     BILL_CANCELLED = "bill_cancelled"  # what was still due is written off
     PAYMENT = "payment"  # money in through a channel
     SUBSIDY_TRANSFER = "subsidy_transfer"  # a department pays its subsidy share into the treasury
+    AGENT_REMITTANCE = "agent_remittance"  # an agent pays the cash it collected into the treasury
 
 
 class LedgerTransaction(Base):

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection.agents import repository as agents
 from collection.billing import repository as bills
 from collection.ledger import accounts, repository
 from collection.ledger.models import LedgerEntry, LedgerTransaction, TransactionKind
@@ -53,8 +54,10 @@ def due(resident_fen: int, by_funder: Mapping[str, int]) -> dict[str, int]:
     return amounts
 
 
-def paid(channel: Channel, fen: int) -> dict[str, int]:
-    return {accounts.channel_clearing(channel): fen, accounts.RESIDENT_RECEIVABLE: -fen}
+def paid(channel: Channel, fen: int, agent_id: str | None = None) -> dict[str, int]:
+    """Money in: into the agent's cash when an agent collected it, else into the channel's clearing."""
+    into = accounts.agent_cash(agent_id) if agent_id else accounts.channel_clearing(channel)
+    return {into: fen, accounts.RESIDENT_RECEIVABLE: -fen}
 
 
 async def balances(session: AsyncSession, prefix: str | None = None) -> list[AccountBalance]:
@@ -71,9 +74,12 @@ async def check(session: AsyncSession) -> LedgerCheck:
     for funder, fen in transferred.items():
         account = accounts.department_receivable(funder)
         books[account] = books.get(account, 0) - fen
-    books[accounts.TREASURY] = sum(transferred.values())
+    remitted = await agents.remitted(session)
+    for agent_id, fen in (await agents.collected(session)).items():
+        books[accounts.agent_cash(agent_id)] = fen - remitted.get(agent_id, 0)
+    books[accounts.TREASURY] = sum(transferred.values()) + sum(remitted.values())
     for channel, fen in (await payments.totals_by_channel(session)).items():
-        if channel is not Channel.SUBSIDY:
+        if channel not in (Channel.SUBSIDY, Channel.AGENT):
             books[accounts.channel_clearing(channel)] = fen
     books[accounts.FISCAL_ACCOUNT] = -sum(books.values())
     mismatches = [

@@ -30,6 +30,9 @@ class Payment(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     channel: Mapped[Channel] = mapped_column(enum_column(Channel))
+    agent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id"), index=True, default=None, doc="The agent that collected it (代收)"
+    )
     receipt_no: Mapped[str] = mapped_column(String(32), unique=True)
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
     items: Mapped[list["PaymentItem"]] = relationship(

@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Response, status
 
+from collection.agents.errors import AgentNotFound
 from collection.billing.errors import BillNotFound
 from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequired, IdempotencyKeyReused
 from collection.payments import repository, service
@@ -31,6 +32,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
         IdempotencyKeyReused,
         BillNotFound,
         NoOpenBills,
+        AgentNotFound,
         BillAlreadyPaid,
         BillCancelled,
         AmountMismatch,

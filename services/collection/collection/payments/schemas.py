@@ -51,11 +51,16 @@ class PaymentCreate(BaseModel):
     )
     amount: YuanInput = Field(description="The full amount due on all the bills, as a decimal string")
     channel: ResidentChannel
+    agent_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="With channel `agent`: who collected the cash"
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_bills(self) -> Self:
         if sum(way is not None for way in (self.bill_id, self.bill_ids, self.organisation)) != 1:
             raise ValueError("give one of bill_id, bill_ids or organisation")
+        if (self.channel is Channel.AGENT) != (self.agent_id is not None):
+            raise ValueError("agent_id goes with channel agent, and only with it")
         if self.bill_ids is not None and len(set(self.bill_ids)) != len(self.bill_ids):
             raise ValueError("bill_ids repeats a bill")
         return self
@@ -76,6 +81,7 @@ class PaymentOut(BaseModel):
     payment_id: str
     amount: Yuan
     channel: Channel
+    agent_id: str | None
     receipt_no: str = Field(description="Tax payment receipt number (缴费单据号)")
     paid_at: datetime
     items: list[PaymentItemOut] = Field(description="The bills this payment settled")
@@ -86,6 +92,7 @@ class PaymentOut(BaseModel):
             payment_id=payment.id,
             amount=payment.amount_fen,
             channel=payment.channel,
+            agent_id=payment.agent_id,
             receipt_no=payment.receipt_no,
             paid_at=payment.paid_at,
             items=[

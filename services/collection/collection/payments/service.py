@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection.agents import service as agents
 from collection.billing import repository as bills
 from collection.billing.errors import BillNotFound
 from collection.billing.models import Bill, BillStatus
@@ -44,6 +45,8 @@ async def pay(session: AsyncSession, clock: Clock, body: PaymentCreate, key: str
     if stored is not None:
         return PaymentOut.model_validate(stored), True
 
+    if body.agent_id is not None:
+        await agents.get(session, body.agent_id)  # refuses an unknown agent
     if body.organisation is not None:
         org = body.organisation
         to_pay = await bills.open_for_organisation(
@@ -70,7 +73,7 @@ async def pay(session: AsyncSession, clock: Clock, body: PaymentCreate, key: str
             if stored is not None:
                 return PaymentOut.model_validate(stored), True
             raise BillAlreadyPaid({"bill_id": bill.id})
-    result = PaymentOut.of(_record(session, to_pay, body.channel, paid_at))
+    result = PaymentOut.of(_record(session, to_pay, body.channel, paid_at, body.agent_id))
     idempotency.remember(session, request, 201, result)
     return result, False
 
@@ -82,13 +85,20 @@ async def settle_by_subsidy(session: AsyncSession, bill: Bill, at: datetime) -> 
     return _record(session, [bill], Channel.SUBSIDY, at)
 
 
-def _record(session: AsyncSession, settled: list[Bill], channel: Channel, paid_at: datetime) -> Payment:
+def _record(
+    session: AsyncSession,
+    settled: list[Bill],
+    channel: Channel,
+    paid_at: datetime,
+    agent_id: str | None = None,
+) -> Payment:
     """One payment over the bills it settled, and one confirmation per enrollment (keyed by it, so each
     enrollment's events stay in order)."""
     payment = Payment(
         id=str(uuid.uuid4()),
         amount_fen=sum(bill.amount_due_fen for bill in settled),
         channel=channel,
+        agent_id=agent_id,
         receipt_no=_receipt_no(paid_at),
         paid_at=paid_at,
         items=[
@@ -101,7 +111,11 @@ def _record(session: AsyncSession, settled: list[Bill], channel: Channel, paid_a
     repository.add(session, payment)
     if channel is not Channel.SUBSIDY:
         ledger.post(
-            session, TransactionKind.PAYMENT, payment.id, paid_at, ledger.paid(channel, payment.amount_fen)
+            session,
+            TransactionKind.PAYMENT,
+            payment.id,
+            paid_at,
+            ledger.paid(channel, payment.amount_fen, agent_id),
         )
     for bill in settled:
         confirmed = PaymentConfirmed(

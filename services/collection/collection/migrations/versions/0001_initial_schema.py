@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:18:58.075513
+Create Date: 2026-11-23 10:24:38.582648
 """
 
 from collections.abc import Sequence
@@ -17,6 +17,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "agents",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("region_code", sa.String(length=6), nullable=False),
+        sa.Column("township", sa.String(length=32), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
+    )
+    with op.batch_alter_table("agents", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_agents_region_code"), ["region_code"], unique=False)
+
     op.create_table(
         "bills",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -95,6 +107,7 @@ def upgrade() -> None:
                 "bill_cancelled",
                 "payment",
                 "subsidy_transfer",
+                "agent_remittance",
                 name="transactionkind",
                 native_enum=False,
                 length=32,
@@ -131,32 +144,6 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "payments",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
-        sa.Column(
-            "channel",
-            sa.Enum(
-                "wechat",
-                "alipay",
-                "provincial_app",
-                "tax_hall",
-                "cash",
-                "bank",
-                "agent",
-                "subsidy",
-                name="channel",
-                native_enum=False,
-                length=32,
-            ),
-            nullable=False,
-        ),
-        sa.Column("receipt_no", sa.String(length=32), nullable=False),
-        sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
-        sa.UniqueConstraint("receipt_no", name=op.f("uq_payments_receipt_no")),
-    )
-    op.create_table(
         "subsidy_transfers",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("funder", sa.String(length=64), nullable=False),
@@ -176,6 +163,23 @@ def upgrade() -> None:
             ["funder", "region_code", "coverage_year"],
             unique=False,
         )
+
+    op.create_table(
+        "agent_remittances",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("agent_id", sa.String(length=64), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("reference", sa.String(length=64), nullable=False),
+        sa.Column("recorded_by", sa.String(length=64), nullable=False),
+        sa.Column("remitted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["agents.id"], name=op.f("fk_agent_remittances_agent_id_agents")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_agent_remittances")),
+        sa.UniqueConstraint("agent_id", "reference", name=op.f("uq_agent_remittances_agent_id_reference")),
+    )
+    with op.batch_alter_table("agent_remittances", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_agent_remittances_agent_id"), ["agent_id"], unique=False)
 
     op.create_table(
         "bill_subsidy_lines",
@@ -211,6 +215,37 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "payments",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "wechat",
+                "alipay",
+                "provincial_app",
+                "tax_hall",
+                "cash",
+                "bank",
+                "agent",
+                "subsidy",
+                name="channel",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("agent_id", sa.String(length=64), nullable=True),
+        sa.Column("receipt_no", sa.String(length=32), nullable=False),
+        sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_payments_agent_id_agents")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
+        sa.UniqueConstraint("receipt_no", name=op.f("uq_payments_receipt_no")),
+    )
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_payments_agent_id"), ["agent_id"], unique=False)
+
+    op.create_table(
         "payment_items",
         sa.Column("payment_id", sa.String(length=36), nullable=False),
         sa.Column("bill_id", sa.String(length=36), nullable=False),
@@ -232,6 +267,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_payment_items_enrollment_id"))
 
     op.drop_table("payment_items")
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payments_agent_id"))
+
+    op.drop_table("payments")
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_entries_transaction_id"))
         batch_op.drop_index(batch_op.f("ix_ledger_entries_account"))
@@ -242,11 +281,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bill_subsidy_lines_bill_id"))
 
     op.drop_table("bill_subsidy_lines")
+    with op.batch_alter_table("agent_remittances", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_agent_remittances_agent_id"))
+
+    op.drop_table("agent_remittances")
     with op.batch_alter_table("subsidy_transfers", schema=None) as batch_op:
         batch_op.drop_index("ix_subsidy_transfers_funder_region_year")
 
     op.drop_table("subsidy_transfers")
-    op.drop_table("payments")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_outbox_unpublished",
@@ -268,3 +310,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bills_id_number"))
 
     op.drop_table("bills")
+    with op.batch_alter_table("agents", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_agents_region_code"))
+
+    op.drop_table("agents")
