@@ -51,6 +51,8 @@ async def test_an_agent_collects_remits_and_owes_the_rest(collection: Harness) -
         paid = await pay(collection, body, f"agent-{n}")
         assert paid.status_code == 201, paid.text
         assert paid.json()["agent_id"] == AGENT["agent_id"]
+        receipt = (await collection.client.get(f"/v1/receipts/{paid.json()['receipt_no']}")).json()
+        assert (receipt["channel_name"], receipt["agent_name"]) == ("代收代缴", AGENT["name"])
     assert (await agent_now(collection))["outstanding"] == "760.00"
 
     first = await remit(collection, "500.00", "JK001", "r-1")

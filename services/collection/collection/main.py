@@ -8,6 +8,7 @@ from collection.billing.router import router as bills_router
 from collection.database import DeadLetter, InboxMessage, OutboxMessage
 from collection.ledger.router import router as ledger_router
 from collection.payments.router import router as payments_router
+from collection.receipts.router import router as receipts_router
 from collection.settings import CollectionSettings
 from collection.transfers.router import router as transfers_router
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
@@ -24,7 +25,14 @@ SPEC = ServiceSpec(
     produces=[COLLECTION_PAYMENTS],
     consumes=[REGISTRY_ENROLLMENTS],
     handlers=HANDLERS,
-    routers=[bills_router, payments_router, transfers_router, agents_router, ledger_router],
+    routers=[
+        bills_router,
+        payments_router,
+        receipts_router,
+        transfers_router,
+        agents_router,
+        ledger_router,
+    ],
 )
 
 

@@ -82,3 +82,7 @@ async def subsidy_totals(session: AsyncSession) -> dict[str, int]:
         .group_by(BillSubsidyLine.funder)
     )
     return {funder: int(total) for funder, total in (await session.execute(query)).all()}
+
+
+async def get_many(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
+    return {b.id: b for b in (await session.scalars(select(Bill).where(Bill.id.in_(bill_ids)))).all()}
