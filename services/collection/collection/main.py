@@ -7,6 +7,7 @@ from collection.billing.events import HANDLERS
 from collection.billing.router import router as bills_router
 from collection.database import DeadLetter, InboxMessage, OutboxMessage
 from collection.ledger.router import router as ledger_router
+from collection.notifications.router import router as notifications_router
 from collection.payments.router import router as payments_router
 from collection.receipts.router import router as receipts_router
 from collection.settings import CollectionSettings
@@ -28,6 +29,7 @@ SPEC = ServiceSpec(
     routers=[
         bills_router,
         payments_router,
+        notifications_router,
         receipts_router,
         transfers_router,
         agents_router,
