@@ -1,5 +1,6 @@
 """Behaviour both services share: settings safety, database outages, unknown routes."""
 
+import json
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,12 @@ from tests.support import problem, resident_id
 
 
 @pytest.mark.parametrize("settings_class", [RegistrySettings, CollectionSettings])
-def test_production_refuses_the_embedded_sqlite_default(settings_class: type[RegistrySettings]) -> None:
+def test_production_refuses_the_embedded_sqlite_default(
+    settings_class: type[RegistrySettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What collection's production also needs: real channel secrets (tested in test_channel_notifications).
+    secrets = {c: "k" * 40 + c for c in ("wechat", "alipay", "provincial_app", "bank")}
+    monkeypatch.setenv("COLLECTION_CHANNEL_SECRETS", json.dumps(secrets))
     with pytest.raises(ValidationError, match="PostgreSQL"):
         settings_class(environment="production")
     settings_class(environment="production", database_url="postgresql+asyncpg://u@db/x")
