@@ -7,6 +7,7 @@ from shared.events.payloads import (
     EnrollmentLapsed,
     EnrollmentRepriced,
     PaymentConfirmed,
+    PaymentRefunded,
     SubsidyLineData,
 )
 from shared.events.topics import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
@@ -21,6 +22,7 @@ __all__ = [
     "Envelope",
     "EventData",
     "PaymentConfirmed",
+    "PaymentRefunded",
     "SubsidyLineData",
     "new_envelope",
 ]

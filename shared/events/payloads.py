@@ -44,6 +44,11 @@ class EnrollmentCreated(EventData):
         description="An organisation (a university for its batch) that pays this bill with its others; "
         "null when the person pays",
     )
+    refundable_reasons: list[str] = Field(
+        default_factory=list,
+        description="Why the policy refunds a paid contribution within the coverage period "
+        "(erroneous_payment 错误缴费, death 自然减员); any other request is refused",
+    )
 
 
 class EnrollmentRepriced(EventData):
@@ -87,6 +92,23 @@ class PaymentConfirmed(EventData):
     paid_at: datetime
 
 
+class PaymentRefunded(EventData):
+    """Paid money went back to the payer (collection → registry): the whole of it, which ends the enrollment
+    (an erroneous payment, a death), or what a lower price left over (the enrollment stands)."""
+
+    event_type: ClassVar[str] = "canbao.collection.payment.refunded.v1"
+
+    refund_id: str
+    payment_id: str
+    bill_id: str
+    enrollment_id: str
+    amount_fen: int = Field(ge=0, description="0 when a subsidy had paid it all: the enrollment still ends")
+    reason: str = Field(description="erroneous_payment, death, or repriced")
+    ends_enrollment: bool
+    refunded_at: datetime
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
-    m.event_type: m for m in (EnrollmentCreated, EnrollmentRepriced, EnrollmentLapsed, PaymentConfirmed)
+    m.event_type: m
+    for m in (EnrollmentCreated, EnrollmentRepriced, EnrollmentLapsed, PaymentConfirmed, PaymentRefunded)
 }

@@ -17,7 +17,8 @@ async def bill_of(h: Harness, enrollment_id: str) -> dict[str, object]:
 async def confirmations(h: Harness) -> list[PaymentConfirmed]:
     async with h.sessionmaker() as s:
         rows = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
-    return [Envelope.from_bytes(r.payload).payload(PaymentConfirmed) for r in rows]
+    envelopes = [Envelope.from_bytes(r.payload) for r in rows]
+    return [e.payload(PaymentConfirmed) for e in envelopes if e.type == PaymentConfirmed.event_type]
 
 
 async def test_an_open_bill_takes_the_newer_price(collection: Harness) -> None:
@@ -70,7 +71,8 @@ async def test_repricing_to_nothing_due_settles_the_bill(collection: Harness) ->
     assert (confirmation.channel, confirmation.price_version) == ("subsidy", 2)
 
 
-async def test_a_paid_bill_is_not_repriced(collection: Harness) -> None:
+async def test_a_paid_bill_repriced_lower_refunds_the_difference(collection: Harness) -> None:
+    # The registry reprices a paid enrollment only where its policy refunds within the coverage period.
     created = enrollment_event(38000)
     await deliver(collection, created)
     bill = await bill_of(collection, created.subject)
@@ -83,6 +85,13 @@ async def test_a_paid_bill_is_not_repriced(collection: Harness) -> None:
     after = await bill_of(collection, created.subject)
     assert (after["amount_due"], after["status"]) == ("380.00", "paid")
     assert len(await confirmations(collection)) == 1
+    refunds = (await collection.client.get("/v1/refunds", params={"bill_id": str(bill["bill_id"])})).json()[
+        "items"
+    ]
+    assert [(r["amount"], r["reason"], r["ends_enrollment"]) for r in refunds] == [
+        ("342.00", "repriced", False)
+    ]
+    assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
 
 
 async def test_subsidy_is_not_a_channel_people_pay_through(collection: Harness) -> None:

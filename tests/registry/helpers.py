@@ -13,7 +13,7 @@ from registry.enrollment.events import HANDLERS
 from registry.enrollment.models import Enrollment
 from registry.people.models import Person
 from registry.settings import RegistrySettings
-from shared.events import COLLECTION_PAYMENTS, PaymentConfirmed, new_envelope
+from shared.events import COLLECTION_PAYMENTS, EventData, PaymentConfirmed, PaymentRefunded, new_envelope
 from shared.inbox import IdempotentConsumer
 from shared.money import parse_yuan
 from tests.conftest import Harness
@@ -79,7 +79,29 @@ async def deliver_payment(
         receipt_no="CB" + uuid.uuid4().hex[:16].upper(),
         paid_at=datetime.fromisoformat(paid_at),
     )
-    envelope = new_envelope("/tests", enrollment["enrollment_id"], confirmation)
+    await deliver_to_registry(h, confirmation, enrollment["enrollment_id"])
+    return confirmation
+
+
+async def deliver_refund(
+    h: Harness, confirmation: PaymentConfirmed, amount_fen: int, reason: str, ends_enrollment: bool
+) -> None:
+    refunded = PaymentRefunded(
+        refund_id=str(uuid.uuid4()),
+        payment_id=confirmation.payment_id,
+        bill_id=confirmation.bill_id,
+        enrollment_id=confirmation.enrollment_id,
+        amount_fen=amount_fen,
+        reason=reason,
+        ends_enrollment=ends_enrollment,
+        refunded_at=confirmation.paid_at,
+    )
+    await deliver_to_registry(h, refunded, confirmation.enrollment_id)
+
+
+async def deliver_to_registry(h: Harness, data: EventData, subject: str) -> None:
+    """Deliver one of collection's events the way the registry's consumer receives it."""
+    envelope = new_envelope("/tests", subject, data)
     value = envelope.to_bytes()
     settings = RegistrySettings(
         environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=1
@@ -102,7 +124,6 @@ async def deliver_payment(
             headers=(),
         )
     )
-    return confirmation
 
 
 async def current(h: Harness, enrollment: dict[str, Any]) -> dict[str, Any]:

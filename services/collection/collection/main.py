@@ -10,6 +10,7 @@ from collection.ledger.router import router as ledger_router
 from collection.notifications.router import router as notifications_router
 from collection.payments.router import router as payments_router
 from collection.receipts.router import router as receipts_router
+from collection.refunds.router import router as refunds_router
 from collection.settings import CollectionSettings
 from collection.transfers.router import router as transfers_router
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
@@ -31,6 +32,7 @@ SPEC = ServiceSpec(
         payments_router,
         notifications_router,
         receipts_router,
+        refunds_router,
         transfers_router,
         agents_router,
         ledger_router,

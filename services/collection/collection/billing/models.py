@@ -1,7 +1,7 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from collection.database import Base
@@ -12,6 +12,7 @@ class BillStatus(enum.StrEnum):
     OPEN = "open"
     PAID = "paid"
     CANCELLED = "cancelled"  # the enrollment lapsed unpaid (or was withdrawn)
+    REFUNDED = "refunded"  # paid, then refunded in full: the enrollment ended
 
 
 class Bill(Base):
@@ -40,6 +41,10 @@ class Bill(Base):
     status: Mapped[BillStatus] = mapped_column(enum_column(BillStatus))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    refundable_reasons: Mapped[list[str]] = mapped_column(
+        JSON, default=list, doc="Why the policy refunds a paid contribution within the coverage period"
+    )
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     subsidy_lines: Mapped[list["BillSubsidyLine"]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="BillSubsidyLine.id"
     )

@@ -5,6 +5,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine
 
+# Bills whose contributions are still due to the fund (open) or were paid and kept (paid).
+STANDING = (BillStatus.OPEN, BillStatus.PAID)
+
 
 async def get(session: AsyncSession, bill_id: str) -> Bill | None:
     return await session.get(Bill, bill_id)
@@ -44,6 +47,11 @@ async def open_for_organisation(
     return list((await session.scalars(query)).all())
 
 
+async def get_for_update(session: AsyncSession, bill_id: str) -> Bill | None:
+    query = select(Bill).where(Bill.id == bill_id).with_for_update()
+    return (await session.scalars(query)).one_or_none()
+
+
 async def get_many_for_update(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
     # Locked in id order, so two family payments sharing a bill cannot deadlock each other.
     query = select(Bill).where(Bill.id.in_(bill_ids)).order_by(Bill.id).with_for_update()
@@ -78,7 +86,7 @@ async def subsidy_totals(session: AsyncSession) -> dict[str, int]:
     query = (
         select(BillSubsidyLine.funder, func.sum(BillSubsidyLine.amount_fen))
         .join(Bill, Bill.id == BillSubsidyLine.bill_id)
-        .where(Bill.status != BillStatus.CANCELLED)
+        .where(Bill.status.in_(STANDING))
         .group_by(BillSubsidyLine.funder)
     )
     return {funder: int(total) for funder, total in (await session.execute(query)).all()}

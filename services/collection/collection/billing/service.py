@@ -11,6 +11,7 @@ from collection.billing.models import Bill, BillStatus, BillSubsidyLine
 from collection.ledger import service as ledger
 from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
+from collection.refunds import service as refunds
 from shared.events import EnrollmentCreated, EnrollmentLapsed, EnrollmentRepriced, SubsidyLineData
 
 log = structlog.get_logger(__name__)
@@ -28,6 +29,7 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
         id_number=enrollment.id_number,
         payer_name=enrollment.name,
         payer_organisation=enrollment.payer_organisation,
+        refundable_reasons=list(enrollment.refundable_reasons),
         region_code=enrollment.region_code,
         coverage_year=enrollment.coverage_year,
         amount_due_fen=enrollment.personal_due_fen,
@@ -54,6 +56,11 @@ async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, 
     if bill is None:
         raise LookupError(f"no bill for enrollment {repriced.enrollment_id} yet")  # retried until it exists
     if repriced.price_version <= bill.price_version:
+        return
+    if bill.status is BillStatus.PAID:
+        await refunds.after_repricing(
+            session, bill, repriced.personal_due_fen, repriced.subsidy_lines, repriced.price_version, at
+        )
         return
     if bill.status is not BillStatus.OPEN:
         log.warning("repricing_after_settlement", bill_id=bill.id, price_version=repriced.price_version)

@@ -18,6 +18,11 @@ def agent_cash(agent_id: str) -> str:
     return f"agent_cash:{agent_id}"
 
 
+def money_in(channel: Channel, agent_id: str | None) -> str:
+    """Where a payment's money sits until it reaches the treasury: agent cash, or the channel's clearing."""
+    return agent_cash(agent_id) if agent_id else channel_clearing(channel)
+
+
 def channel_clearing(channel: Channel) -> str:
     """Money a channel has taken from residents and not yet settled into the treasury."""
     return f"channel_clearing:{channel.value}"

@@ -15,6 +15,7 @@ class TransactionKind(enum.StrEnum):
     PAYMENT = "payment"  # money in through a channel
     SUBSIDY_TRANSFER = "subsidy_transfer"  # a department pays its subsidy share into the treasury
     AGENT_REMITTANCE = "agent_remittance"  # an agent pays the cash it collected into the treasury
+    REFUND = "refund"  # paid money goes back the way it came
 
 
 class LedgerTransaction(Base):

@@ -18,6 +18,7 @@ from collection.ledger.models import LedgerEntry, LedgerTransaction, Transaction
 from collection.ledger.schemas import AccountBalance, LedgerCheck, Mismatch
 from collection.payments import repository as payments
 from collection.payments.models import Channel
+from collection.refunds import repository as refunds
 from collection.transfers import repository as transfers
 
 
@@ -56,8 +57,7 @@ def due(resident_fen: int, by_funder: Mapping[str, int]) -> dict[str, int]:
 
 def paid(channel: Channel, fen: int, agent_id: str | None = None) -> dict[str, int]:
     """Money in: into the agent's cash when an agent collected it, else into the channel's clearing."""
-    into = accounts.agent_cash(agent_id) if agent_id else accounts.channel_clearing(channel)
-    return {into: fen, accounts.RESIDENT_RECEIVABLE: -fen}
+    return {accounts.money_in(channel, agent_id): fen, accounts.RESIDENT_RECEIVABLE: -fen}
 
 
 async def balances(session: AsyncSession, prefix: str | None = None) -> list[AccountBalance]:
@@ -81,6 +81,9 @@ async def check(session: AsyncSession) -> LedgerCheck:
     for channel, fen in (await payments.totals_by_channel(session)).items():
         if channel not in (Channel.SUBSIDY, Channel.AGENT):
             books[accounts.channel_clearing(channel)] = fen
+    for (channel, source_agent), fen in (await refunds.totals_by_source(session)).items():
+        account = accounts.money_in(channel, source_agent)
+        books[account] = books.get(account, 0) - fen
     books[accounts.FISCAL_ACCOUNT] = -sum(books.values())
     mismatches = [
         Mismatch(account=account, ledger=ledger.get(account, 0), books=books.get(account, 0))

@@ -1,7 +1,7 @@
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection.payments.models import Channel, Payment
+from collection.payments.models import Channel, Payment, PaymentItem
 
 
 async def get(session: AsyncSession, payment_id: str) -> Payment | None:
@@ -19,3 +19,9 @@ async def totals_by_channel(session: AsyncSession) -> dict[Channel, int]:
 
 async def by_receipt_no(session: AsyncSession, receipt_no: str) -> Payment | None:
     return (await session.scalars(select(Payment).where(Payment.receipt_no == receipt_no))).one_or_none()
+
+
+async def item_for_bill(session: AsyncSession, bill_id: str) -> tuple[PaymentItem, Payment] | None:
+    query = select(PaymentItem, Payment).join(Payment, Payment.id == PaymentItem.payment_id)
+    row = (await session.execute(query.where(PaymentItem.bill_id == bill_id))).first()
+    return (row[0], row[1]) if row else None

@@ -136,7 +136,7 @@ def _record(
 def _check_payable(bill: Bill, today: date) -> None:
     if bill.status is BillStatus.PAID:
         raise BillAlreadyPaid({"bill_id": bill.id})
-    if bill.status is BillStatus.CANCELLED:
+    if bill.status in (BillStatus.CANCELLED, BillStatus.REFUNDED):
         raise BillCancelled({"bill_id": bill.id})
     if today > bill.payable_until:
         # Beijing business date: a payment at 23:30 on the last day is in time.

@@ -1,7 +1,8 @@
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection.billing.models import Bill, BillStatus, BillSubsidyLine
+from collection.billing.models import Bill, BillSubsidyLine
+from collection.billing.repository import STANDING
 from collection.transfers.models import SubsidyTransfer
 
 
@@ -18,7 +19,7 @@ async def owed_by_category(
             BillSubsidyLine.funder == funder,
             Bill.region_code == region_code,
             Bill.coverage_year == coverage_year,
-            Bill.status != BillStatus.CANCELLED,
+            Bill.status.in_(STANDING),
         )
         .group_by(BillSubsidyLine.category)
         .order_by(BillSubsidyLine.category)

@@ -14,6 +14,11 @@ class EnrollmentStatus(enum.StrEnum):
     PENDING_PAYMENT = "pending_payment"
     ACTIVE = "active"
     LAPSED = "lapsed"  # not paid by payable_until; the person may enroll again on the terms of that day
+    CANCELLED = "cancelled"  # paid, then refunded in full (erroneous payment, death): the enrollment ended
+
+
+# Enrollments that no longer count: the person may enroll again for the year.
+ENDED = (EnrollmentStatus.LAPSED, EnrollmentStatus.CANCELLED)
 
 
 class Enrollment(Base):
@@ -27,8 +32,8 @@ class Enrollment(Base):
             "person_id",
             "coverage_year",
             unique=True,
-            postgresql_where=text("status != 'lapsed'"),
-            sqlite_where=text("status != 'lapsed'"),
+            postgresql_where=text("status NOT IN ('lapsed', 'cancelled')"),
+            sqlite_where=text("status NOT IN ('lapsed', 'cancelled')"),
         ),
     )
 
@@ -60,6 +65,9 @@ class Enrollment(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     payment_id: Mapped[str | None] = mapped_column(String(36), default=None)
     receipt_no: Mapped[str | None] = mapped_column(String(64), default=None)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0, doc="Paid money collection gave back")
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    cancellation_reason: Mapped[str | None] = mapped_column(String(32), default=None)
 
     person: Mapped[Person] = relationship(lazy="joined", innerjoin=True)
     subsidy_lines: Mapped[list["EnrollmentSubsidyLine"]] = relationship(

@@ -3,7 +3,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.models import Enrollment, EnrollmentStatus
+from registry.enrollment.models import ENDED, Enrollment
 
 
 async def get(session: AsyncSession, enrollment_id: str, *, for_update: bool = False) -> Enrollment | None:
@@ -19,7 +19,7 @@ async def find_for_person_year(
     query = select(Enrollment).where(
         Enrollment.person_id == person_id,
         Enrollment.coverage_year == coverage_year,
-        Enrollment.status != EnrollmentStatus.LAPSED,
+        Enrollment.status.not_in(ENDED),
     )
     if for_update:
         query = query.with_for_update(of=Enrollment)
@@ -35,7 +35,7 @@ async def live_for_people(
     query = select(Enrollment).where(
         Enrollment.person_id.in_(sorted(set(person_ids))),
         Enrollment.coverage_year == coverage_year,
-        Enrollment.status != EnrollmentStatus.LAPSED,
+        Enrollment.status.not_in(ENDED),
     )
     if for_update:
         query = query.with_for_update(of=Enrollment)

@@ -83,6 +83,11 @@ class EnrollmentOut(BaseModel):
     paid_at: datetime | None
     payment_id: str | None
     receipt_no: str | None
+    refunded: Yuan = Field(description="Paid money given back")
+    cancelled_at: datetime | None
+    cancellation_reason: str | None = Field(
+        description="Why a paid enrollment ended: erroneous_payment, death"
+    )
 
     @classmethod
     def of(cls, e: Enrollment) -> "EnrollmentOut":
@@ -121,4 +126,7 @@ class EnrollmentOut(BaseModel):
             paid_at=e.paid_at,
             payment_id=e.payment_id,
             receipt_no=e.receipt_no,
+            refunded=e.refunded_fen,
+            cancelled_at=e.cancelled_at,
+            cancellation_reason=e.cancellation_reason,
         )

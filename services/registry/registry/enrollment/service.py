@@ -30,6 +30,7 @@ from shared.events import (
     EnrollmentLapsed,
     EnrollmentRepriced,
     PaymentConfirmed,
+    PaymentRefunded,
     SubsidyLineData,
     new_envelope,
 )
@@ -142,7 +143,7 @@ async def enroll_many(
         # A concurrent request enrolled one of these people first; the unique constraints decided.
         raise AlreadyEnrolled({"coverage_year": new[0].coverage_year}) from exc
     for enrollment in new:
-        _publish_created(session, enrollment)
+        _publish_created(session, enrollment, registry.policies.by_id(enrollment.policy_id))
     return [r for r in results if r is not None]
 
 
@@ -194,7 +195,7 @@ def _new_enrollment(
     return enrollment
 
 
-def _publish_created(session: AsyncSession, enrollment: Enrollment) -> None:
+def _publish_created(session: AsyncSession, enrollment: Enrollment, policy: Policy) -> None:
     person = enrollment.person
     created = EnrollmentCreated(
         enrollment_id=enrollment.id,
@@ -214,6 +215,7 @@ def _publish_created(session: AsyncSession, enrollment: Enrollment) -> None:
         coverage_start=enrollment.coverage_start,
         coverage_end=enrollment.coverage_end,
         payer_organisation=enrollment.payer_organisation,
+        refundable_reasons=list(policy.refunds.refundable_reasons),
     )
     enqueue(
         session,
@@ -305,6 +307,23 @@ async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -
     enrollment.receipt_no = confirmation.receipt_no
     if enrollment.coverage_from is CoverageFrom.DAY_AFTER_PAYMENT:
         enrollment.coverage_start = business_date(confirmation.paid_at) + timedelta(days=1)
+
+
+async def apply_refund(session: AsyncSession, refund: PaymentRefunded) -> None:
+    """Collection gave paid money back: all of it ends the enrollment (the person may enroll again for the
+    year, e.g. after an erroneous payment); what a lower price left over leaves it standing."""
+    enrollment = await repository.get(session, refund.enrollment_id, for_update=True)
+    if enrollment is None:
+        raise PaymentDoesNotMatch(f"no enrollment {refund.enrollment_id}")
+    if enrollment.payment_id != refund.payment_id:
+        raise PaymentDoesNotMatch(
+            f"refund of {refund.payment_id}, enrollment paid by {enrollment.payment_id}"
+        )
+    enrollment.refunded_fen += refund.amount_fen
+    if refund.ends_enrollment:
+        enrollment.status = EnrollmentStatus.CANCELLED
+        enrollment.cancelled_at = refund.refunded_at
+        enrollment.cancellation_reason = refund.reason
 
 
 def _unpayable(enrollment: Enrollment, today: date) -> bool:

@@ -1,7 +1,7 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.models import Enrollment, EnrollmentStatus
+from registry.enrollment.models import ENDED, Enrollment
 from registry.household.models import Household, HouseholdMember
 
 
@@ -22,7 +22,7 @@ async def members_enrollments(
     query = select(Enrollment).where(
         Enrollment.person_id.in_(person_ids),
         Enrollment.coverage_year == coverage_year,
-        Enrollment.status != EnrollmentStatus.LAPSED,
+        Enrollment.status.not_in(ENDED),
     )
     return list((await session.scalars(query)).all())
 

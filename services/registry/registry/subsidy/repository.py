@@ -3,7 +3,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.models import Enrollment, EnrollmentStatus
+from registry.enrollment.models import ENDED, Enrollment
 from registry.people.models import Person
 from registry.subsidy.models import SubsidyAssignment
 
@@ -75,7 +75,7 @@ async def enrolled_per_township(
             SubsidyAssignment.removed_at.is_(None),
             Enrollment.coverage_year == coverage_year,
             Enrollment.region_code == region_code,
-            Enrollment.status != EnrollmentStatus.LAPSED,
+            Enrollment.status.not_in(ENDED),
         )
         .group_by(Enrollment.township)
     )
@@ -90,7 +90,7 @@ async def unenrolled_holders(
     live = select(Enrollment.id).where(
         Enrollment.person_id == SubsidyAssignment.person_id,
         Enrollment.coverage_year == coverage_year,
-        Enrollment.status != EnrollmentStatus.LAPSED,
+        Enrollment.status.not_in(ENDED),
     )
     query = (
         select(Person, SubsidyAssignment)

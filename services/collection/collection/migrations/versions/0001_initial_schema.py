@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:24:38.582648
+Create Date: 2026-11-23 10:38:11.713870
 """
 
 from collections.abc import Sequence
@@ -46,11 +46,13 @@ def upgrade() -> None:
         sa.Column("coverage_end", sa.Date(), nullable=False),
         sa.Column(
             "status",
-            sa.Enum("open", "paid", "cancelled", name="billstatus", native_enum=False, length=32),
+            sa.Enum("open", "paid", "cancelled", "refunded", name="billstatus", native_enum=False, length=32),
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("refundable_reasons", sa.JSON(), nullable=False),
+        sa.Column("refunded_fen", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bills")),
         sa.UniqueConstraint("enrollment_id", name=op.f("uq_bills_enrollment_id")),
     )
@@ -108,6 +110,7 @@ def upgrade() -> None:
                 "payment",
                 "subsidy_transfer",
                 "agent_remittance",
+                "refund",
                 name="transactionkind",
                 native_enum=False,
                 length=32,
@@ -261,8 +264,32 @@ def upgrade() -> None:
     with op.batch_alter_table("payment_items", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_payment_items_enrollment_id"), ["enrollment_id"], unique=False)
 
+    op.create_table(
+        "refunds",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("bill_id", sa.String(length=36), nullable=False),
+        sa.Column("payment_id", sa.String(length=36), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("ends_enrollment", sa.Boolean(), nullable=False),
+        sa.Column("requested_by", sa.String(length=64), nullable=False),
+        sa.Column("note", sa.String(length=256), nullable=True),
+        sa.Column("refunded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["bill_id"], ["bills.id"], name=op.f("fk_refunds_bill_id_bills")),
+        sa.ForeignKeyConstraint(["payment_id"], ["payments.id"], name=op.f("fk_refunds_payment_id_payments")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_refunds")),
+    )
+    with op.batch_alter_table("refunds", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_refunds_bill_id"), ["bill_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_refunds_payment_id"), ["payment_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("refunds", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_refunds_payment_id"))
+        batch_op.drop_index(batch_op.f("ix_refunds_bill_id"))
+
+    op.drop_table("refunds")
     with op.batch_alter_table("payment_items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_payment_items_enrollment_id"))
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:38:27.949841
+Create Date: 2026-11-23 10:38:13.401073
 """
 
 from collections.abc import Sequence
@@ -232,7 +232,13 @@ def upgrade() -> None:
         sa.Column(
             "status",
             sa.Enum(
-                "pending_payment", "active", "lapsed", name="enrollmentstatus", native_enum=False, length=32
+                "pending_payment",
+                "active",
+                "lapsed",
+                "cancelled",
+                name="enrollmentstatus",
+                native_enum=False,
+                length=32,
             ),
             nullable=False,
         ),
@@ -280,6 +286,9 @@ def upgrade() -> None:
         sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("payment_id", sa.String(length=36), nullable=True),
         sa.Column("receipt_no", sa.String(length=64), nullable=True),
+        sa.Column("refunded_fen", sa.BigInteger(), nullable=False),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancellation_reason", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["household_id"], ["households.id"], name=op.f("fk_enrollments_household_id_households")
         ),
@@ -293,8 +302,8 @@ def upgrade() -> None:
             "uq_enrollments_person_year_live",
             ["person_id", "coverage_year"],
             unique=True,
-            postgresql_where=sa.text("status != 'lapsed'"),
-            sqlite_where=sa.text("status != 'lapsed'"),
+            postgresql_where=sa.text("status NOT IN ('lapsed', 'cancelled')"),
+            sqlite_where=sa.text("status NOT IN ('lapsed', 'cancelled')"),
         )
 
     op.create_table(
@@ -469,8 +478,8 @@ def downgrade() -> None:
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_enrollments_person_year_live",
-            postgresql_where=sa.text("status != 'lapsed'"),
-            sqlite_where=sa.text("status != 'lapsed'"),
+            postgresql_where=sa.text("status NOT IN ('lapsed', 'cancelled')"),
+            sqlite_where=sa.text("status NOT IN ('lapsed', 'cancelled')"),
         )
         batch_op.drop_index(batch_op.f("ix_enrollments_region_code"))
         batch_op.drop_index(batch_op.f("ix_enrollments_household_id"))
