@@ -3,6 +3,7 @@
 from shared.events.envelope import Envelope, EventData, new_envelope
 from shared.events.payloads import (
     EVENT_TYPES,
+    EnrollmentCancelled,
     EnrollmentCreated,
     EnrollmentLapsed,
     EnrollmentRepriced,
@@ -16,6 +17,7 @@ __all__ = [
     "COLLECTION_PAYMENTS",
     "EVENT_TYPES",
     "REGISTRY_ENROLLMENTS",
+    "EnrollmentCancelled",
     "EnrollmentCreated",
     "EnrollmentLapsed",
     "EnrollmentRepriced",

@@ -76,6 +76,18 @@ class EnrollmentLapsed(EventData):
     replaced_by: str = Field(description="The new enrollment of the same person and year")
 
 
+class EnrollmentCancelled(EventData):
+    """The registry learned an enrollment must end: a death (自然减员) or an erroneous enrollment
+    (registry → collection). An open bill is cancelled; a paid one is refunded in full, which collection
+    confirms with PaymentRefunded."""
+
+    event_type: ClassVar[str] = "canbao.registry.enrollment.cancelled.v1"
+
+    enrollment_id: str
+    reason: str = Field(description="death or erroneous_payment")
+    evidence_ref: str = Field(description="The document behind it, e.g. a death certificate number")
+
+
 class PaymentConfirmed(EventData):
     """A bill was settled: paid in full by the person, or owing nothing after a full subsidy
     (channel `subsidy`) (collection → registry)."""
@@ -110,5 +122,12 @@ class PaymentRefunded(EventData):
 
 EVENT_TYPES: dict[str, type[EventData]] = {
     m.event_type: m
-    for m in (EnrollmentCreated, EnrollmentRepriced, EnrollmentLapsed, PaymentConfirmed, PaymentRefunded)
+    for m in (
+        EnrollmentCreated,
+        EnrollmentRepriced,
+        EnrollmentLapsed,
+        EnrollmentCancelled,
+        PaymentConfirmed,
+        PaymentRefunded,
+    )
 }

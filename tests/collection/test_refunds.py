@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from collection.database import OutboxMessage
-from shared.events import Envelope, PaymentRefunded, SubsidyLineData
+from shared.events import EnrollmentCancelled, Envelope, PaymentRefunded, SubsidyLineData, new_envelope
 from tests.collection.helpers import deliver, enrollment_event
 from tests.conftest import Harness
 from tests.support import problem
@@ -128,3 +128,32 @@ async def test_unpaid_and_unknown_bills_have_nothing_to_refund(collection: Harne
     assert (unpaid.status_code, problem(unpaid)["code"]) == (409, "bill_not_paid")
     unknown = await refund(collection, "no-such-bill", "death", key="r-2")
     assert (unknown.status_code, problem(unknown)["code"]) == (404, "bill_not_found")
+
+
+async def test_a_registry_cancellation_cancels_an_open_bill_and_refunds_a_paid_one(
+    collection: Harness,
+) -> None:
+    open_event = enrollment_event(38000, refundable_reasons=REFUNDABLE)
+    await deliver(collection, open_event)
+    paid_id = await paid_bill(collection)
+    paid = (await collection.client.get(f"/v1/bills/{paid_id}")).json()
+
+    for enrollment_id in (open_event.subject, paid["enrollment_id"]):
+        cancelled = EnrollmentCancelled(
+            enrollment_id=enrollment_id, reason="death", evidence_ref="死亡证明 1"
+        )
+        await deliver(collection, new_envelope("/canbao/registry", enrollment_id, cancelled))
+
+    listed = await collection.client.get("/v1/bills", params={"enrollment_id": open_event.subject})
+    assert listed.json()["items"][0]["status"] == "cancelled"
+    assert (await collection.client.get(f"/v1/bills/{paid_id}")).json()["status"] == "refunded"
+    [event] = await refund_events(collection)
+    assert (event.enrollment_id, event.amount_fen, event.reason, event.ends_enrollment) == (
+        paid["enrollment_id"],
+        38000,
+        "death",
+        True,
+    )
+    [refund_row] = (await collection.client.get("/v1/refunds", params={"bill_id": paid_id})).json()["items"]
+    assert (refund_row["requested_by"], refund_row["note"]) == ("registry", "死亡证明 1")
+    assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True

@@ -12,7 +12,13 @@ from collection.ledger import service as ledger
 from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
 from collection.refunds import service as refunds
-from shared.events import EnrollmentCreated, EnrollmentLapsed, EnrollmentRepriced, SubsidyLineData
+from shared.events import (
+    EnrollmentCancelled,
+    EnrollmentCreated,
+    EnrollmentLapsed,
+    EnrollmentRepriced,
+    SubsidyLineData,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -77,18 +83,37 @@ async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, 
 
 
 async def cancel_for_lapse(session: AsyncSession, lapsed: EnrollmentLapsed, at: datetime) -> None:
-    bill = await repository.get_by_enrollment(session, lapsed.enrollment_id)
-    if bill is None:
-        raise LookupError(f"no bill for enrollment {lapsed.enrollment_id} yet")  # retried until it exists
+    bill = await _bill_of(session, lapsed.enrollment_id)
     if bill.status is BillStatus.OPEN:
-        bill.status = BillStatus.CANCELLED
-        written_off = ledger.due(bill.amount_due_fen, _by_funder(bill))
-        ledger.post(
-            session, TransactionKind.BILL_CANCELLED, bill.id, at, {a: -f for a, f in written_off.items()}
-        )
+        _cancel(session, bill, at)
     elif bill.status is BillStatus.PAID:
         # Paid before the lapse reached us: the registry refuses that payment; reconciliation settles it.
         log.error("lapsed_enrollment_was_paid", bill_id=bill.id, enrollment_id=lapsed.enrollment_id)
+
+
+async def end_for_registry(session: AsyncSession, cancelled: EnrollmentCancelled, at: datetime) -> None:
+    """The registry ended the enrollment (a death, an erroneous enrollment): an open bill is cancelled, a paid
+    one refunded in full (the registry allowed it by the policy's refund reasons)."""
+    bill = await _bill_of(session, cancelled.enrollment_id)
+    if bill.status is BillStatus.OPEN:
+        _cancel(session, bill, at)
+    elif bill.status is BillStatus.PAID:
+        if cancelled.reason not in bill.refundable_reasons:
+            raise ValueError(f"{cancelled.reason} is not refundable for bill {bill.id}")  # dead-lettered
+        await refunds.refund_in_full(session, bill, cancelled.reason, at, "registry", cancelled.evidence_ref)
+
+
+async def _bill_of(session: AsyncSession, enrollment_id: str) -> Bill:
+    bill = await repository.get_by_enrollment(session, enrollment_id)
+    if bill is None:
+        raise LookupError(f"no bill for enrollment {enrollment_id} yet")  # retried until it exists
+    return bill
+
+
+def _cancel(session: AsyncSession, bill: Bill, at: datetime) -> None:
+    bill.status = BillStatus.CANCELLED
+    written_off = {a: -fen for a, fen in ledger.due(bill.amount_due_fen, _by_funder(bill)).items()}
+    ledger.post(session, TransactionKind.BILL_CANCELLED, bill.id, at, written_off)
 
 
 def _lines(lines: list[SubsidyLineData]) -> list[BillSubsidyLine]:

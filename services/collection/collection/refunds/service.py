@@ -48,19 +48,26 @@ async def request(
         raise BillNotPaid({"bill_id": bill.id, "status": bill.status.value})
     if body.reason not in bill.refundable_reasons:
         raise RefundNotAllowed({"reason": body.reason, "refundable_reasons": bill.refundable_reasons})
-    payment, paid_fen = await _payment_of(session, bill)
-    refund = _refund(session, bill, payment, paid_fen - bill.refunded_fen, body.reason, True, clock.now())
-    refund.requested_by, refund.note = body.requested_by, body.note
-    bill.status = BillStatus.REFUNDED
-    # The enrollment ends: its subsidies are no longer owed either (a department that paid is owed it back).
-    written_off = {
-        accounts.department_receivable(f): -fen for f, fen in _by_funder(bill.subsidy_lines).items()
-    }
-    written_off[accounts.FISCAL_ACCOUNT] = -sum(written_off.values())
-    ledger.post(session, TransactionKind.BILL_CANCELLED, bill.id, refund.refunded_at, written_off)
+    refund = await refund_in_full(session, bill, body.reason, clock.now(), body.requested_by, body.note)
     result = RefundOut.of(refund)
     idempotency.remember(session, stored_request, 201, result)
     return result, False
+
+
+async def refund_in_full(
+    session: AsyncSession, bill: Bill, reason: str, at: datetime, requested_by: str, note: str | None
+) -> Refund:
+    """Everything paid goes back and the enrollment ends (the caller has checked the policy's reasons)."""
+    payment, paid_fen = await _payment_of(session, bill)
+    refund = _refund(session, bill, payment, paid_fen - bill.refunded_fen, reason, True, at)
+    refund.requested_by, refund.note = requested_by, note
+    bill.status = BillStatus.REFUNDED
+    # Its subsidies are no longer owed either (a department that already paid is owed it back).
+    funders = _by_funder(bill.subsidy_lines)
+    written_off = {accounts.department_receivable(f): -fen for f, fen in funders.items()}
+    written_off[accounts.FISCAL_ACCOUNT] = -sum(written_off.values())
+    ledger.post(session, TransactionKind.BILL_CANCELLED, bill.id, at, written_off)
+    return refund
 
 
 async def after_repricing(

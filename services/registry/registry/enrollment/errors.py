@@ -14,5 +14,21 @@ class EnrollmentNotFound(NotFound):
     message_en = "Enrollment not found"
 
 
+class CancellationNotAllowed(DomainError):
+    status_code = 422
+    code = "cancellation_not_allowed"
+    message_zh = "该参保登记已缴费，且参保政策不对此原因退费，不能注销"
+    message_en = (
+        "This enrollment is paid and its policy refunds nothing for this reason, so it cannot be ended"
+    )
+
+
+class EnrollmentEnded(DomainError):
+    status_code = 409
+    code = "enrollment_ended"
+    message_zh = "该参保登记已失效或已注销"
+    message_en = "This enrollment has already lapsed or been cancelled"
+
+
 class PaymentDoesNotMatch(Exception):
     """A payment confirmation disagrees with the enrollment: left for an operator, never applied silently."""

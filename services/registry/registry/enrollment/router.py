@@ -2,8 +2,13 @@ from fastapi import APIRouter, status
 
 from registry.enrollment import repository, service
 from registry.enrollment.dependencies import RegistryContext
-from registry.enrollment.errors import AlreadyEnrolled, EnrollmentNotFound
-from registry.enrollment.schemas import EnrollmentCreate, EnrollmentOut
+from registry.enrollment.errors import (
+    AlreadyEnrolled,
+    CancellationNotAllowed,
+    EnrollmentEnded,
+    EnrollmentNotFound,
+)
+from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, EnrollmentOut
 from registry.exclusion.errors import EnrolledElsewhere, InEmployeeInsurance
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch
 from registry.policy.errors import (
@@ -62,6 +67,20 @@ async def create_enrollment(
     body: EnrollmentCreate, session: DbSession, registry: RegistryContext
 ) -> EnrollmentOut:
     return EnrollmentOut.of(await service.enroll(session, registry, body))
+
+
+@router.post(
+    "/{enrollment_id}/cancellation",
+    summary="End an enrollment: a death (自然减员) or an erroneous enrollment",
+    description="Unpaid: cancelled now, and collection cancels the bill. Paid: collection refunds it in full "
+    "where the policy refunds the reason, and the enrollment is `cancelled` when the refund comes back "
+    "(until then it stays `active`); otherwise refused.",
+    responses=error_responses(EnrollmentNotFound, EnrollmentEnded, CancellationNotAllowed),
+)
+async def cancel_enrollment(
+    enrollment_id: str, body: CancellationCreate, session: DbSession, registry: RegistryContext
+) -> EnrollmentOut:
+    return EnrollmentOut.of(await service.cancel(session, registry, enrollment_id, body))
 
 
 @router.get(

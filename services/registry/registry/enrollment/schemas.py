@@ -1,7 +1,7 @@
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from registry.enrollment.models import Enrollment, EnrollmentStatus
 from registry.people.schemas import PersonIn
@@ -130,3 +130,11 @@ class EnrollmentOut(BaseModel):
             cancelled_at=e.cancelled_at,
             cancellation_reason=e.cancellation_reason,
         )
+
+
+class CancellationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal["death", "erroneous_payment"] = Field(description="自然减员 or 错误缴费")
+    evidence_ref: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    reported_by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

@@ -11,9 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.database import OutboxMessage
 from registry.enrollment import repository
-from registry.enrollment.errors import AlreadyEnrolled, PaymentDoesNotMatch
-from registry.enrollment.models import Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
-from registry.enrollment.schemas import EnrollmentCreate, RepriceOutcome
+from registry.enrollment.errors import (
+    AlreadyEnrolled,
+    CancellationNotAllowed,
+    EnrollmentEnded,
+    EnrollmentNotFound,
+    PaymentDoesNotMatch,
+)
+from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
+from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, RepriceOutcome
 from registry.exclusion.service import ExclusionLookup, refusal
 from registry.people import service as people
 from registry.people.models import Person
@@ -26,6 +32,7 @@ from shared.clock import Clock, business_date
 from shared.errors import DomainError
 from shared.events import (
     REGISTRY_ENROLLMENTS,
+    EnrollmentCancelled,
     EnrollmentCreated,
     EnrollmentLapsed,
     EnrollmentRepriced,
@@ -307,6 +314,36 @@ async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -
     enrollment.receipt_no = confirmation.receipt_no
     if enrollment.coverage_from is CoverageFrom.DAY_AFTER_PAYMENT:
         enrollment.coverage_start = business_date(confirmation.paid_at) + timedelta(days=1)
+
+
+async def cancel(
+    session: AsyncSession, registry: Registry, enrollment_id: str, request: CancellationCreate
+) -> Enrollment:
+    """An enrollment must end (a death, an erroneous enrollment): an unpaid one ends now and collection
+    cancels its bill; a paid one ends once collection refunded it, which only the policy's reasons allow."""
+    enrollment = await repository.get(session, enrollment_id, for_update=True)
+    if enrollment is None:
+        raise EnrollmentNotFound({"enrollment_id": enrollment_id})
+    if enrollment.status in ENDED:
+        raise EnrollmentEnded({"status": enrollment.status.value})
+    policy = registry.policies.by_id(enrollment.policy_id)
+    if (
+        enrollment.status is EnrollmentStatus.ACTIVE
+        and request.reason not in policy.refunds.refundable_reasons
+    ):
+        raise CancellationNotAllowed(
+            {"reason": request.reason, "refundable_reasons": list(policy.refunds.refundable_reasons)}
+        )
+    if enrollment.status is EnrollmentStatus.PENDING_PAYMENT:
+        enrollment.status = EnrollmentStatus.CANCELLED
+        enrollment.cancelled_at = registry.clock.now()
+        enrollment.cancellation_reason = request.reason
+    cancelled = EnrollmentCancelled(
+        enrollment_id=enrollment.id, reason=request.reason, evidence_ref=request.evidence_ref
+    )
+    envelope = new_envelope(SOURCE, enrollment.id, cancelled, time=registry.clock.now())
+    enqueue(session, OutboxMessage, REGISTRY_ENROLLMENTS, envelope)
+    return enrollment
 
 
 async def apply_refund(session: AsyncSession, refund: PaymentRefunded) -> None:
