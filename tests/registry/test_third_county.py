@@ -4,7 +4,16 @@ no code names, with its own amounts, categories, window extension and late cases
 import pytest
 
 from tests.conftest import Harness
-from tests.registry.helpers import assign, enroll, enrolled, person, processed, rows_of, upload
+from tests.registry.helpers import (
+    assign,
+    deliver_payment,
+    enroll,
+    enrolled,
+    person,
+    processed,
+    rows_of,
+    upload,
+)
 from tests.registry.roster_files import ATTACHMENT_4, xlsx
 from tests.support import ROOT, problem, resident_id
 
@@ -91,3 +100,18 @@ async def test_a_county_that_lists_its_villages_gets_them_checked(registry: Harn
     ]
     single = await assign(registry, person(), YUNXI, "orphan", township="云溪镇", village="北溪村")
     assert problem(single)["code"] == "unknown_village"
+
+
+async def test_a_paid_enrollment_ends_only_for_a_reason_its_policy_refunds(registry: Harness) -> None:
+    registry.at("2024-10-01T10:00:00+08:00")
+    e = await enrolled(registry, person(), YUNXI)
+    await deliver_payment(registry, e, "2024-10-01T11:00:00+08:00")
+    report = {"reason": "death", "evidence_ref": "死亡证明 7", "reported_by": "staff-1"}
+    refused = await registry.client.post(f"/v1/enrollments/{e['enrollment_id']}/cancellation", json=report)
+    assert (refused.status_code, problem(refused)["code"]) == (422, "cancellation_not_allowed")
+    assert problem(refused)["details"]["refundable_reasons"] == ["erroneous_payment"]
+    erroneous = report | {"reason": "erroneous_payment", "evidence_ref": "重复缴费说明"}
+    accepted = await registry.client.post(
+        f"/v1/enrollments/{e['enrollment_id']}/cancellation", json=erroneous
+    )
+    assert accepted.status_code == 200, accepted.text
