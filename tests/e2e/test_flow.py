@@ -1,5 +1,6 @@
 """The walking skeleton, end to end: real processes, a real broker, real databases."""
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -7,6 +8,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from collection.notifications.service import sign
+from collection.settings import CollectionSettings
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS, Envelope, PaymentConfirmed, new_envelope
 from tests.collection.helpers import enrollment_event
 from tests.support import Stack, eventually, resident_id
@@ -234,3 +237,43 @@ async def test_a_household_enrolls_and_pays_for_its_members_at_once(stack: Stack
     settled = await eventually(all_active)
     assert (settled["total_due"], settled["total_paid"]) == ("0.00", "1140.00")
     assert {e["receipt_no"] for e in settled["enrollments"]} == {paid.json()["receipt_no"]}
+
+
+async def test_a_webhook_pays_and_a_reported_death_refunds_through_both_services(stack: Stack) -> None:
+    created = await enroll(stack)
+    [bill] = await eventually(lambda: bills_for(stack, created["enrollment_id"]))
+
+    # The channel's signed notification, with the development key `make run` uses.
+    raw = json.dumps({"notification_id": uuid.uuid4().hex, "bill_id": bill["bill_id"], "amount": "380.00"})
+    timestamp = str(int(datetime.now(UTC).timestamp()))
+    secret = CollectionSettings().channel_secrets["wechat"].get_secret_value()
+    async with stack.client("collection") as collection:
+        paid = await collection.post(
+            "/v1/channels/wechat/notifications",
+            content=raw.encode(),
+            headers={
+                "Content-Type": "application/json",
+                "X-Canbao-Timestamp": timestamp,
+                "X-Canbao-Signature": sign(secret, timestamp, raw.encode()),
+            },
+        )
+    assert paid.status_code == 200, paid.text
+
+    async def in_state(status: str) -> dict[str, Any] | None:
+        current = await enrollment(stack, created["enrollment_id"])
+        return current if current["status"] == status else None
+
+    await eventually(lambda: in_state("active"))
+    async with stack.client("registry") as registry:
+        reported = await registry.post(
+            f"/v1/enrollments/{created['enrollment_id']}/cancellation",
+            json={"reason": "death", "evidence_ref": "死亡证明 e2e", "reported_by": "staff-e2e"},
+        )
+    assert reported.status_code == 200, reported.text
+
+    cancelled = await eventually(lambda: in_state("cancelled"))
+    assert (cancelled["refunded"], cancelled["cancellation_reason"]) == ("380.00", "death")
+    async with stack.client("collection") as collection:
+        assert (await collection.get(f"/v1/bills/{bill['bill_id']}")).json()["status"] == "refunded"
+        check = (await collection.get("/v1/ledger/check")).json()
+    assert check["ok"] is True, check

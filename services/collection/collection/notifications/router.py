@@ -58,7 +58,7 @@ async def channel_notification(
     x_canbao_signature: Annotated[str | None, Header()] = None,
 ) -> PaymentOut:
     body = await request.body()  # the exact bytes that were signed
-    service.verify(request.app.state.settings, clock, channel, x_canbao_timestamp, x_canbao_signature, body)
+    service.verify(request.app.state.settings, channel, x_canbao_timestamp, x_canbao_signature, body)
     result, replayed = await service.record(session, clock, channel, body)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
