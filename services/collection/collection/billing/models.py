@@ -6,6 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from collection.database import Base
 from shared.db import UTCDateTime, enum_column
+from shared.events import SubsidyLineData
 
 
 class BillStatus(enum.StrEnum):
@@ -49,6 +50,13 @@ class Bill(Base):
         lazy="selectin", cascade="all, delete-orphan", order_by="BillSubsidyLine.id"
     )
 
+    def subsidy_by_funder(self) -> dict[str, int]:
+        """What each funder owes on this bill."""
+        totals: dict[str, int] = {}
+        for line in self.subsidy_lines:
+            totals[line.funder] = totals.get(line.funder, 0) + line.amount_fen
+        return totals
+
 
 class BillSubsidyLine(Base):
     """A funder's share of the person's contribution on a bill: what that department owes (应拨付资助资金)."""
@@ -60,3 +68,7 @@ class BillSubsidyLine(Base):
     category: Mapped[str] = mapped_column(String(64))
     funder: Mapped[str] = mapped_column(String(64), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
+
+    @classmethod
+    def from_events(cls, lines: list[SubsidyLineData]) -> list["BillSubsidyLine"]:
+        return [cls(category=x.category, funder=x.funder, amount_fen=x.amount_fen) for x in lines]

@@ -17,7 +17,6 @@ from shared.events import (
     EnrollmentCreated,
     EnrollmentLapsed,
     EnrollmentRepriced,
-    SubsidyLineData,
 )
 
 log = structlog.get_logger(__name__)
@@ -46,11 +45,15 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
         status=BillStatus.OPEN,
         created_at=at,
     )
-    bill.subsidy_lines = _lines(enrollment.subsidy_lines)
+    bill.subsidy_lines = BillSubsidyLine.from_events(enrollment.subsidy_lines)
     repository.add(session, bill)
     await session.flush()
     ledger.post(
-        session, TransactionKind.BILL_ISSUED, bill.id, at, ledger.due(bill.amount_due_fen, _by_funder(bill))
+        session,
+        TransactionKind.BILL_ISSUED,
+        bill.id,
+        at,
+        ledger.due(bill.amount_due_fen, bill.subsidy_by_funder()),
     )
     await _settle_if_nothing_due(session, bill, at)
     return bill
@@ -71,12 +74,12 @@ async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, 
     if bill.status is not BillStatus.OPEN:
         log.warning("repricing_after_settlement", bill_id=bill.id, price_version=repriced.price_version)
         return
-    before = ledger.due(bill.amount_due_fen, _by_funder(bill))
+    before = ledger.due(bill.amount_due_fen, bill.subsidy_by_funder())
     bill.amount_due_fen = repriced.personal_due_fen
     bill.price_version = repriced.price_version
-    bill.subsidy_lines = _lines(repriced.subsidy_lines)
-    after = ledger.due(bill.amount_due_fen, _by_funder(bill))
-    difference = {a: after.get(a, 0) - before.get(a, 0) for a in set(before) | set(after)}
+    bill.subsidy_lines = BillSubsidyLine.from_events(repriced.subsidy_lines)
+    after = ledger.due(bill.amount_due_fen, bill.subsidy_by_funder())
+    difference = ledger.change(before, after)
     ledger.post(session, TransactionKind.BILL_REPRICED, bill.id, at, difference)
     await session.flush()
     await _settle_if_nothing_due(session, bill, at)
@@ -112,19 +115,8 @@ async def _bill_of(session: AsyncSession, enrollment_id: str) -> Bill:
 
 def _cancel(session: AsyncSession, bill: Bill, at: datetime) -> None:
     bill.status = BillStatus.CANCELLED
-    written_off = {a: -fen for a, fen in ledger.due(bill.amount_due_fen, _by_funder(bill)).items()}
+    written_off = {a: -fen for a, fen in ledger.due(bill.amount_due_fen, bill.subsidy_by_funder()).items()}
     ledger.post(session, TransactionKind.BILL_CANCELLED, bill.id, at, written_off)
-
-
-def _lines(lines: list[SubsidyLineData]) -> list[BillSubsidyLine]:
-    return [BillSubsidyLine(category=x.category, funder=x.funder, amount_fen=x.amount_fen) for x in lines]
-
-
-def _by_funder(bill: Bill) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for line in bill.subsidy_lines:
-        totals[line.funder] = totals.get(line.funder, 0) + line.amount_fen
-    return totals
 
 
 async def _settle_if_nothing_due(session: AsyncSession, bill: Bill, at: datetime) -> None:

@@ -55,6 +55,11 @@ def due(resident_fen: int, by_funder: Mapping[str, int]) -> dict[str, int]:
     return amounts
 
 
+def change(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """The movement that takes the books from one set of amounts to another (a new price, say)."""
+    return {a: after.get(a, 0) - before.get(a, 0) for a in set(before) | set(after)}
+
+
 def paid(channel: Channel, fen: int, agent_id: str | None = None) -> dict[str, int]:
     """Money in: into the agent's cash when an agent collected it, else into the channel's clearing."""
     return {accounts.money_in(channel, agent_id): fen, accounts.RESIDENT_RECEIVABLE: -fen}

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.agents import repository as agents
 from collection.billing import repository as bills
+from collection.billing.models import Bill
 from collection.payments import repository as payments
 from collection.payments.errors import PaymentNotFound
 from collection.payments.models import Channel
@@ -51,17 +52,18 @@ async def receipt(session: AsyncSession, receipt_no: str) -> ReceiptOut:
         agent_name=agent.name if agent else None,
         amount=payment.amount_fen,
         amount_in_words=in_words(payment.amount_fen),
-        lines=[
-            ReceiptLine(
-                payer_name=settled[item.bill_id].payer_name,
-                id_number_masked=mask_id_number(settled[item.bill_id].id_number),
-                region_code=settled[item.bill_id].region_code,
-                coverage_year=settled[item.bill_id].coverage_year,
-                coverage_end=settled[item.bill_id].coverage_end,
-                amount=item.amount_fen,
-            )
-            for item in payment.items
-        ],
+        lines=[_line(settled[item.bill_id], item.amount_fen) for item in payment.items],
+    )
+
+
+def _line(bill: Bill, amount_fen: int) -> ReceiptLine:
+    return ReceiptLine(
+        payer_name=bill.payer_name,
+        id_number_masked=mask_id_number(bill.id_number),
+        region_code=bill.region_code,
+        coverage_year=bill.coverage_year,
+        coverage_end=bill.coverage_end,
+        amount=amount_fen,
     )
 
 

@@ -63,9 +63,7 @@ async def refund_in_full(
     refund.requested_by, refund.note = requested_by, note
     bill.status = BillStatus.REFUNDED
     # Its subsidies are no longer owed either (a department that already paid is owed it back).
-    funders = _by_funder(bill.subsidy_lines)
-    written_off = {accounts.department_receivable(f): -fen for f, fen in funders.items()}
-    written_off[accounts.FISCAL_ACCOUNT] = -sum(written_off.values())
+    written_off = {a: -fen for a, fen in ledger.due(0, bill.subsidy_by_funder()).items()}
     ledger.post(session, TransactionKind.BILL_CANCELLED, bill.id, at, written_off)
     return refund
 
@@ -80,13 +78,11 @@ async def after_repricing(
 ) -> None:
     """The registry repriced a paid enrollment (its policy refunds within the coverage period): the bill takes
     the new subsidy lines, and what was paid beyond the new price goes back."""
-    before = ledger.due(0, _by_funder(bill.subsidy_lines))
-    bill.subsidy_lines = [
-        BillSubsidyLine(category=x.category, funder=x.funder, amount_fen=x.amount_fen) for x in lines
-    ]
+    before = ledger.due(0, bill.subsidy_by_funder())
+    bill.subsidy_lines = BillSubsidyLine.from_events(lines)
     bill.price_version = price_version
-    after = ledger.due(0, _by_funder(bill.subsidy_lines))
-    difference = {a: after.get(a, 0) - before.get(a, 0) for a in set(before) | set(after)}
+    after = ledger.due(0, bill.subsidy_by_funder())
+    difference = ledger.change(before, after)
     ledger.post(session, TransactionKind.BILL_REPRICED, bill.id, at, difference)
     payment, paid_fen = await _payment_of(session, bill)
     over = paid_fen - bill.refunded_fen - personal_due_fen
@@ -152,10 +148,3 @@ async def _payment_of(session: AsyncSession, bill: Bill) -> tuple[Payment, int]:
         raise LookupError(f"paid bill {bill.id} has no payment")
     item, payment = found
     return payment, item.amount_fen
-
-
-def _by_funder(lines: list[BillSubsidyLine]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for line in lines:
-        totals[line.funder] = totals.get(line.funder, 0) + line.amount_fen
-    return totals

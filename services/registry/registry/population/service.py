@@ -9,7 +9,7 @@ from registry.people.models import Person
 from registry.population import repository
 from registry.population.models import RegisteredResident
 from registry.population.schemas import PopulationSummary, TownshipPopulation
-from registry.subsidy.service import UNNAMED_TOWNSHIP
+from registry.subsidy.service import per_township
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,9 @@ async def summary(
 ) -> PopulationSummary:
     policy = registry.policies.find(region_code, coverage_year)
     counts = await repository.count_per_township(session, region_code, policy.coverage_year)
-    names = [t.name for t in policy.townships if t.region_code == region_code]
-    rows = [TownshipPopulation(township=name, registered=counts.pop(name, 0)) for name in names]
-    rows += [
-        TownshipPopulation(township=name or UNNAMED_TOWNSHIP, registered=n)
-        for name, n in sorted(counts.items(), key=lambda item: item[0] or "")
+    rows = [
+        TownshipPopulation(township=name, registered=n)
+        for name, n in per_township(policy, region_code, counts)
     ]
     return PopulationSummary(
         region_code=region_code,

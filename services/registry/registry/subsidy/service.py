@@ -292,6 +292,17 @@ async def roster(
 UNNAMED_TOWNSHIP = "未填乡镇"
 
 
+def per_township(policy: Policy, region_code: str, counts: dict[str | None, int]) -> list[tuple[str, int]]:
+    """Counts laid out as the attachments do: every township the policy lists, in its order (zero where there
+    is none), then any other names, then people counted without a township. Totals come from these rows."""
+    rest = dict(counts)
+    rows = [(t.name, rest.pop(t.name, 0)) for t in policy.townships if t.region_code == region_code]
+    rows += [
+        (name or UNNAMED_TOWNSHIP, n) for name, n in sorted(rest.items(), key=lambda item: item[0] or "")
+    ]
+    return rows
+
+
 async def township_summary(
     session: AsyncSession, registry: enrollments.Registry, region_code: str, coverage_year: int, category: str
 ) -> TownshipSummary:
@@ -300,12 +311,7 @@ async def township_summary(
     if found is None:
         raise UnknownSubsidyCategory({"category": category})
     counts = await repository.enrolled_per_township(session, region_code, policy.coverage_year, found.code)
-    names = [t.name for t in policy.townships if t.region_code == region_code]
-    rows = [TownshipCount(township=name, enrolled=counts.pop(name, 0)) for name in names]
-    rows += [
-        TownshipCount(township=name or UNNAMED_TOWNSHIP, enrolled=n)
-        for name, n in sorted(counts.items(), key=lambda item: item[0] or "")
-    ]
+    rows = [TownshipCount(township=name, enrolled=n) for name, n in per_township(policy, region_code, counts)]
     return TownshipSummary(
         region_code=region_code,
         coverage_year=policy.coverage_year,
