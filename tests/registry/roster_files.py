@@ -1,10 +1,4 @@
-"""Roster files as departments send them: the attachments' layouts, as .xlsx and as GBK or UTF-8 CSV."""
-
-import csv
-import io
-from collections.abc import Sequence
-
-from openpyxl import Workbook, load_workbook
+"""The roster attachments' column layouts, as departments send them."""
 
 ATTACHMENT_4 = ["序\n号", "姓名", "身份证号\n码", "乡镇", "村（居）委\n会", "村民组", "备注"]
 ATTACHMENT_6 = [
@@ -30,34 +24,3 @@ ATTACHMENT_7 = [
     "人员类别",
     "备注",
 ]
-
-
-def xlsx(header: Sequence[str], rows: Sequence[Sequence[object]], title: Sequence[str] = ()) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for line in title:
-        sheet.append([line])
-    sheet.append(list(header))
-    for row in rows:
-        sheet.append(list(row))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def csv_bytes(
-    header: Sequence[str], rows: Sequence[Sequence[object]], encoding: str, title: Sequence[str] = ()
-) -> bytes:
-    text = io.StringIO()
-    writer = csv.writer(text)
-    for line in title:
-        writer.writerow([line])
-    writer.writerow(header)
-    writer.writerows(rows)
-    return text.getvalue().encode(encoding)
-
-
-def read_xlsx(data: bytes) -> list[list[object]]:
-    sheet = load_workbook(io.BytesIO(data), read_only=True).worksheets[0]
-    return [list(row) for row in sheet.iter_rows(values_only=True)]

@@ -4,7 +4,7 @@ from typing import Any
 
 from tests.conftest import Harness
 from tests.registry.helpers import HEFEI, JING, JING_WINDOW, assign, enrolled, enrollment_of, person
-from tests.registry.roster_files import read_xlsx
+from tests.spreadsheets import read_xlsx
 from tests.support import problem, resident_id
 
 AFTER_HEFEI_WINDOW = "2024-03-01T10:00:00+08:00"

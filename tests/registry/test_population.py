@@ -4,7 +4,7 @@ from typing import Any
 
 from tests.conftest import Harness
 from tests.registry.helpers import JING, JING_WINDOW, processed, review, rows_of, upload
-from tests.registry.roster_files import csv_bytes
+from tests.spreadsheets import csv_bytes
 from tests.support import resident_id
 
 HEADER = ["序号", "姓名", "身份证号码", "乡镇", "村（居）委会", "村民组"]

@@ -4,7 +4,8 @@ from typing import Any
 
 from tests.conftest import Harness
 from tests.registry.helpers import JING, JING_WINDOW, processed, review, rows_of, upload
-from tests.registry.roster_files import ATTACHMENT_4, read_xlsx, xlsx
+from tests.registry.roster_files import ATTACHMENT_4
+from tests.spreadsheets import read_xlsx, xlsx
 from tests.support import resident_id
 
 TITLE = ["泾县2023年度城乡居民医保资助参保人员花名册", "人员类别：低保对象"]

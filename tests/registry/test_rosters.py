@@ -14,7 +14,8 @@ from tests.registry.helpers import (
     rows_of,
     upload,
 )
-from tests.registry.roster_files import ATTACHMENT_4, ATTACHMENT_6, ATTACHMENT_7, csv_bytes, read_xlsx, xlsx
+from tests.registry.roster_files import ATTACHMENT_4, ATTACHMENT_6, ATTACHMENT_7
+from tests.spreadsheets import csv_bytes, read_xlsx, xlsx
 from tests.support import problem, resident_id, with_wrong_check
 
 JING_TITLE = [

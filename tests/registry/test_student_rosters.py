@@ -21,7 +21,7 @@ from tests.registry.helpers import (
     rows_of,
     upload,
 )
-from tests.registry.roster_files import csv_bytes, xlsx
+from tests.spreadsheets import csv_bytes, xlsx
 from tests.support import resident_id
 
 

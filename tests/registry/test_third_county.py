@@ -14,7 +14,8 @@ from tests.registry.helpers import (
     rows_of,
     upload,
 )
-from tests.registry.roster_files import ATTACHMENT_4, xlsx
+from tests.registry.roster_files import ATTACHMENT_4
+from tests.spreadsheets import xlsx
 from tests.support import ROOT, problem, resident_id
 
 YUNXI = {"region_code": "349901", "coverage_year": 2025}

@@ -10,6 +10,8 @@ from collection.ledger.router import router as ledger_router
 from collection.notifications.router import router as notifications_router
 from collection.payments.router import router as payments_router
 from collection.receipts.router import router as receipts_router
+from collection.reconciliation.router import lines_router as reconciliation_lines_router
+from collection.reconciliation.router import router as reconciliation_router
 from collection.refunds.router import router as refunds_router
 from collection.settings import CollectionSettings
 from collection.transfers.router import router as transfers_router
@@ -35,6 +37,8 @@ SPEC = ServiceSpec(
         refunds_router,
         transfers_router,
         agents_router,
+        reconciliation_router,
+        reconciliation_lines_router,
         ledger_router,
     ],
 )

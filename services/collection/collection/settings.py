@@ -1,5 +1,6 @@
 """Collection settings, read from COLLECTION_* environment variables."""
 
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -26,6 +27,10 @@ class CollectionSettings(ServiceSettings):
         },
         description='HMAC-SHA256 key per notifying channel, as JSON: {"wechat": "…", …}',
     )
+    reconciliation_dir: Path = Field(
+        default=Path("var/reconciliation"), description="Where reconciliation files are kept, as evidence"
+    )
+    reconciliation_max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     notification_tolerance_s: int = Field(
         default=300, ge=1, description="How old a notification's timestamp may be; older ones are refused"
     )

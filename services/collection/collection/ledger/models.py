@@ -16,6 +16,7 @@ class TransactionKind(enum.StrEnum):
     SUBSIDY_TRANSFER = "subsidy_transfer"  # a department pays its subsidy share into the treasury
     AGENT_REMITTANCE = "agent_remittance"  # an agent pays the cash it collected into the treasury
     REFUND = "refund"  # paid money goes back the way it came
+    CHANNEL_SETTLEMENT = "channel_settlement"  # a channel's money confirmed into the treasury
 
 
 class LedgerTransaction(Base):

@@ -2,8 +2,8 @@
 
 Contributions become due when a bill is issued (the person's share on the resident receivable, each subsidy on
 its funder's receivable, against the fiscal account they are due to); payments move money from a receivable
-into a channel's clearing account. `check` proves every transaction balances and that the balances agree with
-the bills and payments they come from."""
+into a channel's clearing account, and reconciliation with the tax side's files settles it into the treasury.
+`check` proves every transaction balances and that the balances agree with the records they come from."""
 
 import uuid
 from collections.abc import Mapping
@@ -65,6 +65,11 @@ def paid(channel: Channel, fen: int, agent_id: str | None = None) -> dict[str, i
     return {accounts.money_in(channel, agent_id): fen, accounts.RESIDENT_RECEIVABLE: -fen}
 
 
+def settled(channel: Channel, fen: int) -> dict[str, int]:
+    """A channel's money confirmed by the tax side's payment file reaches the treasury."""
+    return {accounts.TREASURY: fen, accounts.channel_clearing(channel): -fen}
+
+
 async def balances(session: AsyncSession, prefix: str | None = None) -> list[AccountBalance]:
     return [AccountBalance(account=a, balance=fen) for a, fen in await repository.balances(session, prefix)]
 
@@ -82,12 +87,12 @@ async def check(session: AsyncSession) -> LedgerCheck:
     remitted = await agents.remitted(session)
     for agent_id, fen in (await agents.collected(session)).items():
         books[accounts.agent_cash(agent_id)] = fen - remitted.get(agent_id, 0)
-    books[accounts.TREASURY] = sum(transferred.values()) + sum(remitted.values())
+    settled = await payments.settled_by_channel(session)
+    books[accounts.TREASURY] = sum(transferred.values()) + sum(remitted.values()) + sum(settled.values())
     for channel, fen in (await payments.totals_by_channel(session)).items():
         if channel not in (Channel.SUBSIDY, Channel.AGENT):
-            books[accounts.channel_clearing(channel)] = fen
-    for (channel, source_agent), fen in (await refunds.totals_by_source(session)).items():
-        account = accounts.money_in(channel, source_agent)
+            books[accounts.channel_clearing(channel)] = fen - settled.get(channel, 0)
+    for account, fen in (await refunds.totals_by_account(session)).items():
         books[account] = books.get(account, 0) - fen
     books[accounts.FISCAL_ACCOUNT] = -sum(books.values())
     mismatches = [

@@ -16,6 +16,7 @@ from collection.notifications.errors import (
 )
 from collection.notifications.schemas import ChannelNotification
 from collection.payments import service as payments
+from collection.payments.models import PaymentOrigin
 from collection.payments.schemas import PaymentCreate, PaymentOut
 from collection.settings import CollectionSettings
 from shared.clock import Clock, utc_now
@@ -60,11 +61,11 @@ async def record(session: AsyncSession, clock: Clock, channel: str, body: bytes)
                 "bill_ids": notification.bill_ids,
                 "amount": format_fen(notification.amount),
                 "channel": channel,
+                "channel_reference": notification.notification_id,
             }
         )
     except ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         raise NotificationInvalid({"errors": errors}) from exc
-    return await payments.pay(
-        session, clock, payment, f"notification:{channel}:{notification.notification_id}"
-    )
+    key = f"notification:{channel}:{notification.notification_id}"
+    return await payments.pay(session, clock, payment, key, PaymentOrigin.NOTIFICATION)

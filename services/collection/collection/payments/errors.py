@@ -39,3 +39,10 @@ class NoOpenBills(NotFound):
     code = "no_open_bills"
     message_zh = "该单位没有待缴费的缴费单"
     message_en = "This organisation has no open bills"
+
+
+class ChannelReferenceUsed(DomainError):
+    status_code = 409
+    code = "channel_reference_used"
+    message_zh = "该渠道交易流水号已记录过一笔缴费"
+    message_en = "A payment with this channel transaction number is already recorded"

@@ -1,7 +1,7 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from collection.database import Base
@@ -21,11 +21,24 @@ class Channel(enum.StrEnum):
     SUBSIDY = "subsidy"  # nothing left for the person to pay: settled by the funders' obligation
 
 
+class PaymentOrigin(enum.StrEnum):
+    """How collection learnt of a payment: the audit trail of every record."""
+
+    REQUEST = "request"  # POST /v1/payments (a counter, an agent, a front-end)
+    NOTIFICATION = "notification"  # a channel's signed webhook
+    RECONCILIATION = "reconciliation"  # found in the tax side's daily payment file, not recorded before
+    SUBSIDY = "subsidy"  # nothing left to pay: the funders' obligation settles it
+
+
 class Payment(Base):
     """One payment through one channel, with its tax receipt number (缴费单据). It may settle several bills at
     once, e.g. a family paying for its members (为家人缴费)."""
 
     __tablename__ = "payments"
+    __table_args__ = (
+        Index("ix_payments_channel_reference", "channel", "channel_reference", unique=True),
+        Index("ix_payments_channel_paid_at", "channel", "paid_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
@@ -35,6 +48,13 @@ class Payment(Base):
     )
     receipt_no: Mapped[str] = mapped_column(String(32), unique=True)
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    channel_reference: Mapped[str | None] = mapped_column(
+        String(64), default=None, doc="The channel's own transaction number (交易流水号), when known"
+    )
+    origin: Mapped[PaymentOrigin] = mapped_column(enum_column(PaymentOrigin))
+    settled_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, default=None, doc="When reconciliation confirmed the money reached the treasury"
+    )
     items: Mapped[list["PaymentItem"]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PaymentItem.position"
     )

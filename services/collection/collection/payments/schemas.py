@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from collection.payments.models import Channel, Payment
+from collection.payments.models import Channel, Payment, PaymentOrigin
 from shared.money import Yuan, YuanInput
 
 
@@ -54,6 +54,12 @@ class PaymentCreate(BaseModel):
     agent_id: str | None = Field(
         default=None, min_length=1, max_length=64, description="With channel `agent`: who collected the cash"
     )
+    channel_reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The channel's transaction number (交易流水号), matched with the tax side's daily file",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_bills(self) -> Self:
@@ -84,6 +90,8 @@ class PaymentOut(BaseModel):
     agent_id: str | None
     receipt_no: str = Field(description="Tax payment receipt number (缴费单据号)")
     paid_at: datetime
+    channel_reference: str | None
+    origin: PaymentOrigin
     items: list[PaymentItemOut] = Field(description="The bills this payment settled")
 
     @classmethod
@@ -95,6 +103,8 @@ class PaymentOut(BaseModel):
             agent_id=payment.agent_id,
             receipt_no=payment.receipt_no,
             paid_at=payment.paid_at,
+            channel_reference=payment.channel_reference,
+            origin=payment.origin,
             items=[
                 PaymentItemOut(bill_id=i.bill_id, enrollment_id=i.enrollment_id, amount=i.amount_fen)
                 for i in payment.items

@@ -2,6 +2,7 @@
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,10 +20,12 @@ from collection.payments.errors import (
     AmountMismatch,
     BillAlreadyPaid,
     BillCancelled,
+    ChannelReferenceUsed,
     NoOpenBills,
+    PaymentNotFound,
     PaymentWindowClosed,
 )
-from collection.payments.models import Channel, Payment, PaymentItem
+from collection.payments.models import Channel, Payment, PaymentItem, PaymentOrigin
 from collection.payments.schemas import PaymentCreate, PaymentOut
 from shared.clock import Clock, business_date
 from shared.events import COLLECTION_PAYMENTS, PaymentConfirmed, new_envelope
@@ -37,7 +40,25 @@ def _receipt_no(paid_at: datetime) -> str:
     return f"CB{business_date(paid_at):%Y%m%d}{secrets.token_hex(8).upper()}"
 
 
-async def pay(session: AsyncSession, clock: Clock, body: PaymentCreate, key: str) -> tuple[PaymentOut, bool]:
+@dataclass(frozen=True)
+class Receipt:
+    """What a channel says it took: how much, when, under which transaction number."""
+
+    amount_fen: int
+    channel: Channel
+    paid_at: datetime
+    reference: str | None
+    origin: PaymentOrigin
+    agent_id: str | None = None
+
+
+async def pay(
+    session: AsyncSession,
+    clock: Clock,
+    body: PaymentCreate,
+    key: str,
+    origin: PaymentOrigin = PaymentOrigin.REQUEST,
+) -> tuple[PaymentOut, bool]:
     """Record a payment of one or several bills, in full; returns the result and whether it is the replay
     of an earlier identical request."""
     request = idempotency.Request.of("payments", key, body)
@@ -55,52 +76,82 @@ async def pay(session: AsyncSession, clock: Clock, body: PaymentCreate, key: str
         if not to_pay:
             raise NoOpenBills({"organisation": org.name})
     else:
-        found = await bills.get_many_for_update(session, body.bills)
-        missing = [bill_id for bill_id in body.bills if bill_id not in found]
-        if missing:
-            raise BillNotFound({"bill_ids": missing})
-        to_pay = [found[bill_id] for bill_id in body.bills]
-    paid_at = clock.now()
-    for bill in to_pay:
-        _check_payable(bill, business_date(paid_at))
-    due = sum(bill.amount_due_fen for bill in to_pay)
-    if body.amount != due:
-        raise AmountMismatch({"amount_due": format_fen(due), "amount": format_fen(body.amount)})
-    for bill in to_pay:
-        if not await bills.settle_if_open(session, bill, paid_at):
-            # A concurrent request won; if it was this very request under the same key, answer as it did.
-            stored = await idempotency.stored_response(session, request)
-            if stored is not None:
-                return PaymentOut.model_validate(stored), True
-            raise BillAlreadyPaid({"bill_id": bill.id})
-    result = PaymentOut.of(_record(session, to_pay, body.channel, paid_at, body.agent_id))
+        to_pay = await _bills_named(session, body.bills)
+    try:
+        payment = await _settle(
+            session,
+            to_pay,
+            Receipt(body.amount, body.channel, clock.now(), body.channel_reference, origin, body.agent_id),
+        )
+    except BillAlreadyPaid:
+        # A concurrent request won; if it was this very request under the same key, answer as it did.
+        stored = await idempotency.stored_response(session, request)
+        if stored is not None:
+            return PaymentOut.model_validate(stored), True
+        raise
+    result = PaymentOut.of(payment)
     idempotency.remember(session, request, 201, result)
     return result, False
+
+
+async def get_payment(session: AsyncSession, payment_id: str) -> Payment:
+    payment = await repository.get(session, payment_id)
+    if payment is None:
+        raise PaymentNotFound({"payment_id": payment_id})
+    return payment
+
+
+async def record_found(session: AsyncSession, bill_ids: list[str], receipt: Receipt) -> Payment:
+    """Record a payment the tax side's daily file shows and collection never heard of, as the channel took
+    it (its time, its transaction number); refused for the same reasons as any payment."""
+    return await _settle(session, await _bills_named(session, bill_ids), receipt)
 
 
 async def settle_by_subsidy(session: AsyncSession, bill: Bill, at: datetime) -> Payment | None:
     """Settle a bill that leaves the person nothing to pay."""
     if not await bills.settle_if_open(session, bill, at):
         return None
-    return _record(session, [bill], Channel.SUBSIDY, at)
+    return _record(session, [bill], Receipt(0, Channel.SUBSIDY, at, None, PaymentOrigin.SUBSIDY))
 
 
-def _record(
-    session: AsyncSession,
-    settled: list[Bill],
-    channel: Channel,
-    paid_at: datetime,
-    agent_id: str | None = None,
-) -> Payment:
+async def _bills_named(session: AsyncSession, bill_ids: list[str]) -> list[Bill]:
+    found = await bills.get_many_for_update(session, bill_ids)
+    missing = [bill_id for bill_id in bill_ids if bill_id not in found]
+    if missing:
+        raise BillNotFound({"bill_ids": missing})
+    return [found[bill_id] for bill_id in bill_ids]
+
+
+async def _settle(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> Payment:
+    """Settle the bills in full with what the channel took, or refuse and change nothing."""
+    for bill in to_pay:
+        _check_payable(bill, business_date(receipt.paid_at))
+    due = sum(bill.amount_due_fen for bill in to_pay)
+    if receipt.amount_fen != due:
+        raise AmountMismatch({"amount_due": format_fen(due), "amount": format_fen(receipt.amount_fen)})
+    if receipt.reference is not None:
+        earlier = await repository.by_channel_reference(session, receipt.channel, receipt.reference)
+        if earlier is not None:
+            raise ChannelReferenceUsed({"channel_reference": receipt.reference, "payment_id": earlier.id})
+    for bill in to_pay:
+        if not await bills.settle_if_open(session, bill, receipt.paid_at):
+            raise BillAlreadyPaid({"bill_id": bill.id})
+    return _record(session, to_pay, receipt)
+
+
+def _record(session: AsyncSession, settled: list[Bill], receipt: Receipt) -> Payment:
     """One payment over the bills it settled, and one confirmation per enrollment (keyed by it, so each
     enrollment's events stay in order)."""
+    channel, paid_at = receipt.channel, receipt.paid_at
     payment = Payment(
         id=str(uuid.uuid4()),
         amount_fen=sum(bill.amount_due_fen for bill in settled),
         channel=channel,
-        agent_id=agent_id,
+        agent_id=receipt.agent_id,
         receipt_no=_receipt_no(paid_at),
         paid_at=paid_at,
+        channel_reference=receipt.reference,
+        origin=receipt.origin,
         items=[
             PaymentItem(
                 bill_id=bill.id, enrollment_id=bill.enrollment_id, amount_fen=bill.amount_due_fen, position=i
@@ -115,22 +166,28 @@ def _record(
             TransactionKind.PAYMENT,
             payment.id,
             paid_at,
-            ledger.paid(channel, payment.amount_fen, agent_id),
+            ledger.paid(channel, payment.amount_fen, receipt.agent_id),
         )
-    for bill in settled:
-        confirmed = PaymentConfirmed(
-            payment_id=payment.id,
-            bill_id=bill.id,
-            enrollment_id=bill.enrollment_id,
-            amount_fen=bill.amount_due_fen,
-            price_version=bill.price_version,
-            channel=channel.value,
-            receipt_no=payment.receipt_no,
-            paid_at=paid_at,
-        )
-        envelope = new_envelope(SOURCE, bill.enrollment_id, confirmed, time=paid_at)
-        enqueue(session, OutboxMessage, COLLECTION_PAYMENTS, envelope)
+    for bill, item in zip(settled, payment.items, strict=True):
+        confirm(session, payment, item, bill.price_version)
     return payment
+
+
+def confirm(session: AsyncSession, payment: Payment, item: PaymentItem, price_version: int) -> None:
+    """Tell the registry an enrollment is paid (again, when a check finds the first telling was lost: the
+    registry applies a payment once)."""
+    confirmed = PaymentConfirmed(
+        payment_id=payment.id,
+        bill_id=item.bill_id,
+        enrollment_id=item.enrollment_id,
+        amount_fen=item.amount_fen,
+        price_version=price_version,
+        channel=payment.channel.value,
+        receipt_no=payment.receipt_no,
+        paid_at=payment.paid_at,
+    )
+    envelope = new_envelope(SOURCE, item.enrollment_id, confirmed, time=payment.paid_at)
+    enqueue(session, OutboxMessage, COLLECTION_PAYMENTS, envelope)
 
 
 def _check_payable(bill: Bill, today: date) -> None:

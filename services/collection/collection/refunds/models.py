@@ -21,3 +21,6 @@ class Refund(Base):
     requested_by: Mapped[str] = mapped_column(String(64), doc="A tax officer, or `registry` for a repricing")
     note: Mapped[str | None] = mapped_column(String(256))
     refunded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_account: Mapped[str] = mapped_column(
+        String(96), doc="The ledger account the money left: channel clearing, or the treasury once settled"
+    )

@@ -1,7 +1,6 @@
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection.payments.models import Channel, Payment
 from collection.refunds.models import Refund
 
 
@@ -14,11 +13,7 @@ async def for_bill(session: AsyncSession, bill_id: str) -> list[Refund]:
     return list((await session.scalars(query)).all())
 
 
-async def totals_by_source(session: AsyncSession) -> dict[tuple[Channel, str | None], int]:
-    """Refunded money by the channel (and agent) it was paid through."""
-    query = (
-        select(Payment.channel, Payment.agent_id, func.sum(Refund.amount_fen))
-        .join(Payment, Payment.id == Refund.payment_id)
-        .group_by(Payment.channel, Payment.agent_id)
-    )
-    return {(channel, agent): int(total) for channel, agent, total in (await session.execute(query)).all()}
+async def totals_by_account(session: AsyncSession) -> dict[str, int]:
+    """Refunded money by the ledger account it left."""
+    query = select(Refund.from_account, func.sum(Refund.amount_fen)).group_by(Refund.from_account)
+    return {account: int(total) for account, total in (await session.execute(query)).all()}

@@ -102,6 +102,8 @@ def _refund(
     ends_enrollment: bool,
     at: datetime,
 ) -> Refund:
+    # Money the channel already settled into the treasury goes back out of the treasury (退库).
+    source = accounts.TREASURY if payment.settled_at else accounts.money_in(payment.channel, payment.agent_id)
     refund = Refund(
         id=str(uuid.uuid4()),
         bill_id=bill.id,
@@ -112,10 +114,10 @@ def _refund(
         requested_by="",
         note=None,
         refunded_at=at,
+        from_account=source,
     )
     repository.add(session, refund)
     bill.refunded_fen += amount_fen
-    source = accounts.money_in(payment.channel, payment.agent_id)
     ledger.post(
         session,
         TransactionKind.REFUND,

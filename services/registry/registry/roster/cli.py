@@ -19,11 +19,11 @@ from registry.exclusion.service import RegistryExclusionList
 from registry.policy.book import SHIPPED_POLICIES, PolicyBook
 from registry.roster import service
 from registry.roster.models import RosterKind, RosterUpload, UploadStatus
-from registry.roster.reading import count_lines
 from registry.settings import RegistrySettings
 from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import DomainError
+from shared.tabular import count_lines
 
 cli = typer.Typer(help="Department rosters (花名册)", no_args_is_help=True)
 console = Console()

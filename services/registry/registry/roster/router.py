@@ -27,10 +27,9 @@ from registry.roster.schemas import Decision, Review, RowOut, RowPage, UploadOut
 from registry.settings import RegistrySettings
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.tabular import XLSX
 
 router = APIRouter(prefix="/v1/rosters", tags=["rosters"])
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @router.post(

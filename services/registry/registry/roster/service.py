@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import hashlib
 import shutil
-import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -64,6 +63,7 @@ from registry.subsidy import repository as subsidies
 from registry.subsidy import service as subsidy_service
 from registry.subsidy.errors import SubsidyAlreadyAssigned
 from registry.subsidy.schemas import AssignmentCreate
+from shared import tabular
 from shared.clock import utc_now
 from shared.errors import DomainError
 from shared.logging import mask_id_number
@@ -102,7 +102,9 @@ async def receive(
             raise UnknownSubsidyCategory({"category": request.category})
     suffix = Path(request.filename).suffix.lower()
     # File work runs in a thread: a large upload must not stall the event loop.
-    digest, temp_path = await asyncio.to_thread(_spool, stream, roster_dir, suffix, max_bytes)
+    digest, temp_path = await asyncio.to_thread(
+        tabular.spool, stream, roster_dir, suffix, max_bytes, RosterTooLarge
+    )
     fingerprint = hashlib.sha256(
         f"{digest}|{request.kind}|{request.region_code}|{request.coverage_year}|"
         f"{category.code if category else ''}".encode()
@@ -145,24 +147,6 @@ async def receive(
         return upload, True
     finally:
         await asyncio.to_thread(temp_path.unlink, missing_ok=True)
-
-
-def _spool(source: IO[bytes], directory: Path, suffix: str, max_bytes: int) -> tuple[str, Path]:
-    """Copy the upload to a file of our own, hashing it; refuse it past max_bytes (nothing is kept)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=suffix, delete=False) as target:
-        path = Path(target.name)
-        while chunk := source.read(1 << 20):
-            size += len(chunk)
-            if size > max_bytes:
-                target.close()
-                path.unlink(missing_ok=True)
-                raise RosterTooLarge({"max_bytes": max_bytes})
-            digest.update(chunk)
-            target.write(chunk)
-    return digest.hexdigest(), path
 
 
 async def get(session: AsyncSession, upload_id: str) -> RosterUpload:

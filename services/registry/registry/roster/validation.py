@@ -9,8 +9,8 @@ from registry.people.identity import parse_resident_id
 from registry.policy.errors import UnknownSubsidyCategory, UnknownTownship, UnknownVillage
 from registry.policy.models import Policy, SubsidyCategory
 from registry.roster.models import RosterKind
-from registry.roster.reading import parse_date
 from shared.errors import DomainError
+from shared.tabular import parse_date
 
 REQUIRED: dict[RosterKind, set[str]] = {
     RosterKind.SUBSIDY: {"name", "id_number"},

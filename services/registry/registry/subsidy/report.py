@@ -11,8 +11,6 @@ from registry.subsidy.schemas import MobilisationList, RosterLayout, TownshipSum
 from shared.clock import business_date
 from shared.money import format_fen
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
 
 def summary_workbook(summary: TownshipSummary, policy_name: str) -> bytes:
     workbook = Workbook()

@@ -14,7 +14,7 @@ from registry.subsidy.errors import (
     SubsidyAssignmentAlreadyRemoved,
     SubsidyAssignmentNotFound,
 )
-from registry.subsidy.report import XLSX, mobilisation_workbook, roster_workbook, summary_workbook
+from registry.subsidy.report import mobilisation_workbook, roster_workbook, summary_workbook
 from registry.subsidy.schemas import (
     AdjustmentResult,
     AdjustmentRun,
@@ -28,6 +28,7 @@ from registry.subsidy.schemas import (
 )
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.tabular import XLSX
 
 router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:38:11.713870
+Create Date: 2026-11-23 11:11:53.851373
 """
 
 from collections.abc import Sequence
@@ -111,6 +111,7 @@ def upgrade() -> None:
                 "subsidy_transfer",
                 "agent_remittance",
                 "refund",
+                "channel_settlement",
                 name="transactionkind",
                 native_enum=False,
                 length=32,
@@ -146,6 +147,36 @@ def upgrade() -> None:
             sqlite_where=sa.text("published_at IS NULL"),
         )
 
+    op.create_table(
+        "reconciliation_runs",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "wechat",
+                "alipay",
+                "provincial_app",
+                "tax_hall",
+                "cash",
+                "bank",
+                "agent",
+                "subsidy",
+                name="channel",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("business_day", sa.Date(), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=True),
+        sa.Column("filename", sa.String(length=255), nullable=True),
+        sa.Column("started_by", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lines_in_file", sa.Integer(), nullable=False),
+        sa.Column("changes", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reconciliation_runs")),
+        sa.UniqueConstraint("fingerprint", name=op.f("uq_reconciliation_runs_fingerprint")),
+    )
     op.create_table(
         "subsidy_transfers",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -241,12 +272,29 @@ def upgrade() -> None:
         sa.Column("agent_id", sa.String(length=64), nullable=True),
         sa.Column("receipt_no", sa.String(length=32), nullable=False),
         sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("channel_reference", sa.String(length=64), nullable=True),
+        sa.Column(
+            "origin",
+            sa.Enum(
+                "request",
+                "notification",
+                "reconciliation",
+                "subsidy",
+                name="paymentorigin",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_payments_agent_id_agents")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
         sa.UniqueConstraint("receipt_no", name=op.f("uq_payments_receipt_no")),
     )
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_payments_agent_id"), ["agent_id"], unique=False)
+        batch_op.create_index("ix_payments_channel_paid_at", ["channel", "paid_at"], unique=False)
+        batch_op.create_index("ix_payments_channel_reference", ["channel", "channel_reference"], unique=True)
 
     op.create_table(
         "payment_items",
@@ -265,6 +313,88 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_payment_items_enrollment_id"), ["enrollment_id"], unique=False)
 
     op.create_table(
+        "reconciliation_lines",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "wechat",
+                "alipay",
+                "provincial_app",
+                "tax_hall",
+                "cash",
+                "bank",
+                "agent",
+                "subsidy",
+                name="channel",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("business_day", sa.Date(), nullable=False),
+        sa.Column(
+            "source",
+            sa.Enum("file", "records", name="linesource", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("reference", sa.String(length=64), nullable=False),
+        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("line_no", sa.Integer(), nullable=True),
+        sa.Column("file_amount_fen", sa.BigInteger(), nullable=True),
+        sa.Column("file_paid_on", sa.Date(), nullable=True),
+        sa.Column("file_paid_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("bill_ids", sa.JSON(), nullable=False),
+        sa.Column("payment_id", sa.String(length=36), nullable=True),
+        sa.Column("recorded_amount_fen", sa.BigInteger(), nullable=True),
+        sa.Column("recorded_on", sa.Date(), nullable=True),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "matched",
+                "recorded",
+                "accepted",
+                "found",
+                "dismissed",
+                "withdrawn",
+                "amount_mismatch",
+                "date_mismatch",
+                "unrecordable",
+                "duplicate",
+                "missing_from_file",
+                name="linestate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["payment_id"], ["payments.id"], name=op.f("fk_reconciliation_lines_payment_id_payments")
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["reconciliation_runs.id"],
+            name=op.f("fk_reconciliation_lines_run_id_reconciliation_runs"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reconciliation_lines")),
+        sa.UniqueConstraint(
+            "channel",
+            "business_day",
+            "source",
+            "reference",
+            name=op.f("uq_reconciliation_lines_channel_business_day_source_reference"),
+        ),
+    )
+    with op.batch_alter_table("reconciliation_lines", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_reconciliation_lines_day_state", ["channel", "business_day", "state"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_reconciliation_lines_payment_id"), ["payment_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_reconciliation_lines_run_id"), ["run_id"], unique=False)
+
+    op.create_table(
         "refunds",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("bill_id", sa.String(length=36), nullable=False),
@@ -275,6 +405,7 @@ def upgrade() -> None:
         sa.Column("requested_by", sa.String(length=64), nullable=False),
         sa.Column("note", sa.String(length=256), nullable=True),
         sa.Column("refunded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("from_account", sa.String(length=96), nullable=False),
         sa.ForeignKeyConstraint(["bill_id"], ["bills.id"], name=op.f("fk_refunds_bill_id_bills")),
         sa.ForeignKeyConstraint(["payment_id"], ["payments.id"], name=op.f("fk_refunds_payment_id_payments")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_refunds")),
@@ -283,18 +414,94 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_refunds_bill_id"), ["bill_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_refunds_payment_id"), ["payment_id"], unique=False)
 
+    op.create_table(
+        "reconciliation_transitions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("line_id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.String(length=36), nullable=True),
+        sa.Column(
+            "from_state",
+            sa.Enum(
+                "matched",
+                "recorded",
+                "accepted",
+                "found",
+                "dismissed",
+                "withdrawn",
+                "amount_mismatch",
+                "date_mismatch",
+                "unrecordable",
+                "duplicate",
+                "missing_from_file",
+                name="linestate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "to_state",
+            sa.Enum(
+                "matched",
+                "recorded",
+                "accepted",
+                "found",
+                "dismissed",
+                "withdrawn",
+                "amount_mismatch",
+                "date_mismatch",
+                "unrecordable",
+                "duplicate",
+                "missing_from_file",
+                name="linestate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("note", sa.String(length=256), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["line_id"],
+            ["reconciliation_lines.id"],
+            name=op.f("fk_reconciliation_transitions_line_id_reconciliation_lines"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["reconciliation_runs.id"],
+            name=op.f("fk_reconciliation_transitions_run_id_reconciliation_runs"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reconciliation_transitions")),
+    )
+    with op.batch_alter_table("reconciliation_transitions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_reconciliation_transitions_line_id"), ["line_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("reconciliation_transitions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reconciliation_transitions_line_id"))
+
+    op.drop_table("reconciliation_transitions")
     with op.batch_alter_table("refunds", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_refunds_payment_id"))
         batch_op.drop_index(batch_op.f("ix_refunds_bill_id"))
 
     op.drop_table("refunds")
+    with op.batch_alter_table("reconciliation_lines", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reconciliation_lines_run_id"))
+        batch_op.drop_index(batch_op.f("ix_reconciliation_lines_payment_id"))
+        batch_op.drop_index("ix_reconciliation_lines_day_state")
+
+    op.drop_table("reconciliation_lines")
     with op.batch_alter_table("payment_items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_payment_items_enrollment_id"))
 
     op.drop_table("payment_items")
     with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_payments_channel_reference")
+        batch_op.drop_index("ix_payments_channel_paid_at")
         batch_op.drop_index(batch_op.f("ix_payments_agent_id"))
 
     op.drop_table("payments")
@@ -316,6 +523,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_subsidy_transfers_funder_region_year")
 
     op.drop_table("subsidy_transfers")
+    op.drop_table("reconciliation_runs")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_outbox_unpublished",
