@@ -1,14 +1,20 @@
 """`canbao`: the operator's command line."""
 
+import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from canbao import check as crosscheck
 from canbao import stack
 from shared.events import COLLECTION_PAYMENTS, EVENT_TYPES, REGISTRY_ENROLLMENTS, Envelope
 
 app = typer.Typer(help="Canbao (参保) operator commands", no_args_is_help=True)
+console = Console()
 
 
 @app.command()
@@ -47,3 +53,67 @@ def schemas(
     typer.echo(
         f"wrote {len(documents)} schemas to {out} (topics: {REGISTRY_ENROLLMENTS}, {COLLECTION_PAYMENTS})"
     )
+
+
+@app.command()
+def check(
+    region: str = typer.Option(..., help="Region code (6 digits), e.g. 340104"),
+    day: datetime = typer.Option(..., formats=["%Y-%m-%d"], help="Business day (Beijing), e.g. 2023-10-08"),
+    registry_url: str = typer.Option("http://127.0.0.1:8001", envvar="CANBAO_REGISTRY_URL"),
+    collection_url: str = typer.Option("http://127.0.0.1:8002", envvar="CANBAO_COLLECTION_URL"),
+    repair: bool = typer.Option(True, help="Publish lost confirmations again; --no-repair only reports"),
+    wait: float = typer.Option(30.0, help="Seconds to wait for the registry to apply what was republished"),
+    operator: str = typer.Option("canbao-check", help="Who runs the check (kept in collection's log)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+) -> None:
+    """核对: compare what the registry holds as paid with what collection recorded for a region and day;
+    repair lost confirmations. Exit 0 when the two agree (after repair), 1 when differences remain."""
+    report = asyncio.run(
+        crosscheck.run(registry_url, collection_url, region, day.date(), repair, wait, operator)
+    )
+    if as_json:
+        typer.echo(json.dumps(_report_json(report), ensure_ascii=False, indent=2))
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _report_json(report: crosscheck.CheckReport) -> dict[str, object]:
+    return {
+        "region_code": report.region_code,
+        "day": report.day.isoformat(),
+        "registry_paid": report.registry_paid,
+        "collection_paid": report.collection_paid,
+        "differences": [
+            {
+                "enrollment_id": d.enrollment_id,
+                "kind": d.kind.value,
+                "registry": d.registry.model_dump(mode="json") if d.registry else None,
+                "collection": d.collection.model_dump(mode="json") if d.collection else None,
+            }
+            for d in report.differences
+        ],
+        "republished": report.republished,
+        "repaired": report.repaired,
+        "ok": report.ok,
+    }
+
+
+def _print_report(report: crosscheck.CheckReport) -> None:
+    console.print(
+        f"核对 {report.region_code} {report.day.isoformat()}: registry holds {report.registry_paid} paid, "
+        f"collection recorded {report.collection_paid}; {len(report.differences)} differences, "
+        f"{len(report.republished)} republished, {len(report.repaired)} repaired"
+    )
+    if report.differences:
+        table = Table("enrollment", "difference", "registry", "collection", "repaired")
+        for d in report.differences:
+            table.add_row(
+                d.enrollment_id,
+                d.kind.value,
+                f"{d.registry.payment_id} {d.registry.amount}" if d.registry else "",
+                f"{d.collection.payment_id} {d.collection.amount}" if d.collection else "",
+                "yes" if d.enrollment_id in report.repaired else "",
+            )
+        console.print(table)
+    console.print("[green]consistent[/green]" if report.ok else "[red]differences remain[/red]")

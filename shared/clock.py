@@ -4,7 +4,7 @@ A service reads time only through its Clock, so windows and deadlines can be exe
 production, `*_CLOCK_START` starts the clock at a chosen moment and lets it run from there.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,12 @@ def utc_now() -> datetime:
 def business_date(moment: datetime) -> date:
     """The date in Beijing time: a payment at 23:30 on 31 Dec Beijing time is on 31 Dec."""
     return moment.astimezone(BUSINESS_TZ).date()
+
+
+def business_day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The moments [start, end) of a Beijing business day."""
+    start = datetime.combine(day, time(), BUSINESS_TZ)
+    return start, start + timedelta(days=1)
 
 
 class Clock:

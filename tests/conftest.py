@@ -137,7 +137,12 @@ async def collection(
     backend: str, migrated_urls: Any, pg_engines: Any, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     app = create_collection_app(
-        CollectionSettings(environment="test", database_url="sqlite+aiosqlite://", clock_start=DEFAULT_NOW)
+        CollectionSettings(
+            environment="test",
+            database_url="sqlite+aiosqlite://",
+            clock_start=DEFAULT_NOW,
+            reconciliation_dir=tmp_path / "reconciliation",
+        )
     )
     async for harness in _harness("collection", app, backend, migrated_urls, pg_engines, tmp_path):
         yield harness

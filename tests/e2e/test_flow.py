@@ -1,18 +1,24 @@
 """The walking skeleton, end to end: real processes, a real broker, real databases."""
 
+import asyncio
 import json
+import os
+import subprocess
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from collection.notifications.service import sign
 from collection.settings import CollectionSettings
+from shared.clock import business_date
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS, Envelope, PaymentConfirmed, new_envelope
 from tests.collection.helpers import enrollment_event
-from tests.support import Stack, eventually, resident_id
+from tests.support import CANBAO, Stack, eventually, resident_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -277,3 +283,77 @@ async def test_a_webhook_pays_and_a_reported_death_refunds_through_both_services
         assert (await collection.get(f"/v1/bills/{bill['bill_id']}")).json()["status"] == "refunded"
         check = (await collection.get("/v1/ledger/check")).json()
     assert check["ok"] is True, check
+
+
+async def test_reconciliation_records_a_payment_and_the_check_repairs_a_lost_confirmation(
+    stack: Stack,
+) -> None:
+    first, second = await enroll(stack), await enroll(stack)
+    [first_bill] = await eventually(lambda: bills_for(stack, first["enrollment_id"]))
+    [second_bill] = await eventually(lambda: bills_for(stack, second["enrollment_id"]))
+    payment = {
+        "bill_id": first_bill["bill_id"],
+        "amount": "380.00",
+        "channel": "wechat",
+        "channel_reference": "WXA",
+    }
+    async with stack.client("collection") as collection:
+        paid = await collection.post("/v1/payments", json=payment, headers={"Idempotency-Key": "e2e-check"})
+        assert paid.status_code == 201, paid.text
+        day = business_date(datetime.fromisoformat(paid.json()["paid_at"])).isoformat()
+        # The tax side's file lists a payment collection never heard of: recorded from the file, confirmed.
+        lines = f"交易流水号,缴费时间,缴费金额,账单号\nWXA,{day},380.00,{first_bill['bill_id']}\n"
+        lines += f"WXB,{day} 08:30:00,380.00,{second_bill['bill_id']}\n"
+        reconciled = await collection.post(
+            "/v1/reconciliations",
+            data={"channel": "wechat", "business_day": day, "uploaded_by": "e2e"},
+            files={"file": ("wechat.csv", lines.encode())},
+        )
+    assert reconciled.status_code == 201, reconciled.text
+    # Other tests' WeChat payments of the day, not in this file, are reported missing from it.
+    summary = reconciled.json()["summary"]
+    assert (summary["lines"]["matched"], summary["lines"]["recorded"]) == (1, 1)
+    assert summary["settled_amount"] == "760.00"
+
+    async def active(enrollment_id: str) -> dict[str, Any] | None:
+        current = await enrollment(stack, enrollment_id)
+        return current if current["status"] == "active" else None
+
+    await eventually(lambda: active(second["enrollment_id"]))
+    await eventually(lambda: active(first["enrollment_id"]))
+    # The registry loses the first confirmation (restored from a backup taken before it arrived).
+    engine = create_async_engine(stack.database_urls["registry"])
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE enrollments SET status = 'pending_payment', paid_fen = NULL, paid_at = NULL, "
+                "payment_id = NULL, receipt_no = NULL WHERE id = :id"
+            ),
+            {"id": first["enrollment_id"]},
+        )
+    await engine.dispose()
+    assert (await enrollment(stack, first["enrollment_id"]))["status"] == "pending_payment"
+
+    checked = await asyncio.to_thread(
+        subprocess.run,
+        [str(CANBAO), "check", "--region", "340102", "--day", day, "--json", "--wait", "30"],
+        env={
+            **os.environ,
+            "CANBAO_REGISTRY_URL": stack.url("registry"),
+            "CANBAO_COLLECTION_URL": stack.url("collection"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    report = json.loads(checked.stdout)
+    assert [(d["enrollment_id"], d["kind"]) for d in report["differences"]] == [
+        (first["enrollment_id"], "confirmation_missing")
+    ]
+    assert report["repaired"] == [first["enrollment_id"]]
+    assert (await enrollment(stack, first["enrollment_id"]))["payment_id"] == paid.json()["payment_id"]
+    async with stack.client("collection") as collection:
+        ledger = (await collection.get("/v1/ledger/check")).json()
+    assert ledger["ok"] is True, ledger

@@ -22,6 +22,7 @@ class Bill(Base):
     __tablename__ = "bills"
     __table_args__ = (
         Index("ix_bills_organisation", "payer_organisation", "region_code", "coverage_year", "status"),
+        Index("ix_bills_region_paid_at", "region_code", "paid_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

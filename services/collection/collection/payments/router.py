@@ -8,12 +8,14 @@ from collection.payments.errors import (
     AmountMismatch,
     BillAlreadyPaid,
     BillCancelled,
+    ChannelReferenceUsed,
     NoOpenBills,
     PaymentNotFound,
     PaymentWindowClosed,
 )
-from collection.payments.schemas import PaymentCreate, PaymentOut
+from collection.payments.schemas import PaymentCreate, PaymentOut, Republish, RepublishOut
 from shared.clock import AppClock
+from shared.crosscheck import PaidFilter, PaidPage
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -37,6 +39,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
         BillCancelled,
         AmountMismatch,
         PaymentWindowClosed,
+        ChannelReferenceUsed,
     ),
 )
 async def create_payment(
@@ -46,6 +49,24 @@ async def create_payment(
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return result
+
+
+@router.get(
+    "/confirmed",
+    summary="Enrollments paid on a region's business day, as collection holds them (核对)",
+    description="Bills paid that day and still paid, by enrollment id; the cross-service check (`canbao "
+    "check`) compares them with the registry's `GET /v1/enrollments/paid`.",
+)
+async def list_confirmed(session: DbSession, query: PaidFilter) -> PaidPage:
+    return await service.confirmed_on(session, query)
+
+
+@router.post(
+    "/confirmations",
+    summary="Publish paid enrollments' confirmations again (repairs a lost one; the registry applies once)",
+)
+async def republish_confirmations(body: Republish, session: DbSession) -> RepublishOut:
+    return await service.republish(session, body)
 
 
 @router.get(

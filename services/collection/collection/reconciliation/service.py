@@ -9,7 +9,7 @@ import shutil
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO
 
@@ -50,7 +50,7 @@ from collection.reconciliation.schemas import (
     TransitionOut,
 )
 from shared import tabular
-from shared.clock import BUSINESS_TZ, Clock, business_date
+from shared.clock import Clock, business_date, business_day_bounds
 from shared.errors import DomainError
 
 UNRECONCILED_CHANNELS = (Channel.AGENT, Channel.SUBSIDY)
@@ -219,8 +219,7 @@ async def _reconcile(
     for payment_id, line in missing.items():
         if payment_id in in_file and line.state is LineState.MISSING_FROM_FILE:
             mover.move(line, LineState.WITHDRAWN, "listed_by_file")
-    start = datetime.combine(day, time(), BUSINESS_TZ)
-    for payment in await repository.unsettled_payments(session, channel, start, start + timedelta(days=1)):
+    for payment in await repository.unsettled_payments(session, channel, *business_day_bounds(day)):
         if payment.id not in in_file and payment.id not in missing:
             line = ReconciliationLine(
                 channel=channel,

@@ -35,6 +35,7 @@ class Enrollment(Base):
             postgresql_where=text("status NOT IN ('lapsed', 'cancelled')"),
             sqlite_where=text("status NOT IN ('lapsed', 'cancelled')"),
         ),
+        Index("ix_enrollments_region_paid_at", "region_code", "paid_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

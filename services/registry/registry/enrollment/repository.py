@@ -1,9 +1,10 @@
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.models import ENDED, Enrollment
+from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus
 
 
 async def get(session: AsyncSession, enrollment_id: str, *, for_update: bool = False) -> Enrollment | None:
@@ -44,3 +45,22 @@ async def live_for_people(
 
 def add(session: AsyncSession, enrollment: Enrollment) -> None:
     session.add(enrollment)
+
+
+async def paid_between(
+    session: AsyncSession, region_code: str, start: datetime, end: datetime, after: str, limit: int
+) -> list[Enrollment]:
+    """Enrollments of a region paid in [start, end) and still standing, by id from `after`."""
+    query = (
+        select(Enrollment)
+        .where(
+            Enrollment.region_code == region_code,
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.paid_at >= start,
+            Enrollment.paid_at < end,
+            Enrollment.id > after,
+        )
+        .order_by(Enrollment.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())

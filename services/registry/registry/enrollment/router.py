@@ -27,6 +27,7 @@ from registry.policy.errors import (
     UnknownTownship,
     UnknownWindowExtension,
 )
+from shared.crosscheck import PaidFilter, PaidPage
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -81,6 +82,16 @@ async def cancel_enrollment(
     enrollment_id: str, body: CancellationCreate, session: DbSession, registry: RegistryContext
 ) -> EnrollmentOut:
     return EnrollmentOut.of(await service.cancel(session, registry, enrollment_id, body))
+
+
+@router.get(
+    "/paid",
+    summary="Enrollments paid on a region's business day, as the registry holds them (核对)",
+    description="Active enrollments whose payment the registry applied, by enrollment id; the "
+    "cross-service check (`canbao check`) compares them with collection's `GET /v1/payments/confirmed`.",
+)
+async def list_paid(session: DbSession, query: PaidFilter) -> PaidPage:
+    return await service.paid_on(session, query)
 
 
 @router.get(

@@ -28,7 +28,8 @@ from registry.policy import rules
 from registry.policy.book import PolicyBook
 from registry.policy.models import CoverageFrom, Policy
 from registry.subsidy import repository as subsidies
-from shared.clock import Clock, business_date
+from shared.clock import Clock, business_date, business_day_bounds
+from shared.crosscheck import PaidEnrollment, PaidPage, PaidQuery
 from shared.errors import DomainError
 from shared.events import (
     REGISTRY_ENROLLMENTS,
@@ -408,3 +409,19 @@ def _lines_data(enrollment: Enrollment) -> list[SubsidyLineData]:
         SubsidyLineData(category=line.category_code, funder=line.funder, amount_fen=line.amount_fen)
         for line in enrollment.subsidy_lines
     ]
+
+
+async def paid_on(session: AsyncSession, query: PaidQuery) -> PaidPage:
+    """The region's enrollments paid on a business day, as the registry holds them (核对)."""
+    bounds = business_day_bounds(query.day)
+    found = await repository.paid_between(session, query.region_code, *bounds, query.after, query.limit)
+    return PaidPage(
+        items=[
+            PaidEnrollment(
+                enrollment_id=e.id, payment_id=e.payment_id, amount=e.paid_fen or 0, paid_at=e.paid_at
+            )
+            for e in found
+            if e.paid_at is not None and e.payment_id is not None  # always, for an active enrollment
+        ],
+        next_after=found[-1].id if len(found) == query.limit else None,
+    )

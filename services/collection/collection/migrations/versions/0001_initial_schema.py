@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:11:53.851373
+Create Date: 2026-11-23 11:21:34.422977
 """
 
 from collections.abc import Sequence
@@ -64,6 +64,7 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(batch_op.f("ix_bills_region_code"), ["region_code"], unique=False)
+        batch_op.create_index("ix_bills_region_paid_at", ["region_code", "paid_at"], unique=False)
 
     op.create_table(
         "dead_letters",
@@ -540,6 +541,7 @@ def downgrade() -> None:
     op.drop_table("idempotency_keys")
     op.drop_table("dead_letters")
     with op.batch_alter_table("bills", schema=None) as batch_op:
+        batch_op.drop_index("ix_bills_region_paid_at")
         batch_op.drop_index(batch_op.f("ix_bills_region_code"))
         batch_op.drop_index("ix_bills_organisation")
         batch_op.drop_index(batch_op.f("ix_bills_id_number"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:38:13.401073
+Create Date: 2026-11-23 11:21:36.504307
 """
 
 from collections.abc import Sequence
@@ -298,6 +298,7 @@ def upgrade() -> None:
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_enrollments_household_id"), ["household_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_enrollments_region_code"), ["region_code"], unique=False)
+        batch_op.create_index("ix_enrollments_region_paid_at", ["region_code", "paid_at"], unique=False)
         batch_op.create_index(
             "uq_enrollments_person_year_live",
             ["person_id", "coverage_year"],
@@ -481,6 +482,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("status NOT IN ('lapsed', 'cancelled')"),
             sqlite_where=sa.text("status NOT IN ('lapsed', 'cancelled')"),
         )
+        batch_op.drop_index("ix_enrollments_region_paid_at")
         batch_op.drop_index(batch_op.f("ix_enrollments_region_code"))
         batch_op.drop_index(batch_op.f("ix_enrollments_household_id"))
 
