@@ -313,6 +313,7 @@ async def test_a_gbk_csv_is_read(collection: Harness) -> None:
             [],
         ),
         ([], b"PK\x03\x04 not a workbook", "f.xlsx", "unreadable", []),
+        ([], csv_bytes(HEADER, [["WX1", DAY, "1.00", "b", ""]], "utf-16"), "f.csv", "unreadable", []),
         ([], b"a,b", "f.pdf", "unsupported_format", []),
         ([], csv_bytes(HEADER, [], "utf-8"), "f.csv", "no_lines", []),
         (

@@ -66,7 +66,8 @@ class PaymentItem(Base):
     __tablename__ = "payment_items"
 
     payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), primary_key=True)
-    bill_id: Mapped[str] = mapped_column(ForeignKey("bills.id"), primary_key=True)
+    # Indexed on its own: the primary key leads with the payment, and bills are looked up by themselves.
+    bill_id: Mapped[str] = mapped_column(ForeignKey("bills.id"), primary_key=True, index=True)
     enrollment_id: Mapped[str] = mapped_column(String(36), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     position: Mapped[int] = mapped_column(Integer)

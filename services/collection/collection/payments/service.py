@@ -104,10 +104,18 @@ async def get_payment(session: AsyncSession, payment_id: str) -> Payment:
     return payment
 
 
-async def record_found(session: AsyncSession, bill_ids: list[str], receipt: Receipt) -> Payment:
-    """Record a payment the tax side's daily file shows and collection never heard of, as the channel took
-    it (its time, its transaction number); refused for the same reasons as any payment."""
-    return await _settle(session, await _bills_named(session, bill_ids), receipt)
+async def payable_found(session: AsyncSession, bill_ids: list[str], receipt: Receipt) -> list[Bill]:
+    """The bills a payment the tax side's daily file shows (and collection never heard of) would settle, or
+    the refusal any payment would get. Writes nothing: a reconciliation judges thousands of lines in one
+    transaction, and a savepoint per line would overflow PostgreSQL's subtransaction cache."""
+    to_pay = await _bills_named(session, bill_ids)
+    await _check(session, to_pay, receipt)
+    return to_pay
+
+
+async def record_found(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> Payment:
+    """Record that payment, as the channel took it (its time, its transaction number)."""
+    return await _write(session, to_pay, receipt)
 
 
 async def settle_by_subsidy(session: AsyncSession, bill: Bill, at: datetime) -> Payment | None:
@@ -127,6 +135,12 @@ async def _bills_named(session: AsyncSession, bill_ids: list[str]) -> list[Bill]
 
 async def _settle(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> Payment:
     """Settle the bills in full with what the channel took, or refuse and change nothing."""
+    await _check(session, to_pay, receipt)
+    return await _write(session, to_pay, receipt)
+
+
+async def _check(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> None:
+    """Every refusal, before anything is written."""
     for bill in to_pay:
         _check_payable(bill, business_date(receipt.paid_at))
     due = sum(bill.amount_due_fen for bill in to_pay)
@@ -136,6 +150,9 @@ async def _settle(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -
         earlier = await repository.by_channel_reference(session, receipt.channel, receipt.reference)
         if earlier is not None:
             raise ChannelReferenceUsed({"channel_reference": receipt.reference, "payment_id": earlier.id})
+
+
+async def _write(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> Payment:
     for bill in to_pay:
         if not await bills.settle_if_open(session, bill, receipt.paid_at):
             raise BillAlreadyPaid({"bill_id": bill.id})

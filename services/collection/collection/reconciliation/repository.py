@@ -6,14 +6,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.payments.models import Channel, Payment, PaymentItem
 from collection.reconciliation.models import (
+    CLOSED,
     LineSource,
     LineState,
     LineTransition,
     ReconciliationLine,
     ReconciliationRun,
 )
+from shared import db
 
 CHUNK = 500
+_LOADED_TABLES = (
+    "reconciliation_lines, reconciliation_transitions, payments, payment_items, bills, ledger_entries"
+)
 
 
 def add(session: AsyncSession, thing: ReconciliationRun | ReconciliationLine | LineTransition) -> None:
@@ -34,13 +39,52 @@ async def runs(session: AsyncSession, channel: Channel, day: date) -> list[Recon
     return list((await session.scalars(query)).all())
 
 
-async def lines_of_day(session: AsyncSession, channel: Channel, day: date) -> list[ReconciliationLine]:
-    query = (
-        select(ReconciliationLine)
-        .where(ReconciliationLine.channel == channel, ReconciliationLine.business_day == day)
-        .order_by(ReconciliationLine.id)
+async def open_file_lines(session: AsyncSession, channel: Channel, day: date) -> dict[str, int]:
+    """reference -> line id of a day's file lines still open."""
+    query = select(ReconciliationLine.reference, ReconciliationLine.id).where(
+        ReconciliationLine.channel == channel,
+        ReconciliationLine.business_day == day,
+        ReconciliationLine.source == LineSource.FILE,
+        ReconciliationLine.state.not_in(list(CLOSED)),
     )
+    return {reference: line_id for reference, line_id in (await session.execute(query)).all()}
+
+
+async def lines_by_id(session: AsyncSession, ids: list[int]) -> list[ReconciliationLine]:
+    query = select(ReconciliationLine).where(ReconciliationLine.id.in_(ids)).order_by(ReconciliationLine.id)
     return list((await session.scalars(query)).all())
+
+
+async def file_lines(
+    session: AsyncSession, channel: Channel, day: date, references: list[str]
+) -> dict[str, ReconciliationLine]:
+    query = select(ReconciliationLine).where(
+        ReconciliationLine.channel == channel,
+        ReconciliationLine.business_day == day,
+        ReconciliationLine.source == LineSource.FILE,
+        ReconciliationLine.reference.in_(references),
+    )
+    return {line.reference: line for line in (await session.scalars(query)).all()}
+
+
+async def payment_ids_in_file(session: AsyncSession, channel: Channel, day: date) -> set[str]:
+    query = select(ReconciliationLine.payment_id).where(
+        ReconciliationLine.channel == channel,
+        ReconciliationLine.business_day == day,
+        ReconciliationLine.source == LineSource.FILE,
+        ReconciliationLine.payment_id.is_not(None),
+    )
+    return {payment_id for payment_id in (await session.scalars(query)).all() if payment_id}
+
+
+async def missing_lines(session: AsyncSession, channel: Channel, day: date) -> dict[str, ReconciliationLine]:
+    """payment id -> line of the day's payments reported missing from its file (in whatever state now)."""
+    query = select(ReconciliationLine).where(
+        ReconciliationLine.channel == channel,
+        ReconciliationLine.business_day == day,
+        ReconciliationLine.source == LineSource.RECORDS,
+    )
+    return {line.reference: line for line in (await session.scalars(query)).all()}
 
 
 async def payments_by_reference(
@@ -57,21 +101,26 @@ async def payments_by_reference(
     return found
 
 
-async def payments_of_bills(session: AsyncSession, channel: Channel, bill_ids: list[str]) -> list[Payment]:
-    """The payments on a channel that settled any of these bills."""
-    query = (
-        select(Payment)
-        .join(PaymentItem, PaymentItem.payment_id == Payment.id)
-        .where(Payment.channel == channel, PaymentItem.bill_id.in_(bill_ids))
-        .distinct()
-    )
-    return list((await session.scalars(query)).all())
+async def payments_by_bill(
+    session: AsyncSession, channel: Channel, bill_ids: list[str]
+) -> dict[str, list[Payment]]:
+    """The payments on a channel that settled each of these bills."""
+    found: dict[str, list[Payment]] = {}
+    for start in range(0, len(bill_ids), CHUNK):
+        query = (
+            select(PaymentItem.bill_id, Payment)
+            .join(Payment, Payment.id == PaymentItem.payment_id)
+            .where(Payment.channel == channel, PaymentItem.bill_id.in_(bill_ids[start : start + CHUNK]))
+        )
+        for bill_id, payment in (await session.execute(query)).all():
+            found.setdefault(bill_id, []).append(payment)
+    return found
 
 
 async def unsettled_payments(
-    session: AsyncSession, channel: Channel, start: datetime, end: datetime
+    session: AsyncSession, channel: Channel, start: datetime, end: datetime, after: str
 ) -> list[Payment]:
-    """A channel's payments in [start, end) whose money no reconciliation has confirmed yet."""
+    """A page of a channel's payments in [start, end) whose money no reconciliation has confirmed yet."""
     query = (
         select(Payment)
         .where(
@@ -79,8 +128,10 @@ async def unsettled_payments(
             Payment.paid_at >= start,
             Payment.paid_at < end,
             Payment.settled_at.is_(None),
+            Payment.id > after,
         )
-        .order_by(Payment.paid_at, Payment.id)
+        .order_by(Payment.id)
+        .limit(CHUNK)
     )
     return list((await session.scalars(query)).all())
 
@@ -171,3 +222,7 @@ async def stream(session: AsyncSession, channel: Channel, day: date) -> AsyncIte
         for line in batch:
             yield line
         after = batch[-1].id
+
+
+async def refresh_statistics(session: AsyncSession) -> None:
+    await db.refresh_statistics(session, _LOADED_TABLES)

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,9 +51,11 @@ from collection.reconciliation.schemas import (
 )
 from shared import tabular
 from shared.clock import Clock, business_date, business_day_bounds
+from shared.db import statistics_stale_after
 from shared.errors import DomainError
 
 UNRECONCILED_CHANNELS = (Channel.AGENT, Channel.SUBSIDY)
+T = TypeVar("T")
 _SETTLING = (LineState.MATCHED, LineState.RECORDED, LineState.ACCEPTED)
 
 
@@ -183,44 +185,111 @@ class _Mover:
 async def _reconcile(
     session: AsyncSession, now: datetime, run: ReconciliationRun, file_lines: list[reading.FileLine] | None
 ) -> None:
-    """One run over a channel's day: the file's lines (None: the latest file's, as stored), then the day's
-    payments the file does not list, then payments reported missing that another file has since settled."""
+    """One run over a channel's day: the file's lines (None: the open ones of the latest file, as stored),
+    then the day's payments the file does not list, then payments reported missing that another file has
+    since settled. Lines go in chunks, each written and let go of, so a file of any size runs in bounded
+    memory; the request's one transaction still makes the run all or nothing."""
     session.add(run)
     channel, day = run.channel, run.business_day
-    existing = await repository.lines_of_day(session, channel, day)
-    by_reference = {line.reference: line for line in existing if line.source is LineSource.FILE}
     mover = _Mover(session, now, run, run.started_by)
-    to_judge: list[ReconciliationLine] = []
+    still_open = await repository.open_file_lines(session, channel, day)
     if file_lines is None:
-        to_judge = [line for line in by_reference.values() if line.state not in CLOSED]
+        for ids in _chunks(list(still_open.values())):
+            await _judge(session, mover, await repository.lines_by_id(session, ids))
+            await _release(session, run)
     else:
         listed = {fl.reference for fl in file_lines}
-        for line in by_reference.values():
-            if line.reference not in listed and line.state not in CLOSED:
+        gone = [line_id for reference, line_id in still_open.items() if reference not in listed]
+        for ids in _chunks(gone):
+            for line in await repository.lines_by_id(session, ids):
                 mover.move(line, LineState.WITHDRAWN, "not_in_corrected_file")
-        for fl in file_lines:
-            line = by_reference.get(fl.reference) or ReconciliationLine(
-                channel=channel, business_day=day, source=LineSource.FILE, reference=fl.reference
-            )
-            if not inspect(line).transient and line.state in CLOSED:
-                mover.changes["kept"] += 1
-                continue
-            line.run_id, line.line_no, line.bill_ids = run.id, fl.line_no, fl.bill_ids
-            line.file_amount_fen, line.file_paid_on, line.file_paid_at = fl.amount_fen, fl.paid_on, fl.paid_at
-            to_judge.append(line)
-    known = await repository.payments_by_reference(session, channel, [line.reference for line in to_judge])
-    for line in to_judge:
-        await _judge(session, mover, line, known.get(line.reference))
+        for done, chunk in enumerate(_chunks(file_lines)):
+            if statistics_stale_after(done):
+                await repository.refresh_statistics(session)
+            await _judge(session, mover, await _file_lines(session, mover, run, chunk))
+            await _release(session, run)
+    await _missing_from_file(session, mover, run)
+    run.changes = dict(sorted(mover.changes.items()))
     await session.flush()
 
-    in_file = {line.payment_id for line in by_reference.values() if line.payment_id}
-    in_file |= {line.payment_id for line in to_judge if line.payment_id}
-    missing = {line.payment_id: line for line in existing if line.source is LineSource.RECORDS}
-    for payment_id, line in missing.items():
+
+def _chunks(items: list[T]) -> list[list[T]]:
+    return [items[i : i + repository.CHUNK] for i in range(0, len(items), repository.CHUNK)]
+
+
+async def _release(session: AsyncSession, run: ReconciliationRun) -> None:
+    """Write what a chunk changed and let go of it (the run stays)."""
+    await session.flush()
+    session.expunge_all()
+    session.add(run)
+
+
+async def _file_lines(
+    session: AsyncSession, mover: _Mover, run: ReconciliationRun, chunk: list[reading.FileLine]
+) -> list[ReconciliationLine]:
+    """The lines of a chunk of the file to judge: new ones, and open ones with the file's (new) data.
+    Closed lines the file lists again are kept as they are."""
+    existing = await repository.file_lines(
+        session, run.channel, run.business_day, [fl.reference for fl in chunk]
+    )
+    to_judge = []
+    for fl in chunk:
+        line = existing.get(fl.reference)
+        if line is None:
+            line = ReconciliationLine(
+                channel=run.channel,
+                business_day=run.business_day,
+                source=LineSource.FILE,
+                reference=fl.reference,
+            )
+        elif line.state in CLOSED:
+            mover.changes["kept"] += 1
+            continue
+        line.run_id, line.line_no, line.bill_ids = run.id, fl.line_no, fl.bill_ids
+        line.file_amount_fen, line.file_paid_on, line.file_paid_at = fl.amount_fen, fl.paid_on, fl.paid_at
+        to_judge.append(line)
+    return to_judge
+
+
+async def _judge(session: AsyncSession, mover: _Mover, lines: list[ReconciliationLine]) -> None:
+    """Match file lines with the payments they report: by the channel's number first (in memory), then by
+    their bills; a payment collection never had is recorded from the line."""
+    if not lines:
+        return
+    channel = lines[0].channel
+    known = await repository.payments_by_reference(session, channel, [line.reference for line in lines])
+    unknown = []
+    for line in lines:
+        if (payment := known.get(line.reference)) is not None:
+            _compare(mover, line, payment)
+        else:
+            unknown.append(line)
+    by_bill = await repository.payments_by_bill(
+        session, channel, [b for line in unknown for b in line.bill_ids]
+    )
+    for line in unknown:
+        if (payment := _paid_for_bills(line, by_bill)) is not None:
+            _compare(mover, line, payment)
+        else:
+            await _record(session, mover, line)
+
+
+async def _missing_from_file(session: AsyncSession, mover: _Mover, run: ReconciliationRun) -> None:
+    """The day's payments no file line reports become lines of their own; those a file now lists are
+    withdrawn; those another day's file settled are found."""
+    channel, day = run.channel, run.business_day
+    in_file = await repository.payment_ids_in_file(session, channel, day)
+    reported = await repository.missing_lines(session, channel, day)
+    for payment_id, line in reported.items():
         if payment_id in in_file and line.state is LineState.MISSING_FROM_FILE:
             mover.move(line, LineState.WITHDRAWN, "listed_by_file")
-    for payment in await repository.unsettled_payments(session, channel, *business_day_bounds(day)):
-        if payment.id not in in_file and payment.id not in missing:
+    start, end = business_day_bounds(day)
+    after = ""
+    while batch := await repository.unsettled_payments(session, channel, start, end, after):
+        after = batch[-1].id
+        for payment in batch:
+            if payment.id in in_file or payment.id in reported:
+                continue
             line = ReconciliationLine(
                 channel=channel,
                 business_day=day,
@@ -230,20 +299,14 @@ async def _reconcile(
                 bill_ids=[item.bill_id for item in payment.items],
             )
             mover.move(line, LineState.MISSING_FROM_FILE, "not_in_file", payment)
+        await _release(session, run)
     for line in await repository.missing_now_settled(session, channel):
         mover.move(line, LineState.FOUND, "found_in_other_file")
-    run.changes = dict(sorted(mover.changes.items()))
-    await session.flush()
 
 
-async def _judge(
-    session: AsyncSession, mover: _Mover, line: ReconciliationLine, payment: Payment | None
-) -> None:
-    """Match a file line with the payment it reports, or record that payment if collection never had it."""
-    payment = payment or await _paid_for_bills(session, line)
-    if payment is None:
-        await _record(session, mover, line)
-    elif payment.settled_at is not None:
+def _compare(mover: _Mover, line: ReconciliationLine, payment: Payment) -> None:
+    """Judge a file line against the payment it reports."""
+    if payment.settled_at is not None:
         mover.move(line, LineState.DUPLICATE, "reconciled_by_other_line", payment)
     elif payment.amount_fen != line.file_amount_fen:
         mover.move(line, LineState.AMOUNT_MISMATCH, "amount_differs", payment)
@@ -253,15 +316,13 @@ async def _judge(
         mover.move(line, LineState.MATCHED, "matched", payment)
 
 
-async def _paid_for_bills(session: AsyncSession, line: ReconciliationLine) -> Payment | None:
+def _paid_for_bills(line: ReconciliationLine, by_bill: dict[str, list[Payment]]) -> Payment | None:
     """A payment recorded without the channel's transaction number (at a counter, say) is the line's when it
     settled exactly the line's bills on the line's channel; it takes the number now."""
-    if not line.bill_ids:
-        return None
-    candidates = await repository.payments_of_bills(session, line.channel, line.bill_ids)
+    candidates = {p.id: p for bill_id in line.bill_ids for p in by_bill.get(bill_id, [])}
     if len(candidates) != 1:
         return None
-    payment = candidates[0]
+    [payment] = candidates.values()
     if payment.channel_reference is not None or {i.bill_id for i in payment.items} != set(line.bill_ids):
         return None
     payment.channel_reference = line.reference
@@ -279,12 +340,11 @@ async def _record(session: AsyncSession, mover: _Mover, line: ReconciliationLine
         line.file_amount_fen, line.channel, line.moment, line.reference, PaymentOrigin.RECONCILIATION
     )
     try:
-        # A savepoint: a refusal part-way leaves nothing of the payment behind.
-        async with session.begin_nested():
-            payment = await payments.record_found(session, line.bill_ids, receipt)
+        to_pay = await payments.payable_found(session, line.bill_ids, receipt)
     except DomainError as refusal:
         mover.move(line, LineState.UNRECORDABLE, refusal.code)
         return
+    payment = await payments.record_found(session, to_pay, receipt)
     mover.move(line, LineState.RECORDED, "recorded_from_file", payment)
 
 

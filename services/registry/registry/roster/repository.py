@@ -1,13 +1,14 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.exclusion.models import Exclusion, ExclusionKind
 from registry.people.models import DocumentType, Person
 from registry.roster.models import RosterRow, RosterUpload, RowStatus, UploadStatus
 from registry.subsidy.models import SubsidyAssignment
+from shared import db
 
 
 async def get(session: AsyncSession, upload_id: str) -> RosterUpload | None:
@@ -143,8 +144,4 @@ _LOADED_TABLES = (
 
 
 async def refresh_statistics(session: AsyncSession) -> None:
-    """PostgreSQL plans by table statistics, and autovacuum lags behind a bulk load: without fresh ones a
-    lookup of a chunk's people is planned as a scan of the whole table (the documented advice for bulk
-    loads is to ANALYZE). SQLite has no such planner statistics to go stale in this way."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text(f"ANALYZE {_LOADED_TABLES}"))
+    await db.refresh_statistics(session, _LOADED_TABLES)

@@ -65,6 +65,7 @@ from registry.subsidy.errors import SubsidyAlreadyAssigned
 from registry.subsidy.schemas import AssignmentCreate
 from shared import tabular
 from shared.clock import utc_now
+from shared.db import statistics_stale_after
 from shared.errors import DomainError
 from shared.logging import mask_id_number
 
@@ -203,12 +204,6 @@ def _status_of(problems: list[dict[str, str]]) -> RowStatus:
     return RowStatus.REJECTED
 
 
-def _stale_after(chunks: int) -> bool:
-    """Whether table statistics need refreshing before the next chunk: after 0, 1, 2, 4, 8… chunks they stay
-    within twice the truth, at a handful of ANALYZE runs for a whole file."""
-    return chunks & (chunks - 1) == 0
-
-
 def _birth_date(id_number: str) -> date:
     return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
 
@@ -300,7 +295,9 @@ class RosterWorker:
                     continue
                 batch.append((row_no, sheet.values(cells)))
                 if len(batch) >= self._chunk_rows:
-                    upload = await self._judge_chunk(upload_id, row_rules, batch, _stale_after(chunks))
+                    upload = await self._judge_chunk(
+                        upload_id, row_rules, batch, statistics_stale_after(chunks)
+                    )
                     batch, chunks = [], chunks + 1
                     if progress:
                         progress(upload)
@@ -412,7 +409,7 @@ class RosterWorker:
             async with self._sessionmaker()() as session, session.begin():
                 await self._renew(session, upload_id)
                 upload = await get(session, upload_id)
-                if _stale_after(chunks):
+                if statistics_stale_after(chunks):
                     await repository.refresh_statistics(session)
                 chunks += 1
                 chunk = await repository.rows(session, upload_id, RowStatus.ACCEPTED, 0, self._chunk_rows)

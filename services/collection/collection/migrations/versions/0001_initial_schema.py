@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:21:34.422977
+Create Date: 2026-11-23 11:38:08.394959
 """
 
 from collections.abc import Sequence
@@ -311,6 +311,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("payment_id", "bill_id", name=op.f("pk_payment_items")),
     )
     with op.batch_alter_table("payment_items", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_payment_items_bill_id"), ["bill_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_payment_items_enrollment_id"), ["enrollment_id"], unique=False)
 
     op.create_table(
@@ -498,6 +499,7 @@ def downgrade() -> None:
     op.drop_table("reconciliation_lines")
     with op.batch_alter_table("payment_items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_payment_items_enrollment_id"))
+        batch_op.drop_index(batch_op.f("ix_payment_items_bill_id"))
 
     op.drop_table("payment_items")
     with op.batch_alter_table("payments", schema=None) as batch_op:
