@@ -9,6 +9,7 @@ from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
 from shared.money import Yuan
+from shared.regions import REGION_CODE_PATTERN
 
 PAGE_LIMIT = 1000
 
@@ -29,7 +30,7 @@ class PaidPage(BaseModel):
 class PaidQuery:
     """Which page of which region's day (query parameters of both services' listing)."""
 
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")]
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)]
     day: Annotated[date, Query(description="Beijing business day")]
     after: Annotated[str, Query(max_length=36)] = ""
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT

@@ -4,17 +4,21 @@ CSV comes as UTF-8 (with or without BOM) or GB18030/GBK, as Chinese spreadsheet 
 read in openpyxl's read-only (streaming) mode. Every cell comes back as text. A file that cannot be read
 raises the caller's own error (`invalid(details)`), so each service answers in its own terms."""
 
+import asyncio
 import codecs
 import csv
 import hashlib
+import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO, Any
 
+from fastapi import BackgroundTasks
+from fastapi.responses import FileResponse
 from openpyxl import load_workbook
 
 Invalid = Callable[[dict[str, Any]], Exception]
@@ -23,6 +27,22 @@ Invalid = Callable[[dict[str, Any]], Exception]
 FORMATS = (".csv", ".xlsx")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _SNIFF_BYTES = 64 * 1024
+
+
+async def xlsx_download(
+    write: Callable[[Path], Awaitable[None]], filename: str, tasks: BackgroundTasks
+) -> FileResponse:
+    """A spreadsheet written to a temporary file by `write`, sent as `filename`, deleted once sent."""
+    handle, name = tempfile.mkstemp(suffix=".xlsx")
+    os.close(handle)
+    target = Path(name)
+    try:
+        await write(target)
+    except BaseException:
+        await asyncio.to_thread(target.unlink, missing_ok=True)
+        raise
+    tasks.add_task(target.unlink, missing_ok=True)
+    return FileResponse(target, media_type=XLSX, filename=filename, background=tasks)
 
 
 def spool(

@@ -14,6 +14,7 @@ from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequire
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.regions import REGION_CODE_PATTERN
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
@@ -30,7 +31,7 @@ async def register_agent(body: AgentCreate, session: DbSession, clock: AppClock)
 
 @router.get("", summary="Agents with the cash each has collected, remitted and still owes the treasury")
 async def list_agents(
-    session: DbSession, region_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None
+    session: DbSession, region_code: Annotated[str | None, Query(pattern=REGION_CODE_PATTERN)] = None
 ) -> AgentList:
     return AgentList(items=await service.listing(session, region_code))
 

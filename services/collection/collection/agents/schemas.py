@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from collection.agents.models import Agent, Remittance
 from shared.money import Yuan, YuanInput
+from shared.regions import REGION_CODE_PATTERN
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
@@ -16,7 +17,7 @@ class AgentCreate(BaseModel):
         description="The tax bureau's code for the agent"
     )
     name: Text = Field(examples=["泾川镇城东村村民委员会"])
-    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    region_code: str = Field(pattern=REGION_CODE_PATTERN)
     township: Text | None = None
 
 

@@ -7,6 +7,7 @@ from collection.billing.errors import BillNotFound
 from collection.billing.schemas import BillList, BillOut, OrganisationDue
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.regions import REGION_CODE_PATTERN
 
 router = APIRouter(prefix="/v1/bills", tags=["bills"])
 
@@ -34,7 +35,7 @@ async def list_bills(
 async def organisation_due(
     session: DbSession,
     organisation: Annotated[str, Query(min_length=1, max_length=64)],
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
 ) -> OrganisationDue:
     bills = await repository.open_for_organisation(session, organisation, region_code, coverage_year)

@@ -13,6 +13,7 @@ from pydantic import (
 
 from collection.payments.models import Channel, Payment, PaymentOrigin
 from shared.money import Yuan, YuanInput
+from shared.regions import REGION_CODE_PATTERN
 
 
 def _paid_by_a_person(channel: Channel) -> Channel:
@@ -35,7 +36,7 @@ class OrganisationBills(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
-    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    region_code: str = Field(pattern=REGION_CODE_PATTERN)
     coverage_year: int = Field(ge=2000, le=2100)
 
 

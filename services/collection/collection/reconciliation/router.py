@@ -1,7 +1,4 @@
-import os
-import tempfile
 from datetime import date
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response, UploadFile, status
@@ -32,7 +29,7 @@ from collection.settings import CollectionSettings
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
-from shared.tabular import XLSX
+from shared.tabular import XLSX, xlsx_download
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"])
 lines_router = APIRouter(prefix="/v1/reconciliation-lines", tags=["reconciliation"])
@@ -117,13 +114,11 @@ async def download_report(
     channel: Channel, business_day: date, session: DbSession, tasks: BackgroundTasks
 ) -> FileResponse:
     day = await service.day_of(session, channel, business_day)
-    handle, name = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    target = Path(name)
-    await write_report(day.summary, repository.stream(session, channel, business_day), target)
-    tasks.add_task(target.unlink, missing_ok=True)
-    filename = f"对账结果-{channel.value}-{business_day.isoformat()}.xlsx"
-    return FileResponse(target, media_type=XLSX, filename=filename, background=tasks)
+    return await xlsx_download(
+        lambda target: write_report(day.summary, repository.stream(session, channel, business_day), target),
+        f"对账结果-{channel.value}-{business_day.isoformat()}.xlsx",
+        tasks,
+    )
 
 
 @router.post(

@@ -9,6 +9,7 @@ from collection.transfers.schemas import FunderStatement, TransferCreate, Transf
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.regions import REGION_CODE_PATTERN
 
 router = APIRouter(prefix="/v1/subsidy-transfers", tags=["subsidy transfers"])
 
@@ -40,7 +41,7 @@ async def record_transfer(
 async def funder_statement(
     session: DbSession,
     funder: Annotated[str, Query(min_length=1, max_length=64)],
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
 ) -> FunderStatement:
     return await service.statement(session, funder, region_code, coverage_year)

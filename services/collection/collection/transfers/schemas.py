@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from collection.transfers.models import SubsidyTransfer
 from shared.money import Yuan, YuanInput
+from shared.regions import REGION_CODE_PATTERN
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
@@ -15,7 +16,7 @@ class TransferCreate(BaseModel):
     funder: Text = Field(
         description="The funding department as the bills name it, e.g. 县民政局 or 医疗救助资金"
     )
-    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    region_code: str = Field(pattern=REGION_CODE_PATTERN)
     coverage_year: int = Field(ge=2000, le=2100)
     amount: YuanInput = Field(description="What arrived, as a decimal string")
     reference: Text = Field(description="The bank transfer's reference (划款凭证号)")

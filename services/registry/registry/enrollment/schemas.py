@@ -8,6 +8,7 @@ from registry.people.schemas import PersonIn
 from registry.policy.models import CoverageFrom, EligibilityKind, LateCaseKind
 from shared.logging import mask_id_number
 from shared.money import Yuan
+from shared.regions import REGION_CODE_PATTERN
 
 RepriceOutcome = Literal["repriced", "unchanged", "no_enrollment", "paid_not_repriced", "paid_refund_due"]
 
@@ -30,7 +31,7 @@ class EnrollmentTerms(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     region_code: str = Field(
-        pattern=r"^[0-9]{6}$", description="Division the person enrolls in", examples=["340104"]
+        pattern=REGION_CODE_PATTERN, description="Division the person enrolls in", examples=["340104"]
     )
     coverage_year: int = Field(ge=2000, le=2100, examples=[2024], description="Newborns: the year chosen")
     township: str | None = Field(default=None, max_length=32, description="乡镇, one the policy lists")

@@ -6,6 +6,7 @@ from registry.people.schemas import PersonIn
 from registry.policy.models import EligibilityKind
 from shared.logging import mask_id_number
 from shared.money import Yuan
+from shared.regions import REGION_CODE_PATTERN
 
 
 class MemberIn(PersonIn):
@@ -59,7 +60,7 @@ class HouseholdEnrollmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    region_code: str = Field(pattern=REGION_CODE_PATTERN)
     township: str | None = Field(default=None, max_length=32)
     coverage_year: int = Field(ge=2000, le=2100)
     members: list[MemberEnrollmentIn] | None = Field(

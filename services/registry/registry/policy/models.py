@@ -11,6 +11,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.money import YuanInput
+from shared.regions import REGION_CODE_PATTERN
 
 
 class _Strict(BaseModel):
@@ -113,7 +114,7 @@ class LateCase(_Strict):
 
 
 class Region(_Strict):
-    code: str = Field(pattern=r"^[0-9]{6}$")
+    code: str = Field(pattern=REGION_CODE_PATTERN)
     name: str = Field(min_length=1)
 
 
@@ -121,7 +122,7 @@ class Township(_Strict):
     """乡镇 within a region; named, since the documents give no township codes."""
 
     name: str = Field(min_length=1)
-    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    region_code: str = Field(pattern=REGION_CODE_PATTERN)
     villages: list[str] = Field(
         default_factory=list, description="村(居)委会, where the policy lists them (then names are checked)"
     )

@@ -8,6 +8,7 @@ from registry.population import service
 from registry.population.schemas import PopulationSummary
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.regions import REGION_CODE_PATTERN
 
 router = APIRouter(prefix="/v1/population", tags=["population"])
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1/population", tags=["population"])
 async def population_summary(
     session: DbSession,
     registry: RegistryContext,
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
 ) -> PopulationSummary:
     return await service.summary(session, registry, region_code, coverage_year)

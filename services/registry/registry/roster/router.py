@@ -1,5 +1,3 @@
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +25,8 @@ from registry.roster.schemas import Decision, Review, RowOut, RowPage, UploadOut
 from registry.settings import RegistrySettings
 from shared.db import DbSession
 from shared.errors import error_responses
-from shared.tabular import XLSX
+from shared.regions import REGION_CODE_PATTERN
+from shared.tabular import XLSX, xlsx_download
 
 router = APIRouter(prefix="/v1/rosters", tags=["rosters"])
 
@@ -56,7 +55,7 @@ async def upload_roster(
     registry: RegistryContext,
     file: UploadFile,
     kind: Annotated[RosterKind, Form()],
-    region_code: Annotated[str, Form(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Form(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Form(ge=2000, le=2100)],
     department: Annotated[str, Form(min_length=1, max_length=64)],
     uploaded_by: Annotated[str, Form(min_length=1, max_length=64)],
@@ -118,14 +117,11 @@ async def list_rows(
 )
 async def download_report(upload_id: str, session: DbSession, tasks: BackgroundTasks) -> FileResponse:
     upload = await service.get(session, upload_id)
-
-    handle, name = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    target = Path(name)
-    await write_report(upload, _all_rows(session, upload_id), target)
-    tasks.add_task(target.unlink, missing_ok=True)
-    stem = Path(upload.filename).stem
-    return FileResponse(target, media_type=XLSX, filename=f"{stem}-校验结果.xlsx", background=tasks)
+    return await xlsx_download(
+        lambda target: write_report(upload, _all_rows(session, upload_id), target),
+        f"{Path(upload.filename).stem}-校验结果.xlsx",
+        tasks,
+    )
 
 
 @router.post(

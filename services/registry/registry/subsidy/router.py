@@ -28,6 +28,7 @@ from registry.subsidy.schemas import (
 )
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.regions import REGION_CODE_PATTERN
 from shared.tabular import XLSX
 
 router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
@@ -76,7 +77,7 @@ async def remove_category(
 async def township_summary(
     session: DbSession,
     registry: RegistryContext,
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     category: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> TownshipSummary:
@@ -92,7 +93,7 @@ async def township_summary(
 async def township_summary_xlsx(
     session: DbSession,
     registry: RegistryContext,
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     category: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> Response:
@@ -116,7 +117,7 @@ async def township_summary_xlsx(
 async def roster_xlsx(
     session: DbSession,
     registry: RegistryContext,
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     category: Annotated[str, Query(min_length=1, max_length=64)],
     layout: RosterLayout = RosterLayout.MAIN,
@@ -151,7 +152,7 @@ async def monthly_adjustment(
 async def mobilisation(
     session: DbSession,
     registry: RegistryContext,
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     township: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ) -> MobilisationList:
@@ -167,7 +168,7 @@ async def mobilisation(
 async def mobilisation_xlsx(
     session: DbSession,
     registry: RegistryContext,
-    region_code: Annotated[str, Query(pattern=r"^[0-9]{6}$")],
+    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     township: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ) -> Response:

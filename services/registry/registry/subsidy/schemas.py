@@ -8,6 +8,7 @@ from registry.enrollment.schemas import RepriceOutcome
 from registry.people.schemas import PersonIn
 from registry.subsidy.models import SubsidyAssignment
 from shared.money import Yuan
+from shared.regions import REGION_CODE_PATTERN
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
@@ -16,7 +17,9 @@ class AssignmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     person: PersonIn
-    region_code: str = Field(pattern=r"^[0-9]{6}$", description="Chooses the policy, with coverage_year")
+    region_code: str = Field(
+        pattern=REGION_CODE_PATTERN, description="Chooses the policy, with coverage_year"
+    )
     coverage_year: int = Field(ge=2000, le=2100)
     category: str = Field(min_length=1, max_length=64, examples=["minimum_living"])
     evidence_ref: Text = Field(description="Reference of the certifying department's document")
@@ -116,7 +119,7 @@ class RosterLayout(enum.StrEnum):
 class AdjustmentRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    region_code: str = Field(pattern=r"^[0-9]{6}$")
+    region_code: str = Field(pattern=REGION_CODE_PATTERN)
     coverage_year: int = Field(ge=2000, le=2100)
 
 
