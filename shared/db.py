@@ -6,11 +6,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Dialect, Enum, TypeDecorator, event, text
+from sqlalchemy import DateTime, Dialect, Enum, String, TypeDecorator, event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from shared.errors import ServiceUnavailable
 
@@ -115,3 +118,21 @@ async def refresh_statistics(session: AsyncSession, tables: str) -> None:
     planner statistics to go stale in this way."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text(f"ANALYZE {tables}"))
+
+
+class business_day(FunctionElement[str]):
+    """The Beijing business date of a UTC timestamp column, as YYYY-MM-DD text, for grouping by day in SQL.
+    Asia/Shanghai keeps no daylight saving, so a fixed eight hours is exact."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(business_day, "postgresql")
+def _business_day_postgresql(element: business_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD')"
+
+
+@compiles(business_day, "sqlite")
+def _business_day_sqlite(element: business_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, '+8 hours')"

@@ -20,6 +20,13 @@ def mask_id_number(id_number: str) -> str:
     return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
 
 
+def mask_phone(phone: str) -> str:
+    """138****5678: the network prefix and the last four digits stay readable."""
+    if len(phone) <= 7:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
 def mask_pii(text: str) -> str:
     text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 10 + m.group(3), text)
     return _MOBILE.sub(lambda m: m.group(1) + "****" + m.group(3), text)

@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from fastapi import BackgroundTasks
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from openpyxl import load_workbook
 
 Invalid = Callable[[dict[str, Any]], Exception]
@@ -43,6 +44,15 @@ async def xlsx_download(
         raise
     tasks.add_task(target.unlink, missing_ok=True)
     return FileResponse(target, media_type=XLSX, filename=filename, background=tasks)
+
+
+def xlsx_response(content: bytes, filename: str) -> Response:
+    """A small spreadsheet made in memory, sent as `filename` (Chinese names survive, RFC 6266)."""
+    return Response(
+        content,
+        media_type=XLSX,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )
 
 
 def spool(

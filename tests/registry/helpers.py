@@ -164,3 +164,14 @@ async def review(h: Harness, upload_id: str, approve: bool = True) -> Any:
     return await h.client.post(
         f"/v1/rosters/{upload_id}/{action}", json={"reviewed_by": "bureau-01", "note": "核对无误"}
     )
+
+
+async def applied(h: Harness, data: bytes, filename: str, **form: Any) -> dict[int, dict[str, Any]]:
+    """Upload a roster, approve it, and return its rows once applied, by row number."""
+    created = await upload(h, data, filename, **form)
+    assert created.status_code == 201, created.text
+    upload_id = created.json()["upload_id"]
+    await processed(h, upload_id)
+    assert (await review(h, upload_id)).status_code == 200
+    await processed(h, upload_id)
+    return {r["row_no"]: r for r in await rows_of(h, upload_id)}

@@ -1,8 +1,6 @@
 """Student rosters from education and university batches: students enrolled on the roster's word, paid for by
 their families or by their university as one payer, as the policy says."""
 
-from typing import Any
-
 from sqlalchemy import select
 
 from registry.database import OutboxMessage
@@ -13,26 +11,13 @@ from tests.registry.helpers import (
     HEFEI_WINDOW,
     JING,
     JING_WINDOW,
+    applied,
     enrolled,
     enrollment_of,
     person,
-    processed,
-    review,
-    rows_of,
-    upload,
 )
 from tests.spreadsheets import csv_bytes, xlsx
 from tests.support import resident_id
-
-
-async def applied(h: Harness, data: bytes, filename: str, **form: Any) -> dict[int, dict[str, Any]]:
-    created = await upload(h, data, filename, **form)
-    assert created.status_code == 201, created.text
-    upload_id = created.json()["upload_id"]
-    await processed(h, upload_id)
-    assert (await review(h, upload_id)).status_code == 200
-    await processed(h, upload_id)
-    return {r["row_no"]: r for r in await rows_of(h, upload_id)}
 
 
 async def test_a_school_roster_enrolls_pupils_whom_their_families_pay_for(registry: Harness) -> None:

@@ -1,7 +1,8 @@
-"""The registry service (医保局): people, policies, enrollments."""
+"""The registry service (医保局): people, policies, enrollments, progress, screening."""
 
 from fastapi import FastAPI
 
+from registry.dashboard.router import router as dashboard_router
 from registry.database import DeadLetter, InboxMessage, OutboxMessage
 from registry.enrollment.dependencies import get_registry_of
 from registry.enrollment.events import HANDLERS
@@ -11,8 +12,13 @@ from registry.exclusion.service import RegistryExclusionList
 from registry.household.router import router as household_router
 from registry.policy.book import SHIPPED_POLICIES, PolicyBook
 from registry.population.router import router as population_router
+from registry.progress.router import router as progress_router
+from registry.reminder.router import router as reminder_router
+from registry.reminder.senders import load_sender
+from registry.reminder.service import ReminderDispatcher
 from registry.roster.router import router as roster_router
 from registry.roster.service import RosterWorker
+from registry.screening.router import router as screening_router
 from registry.settings import RegistrySettings
 from registry.subsidy.router import router as subsidy_router
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
@@ -22,7 +28,8 @@ SPEC = ServiceSpec(
     name="registry",
     title="Canbao registry (医保局)",
     description="People, households, per-region and per-year policies, subsidy categories, exclusions, "
-    "enrollments. Publishes registry.enrollments.v1; consumes collection.payments.v1.",
+    "enrollments, progress reports, screening of the unenrolled, reminders, the operators' dashboard. "
+    "Publishes registry.enrollments.v1; consumes collection.payments.v1.",
     outbox=OutboxMessage,
     inbox=InboxMessage,
     dead_letters=DeadLetter,
@@ -36,8 +43,12 @@ SPEC = ServiceSpec(
         exclusion_router,
         roster_router,
         population_router,
+        progress_router,
+        screening_router,
+        reminder_router,
+        dashboard_router,
     ],
-    workers=[lambda app: app.state.roster_worker.run()],
+    workers=[lambda app: app.state.roster_worker.run(), lambda app: app.state.reminder_dispatcher.run()],
 )
 
 
@@ -49,5 +60,11 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.state.exclusion_lookup = RegistryExclusionList()
     app.state.roster_worker = RosterWorker(
         lambda: app.state.sessionmaker, lambda: get_registry_of(app), settings.roster_chunk_rows
+    )
+    app.state.reminder_dispatcher = ReminderDispatcher(
+        lambda: app.state.sessionmaker,
+        load_sender(settings),
+        lambda: app.state.clock,
+        settings.reminder_batch,
     )
     return app

@@ -1,5 +1,6 @@
 """Registry settings, read from REGISTRY_* environment variables."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -21,3 +22,12 @@ class RegistrySettings(ServiceSettings):
     roster_dir: Path = Path("var/rosters")
     roster_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     roster_chunk_rows: int = Field(default=500, ge=1, description="Rows judged or applied per transaction")
+    # 参保提醒: who delivers them ("log", or a gateway as module:factory); how often one person may get one.
+    reminder_sender: str = Field(default="log", pattern=r"^(log|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
+    reminder_log: Path = Path("var/reminders.log")
+    reminder_min_interval_hours: int = Field(default=72, ge=1, le=24 * 365)
+    reminder_batch: int = Field(default=100, ge=1, le=10_000)
+
+    @property
+    def reminder_min_interval(self) -> timedelta:
+        return timedelta(hours=self.reminder_min_interval_hours)

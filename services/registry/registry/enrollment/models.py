@@ -47,6 +47,9 @@ class Enrollment(Base):
     payer_organisation: Mapped[str | None] = mapped_column(
         String(64), default=None, doc="A school paying for its students as one payer"
     )
+    university: Mapped[str | None] = mapped_column(
+        String(64), default=None, doc="高校: the university that enrolled this student where they study"
+    )
     coverage_year: Mapped[int] = mapped_column(Integer)
     basis: Mapped[EligibilityKind] = mapped_column(enum_column(EligibilityKind))
     status: Mapped[EnrollmentStatus] = mapped_column(enum_column(EnrollmentStatus))

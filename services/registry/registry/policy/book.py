@@ -54,6 +54,9 @@ class PolicyBook:
             raise PolicyNotFound({"region_code": region_code, "coverage_year": coverage_year})
         return policy
 
+    def all(self) -> list[Policy]:
+        return list(self._by_id.values())
+
     def by_id(self, policy_id: str) -> Policy:
         """The policy an existing enrollment was made under (its files never leave the book)."""
         return self._by_id[policy_id]

@@ -6,6 +6,7 @@ Amounts are yuan decimal strings in the file and integer fen once loaded.
 
 import enum
 from datetime import date
+from decimal import Decimal
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -223,6 +224,13 @@ class SubsidyRosters(_Strict):
         return self.identification_date or self.main_roster_due
 
 
+class Targets(_Strict):
+    """目标任务: the coverage the campaign aims at, and 应保尽保 for subsidised people (percent)."""
+
+    coverage_percent: Decimal = Field(default=Decimal(95), gt=0, le=100)
+    subsidised_percent: Decimal = Field(default=Decimal(100), gt=0, le=100)
+
+
 class Policy(_Strict):
     policy_id: str = Field(pattern=r"^[a-z0-9-]+$")
     name: str
@@ -242,6 +250,7 @@ class Policy(_Strict):
     refunds: RefundRules
     subsidy_rosters: SubsidyRosters = Field(default_factory=SubsidyRosters)
     student_rosters: StudentRosters = Field(default_factory=StudentRosters)
+    targets: Targets = Field(default_factory=Targets)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -539,6 +539,8 @@ async def _enroll_students(
             elif isinstance(result, DomainError):
                 outcomes[i] = f"refused:{result.code}"
             else:
+                if upload.kind is RosterKind.UNIVERSITY:
+                    result.university = school  # progress reports count them city-wide (大学生)
                 outcomes[i] = "enrolled"
     return outcomes
 

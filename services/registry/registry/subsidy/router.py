@@ -1,5 +1,4 @@
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -29,7 +28,7 @@ from registry.subsidy.schemas import (
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
-from shared.tabular import XLSX
+from shared.tabular import XLSX, xlsx_response
 
 router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
 
@@ -90,7 +89,7 @@ async def township_summary(
     response_class=Response,
     responses=error_responses(PolicyNotFound, UnknownSubsidyCategory, extra={200: {"content": {XLSX: {}}}}),
 )
-async def township_summary_xlsx(
+async def township_summaryxlsx_response(
     session: DbSession,
     registry: RegistryContext,
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
@@ -99,7 +98,7 @@ async def township_summary_xlsx(
 ) -> Response:
     summary = await service.township_summary(session, registry, region_code, coverage_year, category)
     policy = registry.policies.find(region_code, coverage_year)
-    return _xlsx(
+    return xlsx_response(
         summary_workbook(summary, policy.name),
         f"{policy.name}资助参保人员汇总表-{summary.category_name}.xlsx",
     )
@@ -114,7 +113,7 @@ async def township_summary_xlsx(
     response_class=Response,
     responses=error_responses(PolicyNotFound, UnknownSubsidyCategory, extra={200: {"content": {XLSX: {}}}}),
 )
-async def roster_xlsx(
+async def rosterxlsx_response(
     session: DbSession,
     registry: RegistryContext,
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
@@ -126,7 +125,7 @@ async def roster_xlsx(
         session, registry, region_code, coverage_year, category, layout
     )
     content = roster_workbook(layout, policy.name, found.name, entries, registry.clock.today())
-    return _xlsx(content, f"{policy.name}-{found.name}-{layout.value}.xlsx")
+    return xlsx_response(content, f"{policy.name}-{found.name}-{layout.value}.xlsx")
 
 
 @router.post(
@@ -165,7 +164,7 @@ async def mobilisation(
     response_class=Response,
     responses=error_responses(PolicyNotFound, UnknownTownship, extra={200: {"content": {XLSX: {}}}}),
 )
-async def mobilisation_xlsx(
+async def mobilisationxlsx_response(
     session: DbSession,
     registry: RegistryContext,
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
@@ -174,7 +173,7 @@ async def mobilisation_xlsx(
 ) -> Response:
     listing = await service.mobilisation_list(session, registry, region_code, coverage_year, township)
     policy = registry.policies.find(region_code, coverage_year)
-    return _xlsx(
+    return xlsx_response(
         mobilisation_workbook(listing, policy.name), f"{policy.name}动员名单-{township or '全部'}.xlsx"
     )
 
@@ -195,11 +194,3 @@ async def list_categories(
     person = await people.find_known(session, document_type, id_number, name)
     assignments = await repository.for_person(session, person.id, coverage_year)
     return AssignmentList(items=[AssignmentOut.of(a) for a in assignments])
-
-
-def _xlsx(content: bytes, filename: str) -> Response:
-    return Response(
-        content,
-        media_type=XLSX,
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
-    )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:21:36.504307
+Create Date: 2026-11-23 12:42:06.315606
 """
 
 from collections.abc import Sequence
@@ -140,6 +140,28 @@ def upgrade() -> None:
         batch_op.create_index("ix_people_name_birth_date", ["name", "birth_date"], unique=False)
 
     op.create_table(
+        "progress_baselines",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("policy_id", sa.String(length=64), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("unit", sa.String(length=64), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("region", "township", "university", name="unitkind", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("region_code", sa.String(length=6), nullable=True),
+        sa.Column("resident_population", sa.BigInteger(), nullable=True),
+        sa.Column("registered_population", sa.BigInteger(), nullable=True),
+        sa.Column("enrolled_last_year", sa.BigInteger(), nullable=True),
+        sa.Column("target", sa.BigInteger(), nullable=True),
+        sa.Column("source", sa.String(length=256), nullable=False),
+        sa.Column("loaded_by", sa.String(length=64), nullable=False),
+        sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_progress_baselines")),
+        sa.UniqueConstraint("policy_id", "position", name=op.f("uq_progress_baselines_policy_id_position")),
+    )
+    op.create_table(
         "roster_uploads",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
@@ -211,6 +233,7 @@ def upgrade() -> None:
         sa.Column("region_code", sa.String(length=6), nullable=False),
         sa.Column("township", sa.String(length=32), nullable=True),
         sa.Column("payer_organisation", sa.String(length=64), nullable=True),
+        sa.Column("university", sa.String(length=64), nullable=True),
         sa.Column("coverage_year", sa.Integer(), nullable=False),
         sa.Column(
             "basis",
@@ -364,6 +387,15 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "reminder_throttles",
+        sa.Column("person_id", sa.String(length=36), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["people.id"], name=op.f("fk_reminder_throttles_person_id_people")
+        ),
+        sa.PrimaryKeyConstraint("person_id", name=op.f("pk_reminder_throttles")),
+    )
+    op.create_table(
         "roster_rows",
         sa.Column("upload_id", sa.String(length=36), nullable=False),
         sa.Column("row_no", sa.BigInteger(), nullable=False),
@@ -390,6 +422,56 @@ def upgrade() -> None:
         batch_op.create_index("ix_roster_rows_upload_id_number", ["upload_id", "id_number"], unique=False)
         batch_op.create_index(
             "ix_roster_rows_upload_status_row", ["upload_id", "status", "row_no"], unique=False
+        )
+
+    op.create_table(
+        "screening_cases",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.String(length=36), nullable=False),
+        sa.Column("region_code", sa.String(length=6), nullable=False),
+        sa.Column("coverage_year", sa.Integer(), nullable=False),
+        sa.Column("township", sa.String(length=32), nullable=True),
+        sa.Column("village", sa.String(length=64), nullable=True),
+        sa.Column("village_group", sa.String(length=32), nullable=True),
+        sa.Column("aged_60_plus", sa.Boolean(), nullable=False),
+        sa.Column("student", sa.Boolean(), nullable=False),
+        sa.Column("pending_payment", sa.Boolean(), nullable=False),
+        sa.Column("found_in", sa.JSON(), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "not_contacted",
+                "reminded",
+                "visited",
+                "refused",
+                "moved_away",
+                "enrolled_elsewhere",
+                "enrolled",
+                "not_required",
+                name="followupstate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("note", sa.String(length=256), nullable=True),
+        sa.Column("listed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=64), nullable=False),
+        sa.Column("last_reminded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["people.id"], name=op.f("fk_screening_cases_person_id_people")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_screening_cases")),
+        sa.UniqueConstraint(
+            "person_id", "coverage_year", name=op.f("uq_screening_cases_person_id_coverage_year")
+        ),
+    )
+    with op.batch_alter_table("screening_cases", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_screening_cases_region_year_township",
+            ["region_code", "coverage_year", "township", "state"],
+            unique=False,
         )
 
     op.create_table(
@@ -451,8 +533,103 @@ def upgrade() -> None:
             batch_op.f("ix_enrollment_subsidy_lines_enrollment_id"), ["enrollment_id"], unique=False
         )
 
+    op.create_table(
+        "reminders",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("person_id", sa.String(length=36), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "channel",
+            sa.Enum("sms", "wechat", name="reminderchannel", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("recipient", sa.String(length=20), nullable=False),
+        sa.Column("text", sa.String(length=512), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("queued", "sent", "failed", name="reminderstatus", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("queued_by", sa.String(length=64), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=256), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["screening_cases.id"], name=op.f("fk_reminders_case_id_screening_cases")
+        ),
+        sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_reminders_person_id_people")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reminders")),
+    )
+    with op.batch_alter_table("reminders", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_reminders_case_id"), ["case_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_reminders_person_id"), ["person_id"], unique=False)
+        batch_op.create_index(
+            "ix_reminders_status_next_attempt_at", ["status", "next_attempt_at"], unique=False
+        )
+
+    op.create_table(
+        "screening_case_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "from_state",
+            sa.Enum(
+                "not_contacted",
+                "reminded",
+                "visited",
+                "refused",
+                "moved_away",
+                "enrolled_elsewhere",
+                "enrolled",
+                "not_required",
+                name="followupstate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "to_state",
+            sa.Enum(
+                "not_contacted",
+                "reminded",
+                "visited",
+                "refused",
+                "moved_away",
+                "enrolled_elsewhere",
+                "enrolled",
+                "not_required",
+                name="followupstate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("note", sa.String(length=256), nullable=True),
+        sa.Column("by", sa.String(length=64), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["screening_cases.id"], name=op.f("fk_screening_case_events_case_id_screening_cases")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_screening_case_events")),
+    )
+    with op.batch_alter_table("screening_case_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_screening_case_events_case_id"), ["case_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("screening_case_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_screening_case_events_case_id"))
+
+    op.drop_table("screening_case_events")
+    with op.batch_alter_table("reminders", schema=None) as batch_op:
+        batch_op.drop_index("ix_reminders_status_next_attempt_at")
+        batch_op.drop_index(batch_op.f("ix_reminders_person_id"))
+        batch_op.drop_index(batch_op.f("ix_reminders_case_id"))
+
+    op.drop_table("reminders")
     with op.batch_alter_table("enrollment_subsidy_lines", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_enrollment_subsidy_lines_enrollment_id"))
 
@@ -466,11 +643,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_subsidy_assignments_region_year_category")
 
     op.drop_table("subsidy_assignments")
+    with op.batch_alter_table("screening_cases", schema=None) as batch_op:
+        batch_op.drop_index("ix_screening_cases_region_year_township")
+
+    op.drop_table("screening_cases")
     with op.batch_alter_table("roster_rows", schema=None) as batch_op:
         batch_op.drop_index("ix_roster_rows_upload_status_row")
         batch_op.drop_index("ix_roster_rows_upload_id_number")
 
     op.drop_table("roster_rows")
+    op.drop_table("reminder_throttles")
     with op.batch_alter_table("registered_residents", schema=None) as batch_op:
         batch_op.drop_index("ix_registered_residents_region_year_township")
 
@@ -491,6 +673,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_roster_uploads_status")
 
     op.drop_table("roster_uploads")
+    op.drop_table("progress_baselines")
     with op.batch_alter_table("people", schema=None) as batch_op:
         batch_op.drop_index("ix_people_name_birth_date")
 

@@ -1,0 +1,41 @@
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from registry.dashboard import service
+from registry.enrollment.dependencies import RegistryContext
+from registry.policy.errors import PolicyNotFound
+from shared.db import DbSession
+from shared.errors import error_responses
+from shared.regions import REGION_CODE_PATTERN
+
+router = APIRouter(tags=["dashboard"])
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+@router.get(
+    "/dashboard",
+    summary="The operators' dashboard (参保工作看板), in Chinese",
+    description="Without a region and year: the policies to choose from. With them: coverage per district "
+    "or township against the target, subsidised groups against 应保尽保, payments per day, and screening "
+    "follow-up per township, as of `as_of` (today when left out).",
+    response_class=HTMLResponse,
+    responses=error_responses(PolicyNotFound),
+)
+async def dashboard(
+    request: Request,
+    session: DbSession,
+    registry: RegistryContext,
+    region_code: Annotated[str | None, Query(pattern=REGION_CODE_PATTERN)] = None,
+    coverage_year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    as_of: Annotated[date | None, Query()] = None,
+) -> HTMLResponse:
+    if region_code is None or coverage_year is None:
+        policies = sorted(registry.policies.all(), key=lambda p: (p.coverage_year, p.policy_id), reverse=True)
+        return templates.TemplateResponse(request, "index.html", {"policies": policies})
+    built = await service.build(session, registry, region_code, coverage_year, as_of)
+    return templates.TemplateResponse(request, "dashboard.html", {"d": built})
