@@ -126,6 +126,7 @@ async def registry(
             clock_start=DEFAULT_NOW,
             policy_dir=marker.args[0] if marker else None,
             roster_dir=tmp_path / "rosters",
+            reminder_log=tmp_path / "reminders.log",
         )
     )
     async for harness in _harness("registry", app, backend, migrated_urls, pg_engines, tmp_path):
