@@ -16,7 +16,7 @@ from tests.support import resident_id
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.policy_dir(ROOT / "tests" / "data" / "history")
 
-SHUSHAN = {"region_code": "340104", "coverage_year": 2024}
+SHUSHAN: dict[str, Any] = {"region_code": "340104", "coverage_year": 2024}
 SCREENING_DAY = "2023-11-20T09:00:00+08:00"
 
 
