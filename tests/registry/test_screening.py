@@ -197,7 +197,7 @@ async def test_follow_up_states_and_a_rerun_after_people_enroll(registry: Harnes
     assert summary["total"]["open"] == sum(r["open"] for r in summary["rows"])
 
     sheet = read_xlsx((await registry.client.get("/v1/screening-cases/list.xlsx", params=SHUSHAN)).content)
-    names = [row[1] for row in sheet[2:]]
+    names = [str(row[1]) for row in sheet[2:]]
     assert sorted(names) == ["户籍", "未缴"]  # open cases only, for door-to-door visits
     assert all("*" in str(row[2]) for row in sheet[2:])
 
