@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The compose specification's JSON Schema ships inside this PyPI wheel; the compose test validates against it.
 COMPOSE_WHEEL_DIR := $(VENV)/wheels
 
-.PHONY: install run test lint typecheck pytest bench schemas clean
+.PHONY: install browser run test lint typecheck pytest bench schemas clean
 
 install: $(STAMP)
 
@@ -17,6 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip download --quiet --no-deps --dest $(COMPOSE_WHEEL_DIR) docker-compose==1.29.2
 	touch $(STAMP)
 
+# Headless Chromium and a Chinese font for the dashboard's browser test, from Debian's packages (CI runs as
+# root). Checked on every `make test`; installs only what is missing.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+browser:
+	@if ! command -v chromium >/dev/null || ! fc-list :lang=zh | grep -q .; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null; }; \
+	fi
+
 # The shipped policies are the 2023 campaigns: the business clock starts inside Hefei's window.
 # `make run CLOCK=` runs on real time.
 CLOCK ?= 2023-10-08T09:00:00+08:00
@@ -24,7 +34,7 @@ CLOCK ?= 2023-10-08T09:00:00+08:00
 run: install
 	CANBAO_CLOCK_START=$(CLOCK) $(BIN)/canbao run
 
-test: install lint typecheck pytest
+test: install browser lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,7 +43,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy .
 
-pytest: install
+pytest: install browser
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: install
@@ -43,4 +53,4 @@ schemas: install
 	$(BIN)/canbao schemas --out docs/events
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache

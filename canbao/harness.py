@@ -72,6 +72,10 @@ class Stack:
             env[f"{prefix}_PORT"] = str(self.ports[service])
             env[f"{prefix}_DATABASE_URL"] = self.database_urls[service]
             env[f"{prefix}_OUTBOX_POLL_INTERVAL_S"] = "0.2"
+        # Files the services keep stay with this stack, not in the checkout's var/.
+        env["REGISTRY_ROSTER_DIR"] = str(self.workdir / "rosters")
+        env["REGISTRY_REMINDER_LOG"] = str(self.workdir / "reminders.log")
+        env["COLLECTION_RECONCILIATION_DIR"] = str(self.workdir / "reconciliation")
         return env | self.extra_env
 
     def start(self, timeout_s: float = 90.0) -> None:
