@@ -26,7 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-YAOHAI = {"region_code": "340102", "coverage_year": 2024}
+YAOHAI: dict[str, Any] = {"region_code": "340102", "coverage_year": 2024}
 
 
 async def enroll_and_pay(stack: Stack, id_number: str, name: str) -> None:
