@@ -35,6 +35,7 @@ SHIPPED_BASELINES = Path(__file__).parent / "data"
 BASELINE_MAX_BYTES = 1024 * 1024
 HUNDRED = Decimal(100)
 CENTS = Decimal("0.01")
+_SHIPPED_ROWS: dict[str, list[BaselineRow]] = {}
 
 Key = tuple[str, ...]
 
@@ -68,7 +69,7 @@ async def baseline(session: AsyncSession, policy: Policy) -> tuple[list[Baseline
         )
     else:
         shipped = SHIPPED_BASELINES / f"{policy.policy_id}.csv"
-        rows = reading.read(shipped, shipped.name, policy) if shipped.exists() else []
+        rows = _shipped(policy)
         described = BaselineOut(
             policy_id=policy.policy_id,
             source=f"shipped:{shipped.name}" if rows else "none",
@@ -80,6 +81,14 @@ async def baseline(session: AsyncSession, policy: Policy) -> tuple[list[Baseline
         BaselineRowOut(unit=r.unit, kind=r.kind, region_code=r.region_code, **r.figures) for r in rows
     ]
     return rows, described
+
+
+def _shipped(policy: Policy) -> list[BaselineRow]:
+    """The table shipped for the policy, read once per process (the files never change while it runs)."""
+    if policy.policy_id not in _SHIPPED_ROWS:
+        path = SHIPPED_BASELINES / f"{policy.policy_id}.csv"
+        _SHIPPED_ROWS[policy.policy_id] = reading.read(path, path.name, policy) if path.exists() else []
+    return _SHIPPED_ROWS[policy.policy_id]
 
 
 async def replace_baseline(

@@ -58,10 +58,8 @@ async def queue(
         student=None,
         after=None,
         limit=None,
+        case_ids=request.case_ids,
     )
-    if request.case_ids is not None:
-        wanted = set(request.case_ids)
-        cases = [c for c in cases if c.id in wanted]
     now = registry.clock.now()
     reachable = [c for c in cases if c.person.phone]
     held = await repository.throttles(session, [c.person_id for c in reachable])

@@ -139,6 +139,7 @@ async def listing(
     student: bool | None,
     after: int | None,
     limit: int | None,
+    case_ids: Sequence[int] | None = None,
 ) -> list[ScreeningCase]:
     query = select(ScreeningCase).where(
         ScreeningCase.region_code == region_code, ScreeningCase.coverage_year == coverage_year
@@ -155,6 +156,8 @@ async def listing(
         query = query.where(ScreeningCase.student == student)
     if after is not None:
         query = query.where(ScreeningCase.id > after)
+    if case_ids is not None:
+        query = query.where(ScreeningCase.id.in_(case_ids))
     query = query.order_by(ScreeningCase.id)
     if limit is not None:
         query = query.limit(limit)

@@ -118,12 +118,6 @@ async def screen(
             continue
         if person_id not in found_in:
             continue  # an open case the data no longer mentions: staff's follow-up decides
-        person = people[person_id]
-        flags = {
-            "aged_60_plus": age_on(person.birth_date, today) >= ELDERLY_AGE,
-            "student": student.get(person_id, False),
-            "pending_payment": statuses.get(person_id) is EnrollmentStatus.PENDING_PAYMENT,
-        }
         where = place[person_id]
         if case is None:
             case = ScreeningCase(
@@ -146,11 +140,9 @@ async def screen(
         case.region_code = region_code
         case.township, case.village, case.village_group = where.township, where.village, where.village_group
         case.found_in = found_in[person_id]
-        case.aged_60_plus, case.student, case.pending_payment = (
-            flags["aged_60_plus"],
-            flags["student"],
-            flags["pending_payment"],
-        )
+        case.aged_60_plus = age_on(people[person_id].birth_date, today) >= ELDERLY_AGE
+        case.student = student.get(person_id, False)
+        case.pending_payment = statuses.get(person_id) is EnrollmentStatus.PENDING_PAYMENT
     repository.add_all(session, new_rows)
     await session.flush()
     listed = len(await repository.open_case_people(session, region_code, year, OPEN))
