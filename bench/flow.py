@@ -20,6 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from canbao.harness import Stack, resident_id
 from canbao.stack import SERVICES
+from shared.auth import Role, dev_token
+
+REGION = "340104"
 
 POLL_S = 0.05
 
@@ -29,7 +32,7 @@ async def one_flow(registry: httpx.AsyncClient, collection: httpx.AsyncClient, t
     deadline = started + timeout_s
     created = await registry.post(
         "/v1/enrollments",
-        json={"id_number": resident_id(), "name": "测试", "region_code": "340104", "coverage_year": 2024},
+        json={"id_number": resident_id(), "name": "测试", "region_code": REGION, "coverage_year": 2024},
     )
     if created.status_code == 409:  # a random ID that repeats: not a failure of the system
         return -1.0
@@ -60,9 +63,12 @@ async def run(count: int, concurrency: int, registry_url: str, collection_url: s
     limits = httpx.Limits(max_connections=concurrency * 2)
     semaphore = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
+    # A staff member of the district enrolls; a resident pays (the stack runs with the development key).
+    staff = {"Authorization": f"Bearer {dev_token(Role.STAFF, regions=[REGION])}"}
+    officer = {"Authorization": f"Bearer {dev_token(Role.TAX_OFFICER)}"}
     async with (
-        httpx.AsyncClient(base_url=registry_url, timeout=60, limits=limits) as registry,
-        httpx.AsyncClient(base_url=collection_url, timeout=60, limits=limits) as collection,
+        httpx.AsyncClient(base_url=registry_url, timeout=60, limits=limits, headers=staff) as registry,
+        httpx.AsyncClient(base_url=collection_url, timeout=60, limits=limits, headers=officer) as collection,
     ):
         with Progress(
             TextColumn("[bold]flows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console

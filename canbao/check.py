@@ -122,10 +122,12 @@ async def run(
     repair: bool,
     wait_s: float,
     requested_by: str,
+    token: str,
 ) -> CheckReport:
+    headers = {"Authorization": f"Bearer {token}"}
     async with (
-        httpx.AsyncClient(base_url=registry_url, timeout=60) as registry,
-        httpx.AsyncClient(base_url=collection_url, timeout=60) as collection,
+        httpx.AsyncClient(base_url=registry_url, timeout=60, headers=headers) as registry,
+        httpx.AsyncClient(base_url=collection_url, timeout=60, headers=headers) as collection,
     ):
         report = await compare(registry, collection, region_code, day)
         if repair and report.differences:

@@ -2,15 +2,18 @@
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Table
 
 from canbao import check as crosscheck
 from canbao import stack
+from shared.auth import DEV_KEY, DEV_KEY_ID, Role, TokenClaims, dev_token, issue_token
 from shared.events import COLLECTION_PAYMENTS, EVENT_TYPES, REGISTRY_ENROLLMENTS, Envelope
 
 app = typer.Typer(help="Canbao (参保) operator commands", no_args_is_help=True)
@@ -56,6 +59,38 @@ def schemas(
 
 
 @app.command()
+def token(
+    role: Role = typer.Option(..., help="resident, staff, department, tax_officer, auditor or admin"),
+    subject: str = typer.Option(..., "--subject", help="Who the token is for (their account name)"),
+    region: list[str] = typer.Option([], help="A region code the holder works in (staff, department)"),
+    category: list[str] = typer.Option([], help="A subsidy category or roster kind (department)"),
+    id_number: str | None = typer.Option(None, help="The resident's own ID number (resident)"),
+    name: str | None = typer.Option(None, help="The holder's name"),
+    hours: float = typer.Option(8.0, min=0.01, max=24 * 30, help="How long the token is valid"),
+) -> None:
+    """Issue a bearer token signed with CANBAO_AUTH_KEY (key id CANBAO_AUTH_KEY_ID), or with the development
+    key that `make run` accepts when no key is set. Production services refuse the development key."""
+    settings = TokenSettings()
+    try:
+        claims = TokenClaims(
+            sub=subject, role=role, regions=region, categories=category, id_number=id_number, name=name
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    secret = settings.auth_key.get_secret_value() if settings.auth_key else DEV_KEY
+    typer.echo(issue_token(claims, secret=secret, key_id=settings.auth_key_id, ttl=timedelta(hours=hours)))
+
+
+class TokenSettings(BaseSettings):
+    """CANBAO_AUTH_KEY and CANBAO_AUTH_KEY_ID: the key `canbao token` signs with."""
+
+    model_config = SettingsConfigDict(env_prefix="CANBAO_")
+
+    auth_key: SecretStr | None = None
+    auth_key_id: str = DEV_KEY_ID
+
+
+@app.command()
 def check(
     region: str = typer.Option(..., help="Region code (6 digits), e.g. 340104"),
     day: datetime = typer.Option(..., formats=["%Y-%m-%d"], help="Business day (Beijing), e.g. 2023-10-08"),
@@ -65,11 +100,17 @@ def check(
     wait: float = typer.Option(30.0, help="Seconds to wait for the registry to apply what was republished"),
     operator: str = typer.Option("canbao-check", help="Who runs the check (kept in collection's log)"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+    token: str | None = typer.Option(
+        None,
+        envvar="CANBAO_TOKEN",
+        help="An administrator's bearer token; default: one signed with the development key (make run)",
+    ),
 ) -> None:
     """核对: compare what the registry holds as paid with what collection recorded for a region and day;
     repair lost confirmations. Exit 0 when the two agree (after repair), 1 when differences remain."""
+    bearer = token or dev_token(Role.ADMIN, sub=operator)
     report = asyncio.run(
-        crosscheck.run(registry_url, collection_url, region, day.date(), repair, wait, operator)
+        crosscheck.run(registry_url, collection_url, region, day.date(), repair, wait, operator, bearer)
     )
     if as_json:
         typer.echo(json.dumps(_report_json(report), ensure_ascii=False, indent=2))

@@ -16,6 +16,7 @@ import httpx
 from stdnum.cn import ric
 
 from canbao.stack import SERVICES
+from shared.auth import Role, dev_token
 
 CANBAO = Path(sys.executable).parent / "canbao"
 # Inside Hefei's 2024 window, as `make run` starts by default.
@@ -108,5 +109,7 @@ class Stack:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def client(self, service: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url(service), timeout=30.0)
+    def client(self, service: str, token: str | None = None) -> httpx.AsyncClient:
+        """A client of one service, as an administrator unless another token is given."""
+        headers = {"Authorization": f"Bearer {token or dev_token(Role.ADMIN)}"}
+        return httpx.AsyncClient(base_url=self.url(service), timeout=30.0, headers=headers)

@@ -30,11 +30,18 @@ class DomainError(Exception):
     code: ClassVar[str] = "bad_request"
     message_zh: ClassVar[str] = "请求有误"
     message_en: ClassVar[str] = "Bad request"
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(
-        self, details: dict[str, Any] | None = None, *, zh: str | None = None, en: str | None = None
+        self,
+        details: dict[str, Any] | None = None,
+        *,
+        zh: str | None = None,
+        en: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
         self.details = details
+        self.response_headers = {**(self.headers or {}), **(headers or {})} or None
         self.zh = zh or self.message_zh
         self.en = en or self.message_en
         super().__init__(f"{self.code}: {self.en}")
@@ -64,6 +71,7 @@ class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     message_zh = "服务暂时不可用，请稍后重试"
     message_en = "Service temporarily unavailable, retry later"
+    headers = {"Retry-After": "5"}  # noqa: RUF012
 
 
 _HTTP_CODES: dict[int, tuple[str, str, str]] = {
@@ -94,8 +102,9 @@ def error_responses(
 def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
-        return JSONResponse(exc.body().model_dump(), status_code=exc.status_code, headers=headers)
+        return JSONResponse(
+            exc.body().model_dump(), status_code=exc.status_code, headers=exc.response_headers
+        )
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -60,6 +60,31 @@ class DeadLetterMixin:
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    resolution: Mapped[str | None] = mapped_column(String(16), default=None, doc="replayed or discarded")
+    resolved_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+async def apply_once(
+    session: AsyncSession,
+    inbox: type[InboxMixin],
+    handler: Handler,
+    envelope: Envelope,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> bool:
+    """Apply an event in the caller's transaction unless the inbox shows it applied; False if it was."""
+    if await session.get(inbox, envelope.id) is not None:
+        return False
+    session.add(
+        inbox(  # type: ignore[call-arg]
+            event_id=envelope.id, event_type=envelope.type, topic=topic, partition=partition, offset=offset
+        )
+    )
+    await handler(session, envelope)
+    return True
 
 
 class _PermanentFailure(Exception):
@@ -187,19 +212,12 @@ class IdempotentConsumer:
             raise _PermanentFailure("unknown_event_type", envelope.type)
         try:
             async with self._sessionmaker() as session, session.begin():
-                if await session.get(self._inbox, envelope.id) is not None:
+                applied = await apply_once(
+                    session, self._inbox, handler, envelope, record.topic, record.partition, record.offset
+                )
+                if not applied:
                     log.info("event_redelivered_skipped", event_id=envelope.id, type=envelope.type)
                     return
-                session.add(
-                    self._inbox(  # type: ignore[call-arg]
-                        event_id=envelope.id,
-                        event_type=envelope.type,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                    )
-                )
-                await handler(session, envelope)
         except ValidationError as exc:
             raise _PermanentFailure("invalid_payload", str(exc)) from exc
         except IntegrityError:

@@ -12,14 +12,19 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
+from shared.audit import AuditMixin, AuditTrail, audit_router
+from shared.auth import ACCESS_ERRORS, authenticate
 from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
-from shared.errors import install_error_handlers
+from shared.dead_letters import dead_letter_router
+from shared.errors import error_responses, install_error_handlers
 from shared.health import router as health_router
 from shared.inbox import DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
 from shared.kafka import KafkaLink
 from shared.logging import configure_logging
+from shared.middleware import BodySizeLimit, MaskPersonalData
 from shared.outbox import OutboxMixin, OutboxRelay
 from shared.settings import ServiceSettings
 
@@ -36,6 +41,7 @@ class ServiceSpec:
     outbox: type[OutboxMixin]
     inbox: type[InboxMixin]
     dead_letters: type[DeadLetterMixin]
+    audit: type[AuditMixin]
     produces: list[str]
     consumes: list[str]
     handlers: dict[str, Handler]
@@ -81,11 +87,31 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.clock = Clock(settings.clock_start)
+    app.state.audit_trail = AuditTrail(spec.audit)
+    # Upload routes add their own limits (path -> bytes); the middleware reads them per request.
+    app.state.body_limits = {}
     install_error_handlers(app)
+    app.add_middleware(MaskPersonalData)
+    app.add_middleware(BodySizeLimit, default_bytes=settings.max_body_bytes)
     app.include_router(health_router)
-    for router in spec.routers:
+    operators = [audit_router(spec.audit), dead_letter_router(spec.dead_letters, spec.inbox, spec.handlers)]
+    for router in [*spec.routers, *operators]:
         app.include_router(router)
+    _declare_access_errors(app)
     return app
+
+
+def _declare_access_errors(app: FastAPI) -> None:
+    """Every authenticated endpoint can answer 401 and 403; say so in its OpenAPI responses."""
+    declared = error_responses(*ACCESS_ERRORS)
+    declared.pop(422)
+    for route in app.routes:
+        if isinstance(route, APIRoute) and _calls(route.dependant, authenticate):
+            route.responses = {**declared, **route.responses}
+
+
+def _calls(dependant: Any, function: Any) -> bool:
+    return any(d.call is function or _calls(d, function) for d in dependant.dependencies)
 
 
 def migrate(migrations_dir: Path, database_url: str) -> None:

@@ -3,8 +3,10 @@
 from datetime import datetime
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
+
+from shared.auth import DEV_KEY, DEV_KEY_ID, DEV_KEY_PREFIX, MIN_KEY_LENGTH
 
 Environment = Literal["development", "test", "production"]
 
@@ -28,6 +30,19 @@ class ServiceSettings(BaseSettings):
     clock_start: datetime | None = None
     log_level: str = "INFO"
     log_json: bool = False
+    auth_keys: dict[str, SecretStr] = Field(
+        default_factory=lambda: {DEV_KEY_ID: SecretStr(DEV_KEY)},
+        description='Keys that verify bearer tokens (HS256), by key id, as JSON: {"2026-11": "…"}; '
+        "several at once while keys rotate",
+    )
+    auth_issuer: str = "canbao"
+    auth_audience: str = "canbao"
+    # JSON bodies are small; file uploads have their own, larger limits.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    lookup_failures_allowed: int = Field(
+        default=5, ge=1, description="Failed ID-number lookups a caller may make within the window"
+    )
+    lookup_failure_window_s: int = Field(default=900, ge=1)
 
     @property
     def is_sqlite(self) -> bool:
@@ -39,6 +54,17 @@ class ServiceSettings(BaseSettings):
             raise ValueError("production needs a PostgreSQL database_url, not the embedded SQLite default")
         if self.environment == "production" and self.clock_start is not None:
             raise ValueError("clock_start is for development and tests; production runs on real time")
+        if not self.auth_keys:
+            raise ValueError("auth_keys: at least one token key is needed")
+        if self.environment == "production":
+            weak = sorted(
+                kid
+                for kid, key in self.auth_keys.items()
+                if key.get_secret_value().startswith(DEV_KEY_PREFIX)
+                or len(key.get_secret_value()) < MIN_KEY_LENGTH
+            )
+            if weak:
+                raise ValueError(f"production needs real token keys of {MIN_KEY_LENGTH}+ characters: {weak}")
         if self.clock_start is not None and self.clock_start.tzinfo is None:
             raise ValueError("clock_start needs a time zone, e.g. 2023-10-08T09:00:00+08:00")
         return self

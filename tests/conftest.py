@@ -20,6 +20,7 @@ from collection.main import create_app as create_collection_app
 from collection.settings import CollectionSettings
 from registry.main import create_app as create_registry_app
 from registry.settings import RegistrySettings
+from shared.auth import Role, dev_token
 from shared.clock import BUSINESS_TZ
 from shared.db import create_engine
 from tests.support import SERVICES, migrate, recreate_pg_database
@@ -110,7 +111,15 @@ async def _harness(
 
 
 def _client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    # As an administrator; tests of roles and areas pass their own tokens (tests/test_access.py).
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+
+
+ADMIN_TOKEN = dev_token(Role.ADMIN)
 
 
 @pytest.fixture

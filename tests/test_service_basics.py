@@ -11,7 +11,10 @@ from collection.settings import CollectionSettings
 from registry.main import create_app
 from registry.settings import RegistrySettings
 from shared.db import create_engine, create_sessionmaker
+from shared.auth import Role, dev_token
 from tests.support import problem, resident_id
+
+ADMIN = {"Authorization": f"Bearer {dev_token(Role.ADMIN)}"}
 
 
 @pytest.mark.parametrize("settings_class", [RegistrySettings, CollectionSettings])
@@ -21,9 +24,25 @@ def test_production_refuses_the_embedded_sqlite_default(
     # What collection's production also needs: real channel secrets (tested in test_channel_notifications).
     secrets = {c: "k" * 40 + c for c in ("wechat", "alipay", "provincial_app", "bank")}
     monkeypatch.setenv("COLLECTION_CHANNEL_SECRETS", json.dumps(secrets))
+    for prefix in ("REGISTRY", "COLLECTION"):
+        monkeypatch.setenv(f"{prefix}_AUTH_KEYS", json.dumps({"2026-11": "s" * 40}))
     with pytest.raises(ValidationError, match="PostgreSQL"):
         settings_class(environment="production")
     settings_class(environment="production", database_url="postgresql+asyncpg://u@db/x")
+
+
+@pytest.mark.parametrize("settings_class", [RegistrySettings, CollectionSettings])
+@pytest.mark.parametrize("keys", [None, {"dev": "dev-only-" + "x" * 40}, {"short": "too-short"}])
+def test_production_refuses_development_or_weak_token_keys(
+    settings_class: type[RegistrySettings], keys: dict[str, str] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = {c: "k" * 40 + c for c in ("wechat", "alipay", "provincial_app", "bank")}
+    monkeypatch.setenv("COLLECTION_CHANNEL_SECRETS", json.dumps(secrets))
+    database = "postgresql+asyncpg://u@db/x"
+    given = {} if keys is None else {"auth_keys": keys}
+    with pytest.raises(ValidationError, match="token keys"):
+        settings_class(environment="production", database_url=database, **given)
+    settings_class(environment="production", database_url=database, auth_keys={"2026-11": "s" * 40})
 
 
 def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,7 +55,9 @@ async def test_an_unreachable_database_gives_503_with_a_retry_hint(tmp_path: Pat
     app = create_app(RegistrySettings(environment="test"))
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'registry.db'}")
     app.state.sessionmaker = create_sessionmaker(engine)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t", headers=ADMIN
+    ) as client:
         response = await client.post(
             "/v1/enrollments",
             json={"id_number": resident_id(), "name": "张三", "region_code": "340104", "coverage_year": 2024},

@@ -120,9 +120,12 @@ async def test_bad_notifications_record_nothing(
 
 def test_production_refuses_development_channel_secrets() -> None:
     database = "postgresql+asyncpg://u@db/x"
+    keys = {"2026-11": "t" * 40}
     with pytest.raises(ValueError, match="channel secrets"):
-        CollectionSettings(environment="production", database_url=database)
+        CollectionSettings(environment="production", database_url=database, auth_keys=keys)
     strong = {c: "x" * 40 + c for c in ("wechat", "alipay", "provincial_app", "bank")}
-    CollectionSettings(environment="production", database_url=database, channel_secrets=strong)
+    CollectionSettings(
+        environment="production", database_url=database, channel_secrets=strong, auth_keys=keys
+    )
     with pytest.raises(ValueError, match="not notifying channels"):
         CollectionSettings(channel_secrets={"cash": "x" * 40})

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from playwright.async_api import async_playwright
 
+from shared.auth import Role, dev_token
 from tests.spreadsheets import csv_bytes
 from tests.support import ROOT, Stack, eventually, resident_id
 
@@ -110,7 +111,13 @@ async def test_the_dashboard_shows_progress_payments_and_follow_up(stack: Stack,
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 1600}, locale="zh-CN")
+            # As the district's staff would open it.
+            staff = dev_token(Role.STAFF, regions=["340102"])
+            page = await browser.new_page(
+                viewport={"width": 1280, "height": 1600},
+                locale="zh-CN",
+                extra_http_headers={"Authorization": f"Bearer {staff}"},
+            )
             response = await page.goto(
                 f"{stack.url('registry')}/dashboard?region_code=340102&coverage_year=2024"
             )

@@ -1,8 +1,9 @@
-"""Collection's own database: its declarative base and the outbox, inbox and dead-letter tables."""
+"""Collection's own database: its declarative base and the outbox, inbox, dead-letter and audit tables."""
 
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from shared.audit import AuditMixin
 from shared.db import NAMING_CONVENTION
 from shared.inbox import DeadLetterMixin, InboxMixin
 from shared.outbox import OutboxMixin
@@ -22,3 +23,7 @@ class InboxMessage(InboxMixin, Base):
 
 class DeadLetter(DeadLetterMixin, Base):
     __tablename__ = "dead_letters"
+
+
+class AuditEvent(AuditMixin, Base):
+    __tablename__ = "audit_events"

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from collection.agents.router import router as agents_router
 from collection.billing.events import HANDLERS
 from collection.billing.router import router as bills_router
-from collection.database import DeadLetter, InboxMessage, OutboxMessage
+from collection.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
 from collection.ledger.router import router as ledger_router
 from collection.notifications.router import router as notifications_router
 from collection.payments.router import router as payments_router
@@ -16,6 +16,7 @@ from collection.refunds.router import router as refunds_router
 from collection.settings import CollectionSettings
 from collection.transfers.router import router as transfers_router
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
+from shared.middleware import MULTIPART_SLACK_BYTES
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -26,6 +27,7 @@ SPEC = ServiceSpec(
     outbox=OutboxMessage,
     inbox=InboxMessage,
     dead_letters=DeadLetter,
+    audit=AuditEvent,
     produces=[COLLECTION_PAYMENTS],
     consumes=[REGISTRY_ENROLLMENTS],
     handlers=HANDLERS,
@@ -45,4 +47,9 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: CollectionSettings | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or CollectionSettings())
+    settings = settings or CollectionSettings()
+    app = create_service_app(SPEC, settings)
+    app.state.body_limits |= {
+        "/v1/reconciliations": settings.reconciliation_max_bytes + MULTIPART_SLACK_BYTES
+    }
+    return app

@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from registry.dashboard.router import router as dashboard_router
-from registry.database import DeadLetter, InboxMessage, OutboxMessage
+from registry.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
 from registry.enrollment.dependencies import get_registry_of
 from registry.enrollment.events import HANDLERS
 from registry.enrollment.router import router as enrollment_router
@@ -13,6 +13,7 @@ from registry.household.router import router as household_router
 from registry.policy.book import SHIPPED_POLICIES, PolicyBook
 from registry.population.router import router as population_router
 from registry.progress.router import router as progress_router
+from registry.progress.service import BASELINE_MAX_BYTES
 from registry.reminder.router import router as reminder_router
 from registry.reminder.senders import load_sender
 from registry.reminder.service import ReminderDispatcher
@@ -22,6 +23,7 @@ from registry.screening.router import router as screening_router
 from registry.settings import RegistrySettings
 from registry.subsidy.router import router as subsidy_router
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
+from shared.middleware import MULTIPART_SLACK_BYTES
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -33,6 +35,7 @@ SPEC = ServiceSpec(
     outbox=OutboxMessage,
     inbox=InboxMessage,
     dead_letters=DeadLetter,
+    audit=AuditEvent,
     produces=[REGISTRY_ENROLLMENTS],
     consumes=[COLLECTION_PAYMENTS],
     handlers=HANDLERS,
@@ -56,6 +59,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     settings = settings or RegistrySettings()
     app = create_service_app(SPEC, settings)
     directories = [SHIPPED_POLICIES] + ([settings.policy_dir] if settings.policy_dir else [])
+    # Uploads are refused with 413 before they are read when over their limit (a multipart envelope's worth
+    # of slack over the file's own).
+    app.state.body_limits |= {
+        "/v1/rosters": settings.roster_max_bytes + MULTIPART_SLACK_BYTES,
+        "/v1/progress/baseline": BASELINE_MAX_BYTES + MULTIPART_SLACK_BYTES,
+    }
     app.state.policies = PolicyBook.load(*directories)
     app.state.exclusion_lookup = RegistryExclusionList()
     app.state.roster_worker = RosterWorker(

@@ -11,12 +11,13 @@ from collection.agents.errors import (
 )
 from collection.agents.schemas import AgentCreate, AgentList, AgentOut, RemittanceCreate, RemittanceOut
 from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequired, IdempotencyKeyReused
+from shared.auth import Role, allow
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], dependencies=[allow(Role.TAX_OFFICER)])
 
 
 @router.post(

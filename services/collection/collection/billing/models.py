@@ -73,3 +73,15 @@ class BillSubsidyLine(Base):
     @classmethod
     def from_events(cls, lines: list[SubsidyLineData]) -> list["BillSubsidyLine"]:
         return [cls(category=x.category, funder=x.funder, amount_fen=x.amount_fen) for x in lines]
+
+
+class LookupFailure(Base):
+    """A lookup of a bill by ID number and name that matched nothing: counted per caller, so that repeated
+    guesses are throttled and the API cannot be used to find out who is insured."""
+
+    __tablename__ = "lookup_failures"
+    __table_args__ = (Index("ix_lookup_failures_subject_at", "subject", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection.billing.models import Bill, BillStatus, BillSubsidyLine
+from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
 
 # Bills whose contributions are still due to the fund (open) or were paid and kept (paid).
 STANDING = (BillStatus.OPEN, BillStatus.PAID)
@@ -22,6 +22,20 @@ async def list_bills(session: AsyncSession, enrollment_ids: list[str], limit: in
     if enrollment_ids:
         query = query.where(Bill.enrollment_id.in_(enrollment_ids))
     return list((await session.scalars(query)).all())
+
+
+async def for_person(session: AsyncSession, id_number: str, limit: int) -> list[Bill]:
+    query = select(Bill).where(Bill.id_number == id_number).order_by(Bill.created_at, Bill.id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def failed_lookups_since(session: AsyncSession, subject: str, since: datetime) -> int:
+    query = select(func.count()).where(LookupFailure.subject == subject, LookupFailure.at >= since)
+    return int(await session.scalar(query) or 0)
+
+
+def add_failed_lookup(session: AsyncSession, subject: str, at: datetime) -> None:
+    session.add(LookupFailure(subject=subject, at=at))
 
 
 async def open_for_organisation(

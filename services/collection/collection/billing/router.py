@@ -1,10 +1,15 @@
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from collection.billing import repository
-from collection.billing.errors import BillNotFound
+from collection import access as area
+from collection.billing import repository, service
+from collection.billing.errors import BillNotFound, TooManyLookups
 from collection.billing.schemas import BillList, BillOut, OrganisationDue
+from collection.settings import CollectionSettings
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
+from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
@@ -15,15 +20,56 @@ router = APIRouter(prefix="/v1/bills", tags=["bills"])
 @router.get(
     "",
     summary="Bills, optionally for given enrollments",
-    description="Repeat `enrollment_id` for several (a household's members, to pay them at once).",
+    description="Repeat `enrollment_id` for several (a household's members, to pay them at once). A resident "
+    "gets their own bills; naming someone else's enrollment is refused.",
+    responses=error_responses(*AREA_ERRORS),
+    dependencies=[allow(Role.RESIDENT, Role.TAX_OFFICER)],
 )
 async def list_bills(
     session: DbSession,
+    access: CurrentAccess,
     enrollment_id: Annotated[list[str] | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> BillList:
-    bills = await repository.list_bills(session, enrollment_id or [], limit)
+    if access.is_resident and not enrollment_id:
+        bills = await repository.for_person(session, access.principal.id_number or "", limit)
+    else:
+        bills = await repository.list_bills(session, enrollment_id or [], limit)
+    for bill in bills:
+        area.bill(access, bill)
     return BillList(items=[BillOut.of(b) for b in bills])
+
+
+@router.get(
+    "/lookup",
+    summary="Find someone's bills to pay for them (代缴), by ID number and name together",
+    description="Both must match; a lookup matching nothing returns no items and counts against the caller: "
+    "after COLLECTION_LOOKUP_FAILURES_ALLOWED of them within COLLECTION_LOOKUP_FAILURE_WINDOW_S, lookups are "
+    "refused with 429 and a Retry-After. ID numbers in the answer are masked.",
+    responses=error_responses(TooManyLookups),
+    dependencies=[allow(Role.RESIDENT, Role.TAX_OFFICER)],
+)
+async def lookup_bills(
+    request: Request,
+    session: DbSession,
+    clock: AppClock,
+    access: CurrentAccess,
+    id_number: Annotated[str, Query(min_length=1, max_length=32)],
+    name: Annotated[str, Query(min_length=1, max_length=64)],
+) -> BillList:
+    settings: CollectionSettings = request.app.state.settings
+    found = await service.lookup(
+        session,
+        access.principal.subject,
+        id_number,
+        name,
+        clock.now(),
+        settings.lookup_failures_allowed,
+        timedelta(seconds=settings.lookup_failure_window_s),
+    )
+    for bill in found:
+        access.touch(bill.id_number, f"bill:{bill.id}")
+    return BillList(items=[BillOut.of(b) for b in found])
 
 
 @router.get(
@@ -31,6 +77,7 @@ async def list_bills(
     summary="What a school owes for its students' open bills",
     description="A university pays for its batch as one payer (when the policy says so): this is the amount "
     "to pay with `organisation` in POST /v1/payments.",
+    dependencies=[allow(Role.TAX_OFFICER)],
 )
 async def organisation_due(
     session: DbSession,
@@ -48,9 +95,15 @@ async def organisation_due(
     )
 
 
-@router.get("/{bill_id}", summary="One bill", responses=error_responses(BillNotFound))
-async def get_bill(bill_id: str, session: DbSession) -> BillOut:
+@router.get(
+    "/{bill_id}",
+    summary="One bill",
+    responses=error_responses(BillNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.RESIDENT, Role.TAX_OFFICER)],
+)
+async def get_bill(bill_id: str, session: DbSession, access: CurrentAccess) -> BillOut:
     bill = await repository.get(session, bill_id)
     if bill is None:
         raise BillNotFound({"bill_id": bill_id})
+    area.bill(access, bill)
     return BillOut.of(bill)

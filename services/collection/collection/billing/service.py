@@ -1,12 +1,13 @@
 """Bills: issued once per enrollment from the registry's events, and kept at the registry's latest price."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import repository
+from collection.billing.errors import TooManyLookups
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine
 from collection.ledger import service as ledger
 from collection.ledger.models import TransactionKind
@@ -19,6 +20,7 @@ from shared.events import (
     EnrollmentRepriced,
 )
 
+LOOKUP_LIMIT = 20
 log = structlog.get_logger(__name__)
 
 
@@ -124,3 +126,27 @@ async def _settle_if_nothing_due(session: AsyncSession, bill: Bill, at: datetime
     # guarantees the money, as the documents do), and the registry is told at once.
     if bill.amount_due_fen == 0:
         await payments.settle_by_subsidy(session, bill, at)
+
+
+async def lookup(
+    session: AsyncSession,
+    subject: str,
+    id_number: str,
+    name: str,
+    now: datetime,
+    allowed_failures: int,
+    window: timedelta,
+) -> list[Bill]:
+    """Someone's bills, for paying on their behalf (代缴): found only by ID number and name together, and a
+    caller whose lookups keep matching nothing is refused for a while (no way to enumerate people)."""
+    if await repository.failed_lookups_since(session, subject, now - window) >= allowed_failures:
+        retry_after = str(int(window.total_seconds()))
+        raise TooManyLookups({"retry_after_s": int(retry_after)}, headers={"Retry-After": retry_after})
+    found = [
+        b
+        for b in await repository.for_person(session, id_number.strip().upper(), LOOKUP_LIMIT)
+        if b.payer_name == name.strip()
+    ]
+    if not found:
+        repository.add_failed_lookup(session, subject, now)
+    return found

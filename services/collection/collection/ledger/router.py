@@ -4,9 +4,10 @@ from fastapi import APIRouter, Query
 
 from collection.ledger import service
 from collection.ledger.schemas import BalanceList, LedgerCheck
+from shared.auth import Role, allow
 from shared.db import DbSession
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], dependencies=[allow(Role.TAX_OFFICER)])
 
 
 @router.get(

@@ -55,6 +55,11 @@ class Payment(Base):
     settled_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, default=None, doc="When reconciliation confirmed the money reached the treasury"
     )
+    payer: Mapped[str | None] = mapped_column(
+        String(128),
+        default=None,
+        doc="Who recorded it through the API (a token's subject); residents see theirs",
+    )
     items: Mapped[list["PaymentItem"]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PaymentItem.position"
     )

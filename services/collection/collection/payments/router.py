@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Response, status
 
+from collection import access as area
 from collection.agents.errors import AgentNotFound
 from collection.billing.errors import BillNotFound
 from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequired, IdempotencyKeyReused
@@ -14,6 +15,7 @@ from collection.payments.errors import (
     PaymentWindowClosed,
 )
 from collection.payments.schemas import PaymentCreate, PaymentOut, Republish, RepublishOut
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, RoleNotAllowed, allow
 from shared.clock import AppClock
 from shared.crosscheck import PaidFilter, PaidPage
 from shared.db import DbSession
@@ -41,11 +43,19 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
         PaymentWindowClosed,
         ChannelReferenceUsed,
     ),
+    dependencies=[allow(Role.RESIDENT, Role.TAX_OFFICER)],
 )
 async def create_payment(
-    body: PaymentCreate, key: IdempotencyKey, session: DbSession, clock: AppClock, response: Response
+    body: PaymentCreate,
+    key: IdempotencyKey,
+    session: DbSession,
+    clock: AppClock,
+    response: Response,
+    access: CurrentAccess,
 ) -> PaymentOut:
-    result, replayed = await service.pay(session, clock, body, key)
+    if access.is_resident and (body.organisation is not None or body.agent_id is not None):
+        raise RoleNotAllowed({"reason": "residents pay their own or their family's bills, not a school's"})
+    result, replayed = await service.pay(session, clock, body, key, access.principal.subject)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return result
@@ -56,6 +66,7 @@ async def create_payment(
     summary="Enrollments paid on a region's business day, as collection holds them (核对)",
     description="Bills paid that day and still paid, by enrollment id; the cross-service check (`canbao "
     "check`) compares them with the registry's `GET /v1/enrollments/paid`.",
+    dependencies=[allow(Role.TAX_OFFICER)],
 )
 async def list_confirmed(session: DbSession, query: PaidFilter) -> PaidPage:
     return await service.confirmed_on(session, query)
@@ -64,16 +75,21 @@ async def list_confirmed(session: DbSession, query: PaidFilter) -> PaidPage:
 @router.post(
     "/confirmations",
     summary="Publish paid enrollments' confirmations again (repairs a lost one; the registry applies once)",
+    dependencies=[allow(Role.TAX_OFFICER)],
 )
 async def republish_confirmations(body: Republish, session: DbSession) -> RepublishOut:
     return await service.republish(session, body)
 
 
 @router.get(
-    "/{payment_id}", summary="One payment and its receipt number", responses=error_responses(PaymentNotFound)
+    "/{payment_id}",
+    summary="One payment and its receipt number",
+    responses=error_responses(PaymentNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.RESIDENT, Role.TAX_OFFICER)],
 )
-async def get_payment(payment_id: str, session: DbSession) -> PaymentOut:
+async def get_payment(payment_id: str, session: DbSession, access: CurrentAccess) -> PaymentOut:
     payment = await repository.get(session, payment_id)
     if payment is None:
         raise PaymentNotFound({"payment_id": payment_id})
+    await area.payment(session, access, payment)
     return PaymentOut.of(payment)

@@ -53,6 +53,7 @@ class Receipt:
     reference: str | None
     origin: PaymentOrigin
     agent_id: str | None = None
+    payer: str | None = None  # who asked for it to be recorded (the caller's token subject)
 
 
 async def pay(
@@ -60,6 +61,7 @@ async def pay(
     clock: Clock,
     body: PaymentCreate,
     key: str,
+    payer: str,
     origin: PaymentOrigin = PaymentOrigin.REQUEST,
 ) -> tuple[PaymentOut, bool]:
     """Record a payment of one or several bills, in full; returns the result and whether it is the replay
@@ -84,7 +86,9 @@ async def pay(
         payment = await _settle(
             session,
             to_pay,
-            Receipt(body.amount, body.channel, clock.now(), body.channel_reference, origin, body.agent_id),
+            Receipt(
+                body.amount, body.channel, clock.now(), body.channel_reference, origin, body.agent_id, payer
+            ),
         )
     except BillAlreadyPaid:
         # A concurrent request won; if it was this very request under the same key, answer as it did.
@@ -172,6 +176,7 @@ def _record(session: AsyncSession, settled: list[Bill], receipt: Receipt) -> Pay
         paid_at=paid_at,
         channel_reference=receipt.reference,
         origin=receipt.origin,
+        payer=receipt.payer,
         items=[
             PaymentItem(
                 bill_id=bill.id, enrollment_id=bill.enrollment_id, amount_fen=bill.amount_due_fen, position=i

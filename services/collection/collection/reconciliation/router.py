@@ -26,13 +26,18 @@ from collection.reconciliation.schemas import (
     RunOut,
 )
 from collection.settings import CollectionSettings
+from shared.auth import Role, allow
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.tabular import XLSX, xlsx_download
 
-router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"])
-lines_router = APIRouter(prefix="/v1/reconciliation-lines", tags=["reconciliation"])
+router = APIRouter(
+    prefix="/v1/reconciliations", tags=["reconciliation"], dependencies=[allow(Role.TAX_OFFICER)]
+)
+lines_router = APIRouter(
+    prefix="/v1/reconciliation-lines", tags=["reconciliation"], dependencies=[allow(Role.TAX_OFFICER)]
+)
 
 
 @router.post(

@@ -7,11 +7,12 @@ from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequire
 from collection.refunds import repository, service
 from collection.refunds.errors import AlreadyRefunded, BillNotPaid, RefundNotAllowed
 from collection.refunds.schemas import RefundCreate, RefundList, RefundOut
+from shared.auth import Role, allow
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
 
-router = APIRouter(prefix="/v1/refunds", tags=["refunds"])
+router = APIRouter(prefix="/v1/refunds", tags=["refunds"], dependencies=[allow(Role.TAX_OFFICER)])
 
 
 @router.post(

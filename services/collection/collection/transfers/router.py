@@ -6,12 +6,15 @@ from collection.idempotency.service import IdempotencyKey, IdempotencyKeyRequire
 from collection.transfers import service
 from collection.transfers.errors import NothingOwedByFunder, TransferReferenceUsed
 from collection.transfers.schemas import FunderStatement, TransferCreate, TransferOut
+from shared.auth import Role, allow
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
 
-router = APIRouter(prefix="/v1/subsidy-transfers", tags=["subsidy transfers"])
+router = APIRouter(
+    prefix="/v1/subsidy-transfers", tags=["subsidy transfers"], dependencies=[allow(Role.TAX_OFFICER)]
+)
 
 
 @router.post(

@@ -9,6 +9,7 @@ from fastapi.templating import Jinja2Templates
 from registry.dashboard import service
 from registry.enrollment.dependencies import RegistryContext
 from registry.policy.errors import PolicyNotFound
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
@@ -24,18 +25,26 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
     "or township against the target, subsidised groups against 应保尽保, payments per day, and screening "
     "follow-up per township, as of `as_of` (today when left out).",
     response_class=HTMLResponse,
-    responses=error_responses(PolicyNotFound),
+    responses=error_responses(PolicyNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
 async def dashboard(
     request: Request,
     session: DbSession,
     registry: RegistryContext,
+    access: CurrentAccess,
     region_code: Annotated[str | None, Query(pattern=REGION_CODE_PATTERN)] = None,
     coverage_year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     as_of: Annotated[date | None, Query()] = None,
 ) -> HTMLResponse:
     if region_code is None or coverage_year is None:
-        policies = sorted(registry.policies.all(), key=lambda p: (p.coverage_year, p.policy_id), reverse=True)
+        regions = access.regions_filter()
+        policies = sorted(
+            (p for p in registry.policies.all() if regions is None or {r.code for r in p.regions} & regions),
+            key=lambda p: (p.coverage_year, p.policy_id),
+            reverse=True,
+        )
         return templates.TemplateResponse(request, "index.html", {"policies": policies})
+    access.require_region(region_code)
     built = await service.build(session, registry, region_code, coverage_year, as_of)
     return templates.TemplateResponse(request, "dashboard.html", {"d": built})

@@ -1,5 +1,6 @@
 from fastapi import APIRouter, status
 
+from registry import access as area
 from registry.enrollment import repository, service
 from registry.enrollment.dependencies import RegistryContext
 from registry.enrollment.errors import (
@@ -8,6 +9,7 @@ from registry.enrollment.errors import (
     EnrollmentEnded,
     EnrollmentNotFound,
 )
+from registry.enrollment.models import Enrollment
 from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, EnrollmentOut
 from registry.exclusion.errors import EnrolledElsewhere, InEmployeeInsurance
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch
@@ -27,6 +29,7 @@ from registry.policy.errors import (
     UnknownTownship,
     UnknownWindowExtension,
 )
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.crosscheck import PaidFilter, PaidPage
 from shared.db import DbSession
 from shared.errors import error_responses
@@ -62,11 +65,13 @@ ENROLLMENT_ERRORS = (
     summary="Register a person for a coverage year (参保登记)",
     description="Priced by the region's policy for the year: the most generous subsidy category the person "
     "holds applies; after the window only the policy's late cases may enroll, with their evidence.",
-    responses=error_responses(*ENROLLMENT_ERRORS),
+    responses=error_responses(*ENROLLMENT_ERRORS, *AREA_ERRORS),
+    dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
 async def create_enrollment(
-    body: EnrollmentCreate, session: DbSession, registry: RegistryContext
+    body: EnrollmentCreate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> EnrollmentOut:
+    area.new_record(access, body.id_number, body.region_code)
     return EnrollmentOut.of(await service.enroll(session, registry, body))
 
 
@@ -76,11 +81,17 @@ async def create_enrollment(
     description="Unpaid: cancelled now, and collection cancels the bill. Paid: collection refunds it in full "
     "where the policy refunds the reason, and the enrollment is `cancelled` when the refund comes back "
     "(until then it stays `active`); otherwise refused.",
-    responses=error_responses(EnrollmentNotFound, EnrollmentEnded, CancellationNotAllowed),
+    responses=error_responses(EnrollmentNotFound, EnrollmentEnded, CancellationNotAllowed, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
 async def cancel_enrollment(
-    enrollment_id: str, body: CancellationCreate, session: DbSession, registry: RegistryContext
+    enrollment_id: str,
+    body: CancellationCreate,
+    session: DbSession,
+    registry: RegistryContext,
+    access: CurrentAccess,
 ) -> EnrollmentOut:
+    await _enrollment(session, access, enrollment_id)
     return EnrollmentOut.of(await service.cancel(session, registry, enrollment_id, body))
 
 
@@ -89,16 +100,27 @@ async def cancel_enrollment(
     summary="Enrollments paid on a region's business day, as the registry holds them (核对)",
     description="Active enrollments whose payment the registry applied, by enrollment id; the "
     "cross-service check (`canbao check`) compares them with collection's `GET /v1/payments/confirmed`.",
+    responses=error_responses(*AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
-async def list_paid(session: DbSession, query: PaidFilter) -> PaidPage:
+async def list_paid(session: DbSession, query: PaidFilter, access: CurrentAccess) -> PaidPage:
+    access.require_region(query.region_code)
     return await service.paid_on(session, query)
 
 
 @router.get(
-    "/{enrollment_id}", summary="An enrollment's current state", responses=error_responses(EnrollmentNotFound)
+    "/{enrollment_id}",
+    summary="An enrollment's current state",
+    responses=error_responses(EnrollmentNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
-async def get_enrollment(enrollment_id: str, session: DbSession) -> EnrollmentOut:
+async def get_enrollment(enrollment_id: str, session: DbSession, access: CurrentAccess) -> EnrollmentOut:
+    return EnrollmentOut.of(await _enrollment(session, access, enrollment_id))
+
+
+async def _enrollment(session: DbSession, access: CurrentAccess, enrollment_id: str) -> Enrollment:
     enrollment = await repository.get(session, enrollment_id)
     if enrollment is None:
         raise EnrollmentNotFound({"enrollment_id": enrollment_id})
-    return EnrollmentOut.of(enrollment)
+    await area.enrollment(session, access, enrollment)
+    return enrollment

@@ -5,11 +5,14 @@ from registry.exclusion.errors import ExclusionAlreadyRecorded, ExclusionNotFoun
 from registry.exclusion.schemas import ExclusionCreate, ExclusionOut, ExclusionRemove
 from registry.people.errors import IDENTITY_ERRORS
 from registry.people.service import identify
+from shared.auth import allow
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
 
-router = APIRouter(prefix="/v1/exclusions", tags=["exclusions"])
+# Exclusions come from other systems' data (employee insurance, other provinces) and carry no region:
+# recorded by administrators, the data exchange's accounts.
+router = APIRouter(prefix="/v1/exclusions", tags=["exclusions"], dependencies=[allow()])
 
 
 @router.post(

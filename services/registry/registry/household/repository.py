@@ -29,3 +29,10 @@ async def members_enrollments(
 
 def add(session: AsyncSession, household: Household) -> None:
     session.add(household)
+
+
+async def enrollment_regions(session: AsyncSession, household: Household) -> set[str]:
+    """The regions any member has ever enrolled in: where the household's staff are."""
+    person_ids = [m.person_id for m in household.members]
+    query = select(Enrollment.region_code).where(Enrollment.person_id.in_(person_ids)).distinct()
+    return set((await session.scalars(query)).all())

@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from registry import access as area
 from registry.enrollment.dependencies import RegistryContext
 from registry.enrollment.router import ENROLLMENT_ERRORS
 from registry.household import service
@@ -12,6 +13,7 @@ from registry.household.errors import (
     HouseholdNotFound,
     NotAHouseholdMember,
 )
+from registry.household.models import Household
 from registry.household.schemas import (
     HouseholdCreate,
     HouseholdEnrollmentCreate,
@@ -19,6 +21,7 @@ from registry.household.schemas import (
     HouseholdOut,
 )
 from registry.people.errors import IDENTITY_ERRORS
+from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -29,19 +32,35 @@ router = APIRouter(prefix="/v1/households", tags=["households"])
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Register a household (户) and its members",
-    responses=error_responses(*IDENTITY_ERRORS, HouseholdNeedsOneHead, AlreadyInHousehold, DuplicateMember),
+    description="A resident registers a household they are a member of.",
+    responses=error_responses(
+        *IDENTITY_ERRORS, HouseholdNeedsOneHead, AlreadyInHousehold, DuplicateMember, *AREA_ERRORS
+    ),
+    dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
 async def create_household(
-    body: HouseholdCreate, session: DbSession, registry: RegistryContext
+    body: HouseholdCreate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> HouseholdOut:
+    access.require_own(*(m.id_number.strip().upper() for m in body.members))
+    for member in body.members:
+        access.touch(member.id_number.strip().upper(), "household")
     return HouseholdOut.of(await service.register(session, registry, body))
 
 
 @router.get(
-    "/{household_id}", summary="A household and its members", responses=error_responses(HouseholdNotFound)
+    "/{household_id}",
+    summary="A household and its members",
+    responses=error_responses(HouseholdNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
-async def get_household(household_id: str, session: DbSession) -> HouseholdOut:
-    return HouseholdOut.of(await service.get(session, household_id))
+async def get_household(household_id: str, session: DbSession, access: CurrentAccess) -> HouseholdOut:
+    return HouseholdOut.of(await _household(session, access, household_id))
+
+
+async def _household(session: DbSession, access: Access, household_id: str) -> Household:
+    household = await service.get(session, household_id)
+    await area.household(session, access, household)
+    return household
 
 
 @router.post(
@@ -49,20 +68,35 @@ async def get_household(household_id: str, session: DbSession) -> HouseholdOut:
     status_code=status.HTTP_201_CREATED,
     summary="Enroll several members at once (为家人参保)",
     description="All listed members are enrolled, or none: a refusal names the member in `details.member`.",
-    responses=error_responses(*ENROLLMENT_ERRORS, HouseholdNotFound, NotAHouseholdMember, DuplicateMember),
+    responses=error_responses(
+        *ENROLLMENT_ERRORS, HouseholdNotFound, NotAHouseholdMember, DuplicateMember, *AREA_ERRORS
+    ),
+    dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
 async def enroll_members(
-    household_id: str, body: HouseholdEnrollmentCreate, session: DbSession, registry: RegistryContext
+    household_id: str,
+    body: HouseholdEnrollmentCreate,
+    session: DbSession,
+    registry: RegistryContext,
+    access: CurrentAccess,
 ) -> HouseholdEnrollments:
+    await _household(session, access, household_id)
+    if not access.is_resident:
+        access.require_region(body.region_code)
     return await service.enroll_members(session, registry, household_id, body)
 
 
 @router.get(
     "/{household_id}/enrollments",
     summary="The members' enrollments for a year, with one total to pay",
-    responses=error_responses(HouseholdNotFound),
+    responses=error_responses(HouseholdNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
 async def household_enrollments(
-    household_id: str, session: DbSession, coverage_year: Annotated[int, Query(ge=2000, le=2100)]
+    household_id: str,
+    session: DbSession,
+    access: CurrentAccess,
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
 ) -> HouseholdEnrollments:
+    await _household(session, access, household_id)
     return await service.summary(session, household_id, coverage_year)

@@ -30,3 +30,7 @@ async def by_documents(
 def add(session: AsyncSession, person: Person) -> Person:
     session.add(person)
     return person
+
+
+async def get(session: AsyncSession, person_id: str) -> Person | None:
+    return await session.get(Person, person_id)

@@ -8,6 +8,7 @@ from registry.policy.errors import PolicyNotFound
 from registry.progress import report, service
 from registry.progress.errors import ProgressBaselineInvalid, ProgressBaselineTooLarge
 from registry.progress.schemas import BaselineOut, DailyPayments, ProgressReport
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
@@ -27,15 +28,18 @@ AsOf = Annotated[date | None, Query(description="截止日期 (Beijing date); to
     "policy's reference table, against registered population and against the target (the table's task "
     "counts, or last year's enrollees where it sets none), and the same for each subsidy category. "
     "Enrollments outside the table's rows get rows of their own; the total is the sum of the rows.",
-    responses=error_responses(PolicyNotFound),
+    responses=error_responses(*AREA_ERRORS, PolicyNotFound),
+    dependencies=[allow(Role.STAFF)],
 )
 async def progress(
     session: DbSession,
+    access: CurrentAccess,
     registry: RegistryContext,
     region_code: RegionCode,
     coverage_year: CoverageYear,
     as_of: AsOf = None,
 ) -> ProgressReport:
+    access.require_region(region_code)
     return await service.progress(session, registry, region_code, coverage_year, as_of)
 
 
@@ -43,15 +47,18 @@ async def progress(
     "/report.xlsx",
     summary="The same report laid out as Hefei's attachment 2 (参保进度统计表)",
     response_class=Response,
-    responses=error_responses(PolicyNotFound, extra={200: {"content": {XLSX: {}}}}),
+    responses=error_responses(*AREA_ERRORS, PolicyNotFound, extra={200: {"content": {XLSX: {}}}}),
+    dependencies=[allow(Role.STAFF)],
 )
 async def progress_xlsx(
     session: DbSession,
+    access: CurrentAccess,
     registry: RegistryContext,
     region_code: RegionCode,
     coverage_year: CoverageYear,
     as_of: AsOf = None,
 ) -> Response:
+    access.require_region(region_code)
     found = await service.progress(session, registry, region_code, coverage_year, as_of)
     return xlsx_response(report.workbook(found), f"{found.policy_name}参保进度统计表-{found.as_of}.xlsx")
 
@@ -59,26 +66,35 @@ async def progress_xlsx(
 @router.get(
     "/daily-payments",
     summary="Enrollments paid per day since the window opened",
-    responses=error_responses(PolicyNotFound),
+    responses=error_responses(*AREA_ERRORS, PolicyNotFound),
+    dependencies=[allow(Role.STAFF)],
 )
 async def daily_payments(
     session: DbSession,
+    access: CurrentAccess,
     registry: RegistryContext,
     region_code: RegionCode,
     coverage_year: CoverageYear,
     as_of: AsOf = None,
 ) -> list[DailyPayments]:
+    access.require_region(region_code)
     return await service.daily_payments(session, registry, region_code, coverage_year, as_of)
 
 
 @router.get(
     "/baseline",
     summary="The reference figures the report uses (常住人口, 户籍人口, 上年度参保人数, 目标任务数)",
-    responses=error_responses(PolicyNotFound),
+    responses=error_responses(*AREA_ERRORS, PolicyNotFound),
+    dependencies=[allow(Role.STAFF)],
 )
 async def baseline(
-    session: DbSession, registry: RegistryContext, region_code: RegionCode, coverage_year: CoverageYear
+    session: DbSession,
+    access: CurrentAccess,
+    registry: RegistryContext,
+    region_code: RegionCode,
+    coverage_year: CoverageYear,
 ) -> BaselineOut:
+    access.require_region(region_code)
     _, described = await service.baseline(session, registry.policies.find(region_code, coverage_year))
     return described
 
@@ -91,9 +107,11 @@ async def baseline(
     "`target` (or `target_2023`), in people, or in 万人 with a `_10k` / `(万人)` suffix. A row without a "
     "region code is a township of the policy or 大学生. Any bad row refuses the whole table.",
     responses=error_responses(PolicyNotFound, ProgressBaselineInvalid, ProgressBaselineTooLarge),
+    dependencies=[allow()],
 )
 async def replace_baseline(
     session: DbSession,
+    access: CurrentAccess,
     registry: RegistryContext,
     file: UploadFile,
     region_code: Annotated[str, Form(pattern=REGION_CODE_PATTERN)],

@@ -7,7 +7,9 @@ from registry.policy.errors import PolicyNotFound
 from registry.reminder import repository, service
 from registry.reminder.errors import RemindersBusy
 from registry.reminder.schemas import ReminderBatch, ReminderOut, ReminderRequest
+from registry.screening.router import case_in_area
 from registry.settings import RegistrySettings
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -21,17 +23,31 @@ router = APIRouter(prefix="/v1/reminders", tags=["screening"])
     description="One reminder per person with a phone number, unless they were reminded within "
     "REGISTRY_REMINDER_MIN_INTERVAL_HOURS (counted as throttled). Delivery is asynchronous, through the "
     "configured sender; a delivered reminder marks a case nobody had contacted as reminded.",
-    responses=error_responses(PolicyNotFound, RemindersBusy),
+    responses=error_responses(PolicyNotFound, RemindersBusy, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
 async def queue_reminders(
-    body: ReminderRequest, request: Request, session: DbSession, registry: RegistryContext
+    body: ReminderRequest,
+    request: Request,
+    session: DbSession,
+    registry: RegistryContext,
+    access: CurrentAccess,
 ) -> ReminderBatch:
+    access.require_region(body.region_code)
     settings: RegistrySettings = request.app.state.settings
     batch = await service.queue(session, registry, body, settings.reminder_min_interval)
     request.app.state.reminder_dispatcher.wake()
     return batch
 
 
-@router.get("", summary="Reminders sent or queued for a screening case (phone numbers masked)")
-async def case_reminders(session: DbSession, case_id: Annotated[int, Query(ge=1)]) -> list[ReminderOut]:
+@router.get(
+    "",
+    summary="Reminders sent or queued for a screening case (phone numbers masked)",
+    responses=error_responses(*AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
+)
+async def case_reminders(
+    session: DbSession, access: CurrentAccess, case_id: Annotated[int, Query(ge=1)]
+) -> list[ReminderOut]:
+    await case_in_area(session, access, case_id)
     return [ReminderOut.of(r) for r in await repository.of_case(session, case_id)]

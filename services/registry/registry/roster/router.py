@@ -23,6 +23,7 @@ from registry.roster.models import RosterKind, RosterRow, RowStatus
 from registry.roster.report import write_report
 from registry.roster.schemas import Decision, Review, RowOut, RowPage, UploadOut
 from registry.settings import RegistrySettings
+from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
@@ -39,6 +40,7 @@ router = APIRouter(prefix="/v1/rosters", tags=["rosters"])
     "approve or reject. Sending the same file again for the same purpose returns the first upload (200) and "
     "changes nothing.",
     responses=error_responses(
+        *AREA_ERRORS,
         RosterFileInvalid,
         RosterCategoryRequired,
         RosterTooLarge,
@@ -46,12 +48,14 @@ router = APIRouter(prefix="/v1/rosters", tags=["rosters"])
         UnknownSubsidyCategory,
         extra={200: {"model": UploadOut, "description": "The same file was uploaded before"}},
     ),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
 async def upload_roster(
     request: Request,
     response: Response,
     tasks: BackgroundTasks,
     session: DbSession,
+    access: CurrentAccess,
     registry: RegistryContext,
     file: UploadFile,
     kind: Annotated[RosterKind, Form()],
@@ -61,6 +65,7 @@ async def upload_roster(
     uploaded_by: Annotated[str, Form(min_length=1, max_length=64)],
     category: Annotated[str | None, Form(max_length=64)] = None,
 ) -> UploadOut:
+    _in_area(access, region_code, category or kind.value)
     settings: RegistrySettings = request.app.state.settings
     upload, created = await service.receive(
         session,
@@ -86,22 +91,31 @@ async def upload_roster(
 
 
 @router.get(
-    "/{upload_id}", summary="An upload's state and counts", responses=error_responses(RosterUploadNotFound)
+    "/{upload_id}",
+    summary="An upload's state and counts",
+    responses=error_responses(*AREA_ERRORS, RosterUploadNotFound),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
-async def get_upload(upload_id: str, session: DbSession) -> UploadOut:
+async def get_upload(upload_id: str, session: DbSession, access: CurrentAccess) -> UploadOut:
+    await upload_in_area(session, access, upload_id)
     return UploadOut.of(await service.get(session, upload_id))
 
 
 @router.get(
-    "/{upload_id}/rows", summary="The per-row report", responses=error_responses(RosterUploadNotFound)
+    "/{upload_id}/rows",
+    summary="The per-row report",
+    responses=error_responses(*AREA_ERRORS, RosterUploadNotFound),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
 async def list_rows(
     upload_id: str,
     session: DbSession,
+    access: CurrentAccess,
     row_status: Annotated[RowStatus | None, Query(alias="status")] = None,
     after_row: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> RowPage:
+    await upload_in_area(session, access, upload_id)
     await service.get(session, upload_id)
     rows = await repository.rows(session, upload_id, row_status, after_row, limit)
     return RowPage(
@@ -113,9 +127,13 @@ async def list_rows(
     "/{upload_id}/report.xlsx",
     summary="The per-row report as a spreadsheet (校验结果)",
     response_class=FileResponse,
-    responses=error_responses(RosterUploadNotFound, extra={200: {"content": {XLSX: {}}}}),
+    responses=error_responses(*AREA_ERRORS, RosterUploadNotFound, extra={200: {"content": {XLSX: {}}}}),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
-async def download_report(upload_id: str, session: DbSession, tasks: BackgroundTasks) -> FileResponse:
+async def download_report(
+    upload_id: str, session: DbSession, access: CurrentAccess, tasks: BackgroundTasks
+) -> FileResponse:
+    await upload_in_area(session, access, upload_id)
     upload = await service.get(session, upload_id)
     return await xlsx_download(
         lambda target: write_report(upload, _all_rows(session, upload_id), target),
@@ -127,9 +145,13 @@ async def download_report(upload_id: str, session: DbSession, tasks: BackgroundT
 @router.post(
     "/{upload_id}/rows/{row_no}/decision",
     summary="Decide on a held row (a suspected duplicate across sources)",
-    responses=error_responses(RosterUploadNotFound, RosterRowNotFound, RosterRowNotHeld),
+    responses=error_responses(*AREA_ERRORS, RosterUploadNotFound, RosterRowNotFound, RosterRowNotHeld),
+    dependencies=[allow(Role.STAFF)],
 )
-async def decide_row(upload_id: str, row_no: int, body: Decision, session: DbSession) -> RowOut:
+async def decide_row(
+    upload_id: str, row_no: int, body: Decision, session: DbSession, access: CurrentAccess
+) -> RowOut:
+    await upload_in_area(session, access, upload_id)
     row = await service.decide_held_row(session, upload_id, row_no, body.accept, body.decided_by, body.note)
     return RowOut.of(row)
 
@@ -137,7 +159,8 @@ async def decide_row(upload_id: str, row_no: int, body: Decision, session: DbSes
 @router.post(
     "/{upload_id}/approval",
     summary="Approve a validated upload: its accepted rows are applied (医保部门审核通过)",
-    responses=error_responses(RosterUploadNotFound, RosterNotReviewable, RosterHasHeldRows),
+    responses=error_responses(*AREA_ERRORS, RosterUploadNotFound, RosterNotReviewable, RosterHasHeldRows),
+    dependencies=[allow(Role.STAFF)],
 )
 async def approve_upload(
     upload_id: str,
@@ -145,8 +168,10 @@ async def approve_upload(
     request: Request,
     tasks: BackgroundTasks,
     session: DbSession,
+    access: CurrentAccess,
     registry: RegistryContext,
 ) -> UploadOut:
+    await upload_in_area(session, access, upload_id)
     upload = await service.review(session, registry, upload_id, body.reviewed_by, True, body.note)
     tasks.add_task(request.app.state.roster_worker.wake)  # after the commit, which precedes the response
     return UploadOut.of(upload)
@@ -155,11 +180,13 @@ async def approve_upload(
 @router.post(
     "/{upload_id}/rejection",
     summary="Reject a validated upload: nothing of it is applied",
-    responses=error_responses(RosterUploadNotFound, RosterNotReviewable),
+    responses=error_responses(*AREA_ERRORS, RosterUploadNotFound, RosterNotReviewable),
+    dependencies=[allow(Role.STAFF)],
 )
 async def reject_upload(
-    upload_id: str, body: Review, session: DbSession, registry: RegistryContext
+    upload_id: str, body: Review, session: DbSession, access: CurrentAccess, registry: RegistryContext
 ) -> UploadOut:
+    await upload_in_area(session, access, upload_id)
     return UploadOut.of(
         await service.review(session, registry, upload_id, body.reviewed_by, False, body.note)
     )
@@ -171,3 +198,16 @@ async def _all_rows(session: AsyncSession, upload_id: str) -> AsyncIterator[Rost
         for row in page:
             yield row
         after = page[-1].row_no
+
+
+def _in_area(access: Access, region_code: str, category: str) -> None:
+    """A department sends rosters of its own categories (or kinds, e.g. `student`); staff of their regions."""
+    access.require_region(region_code)
+    access.require_category(category)
+
+
+async def upload_in_area(session: AsyncSession, access: Access, upload_id: str) -> None:
+    upload = await repository.get(session, upload_id)
+    if upload is not None:
+        _in_area(access, upload.region_code, upload.category_code or upload.kind.value)
+        access.touch(None, f"roster:{upload.id}")

@@ -16,6 +16,7 @@ from registry.screening.schemas import (
     ScreeningResult,
     ScreeningRun,
 )
+from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
@@ -40,19 +41,25 @@ States = Annotated[
     "students, enrolled but unpaid); leaves out people in employee insurance, enrolled elsewhere, "
     "deceased, or registered in another region this year. Running it again adds new people, closes the "
     "cases of people who since enrolled or need not, and keeps staff's follow-up.",
-    responses=error_responses(PolicyNotFound),
+    responses=error_responses(PolicyNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
-async def run_screening(body: ScreeningRun, session: DbSession, registry: RegistryContext) -> ScreeningResult:
+async def run_screening(
+    body: ScreeningRun, session: DbSession, registry: RegistryContext, access: CurrentAccess
+) -> ScreeningResult:
+    access.require_region(body.region_code)
     return await service.screen(session, registry, body.region_code, body.coverage_year, body.run_by)
 
 
 @router.get(
     "/v1/screening-cases",
     summary="The people screening listed, for community follow-up (ID and phone numbers masked)",
-    responses=error_responses(PolicyNotFound),
+    responses=error_responses(PolicyNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
 async def list_cases(
     session: DbSession,
+    access: CurrentAccess,
     region_code: RegionCode,
     coverage_year: CoverageYear,
     township: Township = None,
@@ -63,6 +70,7 @@ async def list_cases(
     after: Annotated[int | None, Query(ge=0, description="next_after of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CasePage:
+    access.require_region(region_code)
     cases = await repository.listing(
         session,
         region_code,
@@ -84,11 +92,17 @@ async def list_cases(
 @router.get(
     "/v1/screening-cases/summary",
     summary="Follow-up state per township (排查跟进情况)",
-    responses=error_responses(PolicyNotFound),
+    responses=error_responses(PolicyNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
 async def follow_up_summary(
-    session: DbSession, registry: RegistryContext, region_code: RegionCode, coverage_year: CoverageYear
+    session: DbSession,
+    registry: RegistryContext,
+    access: CurrentAccess,
+    region_code: RegionCode,
+    coverage_year: CoverageYear,
 ) -> FollowUpSummary:
+    access.require_region(region_code)
     return await service.summary(session, registry, region_code, coverage_year)
 
 
@@ -96,16 +110,19 @@ async def follow_up_summary(
     "/v1/screening-cases/list.xlsx",
     summary="The open cases of a township (or village) as a door-to-door list (入户摸排名单)",
     response_class=Response,
-    responses=error_responses(PolicyNotFound, extra={200: {"content": {XLSX: {}}}}),
+    responses=error_responses(PolicyNotFound, *AREA_ERRORS, extra={200: {"content": {XLSX: {}}}}),
+    dependencies=[allow(Role.STAFF)],
 )
 async def door_to_door_list(
     session: DbSession,
     registry: RegistryContext,
+    access: CurrentAccess,
     region_code: RegionCode,
     coverage_year: CoverageYear,
     township: Township = None,
     village: Village = None,
 ) -> Response:
+    access.require_region(region_code)
     policy = registry.policies.find(region_code, coverage_year)
     cases = await repository.listing(
         session,
@@ -126,18 +143,30 @@ async def door_to_door_list(
 @router.get(
     "/v1/screening-cases/{case_id}",
     summary="One case with its follow-up history",
-    responses=error_responses(ScreeningCaseNotFound),
+    responses=error_responses(ScreeningCaseNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
-async def get_case(case_id: int, session: DbSession) -> CaseDetail:
+async def get_case(case_id: int, session: DbSession, access: CurrentAccess) -> CaseDetail:
+    await case_in_area(session, access, case_id)
     return await service.detail(session, case_id)
 
 
 @router.post(
     "/v1/screening-cases/{case_id}/follow-up",
     summary="Record a follow-up (提醒、入户、拒绝、迁出、外地参保、已参保)",
-    responses=error_responses(ScreeningCaseNotFound, ScreeningCaseClosed, NotEnrolledYet),
+    responses=error_responses(ScreeningCaseNotFound, ScreeningCaseClosed, NotEnrolledYet, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
 async def follow_up(
-    case_id: int, body: FollowUpUpdate, session: DbSession, registry: RegistryContext
+    case_id: int, body: FollowUpUpdate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> CaseDetail:
+    await case_in_area(session, access, case_id)
     return await service.follow_up(session, registry, case_id, body)
+
+
+async def case_in_area(session: DbSession, access: Access, case_id: int) -> None:
+    """A case is its region's staff's; a missing one is left for the service to report."""
+    case = await repository.get(session, case_id)
+    if case is not None:
+        access.require_region(case.region_code)
+        access.touch(case.person.document_number, f"screening-case:{case.id}")

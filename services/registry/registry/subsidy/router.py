@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from registry.enrollment.dependencies import RegistryContext
+from registry.people import repository as people_repository
 from registry.people import service as people
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch, PersonNotFound
 from registry.people.models import DocumentType
@@ -13,6 +14,7 @@ from registry.subsidy.errors import (
     SubsidyAssignmentAlreadyRemoved,
     SubsidyAssignmentNotFound,
 )
+from registry.subsidy.models import SubsidyAssignment
 from registry.subsidy.report import mobilisation_workbook, roster_workbook, summary_workbook
 from registry.subsidy.schemas import (
     AdjustmentResult,
@@ -25,6 +27,7 @@ from registry.subsidy.schemas import (
     RosterLayout,
     TownshipSummary,
 )
+from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
@@ -47,11 +50,15 @@ router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
         UnknownVillage,
         SubsidyAlreadyAssigned,
         PersonNameMismatch,
+        *AREA_ERRORS,
     ),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
 async def assign_category(
-    body: AssignmentCreate, session: DbSession, registry: RegistryContext
+    body: AssignmentCreate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> AssignmentOut:
+    _in_area(access, body.region_code, body.category)
+    access.touch(body.person.id_number.strip().upper(), "subsidy-assignment")
     assignment, outcome = await service.assign(session, registry, body)
     return AssignmentOut.of(assignment, outcome)
 
@@ -59,11 +66,21 @@ async def assign_category(
 @router.post(
     "/{assignment_id}/removal",
     summary="Remove a subsidy category (kept as history)",
-    responses=error_responses(SubsidyAssignmentNotFound, SubsidyAssignmentAlreadyRemoved),
+    responses=error_responses(SubsidyAssignmentNotFound, SubsidyAssignmentAlreadyRemoved, *AREA_ERRORS),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
 async def remove_category(
-    assignment_id: str, body: AssignmentRemove, session: DbSession, registry: RegistryContext
+    assignment_id: str,
+    body: AssignmentRemove,
+    session: DbSession,
+    registry: RegistryContext,
+    access: CurrentAccess,
 ) -> AssignmentOut:
+    found = await repository.get(session, assignment_id)
+    if found is not None:
+        _in_area(access, found.region_code, found.category_code)
+        person = await people_repository.get(session, found.person_id)
+        access.touch(person.document_number if person else None, f"subsidy-assignment:{found.id}")
     assignment, outcome = await service.remove(session, registry, assignment_id, body.removed_by, body.reason)
     return AssignmentOut.of(assignment, outcome)
 
@@ -71,15 +88,18 @@ async def remove_category(
 @router.get(
     "/summary",
     summary="People of a category enrolled, per township (资助参保人员汇总表)",
-    responses=error_responses(PolicyNotFound, UnknownSubsidyCategory),
+    responses=error_responses(PolicyNotFound, UnknownSubsidyCategory, *AREA_ERRORS),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
 async def township_summary(
     session: DbSession,
     registry: RegistryContext,
+    access: CurrentAccess,
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     category: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> TownshipSummary:
+    _in_area(access, region_code, category)
     return await service.township_summary(session, registry, region_code, coverage_year, category)
 
 
@@ -87,15 +107,20 @@ async def township_summary(
     "/summary.xlsx",
     summary="The same summary laid out as attachment 5",
     response_class=Response,
-    responses=error_responses(PolicyNotFound, UnknownSubsidyCategory, extra={200: {"content": {XLSX: {}}}}),
+    responses=error_responses(
+        PolicyNotFound, UnknownSubsidyCategory, *AREA_ERRORS, extra={200: {"content": {XLSX: {}}}}
+    ),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
 async def township_summaryxlsx_response(
     session: DbSession,
     registry: RegistryContext,
+    access: CurrentAccess,
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     category: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> Response:
+    _in_area(access, region_code, category)
     summary = await service.township_summary(session, registry, region_code, coverage_year, category)
     policy = registry.policies.find(region_code, coverage_year)
     return xlsx_response(
@@ -111,16 +136,21 @@ async def township_summaryxlsx_response(
     "date); `additions`: who qualified after it, with the reason and date; `reductions`: who was removed, "
     "with the reason. The file uploads back as a roster as it is.",
     response_class=Response,
-    responses=error_responses(PolicyNotFound, UnknownSubsidyCategory, extra={200: {"content": {XLSX: {}}}}),
+    responses=error_responses(
+        PolicyNotFound, UnknownSubsidyCategory, *AREA_ERRORS, extra={200: {"content": {XLSX: {}}}}
+    ),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
 async def rosterxlsx_response(
     session: DbSession,
     registry: RegistryContext,
+    access: CurrentAccess,
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     category: Annotated[str, Query(min_length=1, max_length=64)],
     layout: RosterLayout = RosterLayout.MAIN,
 ) -> Response:
+    _in_area(access, region_code, category)
     policy, found, entries = await service.roster(
         session, registry, region_code, coverage_year, category, layout
     )
@@ -135,26 +165,31 @@ async def rosterxlsx_response(
     "all are enrolled at their share; after it, people with a full subsidy are enrolled as the policy's late "
     "case and people with a partial subsidy are listed for their township (GET …/mobilisation). Running it "
     "again enrolls nobody twice.",
-    responses=error_responses(PolicyNotFound),
+    responses=error_responses(PolicyNotFound, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
 async def monthly_adjustment(
-    body: AdjustmentRun, session: DbSession, registry: RegistryContext
+    body: AdjustmentRun, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> AdjustmentResult:
+    access.require_region(body.region_code)
     return await service.monthly_adjustment(session, registry, body.region_code, body.coverage_year)
 
 
 @router.get(
     "/mobilisation",
     summary="People with a partial subsidy who have not enrolled, by township (动员名单)",
-    responses=error_responses(PolicyNotFound, UnknownTownship),
+    responses=error_responses(PolicyNotFound, UnknownTownship, *AREA_ERRORS),
+    dependencies=[allow(Role.STAFF)],
 )
 async def mobilisation(
     session: DbSession,
     registry: RegistryContext,
+    access: CurrentAccess,
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     township: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ) -> MobilisationList:
+    access.require_region(region_code)
     return await service.mobilisation_list(session, registry, region_code, coverage_year, township)
 
 
@@ -162,15 +197,20 @@ async def mobilisation(
     "/mobilisation.xlsx",
     summary="The same list as a spreadsheet for the township",
     response_class=Response,
-    responses=error_responses(PolicyNotFound, UnknownTownship, extra={200: {"content": {XLSX: {}}}}),
+    responses=error_responses(
+        PolicyNotFound, UnknownTownship, *AREA_ERRORS, extra={200: {"content": {XLSX: {}}}}
+    ),
+    dependencies=[allow(Role.STAFF)],
 )
 async def mobilisationxlsx_response(
     session: DbSession,
     registry: RegistryContext,
+    access: CurrentAccess,
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     township: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ) -> Response:
+    access.require_region(region_code)
     listing = await service.mobilisation_list(session, registry, region_code, coverage_year, township)
     policy = registry.policies.find(region_code, coverage_year)
     return xlsx_response(
@@ -183,9 +223,11 @@ async def mobilisationxlsx_response(
     summary="A person's subsidy categories, with their history",
     description="The person is named by document number and name together, so numbers alone reveal nothing.",
     responses=error_responses(PersonNotFound),
+    dependencies=[allow(Role.DEPARTMENT, Role.STAFF)],
 )
 async def list_categories(
     session: DbSession,
+    access: CurrentAccess,
     id_number: Annotated[str, Query(min_length=1, max_length=32)],
     name: Annotated[str, Query(min_length=1, max_length=64)],
     document_type: DocumentType = DocumentType.RESIDENT_ID,
@@ -193,4 +235,18 @@ async def list_categories(
 ) -> AssignmentList:
     person = await people.find_known(session, document_type, id_number, name)
     assignments = await repository.for_person(session, person.id, coverage_year)
-    return AssignmentList(items=[AssignmentOut.of(a) for a in assignments])
+    access.touch(person.document_number, "subsidy-assignments")
+    return AssignmentList(items=[AssignmentOut.of(a) for a in assignments if _within(access, a)])
+
+
+def _in_area(access: Access, region_code: str, category: str | None) -> None:
+    access.require_region(region_code)
+    access.require_category(category)
+
+
+def _within(access: Access, assignment: SubsidyAssignment) -> bool:
+    """Whether a listed assignment is one the caller may see (their regions; a department's categories)."""
+    regions = access.regions_filter()
+    if regions is not None and assignment.region_code not in regions:
+        return False
+    return access.role is not Role.DEPARTMENT or assignment.category_code in access.principal.categories

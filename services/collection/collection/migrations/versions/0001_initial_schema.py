@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:38:08.394959
+Create Date: 2026-11-23 13:17:42.092646
 """
 
 from collections.abc import Sequence
@@ -28,6 +28,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_agents_region_code"), ["region_code"], unique=False)
+
+    op.create_table(
+        "audit_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=128), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("action", sa.String(length=8), nullable=False),
+        sa.Column("method", sa.String(length=8), nullable=False),
+        sa.Column("route", sa.String(length=256), nullable=False),
+        sa.Column("person", sa.String(length=32), nullable=True),
+        sa.Column("record", sa.String(length=128), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
+    )
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_events_actor_at", ["actor", "at"], unique=False)
+        batch_op.create_index("ix_audit_events_person_at", ["person", "at"], unique=False)
 
     op.create_table(
         "bills",
@@ -78,6 +95,10 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("resolution", sa.String(length=16), nullable=True),
+        sa.Column("resolved_by", sa.String(length=128), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
     )
     op.create_table(
@@ -125,6 +146,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ledger_transactions_reference"), ["reference"], unique=False)
+
+    op.create_table(
+        "lookup_failures",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("subject", sa.String(length=128), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lookup_failures")),
+    )
+    with op.batch_alter_table("lookup_failures", schema=None) as batch_op:
+        batch_op.create_index("ix_lookup_failures_subject_at", ["subject", "at"], unique=False)
 
     op.create_table(
         "outbox",
@@ -288,6 +319,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("payer", sa.String(length=128), nullable=True),
         sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_payments_agent_id_agents")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
         sa.UniqueConstraint("receipt_no", name=op.f("uq_payments_receipt_no")),
@@ -535,6 +567,10 @@ def downgrade() -> None:
         )
 
     op.drop_table("outbox")
+    with op.batch_alter_table("lookup_failures", schema=None) as batch_op:
+        batch_op.drop_index("ix_lookup_failures_subject_at")
+
+    op.drop_table("lookup_failures")
     with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_transactions_reference"))
 
@@ -549,6 +585,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bills_id_number"))
 
     op.drop_table("bills")
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_events_person_at")
+        batch_op.drop_index("ix_audit_events_actor_at")
+
+    op.drop_table("audit_events")
     with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_agents_region_code"))
 

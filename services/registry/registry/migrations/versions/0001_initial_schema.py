@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:42:06.315606
+Create Date: 2026-11-23 13:17:40.142156
 """
 
 from collections.abc import Sequence
@@ -18,6 +18,23 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "audit_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=128), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("action", sa.String(length=8), nullable=False),
+        sa.Column("method", sa.String(length=8), nullable=False),
+        sa.Column("route", sa.String(length=256), nullable=False),
+        sa.Column("person", sa.String(length=32), nullable=True),
+        sa.Column("record", sa.String(length=128), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
+    )
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_events_actor_at", ["actor", "at"], unique=False)
+        batch_op.create_index("ix_audit_events_person_at", ["person", "at"], unique=False)
+
+    op.create_table(
         "dead_letters",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("topic", sa.String(length=128), nullable=False),
@@ -29,6 +46,10 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("resolution", sa.String(length=16), nullable=True),
+        sa.Column("resolved_by", sa.String(length=128), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
     )
     op.create_table(
@@ -697,3 +718,8 @@ def downgrade() -> None:
 
     op.drop_table("exclusions")
     op.drop_table("dead_letters")
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_events_person_at")
+        batch_op.drop_index("ix_audit_events_actor_at")
+
+    op.drop_table("audit_events")

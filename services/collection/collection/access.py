@@ -1,0 +1,23 @@
+"""Who may see which of collection's records: residents their own bills and the payments they made or that
+paid their bills; tax officers everything on this side. Each check notes the person for the audit trail."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from collection.billing import repository as bills
+from collection.billing.models import Bill
+from collection.payments.models import Payment
+from shared.auth import Access
+
+
+def bill(access: Access, record: Bill) -> None:
+    access.require_own(record.id_number)
+    access.touch(record.id_number, f"bill:{record.id}")
+
+
+async def payment(session: AsyncSession, access: Access, record: Payment) -> None:
+    paid = await bills.get_many(session, [item.bill_id for item in record.items])
+    numbers = [b.id_number for b in paid.values()]
+    if access.is_resident and record.payer != access.principal.subject:
+        access.require_own(*numbers)
+    for number in numbers:
+        access.touch(number, f"payment:{record.id}")
