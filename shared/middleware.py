@@ -5,6 +5,7 @@ import json
 import zipfile
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import ErrorBody, ErrorResponse
@@ -20,8 +21,12 @@ _TOO_LARGE = ErrorResponse(
 MULTIPART_SLACK_BYTES = 64 * 1024
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """An HTTP error, so that the framework's body parsing passes it on (it turns other errors into 400)
+    and the error handler renders it as 413."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 class BodySizeLimit:

@@ -1,6 +1,7 @@
 """Behaviour both services share: settings safety, database outages, unknown routes."""
 
 import json
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -10,8 +11,8 @@ from pydantic import ValidationError
 from collection.settings import CollectionSettings
 from registry.main import create_app
 from registry.settings import RegistrySettings
-from shared.db import create_engine, create_sessionmaker
 from shared.auth import Role, dev_token
+from shared.db import create_engine, create_sessionmaker
 from tests.support import problem, resident_id
 
 ADMIN = {"Authorization": f"Bearer {dev_token(Role.ADMIN)}"}
@@ -39,7 +40,7 @@ def test_production_refuses_development_or_weak_token_keys(
     secrets = {c: "k" * 40 + c for c in ("wechat", "alipay", "provincial_app", "bank")}
     monkeypatch.setenv("COLLECTION_CHANNEL_SECRETS", json.dumps(secrets))
     database = "postgresql+asyncpg://u@db/x"
-    given = {} if keys is None else {"auth_keys": keys}
+    given: dict[str, Any] = {} if keys is None else {"auth_keys": keys}
     with pytest.raises(ValidationError, match="token keys"):
         settings_class(environment="production", database_url=database, **given)
     settings_class(environment="production", database_url=database, auth_keys={"2026-11": "s" * 40})

@@ -3,8 +3,9 @@
 from sqlalchemy import func, select
 
 from collection.database import DeadLetter, InboxMessage
-from tests.collection.helpers import consumer, deliver, enrollment_event, record
+from tests.collection.helpers import consumer, deliver, enrollment_event, record, repricing_event
 from tests.conftest import Harness
+from tests.support import problem
 
 
 async def test_an_enrollment_event_issues_one_open_bill(collection: Harness) -> None:
@@ -52,3 +53,43 @@ async def test_malformed_and_unknown_messages_go_to_the_dead_letter_table(collec
     assert reasons == ["invalid_payload", "malformed_envelope", "unknown_event_type"]
     assert inbox == 0
     assert (await collection.client.get("/v1/bills")).json()["items"] == []
+
+
+async def test_operators_list_and_replay_a_dead_letter_once_its_cause_is_fixed(collection: Harness) -> None:
+    created = enrollment_event(38000)
+    repriced = repricing_event(created, 0, version=2)
+    # The repricing arrives before its bill exists: retried, then set aside without blocking the partition.
+    await consumer(collection).handle(record(repriced.to_bytes(), key=repriced.subject))
+    await consumer(collection).handle(record(b"{not json"))
+    listed = (await collection.client.get("/v1/dead-letters")).json()["items"]
+    assert [(d["reason"], d["resolution"]) for d in listed] == [
+        ("handler_failed", None),
+        ("malformed_envelope", None),
+    ]
+    assert created.data["id_number"] not in str(listed)  # payloads are shown masked
+    letter, garbage = listed[0]["id"], listed[1]["id"]
+
+    # Not yet: the bill is still missing, the replay fails and changes nothing.
+    early = await collection.client.post(f"/v1/dead-letters/{letter}/replay")
+    assert (early.status_code, problem(early)["code"]) == (409, "replay_failed")
+
+    await deliver(collection, created)
+    replayed = await collection.client.post(f"/v1/dead-letters/{letter}/replay")
+    assert replayed.status_code == 200, replayed.text
+    assert (replayed.json()["resolution"], replayed.json()["resolved_by"]) == ("replayed", "dev-admin")
+    [bill] = (await collection.client.get("/v1/bills", params={"enrollment_id": created.subject})).json()[
+        "items"
+    ]
+    assert bill["amount_due"] == "0.00"
+    again = await collection.client.post(f"/v1/dead-letters/{letter}/replay")
+    assert (again.status_code, problem(again)["code"]) == (409, "dead_letter_resolved")
+    # The same event redelivered by the broker is now a duplicate the inbox skips.
+    await deliver(collection, repriced)
+
+    unreplayable = await collection.client.post(f"/v1/dead-letters/{garbage}/replay")
+    assert problem(unreplayable)["details"]["reason"] == "malformed_envelope"
+    dropped = await collection.client.post(f"/v1/dead-letters/{garbage}/discard", json={"note": "not JSON"})
+    assert dropped.json()["resolution"] == "discarded"
+    assert (await collection.client.get("/v1/dead-letters")).json()["items"] == []
+    resolved = (await collection.client.get("/v1/dead-letters", params={"state": "resolved"})).json()["items"]
+    assert len(resolved) == 2

@@ -19,6 +19,18 @@ def new_record(access: Access, id_number: str, region_code: str | None) -> None:
     access.touch(id_number.strip().upper(), "person")
 
 
+async def new_household(session: AsyncSession, access: Access, numbers: list[str]) -> None:
+    """A resident registers a household they belong to; staff one whose members enrolled, if ever, in their
+    regions (as for reading one)."""
+    access.require_own(*numbers)
+    if (regions := access.regions_filter()) is not None:
+        enrolled_in = await households.enrollment_regions_of_numbers(session, numbers)
+        if enrolled_in and not enrolled_in & regions:
+            raise OutsideArea()
+    for number in numbers:
+        access.touch(number, "household")
+
+
 async def enrollment(session: AsyncSession, access: Access, record: Enrollment) -> None:
     number = record.person.document_number
     if access.is_resident:

@@ -56,6 +56,9 @@ async def create_payment(
     if access.is_resident and (body.organisation is not None or body.agent_id is not None):
         raise RoleNotAllowed({"reason": "residents pay their own or their family's bills, not a school's"})
     result, replayed = await service.pay(session, clock, body, key, access.principal.subject)
+    payment = await repository.get(session, result.payment_id)
+    if payment is not None:  # the audit trail names whose bills were paid
+        await area.payment(session, access, payment)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return result

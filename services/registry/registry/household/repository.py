@@ -3,6 +3,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.enrollment.models import ENDED, Enrollment
 from registry.household.models import Household, HouseholdMember
+from registry.people.models import Person
 
 
 async def get(session: AsyncSession, household_id: str) -> Household | None:
@@ -35,4 +36,15 @@ async def enrollment_regions(session: AsyncSession, household: Household) -> set
     """The regions any member has ever enrolled in: where the household's staff are."""
     person_ids = [m.person_id for m in household.members]
     query = select(Enrollment.region_code).where(Enrollment.person_id.in_(person_ids)).distinct()
+    return set((await session.scalars(query)).all())
+
+
+async def enrollment_regions_of_numbers(session: AsyncSession, numbers: list[str]) -> set[str]:
+    """The regions the people with these document numbers have ever enrolled in."""
+    query = (
+        select(Enrollment.region_code)
+        .join(Person, Person.id == Enrollment.person_id)
+        .where(Person.document_number.in_(numbers))
+        .distinct()
+    )
     return set((await session.scalars(query)).all())

@@ -41,9 +41,7 @@ router = APIRouter(prefix="/v1/households", tags=["households"])
 async def create_household(
     body: HouseholdCreate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> HouseholdOut:
-    access.require_own(*(m.id_number.strip().upper() for m in body.members))
-    for member in body.members:
-        access.touch(member.id_number.strip().upper(), "household")
+    await area.new_household(session, access, [m.id_number.strip().upper() for m in body.members])
     return HouseholdOut.of(await service.register(session, registry, body))
 
 
