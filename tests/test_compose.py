@@ -58,6 +58,7 @@ def test_compose_runs_the_production_shape(compose: dict[str, Any]) -> None:
         env = services[name]["environment"]
         assert env[f"{name.upper()}_ENVIRONMENT"] == "production"
         assert env[f"{name.upper()}_DATABASE_URL"].startswith("postgresql+asyncpg://")
+        assert f"{name.upper()}_AUTH_KEYS" in env  # production refuses the development token key
     assert Path(ROOT / services["migrate"]["build"]["dockerfile"]).is_file()
     # Replicas share the uploaded rosters: either one's worker may process an upload.
     assert services["registry"]["volumes"] == ["rosters:/var/lib/canbao/rosters"]

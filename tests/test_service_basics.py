@@ -1,8 +1,8 @@
 """Behaviour both services share: settings safety, database outages, unknown routes."""
 
 import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
