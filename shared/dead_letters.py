@@ -13,7 +13,7 @@ from shared.auth import CurrentAccess, allow
 from shared.db import DbSession
 from shared.errors import DomainError, error_responses
 from shared.events import Envelope
-from shared.inbox import DeadLetterMixin, Handler, InboxMixin, apply_once
+from shared.inbox import INFRA_ERRORS, DeadLetterMixin, Handler, InboxMixin, apply_once
 from shared.logging import mask_pii
 
 _PREVIEW_CHARS = 4000
@@ -133,7 +133,9 @@ def dead_letter_router(
                 applied = await apply_once(
                     session, inbox, handler, envelope, row.topic, row.partition, row.offset
                 )
-        except (ValidationError, ValueError, LookupError) as exc:
+        except INFRA_ERRORS:
+            raise  # the request's session answers 503: the database, not the message, failed
+        except Exception as exc:  # as the consumer: any other failure is the message's
             raise ReplayFailed({"reason": "handler_failed", "error": mask_pii(repr(exc))}) from exc
         row.resolution = "replayed"
         row.resolved_by = access.principal.subject

@@ -29,7 +29,8 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
-_INFRA_ERRORS = (OperationalError, InterfaceError, OSError)
+# Not a message's fault: the database is away. Waited out, never dead-lettered.
+INFRA_ERRORS = (OperationalError, InterfaceError, OSError)
 
 
 class InboxMixin:
@@ -190,7 +191,7 @@ class IdempotentConsumer:
             except _PermanentFailure as failure:
                 await self._dead_letter(record, failure.reason, failure.error, attempts)
                 return
-            except _INFRA_ERRORS as exc:
+            except INFRA_ERRORS as exc:
                 # Not the message's fault: wait for the database without giving up or advancing.
                 log.warning("consumer_database_unavailable", error=repr(exc))
                 attempts = 0

@@ -10,11 +10,11 @@ from registry.household.models import Household
 from shared.auth import Access, OutsideArea
 
 
-def new_record(access: Access, id_number: str, region_code: str | None) -> None:
+def new_record(access: Access, id_number: str, region_code: str) -> None:
     """Registering or enrolling a person: a resident only themselves; staff only in their regions."""
     if access.is_resident:
         access.require_own(id_number.strip().upper())
-    elif region_code is not None:
+    else:
         access.require_region(region_code)
     access.touch(id_number.strip().upper(), "person")
 
