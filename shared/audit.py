@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from shared.auth import Access, Role, allow
-from shared.db import DbSession, UTCDateTime
+from shared.db import BIGINT_MAX, DbSession, UTCDateTime
 from shared.logging import mask_id_number
 
 _READS = frozenset({"GET", "HEAD"})
@@ -94,7 +94,7 @@ def audit_router(model: type[AuditMixin]) -> APIRouter:
         actor: Annotated[str | None, Query(max_length=128)] = None,
         since: AwareDatetime | None = None,
         until: AwareDatetime | None = None,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
     ) -> AuditPage:
         query = select(model).where(model.id > after).order_by(model.id).limit(limit + 1)

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy import DateTime, Dialect, Enum, String, TypeDecorator, event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -100,6 +100,13 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise ServiceUnavailable({"reason": "database_unavailable"}) from exc
         raise
 
+
+# A number beyond its column's range names no row; refused before it reaches the database (PostgreSQL would
+# fail the query rather than find nothing).
+INT_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=INT_MAX)]
+BigRowId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
 
 # scope="function": the commit happens before the response is sent, so a 2xx means committed.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from shared.auth import CurrentAccess, allow
-from shared.db import DbSession
+from shared.db import BigRowId, DbSession
 from shared.errors import DomainError, error_responses
 from shared.events import Envelope
 from shared.inbox import INFRA_ERRORS, DeadLetterMixin, Handler, InboxMixin, apply_once
@@ -93,7 +93,7 @@ def dead_letter_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"], dependencies=[allow()])
 
-    async def open_letter(session: DbSession, letter_id: int) -> DeadLetterMixin:
+    async def open_letter(session: DbSession, letter_id: BigRowId) -> DeadLetterMixin:
         row = await session.get(model, letter_id, with_for_update=True)
         if row is None:
             raise DeadLetterNotFound({"id": letter_id})
@@ -119,7 +119,7 @@ def dead_letter_router(
         summary="Apply a set-aside message now (once its cause is fixed)",
         responses=error_responses(DeadLetterNotFound, DeadLetterResolved, ReplayFailed),
     )
-    async def replay(letter_id: int, session: DbSession, access: CurrentAccess) -> DeadLetterOut:
+    async def replay(letter_id: BigRowId, session: DbSession, access: CurrentAccess) -> DeadLetterOut:
         row = await open_letter(session, letter_id)
         try:
             envelope = Envelope.from_bytes(row.payload)
@@ -149,7 +149,7 @@ def dead_letter_router(
         responses=error_responses(DeadLetterNotFound, DeadLetterResolved),
     )
     async def discard(
-        letter_id: int, body: Discard, session: DbSession, access: CurrentAccess
+        letter_id: BigRowId, body: Discard, session: DbSession, access: CurrentAccess
     ) -> DeadLetterOut:
         row = await open_letter(session, letter_id)
         row.resolution = "discarded"

@@ -75,6 +75,7 @@ class ServiceUnavailable(DomainError):
 
 
 _HTTP_CODES: dict[int, tuple[str, str, str]] = {
+    400: ("malformed_body", "请求内容无法解析", "The request body could not be parsed"),
     404: ("not_found", "资源不存在", "Not found"),
     405: ("method_not_allowed", "不支持该请求方法", "Method not allowed"),
     413: ("payload_too_large", "请求内容过大", "Payload too large"),
@@ -97,6 +98,24 @@ def error_responses(
         for status, errs in by_status.items()
     }
     return responses | (extra or {})
+
+
+class MalformedBody(DomainError):
+    """Declared for every endpoint that reads a body: bytes that are not JSON (or not multipart) at all.
+    FastAPI refuses those itself; `on_http_error` renders them with this code."""
+
+    code = "malformed_body"
+    message_zh = _HTTP_CODES[400][1]
+    message_en = _HTTP_CODES[400][2]
+
+
+class PayloadTooLarge(DomainError):
+    """Declared for every endpoint that reads a body; the body-size middleware answers it."""
+
+    status_code = 413
+    code = "payload_too_large"
+    message_zh = _HTTP_CODES[413][1]
+    message_en = _HTTP_CODES[413][2]
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -12,14 +12,21 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
 
 from shared.audit import AuditMixin, AuditTrail, audit_router
-from shared.auth import ACCESS_ERRORS, authenticate
+from shared.auth import ACCESS_ERRORS
 from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
 from shared.dead_letters import dead_letter_router
-from shared.errors import error_responses, install_error_handlers
+from shared.errors import (
+    DomainError,
+    ErrorResponse,
+    MalformedBody,
+    PayloadTooLarge,
+    ValidationFailed,
+    error_responses,
+    install_error_handlers,
+)
 from shared.health import router as health_router
 from shared.inbox import DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
 from shared.kafka import KafkaLink
@@ -97,21 +104,55 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     operators = [audit_router(spec.audit), dead_letter_router(spec.dead_letters, spec.inbox, spec.handlers)]
     for router in [*spec.routers, *operators]:
         app.include_router(router)
-    _declare_access_errors(app)
+    _declare_common_errors(app)
     return app
 
 
-def _declare_access_errors(app: FastAPI) -> None:
-    """Every authenticated endpoint can answer 401 and 403; say so in its OpenAPI responses."""
-    declared = error_responses(*ACCESS_ERRORS)
-    declared.pop(422)
-    for route in app.routes:
-        if isinstance(route, APIRoute) and _calls(route.dependant, authenticate):
-            route.responses = {**declared, **route.responses}
+def _declare_common_errors(app: FastAPI) -> None:
+    """Say in OpenAPI what every endpoint of a kind can answer: 401 and 403 where a token is required, 400
+    and 413 where a body is read, and our error body wherever FastAPI would describe its own 422. Done on the
+    generated document: FastAPI does not expose included routes for editing."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _declare_in(generate())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _calls(dependant: Any, function: Any) -> bool:
-    return any(d.call is function or _calls(d, function) for d in dependant.dependencies)
+def _declare_in(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(error_schema.pop("$defs"))
+    components["ErrorResponse"] = error_schema
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
+        responses: dict[str, Any] = operation.setdefault("responses", {})
+        common: list[type[DomainError]] = [ValidationFailed]
+        if operation.get("security"):
+            common += ACCESS_ERRORS
+        if "requestBody" in operation:
+            common += [MalformedBody, PayloadTooLarge]
+        for status, description in _describe(common).items():
+            known = responses.setdefault(status, {}).get("description", "Validation Error")
+            if known == "Validation Error":  # FastAPI's own, for its own body
+                known = ""
+            missing = [part for part in description.split("; ") if part not in known]
+            responses[status]["description"] = "; ".join(filter(None, [known, *missing]))
+        for status, response in responses.items():
+            # Errors are JSON even where success is a page or a spreadsheet; FastAPI files them under the
+            # route's media type, and describes 422 with its own body rather than ours.
+            if status[0] in "45":
+                response["content"] = {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+                }
+
+
+def _describe(errors: list[type[DomainError]]) -> dict[str, str]:
+    return {str(status): r["description"] for status, r in error_responses(*errors).items()}
 
 
 def migrate(migrations_dir: Path, database_url: str) -> None:

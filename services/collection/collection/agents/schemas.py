@@ -4,6 +4,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from collection.agents.models import Agent, Remittance
+from shared.fields import Actor, Township
 from shared.money import Yuan, YuanInput
 from shared.regions import REGION_CODE_PATTERN
 
@@ -18,7 +19,7 @@ class AgentCreate(BaseModel):
     )
     name: Text = Field(examples=["泾川镇城东村村民委员会"])
     region_code: str = Field(pattern=REGION_CODE_PATTERN)
-    township: Text | None = None
+    township: Township | None = None
 
 
 class AgentOut(BaseModel):
@@ -52,7 +53,7 @@ class RemittanceCreate(BaseModel):
 
     amount: YuanInput
     reference: Text = Field(description="The treasury's receipt (缴库凭证号)")
-    recorded_by: Text
+    recorded_by: Actor
 
 
 class RemittanceOut(BaseModel):

@@ -28,7 +28,7 @@ from collection.reconciliation.schemas import (
 from collection.settings import CollectionSettings
 from shared.auth import Role, allow
 from shared.clock import AppClock
-from shared.db import DbSession
+from shared.db import INT_MAX, DbSession, RowId
 from shared.errors import error_responses
 from shared.tabular import XLSX, xlsx_download
 
@@ -103,7 +103,7 @@ async def list_lines(
     business_day: date,
     session: DbSession,
     state: Annotated[list[LineState] | None, Query()] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> LinePage:
     return await service.lines_page(session, channel, business_day, state or [], after, limit)
@@ -143,7 +143,7 @@ async def rerun_day(
     summary="One line with its history (who or which run moved it, when, why)",
     responses=error_responses(ReconciliationLineNotFound),
 )
-async def get_line(line_id: int, session: DbSession) -> LineDetail:
+async def get_line(line_id: RowId, session: DbSession) -> LineDetail:
     return await service.line_detail(session, line_id)
 
 
@@ -152,5 +152,5 @@ async def get_line(line_id: int, session: DbSession) -> LineDetail:
     summary="A tax officer accepts a date mismatch (it settles) or dismisses an open line",
     responses=error_responses(ReconciliationLineNotFound, TransitionNotAllowed),
 )
-async def resolve_line(line_id: int, body: Resolution, session: DbSession, clock: AppClock) -> LineDetail:
+async def resolve_line(line_id: RowId, body: Resolution, session: DbSession, clock: AppClock) -> LineDetail:
     return await service.resolve(session, clock, line_id, body)

@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from collection.refunds.models import Refund
+from shared.fields import Actor
 from shared.money import Yuan
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -16,7 +17,7 @@ class RefundCreate(BaseModel):
     reason: Literal["erroneous_payment", "death"] = Field(
         description="错误缴费 or 自然减员; refunded only if the bill's policy names the reason"
     )
-    requested_by: Text = Field(description="The tax officer")
+    requested_by: Actor = Field(description="The tax officer")
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None
 
 

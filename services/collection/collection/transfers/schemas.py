@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from collection.transfers.models import SubsidyTransfer
+from shared.fields import Actor
 from shared.money import Yuan, YuanInput
 from shared.regions import REGION_CODE_PATTERN
 
@@ -20,7 +21,7 @@ class TransferCreate(BaseModel):
     coverage_year: int = Field(ge=2000, le=2100)
     amount: YuanInput = Field(description="What arrived, as a decimal string")
     reference: Text = Field(description="The bank transfer's reference (划款凭证号)")
-    recorded_by: Text
+    recorded_by: Actor
 
 
 class TransferOut(BaseModel):

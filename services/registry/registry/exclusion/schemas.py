@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from registry.exclusion.models import Exclusion, ExclusionKind
 from registry.people.schemas import PersonIn
+from shared.fields import Actor
 from shared.logging import mask_id_number
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
@@ -17,13 +18,13 @@ class ExclusionCreate(BaseModel):
     coverage_year: int = Field(ge=2000, le=2100)
     kind: ExclusionKind
     source: Text
-    recorded_by: Text
+    recorded_by: Actor
 
 
 class ExclusionRemove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    removed_by: Text
+    removed_by: Actor
 
 
 class ExclusionOut(BaseModel):

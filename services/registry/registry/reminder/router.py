@@ -10,7 +10,7 @@ from registry.reminder.schemas import ReminderBatch, ReminderOut, ReminderReques
 from registry.screening.router import case_in_area
 from registry.settings import RegistrySettings
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
-from shared.db import DbSession
+from shared.db import INT_MAX, DbSession
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/v1/reminders", tags=["screening"])
@@ -47,7 +47,7 @@ async def queue_reminders(
     dependencies=[allow(Role.STAFF)],
 )
 async def case_reminders(
-    session: DbSession, access: CurrentAccess, case_id: Annotated[int, Query(ge=1)]
+    session: DbSession, access: CurrentAccess, case_id: Annotated[int, Query(ge=1, le=INT_MAX)]
 ) -> list[ReminderOut]:
     await case_in_area(session, access, case_id)
     return [ReminderOut.of(r) for r in await repository.of_case(session, case_id)]

@@ -24,7 +24,7 @@ from registry.roster.report import write_report
 from registry.roster.schemas import Decision, Review, RowOut, RowPage, UploadOut
 from registry.settings import RegistrySettings
 from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
-from shared.db import DbSession
+from shared.db import INT_MAX, DbSession, RowId
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
 from shared.tabular import XLSX, xlsx_download
@@ -112,7 +112,7 @@ async def list_rows(
     session: DbSession,
     access: CurrentAccess,
     row_status: Annotated[RowStatus | None, Query(alias="status")] = None,
-    after_row: Annotated[int, Query(ge=0)] = 0,
+    after_row: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> RowPage:
     await upload_in_area(session, access, upload_id)
@@ -149,7 +149,7 @@ async def download_report(
     dependencies=[allow(Role.STAFF)],
 )
 async def decide_row(
-    upload_id: str, row_no: int, body: Decision, session: DbSession, access: CurrentAccess
+    upload_id: str, row_no: RowId, body: Decision, session: DbSession, access: CurrentAccess
 ) -> RowOut:
     await upload_in_area(session, access, upload_id)
     row = await service.decide_held_row(session, upload_id, row_no, body.accept, body.decided_by, body.note)

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from registry.roster.models import RosterKind, RosterRow, RosterUpload, RowStatus, UploadStatus
+from shared.fields import Actor
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
@@ -101,7 +102,7 @@ class RowPage(BaseModel):
 class Review(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reviewed_by: Text
+    reviewed_by: Actor
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None
 
 
@@ -109,5 +110,5 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     accept: bool = Field(description="True: apply the row with the rest; false: leave it out")
-    decided_by: Text
+    decided_by: Actor
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None

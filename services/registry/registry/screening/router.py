@@ -17,7 +17,7 @@ from registry.screening.schemas import (
     ScreeningRun,
 )
 from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
-from shared.db import DbSession
+from shared.db import INT_MAX, DbSession, RowId
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
 from shared.tabular import XLSX, xlsx_response
@@ -67,7 +67,9 @@ async def list_cases(
     state: States = None,
     aged_60_plus: bool | None = None,
     student: bool | None = None,
-    after: Annotated[int | None, Query(ge=0, description="next_after of the previous page")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=INT_MAX, description="next_after of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CasePage:
     access.require_region(region_code)
@@ -146,7 +148,7 @@ async def door_to_door_list(
     responses=error_responses(ScreeningCaseNotFound, *AREA_ERRORS),
     dependencies=[allow(Role.STAFF)],
 )
-async def get_case(case_id: int, session: DbSession, access: CurrentAccess) -> CaseDetail:
+async def get_case(case_id: RowId, session: DbSession, access: CurrentAccess) -> CaseDetail:
     await case_in_area(session, access, case_id)
     return await service.detail(session, case_id)
 
@@ -158,7 +160,7 @@ async def get_case(case_id: int, session: DbSession, access: CurrentAccess) -> C
     dependencies=[allow(Role.STAFF)],
 )
 async def follow_up(
-    case_id: int, body: FollowUpUpdate, session: DbSession, registry: RegistryContext, access: CurrentAccess
+    case_id: RowId, body: FollowUpUpdate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> CaseDetail:
     await case_in_area(session, access, case_id)
     return await service.follow_up(session, registry, case_id, body)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from registry.enrollment.schemas import RepriceOutcome
 from registry.people.schemas import PersonIn
 from registry.subsidy.models import SubsidyAssignment
+from shared.fields import Actor, Township, Village, VillageGroup
 from shared.money import Yuan
 from shared.regions import REGION_CODE_PATTERN
 
@@ -24,10 +25,10 @@ class AssignmentCreate(BaseModel):
     category: str = Field(min_length=1, max_length=64, examples=["minimum_living"])
     evidence_ref: Text = Field(description="Reference of the certifying department's document")
     effective_date: date | None = Field(default=None, description="When the person qualified; default today")
-    assigned_by: Text = Field(description="The staff member who records it")
-    township: Text | None = Field(default=None, description="乡镇, one the policy lists")
-    village: Text | None = Field(default=None, description="村(居)委会")
-    village_group: Text | None = Field(default=None, description="村民组")
+    assigned_by: Actor = Field(description="The staff member who records it")
+    township: Township | None = Field(default=None, description="乡镇, one the policy lists")
+    village: Village | None = Field(default=None, description="村(居)委会")
+    village_group: VillageGroup | None = Field(default=None, description="村民组")
     note: Text | None = Field(default=None, description="备注")
     reason: Text | None = Field(default=None, description="新增原因, for an addition after the cut-off")
 
@@ -35,7 +36,7 @@ class AssignmentCreate(BaseModel):
 class AssignmentRemove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    removed_by: Text
+    removed_by: Actor
     reason: Text
 
 
