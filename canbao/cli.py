@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -14,6 +14,7 @@ from rich.table import Table
 from canbao import check as crosscheck
 from canbao import stack
 from shared.auth import DEV_KEY, DEV_KEY_ID, Role, TokenClaims, dev_token, issue_token
+from shared.crosscheck import EnrollmentStanding
 from shared.events import COLLECTION_PAYMENTS, EVENT_TYPES, REGISTRY_ENROLLMENTS, Envelope
 
 app = typer.Typer(help="Canbao (参保) operator commands", no_args_is_help=True)
@@ -92,13 +93,13 @@ class TokenSettings(BaseSettings):
 
 @app.command()
 def check(
-    region: str = typer.Option(..., help="Region code (6 digits), e.g. 340104"),
-    day: datetime = typer.Option(..., formats=["%Y-%m-%d"], help="Business day (Beijing), e.g. 2023-10-08"),
+    year: int = typer.Option(..., min=2000, max=2100, help="Coverage year, e.g. 2024"),
+    region: list[str] = typer.Option(..., help="Region code (6 digits), e.g. 340104; repeat for several"),
     registry_url: str = typer.Option("http://127.0.0.1:8001", envvar="CANBAO_REGISTRY_URL"),
     collection_url: str = typer.Option("http://127.0.0.1:8002", envvar="CANBAO_COLLECTION_URL"),
-    repair: bool = typer.Option(True, help="Publish lost confirmations again; --no-repair only reports"),
-    wait: float = typer.Option(30.0, help="Seconds to wait for the registry to apply what was republished"),
-    operator: str = typer.Option("canbao-check", help="Who runs the check (kept in collection's log)"),
+    repair: bool = typer.Option(True, help="Publish lost events again; --no-repair only reports"),
+    wait: float = typer.Option(30.0, help="Seconds to wait for events in flight and for repairs to land"),
+    operator: str = typer.Option("canbao-check", help="Who runs the check (kept in the services' logs)"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
     token: str | None = typer.Option(
         None,
@@ -106,11 +107,12 @@ def check(
         help="An administrator's bearer token; default: one signed with the development key (make run)",
     ),
 ) -> None:
-    """核对: compare what the registry holds as paid with what collection recorded for a region and day;
-    repair lost confirmations. Exit 0 when the two agree (after repair), 1 when differences remain."""
+    """核对: every enrollment of the regions' coverage year stands alike in both services (billed, paid by the
+    same payment, ended alike), collection's ledger balances with every payment on one bill, and no event is
+    left unpublished or dead-lettered. Lost events are published again. Exit 0 when all holds, 1 otherwise."""
     bearer = token or dev_token(Role.ADMIN, sub=operator)
     report = asyncio.run(
-        crosscheck.run(registry_url, collection_url, region, day.date(), repair, wait, operator, bearer)
+        crosscheck.run(registry_url, collection_url, region, year, repair, wait, operator, bearer)
     )
     if as_json:
         typer.echo(json.dumps(_report_json(report), ensure_ascii=False, indent=2))
@@ -119,42 +121,56 @@ def check(
     raise typer.Exit(0 if report.ok else 1)
 
 
+def _difference_json(d: crosscheck.Difference) -> dict[str, object]:
+    return {
+        "enrollment_id": d.enrollment_id,
+        "kind": d.kind.value,
+        "registry": d.registry.model_dump(mode="json") if d.registry else None,
+        "collection": d.collection.model_dump(mode="json") if d.collection else None,
+    }
+
+
 def _report_json(report: crosscheck.CheckReport) -> dict[str, object]:
     return {
-        "region_code": report.region_code,
-        "day": report.day.isoformat(),
-        "registry_paid": report.registry_paid,
-        "collection_paid": report.collection_paid,
-        "differences": [
-            {
-                "enrollment_id": d.enrollment_id,
-                "kind": d.kind.value,
-                "registry": d.registry.model_dump(mode="json") if d.registry else None,
-                "collection": d.collection.model_dump(mode="json") if d.collection else None,
-            }
-            for d in report.differences
-        ],
+        "region_codes": report.region_codes,
+        "coverage_year": report.coverage_year,
+        "registry": {"enrollments": report.registry.listed, "backlog": report.registry.backlog},
+        "collection": {"bills": report.collection.listed, "backlog": report.collection.backlog},
+        "differences": [_difference_json(d) for d in report.differences],
         "republished": report.republished,
         "repaired": report.repaired,
+        "remaining": [_difference_json(d) for d in report.remaining],
+        "ledger": report.ledger,
         "ok": report.ok,
     }
 
 
+def _standing(s: EnrollmentStanding | None) -> str:
+    if s is None:
+        return ""
+    return f"{s.standing} due {s.amount_due} v{s.price_version} paid {s.paid} {s.payment_id or ''}"
+
+
 def _print_report(report: crosscheck.CheckReport) -> None:
     console.print(
-        f"核对 {report.region_code} {report.day.isoformat()}: registry holds {report.registry_paid} paid, "
-        f"collection recorded {report.collection_paid}; {len(report.differences)} differences, "
-        f"{len(report.republished)} republished, {len(report.repaired)} repaired"
+        f"核对 {','.join(report.region_codes)} {report.coverage_year}: registry {report.registry.listed} "
+        f"enrollments, collection {report.collection.listed} bills; {len(report.differences)} differences, "
+        f"{len(report.republished)} republished, {len(report.repaired)} repaired, "
+        f"{len(report.remaining)} remaining"
     )
     if report.differences:
         table = Table("enrollment", "difference", "registry", "collection", "repaired")
+        left = {d.enrollment_id for d in report.remaining}
         for d in report.differences:
+            repaired = "" if d.enrollment_id in left else "yes"
             table.add_row(
-                d.enrollment_id,
-                d.kind.value,
-                f"{d.registry.payment_id} {d.registry.amount}" if d.registry else "",
-                f"{d.collection.payment_id} {d.collection.amount}" if d.collection else "",
-                "yes" if d.enrollment_id in report.repaired else "",
+                d.enrollment_id, d.kind.value, _standing(d.registry), _standing(d.collection), repaired
             )
         console.print(table)
-    console.print("[green]consistent[/green]" if report.ok else "[red]differences remain[/red]")
+    for name, side in (("registry", report.registry), ("collection", report.collection)):
+        console.print(
+            f"{name}: {side.backlog.get('unpublished')} events unpublished, "
+            f"{side.backlog.get('dead_letters_open')} dead letters open"
+        )
+    console.print(f"ledger check: {'ok' if report.ledger.get('ok') else report.ledger}")
+    console.print("[green]consistent[/green]" if report.ok else "[red]not consistent[/red]")

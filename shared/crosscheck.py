@@ -1,8 +1,10 @@
-"""The cross-service check (核对) contract: each service lists the enrollments it holds as paid on a region's
-business day, in pages ordered by enrollment id, so that an operator's check can compare the two."""
+"""The cross-service check (核对) contract: each service lists where every enrollment of a region and coverage
+year stands by its own books, in pages ordered by enrollment id, so that an operator's check can compare them.
 
+Both sides speak one vocabulary (`Standing`); each service maps its own statuses onto it."""
+
+import enum
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
@@ -14,26 +16,36 @@ from shared.regions import REGION_CODE_PATTERN
 PAGE_LIMIT = 1000
 
 
-class PaidEnrollment(BaseModel):
+class Standing(enum.StrEnum):
+    OPEN = "open"  # owed, not paid
+    PAID = "paid"  # paid (or settled by its funders) and in force
+    CLOSED_UNPAID = "closed_unpaid"  # ended without payment: lapsed, or cancelled before paying
+    REFUNDED = "refunded"  # paid, then refunded in full: ended
+
+
+class EnrollmentStanding(BaseModel):
     enrollment_id: str
-    payment_id: str
-    amount: Yuan = Field(description="What the person paid")
-    paid_at: datetime
+    standing: Standing
+    amount_due: Yuan = Field(description="What the person owes (owed) after subsidies")
+    price_version: int = Field(description="The registry's price version the figures follow")
+    payment_id: str | None = Field(description="The payment that settled it, if any")
+    paid: Yuan = Field(description="What that payment put on this enrollment")
+    refunded: Yuan = Field(description="What was given back of it")
 
 
-class PaidPage(BaseModel):
-    items: list[PaidEnrollment]
+class StandingPage(BaseModel):
+    items: list[EnrollmentStanding]
     next_after: str | None = Field(description="Pass as `after` for the next page; null on the last")
 
 
 @dataclass
-class PaidQuery:
-    """Which page of which region's day (query parameters of both services' listing)."""
+class StandingQuery:
+    """Which page of which region's coverage year (query parameters of both services' listing)."""
 
     region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)]
-    day: Annotated[date, Query(description="Beijing business day")]
+    coverage_year: Annotated[int, Query(ge=2000, le=2100)]
     after: Annotated[str, Query(max_length=36)] = ""
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT
 
 
-PaidFilter = Annotated[PaidQuery, Depends()]
+StandingFilter = Annotated[StandingQuery, Depends()]

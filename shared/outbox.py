@@ -63,6 +63,8 @@ class OutboxMixin:
                 postgresql_where=unpublished,
                 sqlite_where=unpublished,
             ),
+            # An enrollment's events are found by key to publish them again (shared.delivery).
+            Index(f"ix_{cls.__tablename__}_key", "key"),
         )
 
 
@@ -77,6 +79,11 @@ def enqueue(session: AsyncSession, model: type[OutboxMixin], topic: str, envelop
             payload=envelope.to_bytes(),
         )
     )
+    wake_relay(session)
+
+
+def wake_relay(session: AsyncSession) -> None:
+    """The relay looks at the outbox as soon as this session's transaction commits."""
     session.info[_PENDING_FLAG] = True
 
 

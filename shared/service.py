@@ -18,6 +18,7 @@ from shared.auth import ACCESS_ERRORS
 from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
 from shared.dead_letters import dead_letter_router
+from shared.delivery import delivery_router
 from shared.errors import (
     DomainError,
     ErrorResponse,
@@ -101,7 +102,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.add_middleware(MaskPersonalData)
     app.add_middleware(BodySizeLimit, default_bytes=settings.max_body_bytes)
     app.include_router(health_router)
-    operators = [audit_router(spec.audit), dead_letter_router(spec.dead_letters, spec.inbox, spec.handlers)]
+    operators = [
+        audit_router(spec.audit),
+        dead_letter_router(spec.dead_letters, spec.inbox, spec.handlers),
+        delivery_router(spec.outbox, spec.dead_letters),
+    ]
     for router in [*spec.routers, *operators]:
         app.include_router(router)
     _declare_common_errors(app)

@@ -13,7 +13,7 @@ from tests.support import problem
 
 OFFICER_ONLY = ("tax_officer",)
 RESIDENT_SIDE = ("resident", "tax_officer")
-TODAY = {"region_code": "340104", "day": "2023-10-08"}
+YEAR = {"region_code": "340104", "coverage_year": 2024}
 DAY = "/v1/reconciliations/wechat/2023-10-08"
 
 COLLECTION_CALLS: list[Call] = [
@@ -41,13 +41,7 @@ COLLECTION_CALLS: list[Call] = [
         params={"organisation": "安徽大学", "region_code": "340104", "coverage_year": 2024},
     ),
     call("GET", "/v1/bills/{bill_a}", *RESIDENT_SIDE, ok=True),
-    call("GET", "/v1/payments/confirmed", *OFFICER_ONLY, ok=True, params=TODAY),
-    call(
-        "POST",
-        "/v1/payments/confirmations",
-        *OFFICER_ONLY,
-        build=lambda c: {"json": {"enrollment_ids": [c["enrollment_a"]], "requested_by": "t"}},
-    ),
+    call("GET", "/v1/bills/standings", *OFFICER_ONLY, ok=True, params=YEAR),
     call("GET", "/v1/payments/{payment_a}", *RESIDENT_SIDE, ok=True),
     call("GET", "/v1/receipts/{receipt_a}", *RESIDENT_SIDE, ok=True),
     call("GET", "/v1/receipts/{receipt_a}/print", *RESIDENT_SIDE, ok=True),
@@ -88,6 +82,8 @@ COLLECTION_CALLS: list[Call] = [
     call("GET", "/v1/ledger/check", *OFFICER_ONLY, ok=True),
     call("GET", "/v1/audit-events", ok=True),
     call("GET", "/v1/dead-letters", ok=True),
+    call("GET", "/v1/events/backlog", ok=True),
+    call("POST", "/v1/events/republications", ok=True, json={"subjects": ["x"], "requested_by": "t"}),
     call("POST", "/v1/dead-letters/999999/replay"),
     call("POST", "/v1/dead-letters/999999/discard", json={"note": "n"}),
     # Last: it pays bill B. Any resident may pay someone's bill (代缴); auditors and staff may not.

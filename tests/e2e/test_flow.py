@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from collection.notifications.service import sign
 from collection.settings import CollectionSettings
 from shared.clock import business_date
-from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS, Envelope, PaymentConfirmed, new_envelope
+from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS, Envelope, PaymentConfirmed
 from tests.collection.helpers import enrollment_event
 from tests.support import CANBAO, Stack, eventually, resident_id
 
@@ -107,26 +107,39 @@ async def test_the_same_enrollment_event_delivered_twice_yields_one_bill(stack: 
 
 async def test_the_same_payment_event_delivered_twice_changes_nothing(stack: Stack) -> None:
     created = await enroll(stack)
-    confirmation = PaymentConfirmed(
-        payment_id=str(uuid.uuid4()),
-        bill_id=str(uuid.uuid4()),
-        enrollment_id=created["enrollment_id"],
-        amount_fen=38000,
-        price_version=1,
-        channel="bank",
-        receipt_no="CBTEST0001",
-        paid_at=datetime(2023, 12, 31, 15, 30, tzinfo=UTC),
-    )
-    event = new_envelope("/tests", created["enrollment_id"], confirmation)
+    [bill] = await eventually(lambda: bills_for(stack, created["enrollment_id"]))
+    payment = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "bank"}
+    async with stack.client("collection") as collection:
+        paid = await collection.post(
+            "/v1/payments", json=payment, headers={"Idempotency-Key": bill["bill_id"]}
+        )
+    assert paid.status_code == 201, paid.text
+
+    async def active() -> dict[str, Any] | None:
+        current = await enrollment(stack, created["enrollment_id"])
+        return current if current["status"] == "active" else None
+
+    before = await eventually(active)
+    event = await published(stack, "collection", created["enrollment_id"], PaymentConfirmed.event_type)
     await publish_twice(stack, COLLECTION_PAYMENTS, event)
 
     await eventually(lambda: logged_skip(stack, event.id))
-    after = await enrollment(stack, created["enrollment_id"])
-    assert (after["status"], after["payment_id"], after["paid_at"]) == (
-        "active",
-        confirmation.payment_id,
-        "2023-12-31T15:30:00Z",
-    )
+    assert await enrollment(stack, created["enrollment_id"]) == before
+    assert before["payment_id"] == paid.json()["payment_id"]
+
+
+async def published(stack: Stack, service: str, subject: str, event_type: str) -> Envelope:
+    """An event as the service's outbox holds it (and the relay published it)."""
+    engine = create_async_engine(stack.database_urls[service])
+    async with engine.connect() as conn:
+        payload = (
+            await conn.execute(
+                text("SELECT payload FROM outbox WHERE key = :key AND event_type = :type"),
+                {"key": subject, "type": event_type},
+            )
+        ).scalar_one()
+    await engine.dispose()
+    return Envelope.from_bytes(payload)
 
 
 async def logged_skip(stack: Stack, event_id: str) -> bool:
@@ -321,22 +334,14 @@ async def test_reconciliation_records_a_payment_and_the_check_repairs_a_lost_con
 
     await eventually(lambda: active(second["enrollment_id"]))
     await eventually(lambda: active(first["enrollment_id"]))
-    # The registry loses the first confirmation (restored from a backup taken before it arrived).
-    engine = create_async_engine(stack.database_urls["registry"])
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE enrollments SET status = 'pending_payment', paid_fen = NULL, paid_at = NULL, "
-                "payment_id = NULL, receipt_no = NULL WHERE id = :id"
-            ),
-            {"id": first["enrollment_id"]},
-        )
-    await engine.dispose()
+    # The registry loses the first confirmation (restored from a backup taken before it arrived: the
+    # enrollment and the inbox both as they were).
+    await restore_before_confirmation(stack, first["enrollment_id"])
     assert (await enrollment(stack, first["enrollment_id"]))["status"] == "pending_payment"
 
     checked = await asyncio.to_thread(
         subprocess.run,
-        [str(CANBAO), "check", "--region", "340102", "--day", day, "--json", "--wait", "30"],
+        [str(CANBAO), "check", "--region", "340102", "--year", "2024", "--json", "--wait", "30"],
         env={
             **os.environ,
             "CANBAO_REGISTRY_URL": stack.url("registry"),
@@ -350,10 +355,25 @@ async def test_reconciliation_records_a_payment_and_the_check_repairs_a_lost_con
     assert checked.returncode == 0, checked.stdout + checked.stderr
     report = json.loads(checked.stdout)
     assert [(d["enrollment_id"], d["kind"]) for d in report["differences"]] == [
-        (first["enrollment_id"], "confirmation_missing")
+        (first["enrollment_id"], "standings_differ")
     ]
     assert report["repaired"] == [first["enrollment_id"]]
+    assert report["remaining"] == []
+    assert report["ledger"]["ok"] is True
+    assert report["registry"]["backlog"]["unpublished"] == 0
     assert (await enrollment(stack, first["enrollment_id"]))["payment_id"] == paid.json()["payment_id"]
-    async with stack.client("collection") as collection:
-        ledger = (await collection.get("/v1/ledger/check")).json()
-    assert ledger["ok"] is True, ledger
+
+
+async def restore_before_confirmation(stack: Stack, enrollment_id: str) -> None:
+    confirmation = await published(stack, "collection", enrollment_id, PaymentConfirmed.event_type)
+    registry = create_async_engine(stack.database_urls["registry"])
+    async with registry.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE enrollments SET status = 'pending_payment', paid_fen = NULL, paid_at = NULL, "
+                "payment_id = NULL, receipt_no = NULL WHERE id = :id"
+            ),
+            {"id": enrollment_id},
+        )
+        await conn.execute(text("DELETE FROM inbox WHERE event_id = :id"), {"id": confirmation.id})
+    await registry.dispose()

@@ -13,7 +13,14 @@ from registry.enrollment.events import HANDLERS
 from registry.enrollment.models import Enrollment
 from registry.people.models import Person
 from registry.settings import RegistrySettings
-from shared.events import COLLECTION_PAYMENTS, EventData, PaymentConfirmed, PaymentRefunded, new_envelope
+from shared.events import (
+    COLLECTION_PAYMENTS,
+    Envelope,
+    EventData,
+    PaymentConfirmed,
+    PaymentRefunded,
+    new_envelope,
+)
 from shared.inbox import IdempotentConsumer
 from shared.money import parse_yuan
 from tests.conftest import Harness
@@ -101,7 +108,11 @@ async def deliver_refund(
 
 async def deliver_to_registry(h: Harness, data: EventData, subject: str) -> None:
     """Deliver one of collection's events the way the registry's consumer receives it."""
-    envelope = new_envelope("/tests", subject, data)
+    await deliver_envelope(h, new_envelope("/tests", subject, data))
+
+
+async def deliver_envelope(h: Harness, envelope: Envelope) -> None:
+    """Deliver a message on collection's topic to the registry's consumer."""
     value = envelope.to_bytes()
     settings = RegistrySettings(
         environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=1

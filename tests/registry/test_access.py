@@ -31,12 +31,11 @@ OTHER_DISTRICT: dict[str, Any] = {"region_code": "340102", "coverage_year": 2024
 NOBODY = "00000000-0000-0000-0000-000000000000"
 AREA: dict[str, Any] = {"region_code": "340104", "coverage_year": 2024}
 CATEGORY_AREA: dict[str, Any] = AREA | {"category": CATEGORY}
-TODAY = {"region_code": "340104", "day": "2023-10-08"}
 STAFF_SIDE = ("staff", "other_staff")  # same role; other_staff's region is 340102
 
 REGISTRY_CALLS: list[Call] = [
     call("POST", "/v1/enrollments", "resident", "staff", json=person(ID_A, NAME_A) | HEFEI),
-    call("GET", "/v1/enrollments/paid", "staff", ok=True, params=TODAY),
+    call("GET", "/v1/enrollments/standings", "staff", ok=True, params=AREA),
     call("GET", "/v1/enrollments/{enrollment_a}", "resident", "staff", ok=True),
     call(
         "POST",
@@ -119,6 +118,8 @@ REGISTRY_CALLS: list[Call] = [
     call("GET", "/dashboard", "staff", ok=True, params=AREA),
     call("GET", "/v1/audit-events", ok=True),
     call("GET", "/v1/dead-letters", ok=True),
+    call("GET", "/v1/events/backlog", ok=True),
+    call("POST", "/v1/events/republications", ok=True, json={"subjects": ["x"], "requested_by": "t"}),
     call("POST", "/v1/dead-letters/999999/replay"),
     call("POST", "/v1/dead-letters/999999/discard", json={"note": "n"}),
     # Last: they end what the calls above read.

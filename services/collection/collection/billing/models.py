@@ -23,6 +23,7 @@ class Bill(Base):
     __table_args__ = (
         Index("ix_bills_organisation", "payer_organisation", "region_code", "coverage_year", "status"),
         Index("ix_bills_region_paid_at", "region_code", "paid_at"),
+        Index("ix_bills_region_year", "region_code", "coverage_year", "enrollment_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -4,6 +4,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
+from collection.payments.models import PaymentItem
 
 # Bills whose contributions are still due to the fund (open) or were paid and kept (paid).
 STANDING = (BillStatus.OPEN, BillStatus.PAID)
@@ -108,3 +109,19 @@ async def subsidy_totals(session: AsyncSession) -> dict[str, int]:
 
 async def get_many(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
     return {b.id: b for b in (await session.scalars(select(Bill).where(Bill.id.in_(bill_ids)))).all()}
+
+
+async def of_region_year(
+    session: AsyncSession, region_code: str, coverage_year: int, after: str, limit: int
+) -> list[tuple[Bill, PaymentItem | None]]:
+    """A region's bills of a coverage year with the payment item that settled each, by enrollment id."""
+    query = (
+        select(Bill, PaymentItem)
+        .outerjoin(PaymentItem, PaymentItem.bill_id == Bill.id)
+        .where(
+            Bill.region_code == region_code, Bill.coverage_year == coverage_year, Bill.enrollment_id > after
+        )
+        .order_by(Bill.enrollment_id)
+        .limit(limit)
+    )
+    return [(bill, item) for bill, item in (await session.execute(query)).all()]

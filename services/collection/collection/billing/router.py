@@ -10,6 +10,7 @@ from collection.billing.schemas import BillList, BillOut, OrganisationDue
 from collection.settings import CollectionSettings
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.clock import AppClock
+from shared.crosscheck import StandingFilter, StandingPage
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
@@ -93,6 +94,17 @@ async def organisation_due(
         open_bills=len(bills),
         amount_due=sum(b.amount_due_fen for b in bills),
     )
+
+
+@router.get(
+    "/standings",
+    summary="Where every bill of a region's coverage year stands, as collection holds it (核对)",
+    description="Every status, by enrollment id; the cross-service check (`canbao check`) compares them with "
+    "the registry's `GET /v1/enrollments/standings`.",
+    dependencies=[allow(Role.TAX_OFFICER)],
+)
+async def list_standings(session: DbSession, query: StandingFilter) -> StandingPage:
+    return await service.standings(session, query)
 
 
 @router.get(

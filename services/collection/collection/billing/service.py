@@ -13,6 +13,7 @@ from collection.ledger import service as ledger
 from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
 from collection.refunds import service as refunds
+from shared.crosscheck import EnrollmentStanding, Standing, StandingPage, StandingQuery
 from shared.events import (
     EnrollmentCancelled,
     EnrollmentCreated,
@@ -150,3 +151,34 @@ async def lookup(
     if not found:
         repository.add_failed_lookup(session, subject, now)
     return found
+
+
+# Bill statuses in the cross-service check's vocabulary.
+_STANDING = {
+    BillStatus.OPEN: Standing.OPEN,
+    BillStatus.PAID: Standing.PAID,
+    BillStatus.CANCELLED: Standing.CLOSED_UNPAID,
+    BillStatus.REFUNDED: Standing.REFUNDED,
+}
+
+
+async def standings(session: AsyncSession, query: StandingQuery) -> StandingPage:
+    """Where every bill of a region's coverage year stands, as collection holds it (核对)."""
+    found = await repository.of_region_year(
+        session, query.region_code, query.coverage_year, query.after, query.limit
+    )
+    return StandingPage(
+        items=[
+            EnrollmentStanding(
+                enrollment_id=bill.enrollment_id,
+                standing=_STANDING[bill.status],
+                amount_due=bill.amount_due_fen,
+                price_version=bill.price_version,
+                payment_id=item.payment_id if item else None,
+                paid=item.amount_fen if item else 0,
+                refunded=bill.refunded_fen,
+            )
+            for bill, item in found
+        ],
+        next_after=found[-1][0].enrollment_id if len(found) == query.limit else None,
+    )

@@ -19,8 +19,15 @@ class Mismatch(BaseModel):
 
 
 class LedgerCheck(BaseModel):
-    ok: bool = Field(description="Every transaction balances and every account agrees with the books")
+    ok: bool = Field(
+        description="Every transaction balances, every account agrees with the books, every payment "
+        "belongs to the bills it settled and every paid bill to one payment"
+    )
     transactions: int
     entries: int
     unbalanced_transactions: list[str]
     mismatches: list[Mismatch]
+    payments_not_matching_items: list[str] = Field(description="Payments whose items do not add up to them")
+    bills_not_settled_once: list[str] = Field(
+        description="Bills paid by several payments or by none, or holding a payment while unpaid"
+    )

@@ -75,7 +75,8 @@ async def balances(session: AsyncSession, prefix: str | None = None) -> list[Acc
 
 
 async def check(session: AsyncSession) -> LedgerCheck:
-    """Every transaction balances, and each account agrees with the records it summarises."""
+    """Every transaction balances, each account agrees with the records it summarises, each payment is what
+    its items put on bills, and each paid bill was settled by exactly one payment."""
     ledger = dict(await repository.balances(session, None))
     books: dict[str, int] = {accounts.RESIDENT_RECEIVABLE: await bills.open_due_total(session)}
     for funder, fen in (await bills.subsidy_totals(session)).items():
@@ -102,10 +103,14 @@ async def check(session: AsyncSession) -> LedgerCheck:
     ]
     unbalanced = [tid for tid, _ in await repository.unbalanced(session)]
     transactions, entries = await repository.counts(session)
+    payments_off = await payments.payments_not_matching_items(session)
+    bills_off = await payments.bills_not_settled_once(session)
     return LedgerCheck(
-        ok=not mismatches and not unbalanced,
+        ok=not (mismatches or unbalanced or payments_off or bills_off),
         transactions=transactions,
         entries=entries,
         unbalanced_transactions=unbalanced,
         mismatches=mismatches,
+        payments_not_matching_items=payments_off,
+        bills_not_settled_once=bills_off,
     )

@@ -1,10 +1,11 @@
-from datetime import datetime
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
 from collection.payments.models import Channel, Payment, PaymentItem
+
+# A paid or refunded bill was settled by exactly one payment; an open or cancelled one by none.
+_SETTLED = (BillStatus.PAID, BillStatus.REFUNDED)
 
 
 async def get(session: AsyncSession, payment_id: str) -> Payment | None:
@@ -45,33 +46,30 @@ async def by_channel_reference(session: AsyncSession, channel: Channel, referenc
     return (await session.scalars(query)).one_or_none()
 
 
-async def paid_between(
-    session: AsyncSession, region_code: str, start: datetime, end: datetime, after: str, limit: int
-) -> list[tuple[Bill, PaymentItem]]:
-    """A region's bills paid in [start, end) and still paid (not refunded in full), by enrollment id."""
-    query = (
-        select(Bill, PaymentItem)
-        .join(PaymentItem, PaymentItem.bill_id == Bill.id)
-        .where(
-            Bill.region_code == region_code,
-            Bill.status == BillStatus.PAID,
-            Bill.paid_at >= start,
-            Bill.paid_at < end,
-            Bill.enrollment_id > after,
-        )
-        .order_by(Bill.enrollment_id)
-        .limit(limit)
+async def payments_not_matching_items(session: AsyncSession) -> list[str]:
+    """Payments whose amount is not what their items put on bills."""
+    items = (
+        select(PaymentItem.payment_id, func.sum(PaymentItem.amount_fen).label("fen"))
+        .group_by(PaymentItem.payment_id)
+        .subquery()
     )
-    return [(bill, item) for bill, item in (await session.execute(query)).all()]
+    query = (
+        select(Payment.id)
+        .outerjoin(items, items.c.payment_id == Payment.id)
+        .where(func.coalesce(items.c.fen, -1) != Payment.amount_fen)
+        .order_by(Payment.id)
+    )
+    return list((await session.scalars(query)).all())
 
 
-async def paid_for_enrollments(
-    session: AsyncSession, enrollment_ids: list[str]
-) -> list[tuple[Bill, PaymentItem, Payment]]:
+async def bills_not_settled_once(session: AsyncSession) -> list[str]:
+    """Bills paid by more than one payment, paid without one, or holding a payment while not paid."""
+    count = func.count(PaymentItem.payment_id)
     query = (
-        select(Bill, PaymentItem, Payment)
-        .join(PaymentItem, PaymentItem.bill_id == Bill.id)
-        .join(Payment, Payment.id == PaymentItem.payment_id)
-        .where(Bill.enrollment_id.in_(enrollment_ids), Bill.status == BillStatus.PAID)
+        select(Bill.id)
+        .outerjoin(PaymentItem, PaymentItem.bill_id == Bill.id)
+        .group_by(Bill.id, Bill.status)
+        .having(((Bill.status.in_(_SETTLED)) & (count != 1)) | ((Bill.status.not_in(_SETTLED)) & (count > 0)))
+        .order_by(Bill.id)
     )
-    return [(bill, item, payment) for bill, item, payment in (await session.execute(query)).all()]
+    return list((await session.scalars(query)).all())

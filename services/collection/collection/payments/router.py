@@ -14,10 +14,9 @@ from collection.payments.errors import (
     PaymentNotFound,
     PaymentWindowClosed,
 )
-from collection.payments.schemas import PaymentCreate, PaymentOut, Republish, RepublishOut
+from collection.payments.schemas import PaymentCreate, PaymentOut
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, RoleNotAllowed, allow
 from shared.clock import AppClock
-from shared.crosscheck import PaidFilter, PaidPage
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -62,26 +61,6 @@ async def create_payment(
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return result
-
-
-@router.get(
-    "/confirmed",
-    summary="Enrollments paid on a region's business day, as collection holds them (核对)",
-    description="Bills paid that day and still paid, by enrollment id; the cross-service check (`canbao "
-    "check`) compares them with the registry's `GET /v1/enrollments/paid`.",
-    dependencies=[allow(Role.TAX_OFFICER)],
-)
-async def list_confirmed(session: DbSession, query: PaidFilter) -> PaidPage:
-    return await service.confirmed_on(session, query)
-
-
-@router.post(
-    "/confirmations",
-    summary="Publish paid enrollments' confirmations again (repairs a lost one; the registry applies once)",
-    dependencies=[allow(Role.TAX_OFFICER)],
-)
-async def republish_confirmations(body: Republish, session: DbSession) -> RepublishOut:
-    return await service.republish(session, body)
 
 
 @router.get(

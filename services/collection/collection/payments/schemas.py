@@ -111,19 +111,3 @@ class PaymentOut(BaseModel):
                 for i in payment.items
             ],
         )
-
-
-class Republish(BaseModel):
-    """Enrollments whose payment confirmation the registry never applied, as `canbao check` finds them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enrollment_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=36)]] = Field(
-        min_length=1, max_length=1000
-    )
-    requested_by: str = Field(min_length=1, max_length=64)
-
-
-class RepublishOut(BaseModel):
-    republished: list[str] = Field(description="Enrollments whose confirmation was published again")
-    not_paid: list[str] = Field(description="Enrollments collection does not hold as paid: nothing sent")

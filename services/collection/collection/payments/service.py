@@ -27,9 +27,8 @@ from collection.payments.errors import (
     PaymentWindowClosed,
 )
 from collection.payments.models import Channel, Payment, PaymentItem, PaymentOrigin
-from collection.payments.schemas import PaymentCreate, PaymentOut, Republish, RepublishOut
-from shared.clock import Clock, business_date, business_day_bounds
-from shared.crosscheck import PaidEnrollment, PaidPage, PaidQuery
+from collection.payments.schemas import PaymentCreate, PaymentOut
+from shared.clock import Clock, business_date
 from shared.events import COLLECTION_PAYMENTS, PaymentConfirmed, new_envelope
 from shared.money import format_fen
 from shared.outbox import enqueue
@@ -223,36 +222,3 @@ def _check_payable(bill: Bill, today: date) -> None:
     if today > bill.payable_until:
         # Beijing business date: a payment at 23:30 on the last day is in time.
         raise PaymentWindowClosed({"bill_id": bill.id, "payable_until": bill.payable_until.isoformat()})
-
-
-async def confirmed_on(session: AsyncSession, query: PaidQuery) -> PaidPage:
-    """The region's enrollments collection holds as paid on a business day (核对)."""
-    bounds = business_day_bounds(query.day)
-    found = await repository.paid_between(session, query.region_code, *bounds, query.after, query.limit)
-    return PaidPage(
-        items=[
-            PaidEnrollment(
-                enrollment_id=bill.enrollment_id,
-                payment_id=item.payment_id,
-                amount=item.amount_fen,
-                paid_at=paid_at,
-            )
-            for bill, item in found
-            if (paid_at := bill.paid_at) is not None  # always, for a paid bill
-        ],
-        next_after=found[-1][0].enrollment_id if len(found) == query.limit else None,
-    )
-
-
-async def republish(session: AsyncSession, body: Republish) -> RepublishOut:
-    """Publish paid enrollments' confirmations again: the registry applies a payment once, so this repairs a
-    lost confirmation and changes nothing where the first one arrived."""
-    found = await repository.paid_for_enrollments(session, body.enrollment_ids)
-    for bill, item, payment in found:
-        confirm(session, payment, item, bill.price_version)
-    republished = {bill.enrollment_id for bill, _, _ in found}
-    log.info("confirmations_republished", count=len(republished), requested_by=body.requested_by)
-    return RepublishOut(
-        republished=sorted(republished),
-        not_paid=sorted(set(body.enrollment_ids) - republished),
-    )

@@ -36,6 +36,7 @@ class Enrollment(Base):
             sqlite_where=text("status NOT IN ('lapsed', 'cancelled')"),
         ),
         Index("ix_enrollments_region_paid_at", "region_code", "paid_at"),
+        Index("ix_enrollments_region_year", "region_code", "coverage_year", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -1,10 +1,9 @@
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus
+from registry.enrollment.models import ENDED, Enrollment
 
 
 async def get(session: AsyncSession, enrollment_id: str, *, for_update: bool = False) -> Enrollment | None:
@@ -47,17 +46,15 @@ def add(session: AsyncSession, enrollment: Enrollment) -> None:
     session.add(enrollment)
 
 
-async def paid_between(
-    session: AsyncSession, region_code: str, start: datetime, end: datetime, after: str, limit: int
+async def of_region_year(
+    session: AsyncSession, region_code: str, coverage_year: int, after: str, limit: int
 ) -> list[Enrollment]:
-    """Enrollments of a region paid in [start, end) and still standing, by id from `after`."""
+    """A region's enrollments of a coverage year, every status, by id from `after`."""
     query = (
         select(Enrollment)
         .where(
             Enrollment.region_code == region_code,
-            Enrollment.status == EnrollmentStatus.ACTIVE,
-            Enrollment.paid_at >= start,
-            Enrollment.paid_at < end,
+            Enrollment.coverage_year == coverage_year,
             Enrollment.id > after,
         )
         .order_by(Enrollment.id)

@@ -30,7 +30,7 @@ from registry.policy.errors import (
     UnknownWindowExtension,
 )
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
-from shared.crosscheck import PaidFilter, PaidPage
+from shared.crosscheck import StandingFilter, StandingPage
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -96,16 +96,16 @@ async def cancel_enrollment(
 
 
 @router.get(
-    "/paid",
-    summary="Enrollments paid on a region's business day, as the registry holds them (核对)",
-    description="Active enrollments whose payment the registry applied, by enrollment id; the "
-    "cross-service check (`canbao check`) compares them with collection's `GET /v1/payments/confirmed`.",
+    "/standings",
+    summary="Where every enrollment of a region's coverage year stands, as the registry holds it (核对)",
+    description="Every status, by enrollment id; the cross-service check (`canbao check`) compares them with "
+    "collection's `GET /v1/bills/standings`.",
     responses=error_responses(*AREA_ERRORS),
     dependencies=[allow(Role.STAFF)],
 )
-async def list_paid(session: DbSession, query: PaidFilter, access: CurrentAccess) -> PaidPage:
+async def list_standings(session: DbSession, query: StandingFilter, access: CurrentAccess) -> StandingPage:
     access.require_region(query.region_code)
-    return await service.paid_on(session, query)
+    return await service.standings(session, query)
 
 
 @router.get(

@@ -28,8 +28,8 @@ from registry.policy import rules
 from registry.policy.book import PolicyBook
 from registry.policy.models import CoverageFrom, Policy
 from registry.subsidy import repository as subsidies
-from shared.clock import Clock, business_date, business_day_bounds
-from shared.crosscheck import PaidEnrollment, PaidPage, PaidQuery
+from shared.clock import Clock, business_date
+from shared.crosscheck import EnrollmentStanding, Standing, StandingPage, StandingQuery
 from shared.errors import DomainError
 from shared.events import (
     REGISTRY_ENROLLMENTS,
@@ -411,17 +411,31 @@ def _lines_data(enrollment: Enrollment) -> list[SubsidyLineData]:
     ]
 
 
-async def paid_on(session: AsyncSession, query: PaidQuery) -> PaidPage:
-    """The region's enrollments paid on a business day, as the registry holds them (核对)."""
-    bounds = business_day_bounds(query.day)
-    found = await repository.paid_between(session, query.region_code, *bounds, query.after, query.limit)
-    return PaidPage(
+# Registry statuses in the check's vocabulary; a cancellation stands by whether it was paid.
+_STANDING = {
+    EnrollmentStatus.PENDING_PAYMENT: Standing.OPEN,
+    EnrollmentStatus.ACTIVE: Standing.PAID,
+    EnrollmentStatus.LAPSED: Standing.CLOSED_UNPAID,
+}
+
+
+async def standings(session: AsyncSession, query: StandingQuery) -> StandingPage:
+    """Where every enrollment of a region's coverage year stands, as the registry holds it (核对)."""
+    found = await repository.of_region_year(
+        session, query.region_code, query.coverage_year, query.after, query.limit
+    )
+    return StandingPage(
         items=[
-            PaidEnrollment(
-                enrollment_id=e.id, payment_id=e.payment_id, amount=e.paid_fen or 0, paid_at=e.paid_at
+            EnrollmentStanding(
+                enrollment_id=e.id,
+                standing=_STANDING.get(e.status, Standing.REFUNDED if e.paid_fen else Standing.CLOSED_UNPAID),
+                amount_due=e.personal_due_fen,
+                price_version=e.price_version,
+                payment_id=e.payment_id,
+                paid=e.paid_fen or 0,
+                refunded=e.refunded_fen,
             )
             for e in found
-            if e.paid_at is not None and e.payment_id is not None  # always, for an active enrollment
         ],
         next_after=found[-1].id if len(found) == query.limit else None,
     )

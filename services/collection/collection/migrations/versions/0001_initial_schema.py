@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:17:42.092646
+Create Date: 2026-11-23 14:01:06.843165
 """
 
 from collections.abc import Sequence
@@ -82,6 +82,9 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_bills_region_code"), ["region_code"], unique=False)
         batch_op.create_index("ix_bills_region_paid_at", ["region_code", "paid_at"], unique=False)
+        batch_op.create_index(
+            "ix_bills_region_year", ["region_code", "coverage_year", "enrollment_id"], unique=False
+        )
 
     op.create_table(
         "dead_letters",
@@ -171,6 +174,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_key", ["key"], unique=False)
         batch_op.create_index(
             "ix_outbox_unpublished",
             ["id"],
@@ -565,6 +569,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("published_at IS NULL"),
             sqlite_where=sa.text("published_at IS NULL"),
         )
+        batch_op.drop_index("ix_outbox_key")
 
     op.drop_table("outbox")
     with op.batch_alter_table("lookup_failures", schema=None) as batch_op:
@@ -579,6 +584,7 @@ def downgrade() -> None:
     op.drop_table("idempotency_keys")
     op.drop_table("dead_letters")
     with op.batch_alter_table("bills", schema=None) as batch_op:
+        batch_op.drop_index("ix_bills_region_year")
         batch_op.drop_index("ix_bills_region_paid_at")
         batch_op.drop_index(batch_op.f("ix_bills_region_code"))
         batch_op.drop_index("ix_bills_organisation")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:17:40.142156
+Create Date: 2026-11-23 14:01:05.266059
 """
 
 from collections.abc import Sequence
@@ -122,6 +122,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_key", ["key"], unique=False)
         batch_op.create_index(
             "ix_outbox_unpublished",
             ["id"],
@@ -343,6 +344,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_enrollments_household_id"), ["household_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_enrollments_region_code"), ["region_code"], unique=False)
         batch_op.create_index("ix_enrollments_region_paid_at", ["region_code", "paid_at"], unique=False)
+        batch_op.create_index(
+            "ix_enrollments_region_year", ["region_code", "coverage_year", "id"], unique=False
+        )
         batch_op.create_index(
             "uq_enrollments_person_year_live",
             ["person_id", "coverage_year"],
@@ -685,6 +689,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("status NOT IN ('lapsed', 'cancelled')"),
             sqlite_where=sa.text("status NOT IN ('lapsed', 'cancelled')"),
         )
+        batch_op.drop_index("ix_enrollments_region_year")
         batch_op.drop_index("ix_enrollments_region_paid_at")
         batch_op.drop_index(batch_op.f("ix_enrollments_region_code"))
         batch_op.drop_index(batch_op.f("ix_enrollments_household_id"))
@@ -705,6 +710,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("published_at IS NULL"),
             sqlite_where=sa.text("published_at IS NULL"),
         )
+        batch_op.drop_index("ix_outbox_key")
 
     op.drop_table("outbox")
     op.drop_table("inbox")
