@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from stdnum.cn import ric
 
-from canbao.stack import SERVICES
+from canbao.stack import SERVICES, start_broker
 from shared.auth import Role, dev_token
 
 CANBAO = Path(sys.executable).parent / "canbao"
@@ -113,3 +113,88 @@ class Stack:
         """A client of one service, as an administrator unless another token is given."""
         headers = {"Authorization": f"Bearer {token or dev_token(Role.ADMIN)}"}
         return httpx.AsyncClient(base_url=self.url(service), timeout=30.0, headers=headers)
+
+
+@dataclass
+class Parts(Stack):
+    """The same system started piece by piece, so a test can kill, restart or add any one part: the broker,
+    or a replica of a service (`python -m <service> serve`, each replica on its own port, one database)."""
+
+    replicas: dict[tuple[str, int], subprocess.Popen[bytes]] = field(default_factory=dict)
+    broker: subprocess.Popen[bytes] | None = None
+    replica_ports: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for service in SERVICES:
+            env = self.env()
+            subprocess.run([sys.executable, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
+        self.start_broker()
+        for service in SERVICES:
+            self.start_service(service, timeout_s=timeout_s)
+
+    def start_broker(self) -> None:
+        with open(self.workdir / "broker.log", "ab") as log:
+            self.broker = start_broker("127.0.0.1", self.broker_port, log)
+
+    def kill_broker(self) -> None:
+        """SIGKILL: the broker's in-memory storage is gone with it."""
+        assert self.broker is not None
+        self.broker.kill()
+        self.broker.wait()
+
+    def url(self, service: str, replica: int = 0) -> str:
+        return f"http://127.0.0.1:{self.replica_ports.get((service, replica), self.ports[service])}"
+
+    def start_service(self, service: str, replica: int = 0, timeout_s: float = 90.0) -> None:
+        port = (
+            self.ports[service]
+            if replica == 0
+            else self.replica_ports.setdefault((service, replica), free_port())
+        )
+        self.replica_ports[(service, replica)] = port
+        env = self.env() | {
+            f"{service.upper()}_PORT": str(port),
+            f"{service.upper()}_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            f"{service.upper()}_CLOCK_START": DEMO_CLOCK_START,
+        }
+        log = open(self.workdir / f"{service}-{replica}.log", "ab")  # noqa: SIM115  (the child's lifetime)
+        process = subprocess.Popen(
+            [sys.executable, "-m", service, "serve"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+        self.replicas[(service, replica)] = process
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{service} replica {replica} did not start:\n{self.log()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url(service, replica)}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+
+    def signal(self, service: str, signum: signal.Signals, replica: int = 0) -> None:
+        process = self.replicas.pop((service, replica))
+        process.send_signal(signum)
+        process.wait(60)
+
+    def stop(self) -> int | None:
+        for process in self.replicas.values():
+            process.send_signal(signal.SIGTERM)
+        for process in self.replicas.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.replicas.clear()
+        if self.broker is not None and self.broker.poll() is None:
+            self.broker.kill()
+            self.broker.wait()
+        return 0
+
+    def log(self) -> str:
+        return "\n".join(
+            f"== {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in self.workdir.glob("*.log")
+        )

@@ -15,7 +15,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from shared.errors import ServiceUnavailable
+from shared.errors import InvalidCharacters, ServiceUnavailable
 
 # Stable constraint names, so Alembic migrations and SQLite batch operations can refer to them.
 NAMING_CONVENTION = {
@@ -93,12 +93,39 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             except BaseException:
                 await session.rollback()
                 raise
-    except (OperationalError, InterfaceError, OSError) as exc:
-        raise ServiceUnavailable({"reason": "database_unavailable"}) from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
+    except Exception as exc:
+        if database_unavailable(exc):
             raise ServiceUnavailable({"reason": "database_unavailable"}) from exc
+        if isinstance(exc, DBAPIError) and _sqlstate(exc) in _UNSTORABLE_TEXT:
+            raise InvalidCharacters() from exc
         raise
+
+
+# Character not in repertoire (PostgreSQL refuses NUL in text), untranslatable character.
+_UNSTORABLE_TEXT = ("22021", "22P05")
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", "") or "")
+
+
+# SQLSTATE classes that mean the server cannot serve now: connection exception, insufficient resources,
+# operator intervention (shutdown, cannot connect now), system error.
+_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached or refuses connections now: not the request's or the message's fault,
+    so a request gets 503 and a consumer waits rather than dead-lettering."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = _sqlstate(exc)
+    # 55000 is also a programming error in general; a database closed to connections says so in its message.
+    return state[:2] in _UNAVAILABLE_CLASSES or (state == "55000" and "accepting connections" in str(exc))
 
 
 # A number beyond its column's range names no row; refused before it reaches the database (PostgreSQL would

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from shared.auth import CurrentAccess, allow
-from shared.db import BigRowId, DbSession
+from shared.db import BigRowId, DbSession, database_unavailable
 from shared.errors import DomainError, error_responses
 from shared.events import Envelope
-from shared.inbox import INFRA_ERRORS, DeadLetterMixin, Handler, InboxMixin, apply_once
+from shared.inbox import DeadLetterMixin, Handler, InboxMixin, apply_once
 from shared.logging import mask_pii
 
 _PREVIEW_CHARS = 4000
@@ -47,7 +47,8 @@ class DeadLetterOut(BaseModel):
     offset: int
     key: str | None
     reason: str = Field(
-        description="malformed_envelope, unknown_event_type, invalid_payload or handler_failed"
+        description="malformed_envelope, unknown_event_type, unsupported_version, invalid_payload or "
+        "handler_failed"
     )
     error: str
     attempts: int
@@ -133,9 +134,10 @@ def dead_letter_router(
                 applied = await apply_once(
                     session, inbox, handler, envelope, row.topic, row.partition, row.offset
                 )
-        except INFRA_ERRORS:
-            raise  # the request's session answers 503: the database, not the message, failed
-        except Exception as exc:  # as the consumer: any other failure is the message's
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise  # the request's session answers 503: the database, not the message, failed
+            # As the consumer: any other failure is the message's.
             raise ReplayFailed({"reason": "handler_failed", "error": mask_pii(repr(exc))}) from exc
         row.resolution = "replayed"
         row.resolved_by = access.principal.subject

@@ -66,6 +66,15 @@ class NotFound(DomainError):
     message_en = "Not found"
 
 
+class InvalidCharacters(DomainError):
+    """Text the database cannot store, such as the NUL character, anywhere in the request."""
+
+    status_code = 422
+    code = "invalid_characters"
+    message_zh = "请求中含有无法保存的字符（如 NUL 空字符）"
+    message_en = "The request contains characters that cannot be stored, such as NUL"
+
+
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "service_unavailable"

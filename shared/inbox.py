@@ -15,22 +15,20 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import UTCDateTime
-from shared.events import EVENT_TYPES, Envelope
+from shared.db import UTCDateTime, database_unavailable
+from shared.events import EVENT_TYPES, Envelope, dead_letter_topic
 from shared.kafka import ensure_topics, start_within, stop_within
 from shared.logging import mask_pii
+from shared.outbox import OutboxMixin, enqueue_raw
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
-
-# Not a message's fault: the database is away. Waited out, never dead-lettered.
-INFRA_ERRORS = (OperationalError, InterfaceError, OSError)
 
 
 class InboxMixin:
@@ -120,6 +118,7 @@ class IdempotentConsumer:
         sessionmaker: async_sessionmaker[AsyncSession],
         inbox: type[InboxMixin],
         dead_letters: type[DeadLetterMixin],
+        outbox: type[OutboxMixin],
         handlers: dict[str, Handler],
     ):
         unknown = set(handlers) - set(EVENT_TYPES)
@@ -130,6 +129,7 @@ class IdempotentConsumer:
         self._sessionmaker = sessionmaker
         self._inbox = inbox
         self._dead_letters = dead_letters
+        self._outbox = outbox
         self._handlers = handlers
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}
@@ -191,12 +191,13 @@ class IdempotentConsumer:
             except _PermanentFailure as failure:
                 await self._dead_letter(record, failure.reason, failure.error, attempts)
                 return
-            except INFRA_ERRORS as exc:
-                # Not the message's fault: wait for the database without giving up or advancing.
-                log.warning("consumer_database_unavailable", error=repr(exc))
-                attempts = 0
-                await asyncio.sleep(1.0)
             except Exception as exc:
+                if database_unavailable(exc):
+                    # Not the message's fault: wait for the database without giving up or advancing.
+                    log.warning("consumer_database_unavailable", error=repr(exc))
+                    attempts = 0
+                    await asyncio.sleep(1.0)
+                    continue
                 log.warning("event_handling_failed", error=repr(exc), attempt=attempts, offset=record.offset)
                 if attempts >= self._settings.consumer_max_attempts:
                     await self._dead_letter(record, "handler_failed", repr(exc), attempts)
@@ -210,7 +211,9 @@ class IdempotentConsumer:
             raise _PermanentFailure("malformed_envelope", str(exc)) from exc
         handler = self._handlers.get(envelope.type)
         if handler is None:
-            raise _PermanentFailure("unknown_event_type", envelope.type)
+            family = envelope.type.rpartition(".")[0]  # the type without its version suffix
+            known = any(t.rpartition(".")[0] == family for t in self._handlers)
+            raise _PermanentFailure("unsupported_version" if known else "unknown_event_type", envelope.type)
         try:
             async with self._sessionmaker() as session, session.begin():
                 applied = await apply_once(
@@ -251,4 +254,14 @@ class IdempotentConsumer:
                     error=error,
                     attempts=attempts,
                 )
+            )
+            # The same message, as received, on the topic's dead-letter topic, for tools that watch topics.
+            enqueue_raw(
+                session,
+                self._outbox,
+                dead_letter_topic(record.topic),
+                f"dlq:{record.topic}:{record.partition}:{record.offset}",
+                reason,
+                record.key.decode(errors="replace") if record.key else "",
+                record.value or b"",
             )

@@ -70,14 +70,21 @@ class OutboxMixin:
 
 def enqueue(session: AsyncSession, model: type[OutboxMixin], topic: str, envelope: Envelope) -> None:
     """Add an event to the current transaction's outbox, keyed by its subject (the enrollment id)."""
+    enqueue_raw(session, model, topic, envelope.id, envelope.type, envelope.subject, envelope.to_bytes())
+
+
+def enqueue_raw(
+    session: AsyncSession,
+    model: type[OutboxMixin],
+    topic: str,
+    event_id: str,
+    event_type: str,
+    key: str,
+    payload: bytes,
+) -> None:
+    """Add a message as it is (e.g. one that is not a valid event, for the dead-letter topic)."""
     session.add(
-        model(  # type: ignore[call-arg]
-            event_id=envelope.id,
-            event_type=envelope.type,
-            topic=topic,
-            key=envelope.subject,
-            payload=envelope.to_bytes(),
-        )
+        model(event_id=event_id, event_type=event_type, topic=topic, key=key, payload=payload)  # type: ignore[call-arg]
     )
     wake_relay(session)
 

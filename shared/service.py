@@ -22,12 +22,15 @@ from shared.delivery import delivery_router
 from shared.errors import (
     DomainError,
     ErrorResponse,
+    InvalidCharacters,
     MalformedBody,
     PayloadTooLarge,
+    ServiceUnavailable,
     ValidationFailed,
     error_responses,
     install_error_handlers,
 )
+from shared.events import dead_letter_topic
 from shared.health import router as health_router
 from shared.inbox import DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
 from shared.kafka import KafkaLink
@@ -64,7 +67,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         configure_logging(settings.log_level, settings.log_json)
         engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(engine)
-        link = KafkaLink(settings, sorted({*spec.produces, *spec.consumes}))
+        dead_letter_topics = [dead_letter_topic(t) for t in spec.consumes]
+        link = KafkaLink(settings, sorted({*spec.produces, *spec.consumes, *dead_letter_topics}))
         relay = OutboxRelay(
             sessionmaker,
             spec.outbox,
@@ -73,7 +77,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             poll_interval_s=settings.outbox_poll_interval_s,
         )
         consumer = IdempotentConsumer(
-            settings, spec.consumes, sessionmaker, spec.inbox, spec.dead_letters, spec.handlers
+            settings, spec.consumes, sessionmaker, spec.inbox, spec.dead_letters, spec.outbox, spec.handlers
         )
         app.state.engine, app.state.sessionmaker, app.state.kafka = engine, sessionmaker, link
         tasks = [
@@ -136,7 +140,7 @@ def _declare_in(schema: dict[str, Any]) -> None:
     components.pop("ValidationError", None)
     for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
         responses: dict[str, Any] = operation.setdefault("responses", {})
-        common: list[type[DomainError]] = [ValidationFailed]
+        common: list[type[DomainError]] = [ValidationFailed, InvalidCharacters, ServiceUnavailable]
         if operation.get("security"):
             common += ACCESS_ERRORS
         if "requestBody" in operation:

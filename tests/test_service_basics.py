@@ -13,6 +13,7 @@ from registry.main import create_app
 from registry.settings import RegistrySettings
 from shared.auth import Role, dev_token
 from shared.db import create_engine, create_sessionmaker
+from tests.conftest import Harness
 from tests.support import problem, resident_id
 
 ADMIN = {"Authorization": f"Bearer {dev_token(Role.ADMIN)}"}
@@ -75,3 +76,21 @@ async def test_unknown_routes_use_the_error_format() -> None:
         response = await client.get("/v1/nothing-here")
     assert response.status_code == 404
     assert problem(response)["code"] == "not_found"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_text_the_database_cannot_store_is_refused_with_422(registry: Harness) -> None:
+    exclusion = {
+        "person": {"id_number": resident_id(), "name": "张三"},
+        "coverage_year": 2024,
+        "kind": "employee_insurance",
+        "source": "市职工医保\x00名单",
+        "recorded_by": "staff-01",
+    }
+
+    response = await registry.client.post("/v1/exclusions", json=exclusion)
+
+    assert response.status_code == 422, response.text
+    assert problem(response)["code"] == "invalid_characters"
+    clean = await registry.client.post("/v1/exclusions", json=exclusion | {"source": "市职工医保名单"})
+    assert clean.status_code == 201, clean.text  # the refused one left nothing behind to conflict with

@@ -11,7 +11,7 @@ from shared.events.payloads import (
     PaymentRefunded,
     SubsidyLineData,
 )
-from shared.events.topics import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
+from shared.events.topics import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS, dead_letter_topic
 
 __all__ = [
     "COLLECTION_PAYMENTS",
@@ -26,5 +26,6 @@ __all__ = [
     "PaymentConfirmed",
     "PaymentRefunded",
     "SubsidyLineData",
+    "dead_letter_topic",
     "new_envelope",
 ]

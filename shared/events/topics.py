@@ -2,3 +2,8 @@
 
 REGISTRY_ENROLLMENTS = "registry.enrollments.v1"
 COLLECTION_PAYMENTS = "collection.payments.v1"
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where a consumer of `topic` sets aside what it cannot process, as received (also in its table)."""
+    return f"{topic}.dlq"

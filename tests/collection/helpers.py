@@ -8,7 +8,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from collection.billing.events import HANDLERS
-from collection.database import DeadLetter, InboxMessage
+from collection.database import DeadLetter, InboxMessage, OutboxMessage
 from collection.settings import CollectionSettings
 from shared.events import (
     REGISTRY_ENROLLMENTS,
@@ -91,7 +91,7 @@ def consumer(h: Harness) -> IdempotentConsumer:
         environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=2
     )
     return IdempotentConsumer(
-        settings, [REGISTRY_ENROLLMENTS], h.sessionmaker, InboxMessage, DeadLetter, HANDLERS
+        settings, [REGISTRY_ENROLLMENTS], h.sessionmaker, InboxMessage, DeadLetter, OutboxMessage, HANDLERS
     )
 
 

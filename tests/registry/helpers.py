@@ -118,7 +118,7 @@ async def deliver_envelope(h: Harness, envelope: Envelope) -> None:
         environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=1
     )
     consumer = IdempotentConsumer(
-        settings, [COLLECTION_PAYMENTS], h.sessionmaker, InboxMessage, DeadLetter, HANDLERS
+        settings, [COLLECTION_PAYMENTS], h.sessionmaker, InboxMessage, DeadLetter, OutboxMessage, HANDLERS
     )
     await consumer.handle(
         ConsumerRecord(
