@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from stdnum.cn import ric
 
-from canbao.stack import SERVICES, start_broker
+from canbao.stack import SERVICES, Child, StackError, start_broker, wait_healthy
 from shared.auth import Role, dev_token
 
 CANBAO = Path(sys.executable).parent / "canbao"
@@ -163,16 +163,10 @@ class Parts(Stack):
             [sys.executable, "-m", service, "serve"], env=env, cwd=ROOT, stdout=log, stderr=log
         )
         self.replicas[(service, replica)] = process
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{service} replica {replica} did not start:\n{self.log()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url(service, replica)}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        try:
+            wait_healthy(self.url(service, replica), Child(f"{service}-{replica}", process), timeout_s)
+        except StackError as exc:
+            raise RuntimeError(f"{exc}:\n{self.log()[-4000:]}") from exc
 
     def signal(self, service: str, signum: signal.Signals, replica: int = 0) -> None:
         process = self.replicas.pop((service, replica))
