@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from stdnum.cn import ric
 
-from canbao.stack import SERVICES, Child, StackError, start_broker, wait_healthy
+from canbao.stack import SERVICES, Child, StackError, migrate_all, start_broker, stop, wait_healthy
 from shared.auth import Role, dev_token
 
 CANBAO = Path(sys.executable).parent / "canbao"
@@ -126,9 +126,7 @@ class Parts(Stack):
 
     def start(self, timeout_s: float = 90.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for service in SERVICES:
-            env = self.env()
-            subprocess.run([sys.executable, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
+        migrate_all(self.env())
         self.start_broker()
         for service in SERVICES:
             self.start_service(service, timeout_s=timeout_s)
@@ -147,12 +145,9 @@ class Parts(Stack):
         return f"http://127.0.0.1:{self.replica_ports.get((service, replica), self.ports[service])}"
 
     def start_service(self, service: str, replica: int = 0, timeout_s: float = 90.0) -> None:
-        port = (
-            self.ports[service]
-            if replica == 0
-            else self.replica_ports.setdefault((service, replica), free_port())
-        )
-        self.replica_ports[(service, replica)] = port
+        # A restarted replica keeps its port.
+        default = self.ports[service] if replica == 0 else free_port()
+        port = self.replica_ports.setdefault((service, replica), default)
         env = self.env() | {
             f"{service.upper()}_PORT": str(port),
             f"{service.upper()}_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -174,17 +169,11 @@ class Parts(Stack):
         process.wait(60)
 
     def stop(self) -> int | None:
-        for process in self.replicas.values():
-            process.send_signal(signal.SIGTERM)
-        for process in self.replicas.values():
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for (service, replica), process in self.replicas.items():
+            stop(process, f"{service}-{replica}")
         self.replicas.clear()
-        if self.broker is not None and self.broker.poll() is None:
-            self.broker.kill()
-            self.broker.wait()
+        if self.broker is not None:
+            stop(self.broker, "broker")
         return 0
 
     def log(self) -> str:
