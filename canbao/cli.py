@@ -1,6 +1,7 @@
 """`canbao`: the operator's command line."""
 
 import asyncio
+import contextlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -82,6 +83,35 @@ def token(
     typer.echo(issue_token(claims, secret=secret, key_id=settings.auth_key_id, ttl=timedelta(hours=hours)))
 
 
+@app.command()
+def pay(
+    order_id: str = typer.Argument(..., help="The payment order to pay (its order_id)"),
+    collection_url: str = typer.Option("http://127.0.0.1:8002", envvar="CANBAO_COLLECTION_URL"),
+    token: str | None = typer.Option(
+        None,
+        envvar="CANBAO_TOKEN",
+        help="A bearer token that may read the order; default: an administrator's, signed with the "
+        "development key (make run)",
+    ),
+) -> None:
+    """Sandbox payment provider: play the order's channel (WeChat, Alipay, the provincial app, a bank) and
+    send collection the signed notification that the channel took the order's amount, signed with the channel
+    secret of COLLECTION_CHANNEL_SECRETS (the development secrets by default). Refused in production."""
+    from canbao import sandbox
+    from collection.settings import CollectionSettings
+
+    settings = CollectionSettings()
+    if not settings.payment_sandbox:
+        console.print(
+            "[red]the payment sandbox is off (COLLECTION_PAYMENT_SANDBOX; never in production)[/red]"
+        )
+        raise typer.Exit(2)
+    bearer = token or dev_token(Role.ADMIN, sub="canbao-pay")
+    status, body = asyncio.run(sandbox.pay(collection_url, bearer, settings, order_id))
+    typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+    raise typer.Exit(0 if status == 200 else 1)
+
+
 class TokenSettings(BaseSettings):
     """CANBAO_AUTH_KEY and CANBAO_AUTH_KEY_ID: the key `canbao token` signs with."""
 
@@ -119,6 +149,44 @@ def check(
     else:
         _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def repair(
+    registry_url: str = typer.Option("http://127.0.0.1:8001", envvar="CANBAO_REGISTRY_URL"),
+    collection_url: str = typer.Option("http://127.0.0.1:8002", envvar="CANBAO_COLLECTION_URL"),
+    every: float = typer.Option(60.0, min=0.5, envvar="CANBAO_REPAIR_EVERY_S", help="Seconds between rounds"),
+    grace: float = typer.Option(
+        30.0,
+        min=0.5,
+        envvar="CANBAO_REPAIR_GRACE_S",
+        help="How long both services may differ before their events go out again (events in flight)",
+    ),
+    lookback: float = typer.Option(
+        86400.0, min=0, envvar="CANBAO_REPAIR_LOOKBACK_S", help="How far back the first round looks"
+    ),
+    rounds: int | None = typer.Option(
+        None, min=1, help="Stop after this many rounds (default: run until stopped)"
+    ),
+    token: str | None = typer.Option(
+        None,
+        envvar="CANBAO_TOKEN",
+        help="An administrator's bearer token; default: one signed with the development key (make run)",
+    ),
+) -> None:
+    """The repair job (`canbao run` and compose start it): every round compares what changed in both services
+    and has them publish again the events of any enrollment that has stood differently for longer than the
+    grace period, so a flow whose events the broker lost resumes with nobody at the keyboard."""
+    from canbao import repair as repairing
+    from shared.logging import configure_logging
+
+    configure_logging()
+    bearer = token or dev_token(Role.ADMIN, sub="canbao-repair")
+    run_rounds = repairing.run(
+        registry_url, collection_url, bearer, every_s=every, grace_s=grace, lookback_s=lookback, rounds=rounds
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_rounds)
 
 
 def _difference_json(d: crosscheck.Difference) -> dict[str, object]:

@@ -10,7 +10,8 @@ import structlog
 
 # 18-character resident ID numbers and mainland mobile numbers, wherever they appear in a log line.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{3})([0-9]{10})([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<![0-9])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
+# Standalone only: a run of digits inside an identifier or reference (CBOA559FC16345671449BD…) is not a phone.
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9A-Za-z])")
 
 
 def mask_id_number(id_number: str) -> str:

@@ -1,15 +1,20 @@
 """Delivering events to collection the way its Kafka consumer does, without a broker."""
 
+import json
 import uuid
 from datetime import date
 from itertools import count
 from typing import Any
 
+import httpx
 from aiokafka.structs import ConsumerRecord
 
 from collection.billing.events import HANDLERS
 from collection.database import DeadLetter, InboxMessage, OutboxMessage
+from collection.notifications.service import sign
+from collection.sandbox.service import notification_for
 from collection.settings import CollectionSettings
+from shared.auth import Role, dev_token
 from shared.events import (
     REGISTRY_ENROLLMENTS,
     EnrollmentCreated,
@@ -19,6 +24,7 @@ from shared.events import (
     new_envelope,
 )
 from shared.inbox import IdempotentConsumer
+from shared.money import parse_yuan
 from tests.conftest import Harness
 from tests.support import resident_id
 
@@ -105,3 +111,62 @@ async def open_bill(h: Harness, personal_due_fen: int = 38000) -> dict[str, Any]
     response = await h.client.get("/v1/bills", params={"enrollment_id": event.subject})
     bill: dict[str, Any] = response.json()["items"][0]
     return bill
+
+
+def resident_token(id_number: str = "", sub: str = "resident-1") -> str:
+    return dev_token(Role.RESIDENT, sub=sub, id_number=id_number or None)
+
+
+async def start_order(
+    h: Harness,
+    bill_ids: list[str],
+    channel: str = "wechat",
+    *,
+    token: str | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
+    """A resident starts paying bills online (POST /v1/payment-orders)."""
+    response = await h.client.post(
+        "/v1/payment-orders",
+        json={"bill_ids": bill_ids, "channel": channel},
+        headers={
+            "Idempotency-Key": key or str(uuid.uuid4()),
+            "Authorization": f"Bearer {token or resident_token()}",
+        },
+    )
+    assert response.status_code == 201, response.text
+    order: dict[str, Any] = response.json()
+    return order
+
+
+async def notify_order(
+    h: Harness, order: dict[str, Any], *, amount: str | None = None, transaction_id: str | None = None
+) -> httpx.Response:
+    """The order's channel posts its signed notification that it took the money."""
+    settings = h.app.state.settings
+    sent = notification_for(
+        settings,
+        channel=order["channel"],
+        reference=order["reference"],
+        amount_fen=parse_yuan(amount or order["amount"]),
+    )
+    body = sent.body
+    if transaction_id is not None:
+        body = json.dumps(json.loads(body) | {"notification_id": transaction_id}).encode()
+    timestamp = sent.headers["X-Canbao-Timestamp"]
+    secret = settings.channel_secrets[order["channel"]].get_secret_value()
+    headers = sent.headers | {"X-Canbao-Signature": sign(secret, timestamp, body)}
+    return await h.client.post(
+        f"/v1/channels/{order['channel']}/notifications", content=body, headers=headers
+    )
+
+
+async def pay_online(
+    h: Harness, bill_ids: list[str], channel: str = "wechat", *, transaction_id: str | None = None
+) -> dict[str, Any]:
+    """A resident's whole online payment: the order, then the channel's notification recording it."""
+    order = await start_order(h, bill_ids, channel)
+    response = await notify_order(h, order, transaction_id=transaction_id)
+    assert response.status_code == 200, response.text
+    payment: dict[str, Any] = response.json()
+    return payment

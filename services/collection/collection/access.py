@@ -21,3 +21,9 @@ async def payment(session: AsyncSession, access: Access, record: Payment) -> Non
         access.require_own(*numbers)
     for number in numbers:
         access.touch(number, f"payment:{record.id}")
+
+
+async def order_bills(session: AsyncSession, access: Access, bill_ids: list[str]) -> None:
+    """Notes whose bills a payment order is for (a resident may pay anyone's bill: 代缴)."""
+    for record in (await bills.get_many(session, bill_ids)).values():
+        access.touch(record.id_number, f"bill:{record.id}")

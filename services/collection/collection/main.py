@@ -7,12 +7,15 @@ from collection.billing.events import HANDLERS
 from collection.billing.router import router as bills_router
 from collection.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
 from collection.ledger.router import router as ledger_router
+from collection.notifications.router import rejections_router
 from collection.notifications.router import router as notifications_router
+from collection.orders.router import router as orders_router
 from collection.payments.router import router as payments_router
 from collection.receipts.router import router as receipts_router
 from collection.reconciliation.router import lines_router as reconciliation_lines_router
 from collection.reconciliation.router import router as reconciliation_router
 from collection.refunds.router import router as refunds_router
+from collection.sandbox.router import router as sandbox_router
 from collection.settings import CollectionSettings
 from collection.transfers.router import router as transfers_router
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
@@ -33,8 +36,10 @@ SPEC = ServiceSpec(
     handlers=HANDLERS,
     routers=[
         bills_router,
+        orders_router,
         payments_router,
         notifications_router,
+        rejections_router,
         receipts_router,
         refunds_router,
         transfers_router,
@@ -49,6 +54,8 @@ SPEC = ServiceSpec(
 def create_app(settings: CollectionSettings | None = None) -> FastAPI:
     settings = settings or CollectionSettings()
     app = create_service_app(SPEC, settings)
+    if settings.payment_sandbox:  # plays the channels; production refuses the setting
+        app.include_router(sandbox_router)
     app.state.body_limits |= {
         "/v1/reconciliations": settings.reconciliation_max_bytes + MULTIPART_SLACK_BYTES
     }

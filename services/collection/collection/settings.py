@@ -1,15 +1,17 @@
 """Collection settings, read from COLLECTION_* environment variables."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from collection.payments.models import NOTIFYING_CHANNELS as PAYMENT_NOTIFYING_CHANNELS
 from shared.settings import ServiceSettings
 
 # Channels that tell collection of a payment themselves, by a signed notification (webhook).
-NOTIFYING_CHANNELS = ("wechat", "alipay", "provincial_app", "bank")
+NOTIFYING_CHANNELS = tuple(c.value for c in PAYMENT_NOTIFYING_CHANNELS)
 _DEV_SECRET_PREFIX = "dev-only-"  # noqa: S105  (marks the development defaults production refuses)
 _MIN_SECRET_LENGTH = 32
 
@@ -34,6 +36,21 @@ class CollectionSettings(ServiceSettings):
     notification_tolerance_s: int = Field(
         default=300, ge=1, description="How old a notification's timestamp may be; older ones are refused"
     )
+    payment_order_ttl_s: int = Field(
+        default=7200,
+        ge=60,
+        description="How long a payment order waits for its channel (WeChat Pay's default)",
+    )
+    payment_sandbox: bool | None = Field(
+        default=None,
+        description="A sandbox that plays the channels (POST /v1/sandbox/payment-orders/{id}/payment, "
+        "`canbao pay`), signing notifications with channel_secrets: on by default outside production, "
+        "refused in production.",
+    )
+
+    @property
+    def payment_order_ttl(self) -> timedelta:
+        return timedelta(seconds=self.payment_order_ttl_s)
 
     @model_validator(mode="after")
     def _channel_secrets_fit(self) -> Self:
@@ -41,6 +58,12 @@ class CollectionSettings(ServiceSettings):
         if unknown:
             raise ValueError(
                 f"channel_secrets: {unknown} are not notifying channels {list(NOTIFYING_CHANNELS)}"
+            )
+        if self.payment_sandbox is None:
+            self.payment_sandbox = self.environment != "production"
+        elif self.environment == "production" and self.payment_sandbox:
+            raise ValueError(
+                "payment_sandbox plays the channels for development and tests, not in production"
             )
         if self.environment == "production":
             weak = sorted(

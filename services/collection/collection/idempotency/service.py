@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.idempotency.models import IdempotencyRecord
+from shared.db import lock_key
 from shared.errors import DomainError
 
 _KEY_MAX = 128
@@ -58,6 +59,9 @@ class Request:
 
 
 async def stored_response(session: AsyncSession, request: Request) -> dict[str, Any] | None:
+    """The response stored for this key, if any. Requests with one key run one at a time from here to
+    their commit: a concurrent retry waits and replays, a concurrent other body is refused."""
+    await lock_key(session, f"idempotency:{request.record_key}")
     record = await session.get(IdempotencyRecord, request.record_key, populate_existing=True)
     if record is None:
         return None

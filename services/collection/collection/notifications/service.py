@@ -5,24 +5,34 @@ key, so a notification delivered again records nothing new."""
 import hashlib
 import hmac
 
+import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection.idempotency import service as idempotency
+from collection.notifications import repository
 from collection.notifications.errors import (
     ChannelNotNotifying,
     NotificationExpired,
     NotificationInvalid,
     NotificationSignatureInvalid,
 )
+from collection.notifications.models import NotificationRejection
 from collection.notifications.schemas import ChannelNotification
+from collection.orders import service as orders
+from collection.payments import repository as payments_repository
 from collection.payments import service as payments
-from collection.payments.models import PaymentOrigin
-from collection.payments.schemas import PaymentCreate, PaymentOut
+from collection.payments.errors import ChannelReferenceUsed
+from collection.payments.models import Channel, Payment
+from collection.payments.schemas import PaymentOut
 from collection.settings import CollectionSettings
 from shared.clock import Clock, utc_now
-from shared.money import format_fen
+from shared.errors import DomainError
+
+log = structlog.get_logger(__name__)
 
 SIGNATURE_PREFIX = "sha256="
+_TIMESTAMP_DIGITS = 12
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -40,7 +50,12 @@ def verify(
     secret = settings.channel_secrets.get(channel)
     if secret is None:
         raise ChannelNotNotifying({"channel": channel})
-    if not timestamp or not timestamp.isdigit():
+    # ASCII digits of a plausible length only: int() would take "²" or thousands of digits.
+    if (
+        not timestamp
+        or not (timestamp.isascii() and timestamp.isdigit())
+        or len(timestamp) > _TIMESTAMP_DIGITS
+    ):
         raise NotificationExpired()
     # Real time, not the business clock (which development may start elsewhere): this guards against replays.
     age = utc_now().timestamp() - int(timestamp)
@@ -51,21 +66,104 @@ def verify(
         raise NotificationSignatureInvalid()
 
 
-async def record(session: AsyncSession, clock: Clock, channel: str, body: bytes) -> tuple[PaymentOut, bool]:
-    """Record the payment a verified notification reports, through the same path as any payment."""
+async def record(
+    session: AsyncSession, clock: Clock, channel: str, body: bytes
+) -> tuple[PaymentOut, bool] | DomainError:
+    """Record the payment a verified notification reports: it completes the payment order it quotes, or
+    settles the bills it names. Returns the payment and whether it was recorded before; or the refusal,
+    which is kept for operators (the channel holds money no bill took) and answered to the channel."""
     try:
         notification = ChannelNotification.model_validate_json(body)
-        payment = PaymentCreate.model_validate(
-            {
-                "bill_id": notification.bill_id,
-                "bill_ids": notification.bill_ids,
-                "amount": format_fen(notification.amount),
-                "channel": channel,
-                "channel_reference": notification.notification_id,
-            }
-        )
     except ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         raise NotificationInvalid({"errors": errors}) from exc
-    key = f"notification:{channel}:{notification.notification_id}"
-    return await payments.pay(session, clock, payment, key, PaymentOrigin.NOTIFICATION)
+    paid_through = Channel(channel)
+    request = idempotency.Request.of(
+        "notifications", f"{channel}:{notification.notification_id}", notification
+    )
+    stored = await idempotency.stored_response(session, request)
+    if stored is not None:
+        return PaymentOut.model_validate(stored), True
+    try:
+        payment, earlier = await _apply(session, clock, paid_through, notification)
+    except DomainError as refusal:
+        # Nothing of the attempt stays; the rejection is kept in the request's next transaction. (Not a
+        # savepoint: on SQLite it would pin a read snapshot that a concurrent commit makes unwritable.)
+        await session.rollback()
+        await _keep_rejection(session, clock, paid_through, notification, refusal)
+        return refusal
+    result = PaymentOut.of(payment)
+    idempotency.remember(session, request, 200, result)
+    rejected = await repository.rejection_of(session, channel, notification.notification_id)
+    if rejected is not None:
+        rejected.payment_id = payment.id
+    return result, earlier
+
+
+async def _apply(
+    session: AsyncSession, clock: Clock, channel: Channel, notification: ChannelNotification
+) -> tuple[Payment, bool]:
+    """The payment, and whether it was recorded before this notification."""
+    earlier = await payments_repository.by_channel_reference(session, channel, notification.notification_id)
+    if earlier is not None:
+        # The same transaction, recorded first from the channel's daily file (only a channel's own
+        # notification or file may carry its transaction ids): this notification adds nothing.
+        if earlier.amount_fen != notification.amount or (
+            notification.bills and sorted(notification.bills) != sorted(i.bill_id for i in earlier.items)
+        ):
+            raise ChannelReferenceUsed(
+                {"channel_reference": notification.notification_id, "payment_id": earlier.id}
+            )
+        return earlier, True
+    if notification.order_reference is not None:
+        payment = await orders.complete(
+            session,
+            clock,
+            channel=channel,
+            reference=notification.order_reference,
+            amount_fen=notification.amount,
+            transaction_id=notification.notification_id,
+        )
+    else:
+        payment = await payments.record_notified(
+            session,
+            clock,
+            channel=channel,
+            bill_ids=notification.bills,
+            amount_fen=notification.amount,
+            reference=notification.notification_id,
+        )
+    return payment, False
+
+
+async def _keep_rejection(
+    session: AsyncSession,
+    clock: Clock,
+    channel: Channel,
+    notification: ChannelNotification,
+    refusal: DomainError,
+) -> None:
+    log.warning(
+        "notification_rejected",
+        channel=channel.value,
+        transaction_id=notification.notification_id,
+        order_reference=notification.order_reference,
+        code=refusal.code,
+    )
+    kept = await repository.rejection_of(session, channel.value, notification.notification_id)
+    if kept is not None:  # the channel retries until answered 2xx: one row, counted
+        kept.attempts += 1
+        kept.code, kept.received_at = refusal.code, clock.now()
+        return
+    repository.add(
+        session,
+        NotificationRejection(
+            channel=channel.value,
+            transaction_id=notification.notification_id,
+            order_reference=notification.order_reference,
+            bill_ids=",".join(notification.bills) or None,
+            amount_fen=notification.amount,
+            code=refusal.code,
+            received_at=clock.now(),
+        ),
+    )

@@ -46,3 +46,16 @@ class ChannelReferenceUsed(DomainError):
     code = "channel_reference_used"
     message_zh = "该渠道交易流水号已记录过一笔缴费"
     message_en = "A payment with this channel transaction number is already recorded"
+
+
+class ChannelRecordsItself(DomainError):
+    status_code = 422
+    code = "channel_records_itself"
+    message_zh = (
+        "线上渠道的缴费由渠道签名通知记录：请发起支付订单（POST /v1/payment-orders）；"
+        "柜台只记录办税服务厅、现金和代收缴费"
+    )
+    message_en = (
+        "Online channels record their payments by signed notification: start a payment order "
+        "(POST /v1/payment-orders); the counter records tax hall, cash and agent payments only"
+    )

@@ -21,11 +21,18 @@ class Channel(enum.StrEnum):
     SUBSIDY = "subsidy"  # nothing left for the person to pay: settled by the funders' obligation
 
 
+# Channels that hold a resident's money themselves and say so by a signed notification (webhook), after the
+# resident started a payment order; nobody else may record a payment through them.
+NOTIFYING_CHANNELS = (Channel.WECHAT, Channel.ALIPAY, Channel.PROVINCIAL_APP, Channel.BANK)
+# Channels where the money is handed to the tax side in person: a tax officer records them.
+COUNTER_CHANNELS = (Channel.TAX_HALL, Channel.CASH, Channel.AGENT)
+
+
 class PaymentOrigin(enum.StrEnum):
     """How collection learnt of a payment: the audit trail of every record."""
 
-    REQUEST = "request"  # POST /v1/payments (a counter, an agent, a front-end)
-    NOTIFICATION = "notification"  # a channel's signed webhook
+    REQUEST = "request"  # POST /v1/payments: a tax officer at the counter, or an agent's cash
+    NOTIFICATION = "notification"  # a channel's signed webhook (completing a payment order, or naming bills)
     RECONCILIATION = "reconciliation"  # found in the tax side's daily payment file, not recorded before
     SUBSIDY = "subsidy"  # nothing left to pay: the funders' obligation settles it
 
@@ -58,7 +65,8 @@ class Payment(Base):
     payer: Mapped[str | None] = mapped_column(
         String(128),
         default=None,
-        doc="Who recorded it through the API (a token's subject); residents see theirs",
+        doc="Who paid: the resident who started the payment order, or the officer who recorded it at the "
+        "counter (a token's subject); residents see theirs. None when a channel named bills itself.",
     )
     items: Mapped[list["PaymentItem"]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PaymentItem.position"

@@ -9,13 +9,14 @@ from collection.payments.errors import (
     AmountMismatch,
     BillAlreadyPaid,
     BillCancelled,
+    ChannelRecordsItself,
     ChannelReferenceUsed,
     NoOpenBills,
     PaymentNotFound,
     PaymentWindowClosed,
 )
 from collection.payments.schemas import PaymentCreate, PaymentOut
-from shared.auth import AREA_ERRORS, CurrentAccess, Role, RoleNotAllowed, allow
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
@@ -26,10 +27,12 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    summary="Pay a bill (缴费)",
-    description="Requires an Idempotency-Key header. Replaying the same key and body returns the first "
-    "result (with `Idempotent-Replayed: true`) and records nothing new; the same key with another body "
-    "is refused.",
+    summary="Record money handed over at the counter (柜台缴费): tax hall, cash, or an agent's collection",
+    description="For tax officers: whoever holds the money records the payment. Online channels (WeChat, "
+    "Alipay, the provincial app, banks) are refused here: a resident starts a payment order "
+    "(`POST /v1/payment-orders`) and the channel's signed notification records it. Requires an "
+    "Idempotency-Key header. Replaying the same key and body returns the first result (with "
+    "`Idempotent-Replayed: true`) and records nothing new; the same key with another body is refused.",
     responses=error_responses(
         IdempotencyKeyRequired,
         IdempotencyKeyReused,
@@ -41,8 +44,9 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
         AmountMismatch,
         PaymentWindowClosed,
         ChannelReferenceUsed,
+        ChannelRecordsItself,
     ),
-    dependencies=[allow(Role.RESIDENT, Role.TAX_OFFICER)],
+    dependencies=[allow(Role.TAX_OFFICER)],
 )
 async def create_payment(
     body: PaymentCreate,
@@ -52,9 +56,7 @@ async def create_payment(
     response: Response,
     access: CurrentAccess,
 ) -> PaymentOut:
-    if access.is_resident and (body.organisation is not None or body.agent_id is not None):
-        raise RoleNotAllowed({"reason": "residents pay their own or their family's bills, not a school's"})
-    result, replayed = await service.pay(session, clock, body, key, access.principal.subject)
+    result, replayed = await service.pay(session, clock, body, key, recorded_by=access.principal.subject)
     payment = await repository.get(session, result.payment_id)
     if payment is not None:  # the audit trail names whose bills were paid
         await area.payment(session, access, payment)

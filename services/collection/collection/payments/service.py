@@ -21,12 +21,13 @@ from collection.payments.errors import (
     AmountMismatch,
     BillAlreadyPaid,
     BillCancelled,
+    ChannelRecordsItself,
     ChannelReferenceUsed,
     NoOpenBills,
     PaymentNotFound,
     PaymentWindowClosed,
 )
-from collection.payments.models import Channel, Payment, PaymentItem, PaymentOrigin
+from collection.payments.models import COUNTER_CHANNELS, Channel, Payment, PaymentItem, PaymentOrigin
 from collection.payments.schemas import PaymentCreate, PaymentOut
 from shared.clock import Clock, business_date
 from shared.events import COLLECTION_PAYMENTS, PaymentConfirmed, new_envelope
@@ -56,20 +57,17 @@ class Receipt:
 
 
 async def pay(
-    session: AsyncSession,
-    clock: Clock,
-    body: PaymentCreate,
-    key: str,
-    payer: str,
-    origin: PaymentOrigin = PaymentOrigin.REQUEST,
+    session: AsyncSession, clock: Clock, body: PaymentCreate, key: str, *, recorded_by: str
 ) -> tuple[PaymentOut, bool]:
-    """Record a payment of one or several bills, in full; returns the result and whether it is the replay
-    of an earlier identical request."""
+    """A tax officer records money handed over in person (tax hall, cash, an agent's collection), for one or
+    several bills, in full; returns the result and whether it replays an earlier identical request. Online
+    channels record their own payments by their signed notifications."""
     request = idempotency.Request.of("payments", key, body)
     stored = await idempotency.stored_response(session, request)
     if stored is not None:
         return PaymentOut.model_validate(stored), True
-
+    if body.channel not in COUNTER_CHANNELS:
+        raise ChannelRecordsItself({"channel": body.channel.value})
     if body.agent_id is not None:
         await agents.get(session, body.agent_id)  # refuses an unknown agent
     if body.organisation is not None:
@@ -80,24 +78,34 @@ async def pay(
         if not to_pay:
             raise NoOpenBills({"organisation": org.name})
     else:
-        to_pay = await _bills_named(session, body.bills)
-    try:
-        payment = await _settle(
-            session,
-            to_pay,
-            Receipt(
-                body.amount, body.channel, clock.now(), body.channel_reference, origin, body.agent_id, payer
-            ),
-        )
-    except BillAlreadyPaid:
-        # A concurrent request won; if it was this very request under the same key, answer as it did.
-        stored = await idempotency.stored_response(session, request)
-        if stored is not None:
-            return PaymentOut.model_validate(stored), True
-        raise
-    result = PaymentOut.of(payment)
+        to_pay = await bills_named(session, body.bills)
+    receipt = Receipt(
+        body.amount,
+        body.channel,
+        clock.now(),
+        body.channel_reference,
+        PaymentOrigin.REQUEST,
+        body.agent_id,
+        payer=recorded_by,
+    )
+    result = PaymentOut.of(await settle(session, to_pay, receipt))
     idempotency.remember(session, request, 201, result)
     return result, False
+
+
+async def record_notified(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    channel: Channel,
+    bill_ids: list[str],
+    amount_fen: int,
+    reference: str,
+) -> Payment:
+    """A channel's signed notification names the bills it took money for (a bank counter, say): no order."""
+    to_pay = await bills_named(session, bill_ids)
+    receipt = Receipt(amount_fen, channel, clock.now(), reference, PaymentOrigin.NOTIFICATION)
+    return await settle(session, to_pay, receipt)
 
 
 async def get_payment(session: AsyncSession, payment_id: str) -> Payment:
@@ -111,7 +119,7 @@ async def payable_found(session: AsyncSession, bill_ids: list[str], receipt: Rec
     """The bills a payment the tax side's daily file shows (and collection never heard of) would settle, or
     the refusal any payment would get. Writes nothing: a reconciliation judges thousands of lines in one
     transaction, and a savepoint per line would overflow PostgreSQL's subtransaction cache."""
-    to_pay = await _bills_named(session, bill_ids)
+    to_pay = await bills_named(session, bill_ids)
     await _check(session, to_pay, receipt)
     return to_pay
 
@@ -128,15 +136,16 @@ async def settle_by_subsidy(session: AsyncSession, bill: Bill, at: datetime) -> 
     return _record(session, [bill], Receipt(0, Channel.SUBSIDY, at, None, PaymentOrigin.SUBSIDY))
 
 
-async def _bills_named(session: AsyncSession, bill_ids: list[str]) -> list[Bill]:
-    found = await bills.get_many_for_update(session, bill_ids)
+async def bills_named(session: AsyncSession, bill_ids: list[str], *, for_update: bool = True) -> list[Bill]:
+    """The bills, in the order named, locked for settling unless only read; refuses unknown ones."""
+    found = await (bills.get_many_for_update if for_update else bills.get_many)(session, bill_ids)
     missing = [bill_id for bill_id in bill_ids if bill_id not in found]
     if missing:
         raise BillNotFound({"bill_ids": missing})
     return [found[bill_id] for bill_id in bill_ids]
 
 
-async def _settle(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> Payment:
+async def settle(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> Payment:
     """Settle the bills in full with what the channel took, or refuse and change nothing."""
     await _check(session, to_pay, receipt)
     return await _write(session, to_pay, receipt)
@@ -145,7 +154,7 @@ async def _settle(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -
 async def _check(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> None:
     """Every refusal, before anything is written."""
     for bill in to_pay:
-        _check_payable(bill, business_date(receipt.paid_at))
+        check_payable(bill, business_date(receipt.paid_at))
     due = sum(bill.amount_due_fen for bill in to_pay)
     if receipt.amount_fen != due:
         raise AmountMismatch({"amount_due": format_fen(due), "amount": format_fen(receipt.amount_fen)})
@@ -214,7 +223,7 @@ def confirm(session: AsyncSession, payment: Payment, item: PaymentItem, price_ve
     enqueue(session, OutboxMessage, COLLECTION_PAYMENTS, envelope)
 
 
-def _check_payable(bill: Bill, today: date) -> None:
+def check_payable(bill: Bill, today: date) -> None:
     if bill.status is BillStatus.PAID:
         raise BillAlreadyPaid({"bill_id": bill.id})
     if bill.status in (BillStatus.CANCELLED, BillStatus.REFUNDED):

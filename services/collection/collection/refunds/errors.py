@@ -5,8 +5,10 @@ class RefundNotAllowed(DomainError):
     status_code = 422
     code = "refund_not_allowed"
     message_zh = "待遇享受期内已缴纳的医保费不予退还（政策规定的错误缴费、自然减员等情形除外）"
-    message_en = "Paid contributions are not refunded within the coverage period, except for the reasons the "
-    "policy names (erroneous payment, death)"
+    message_en = (
+        "Paid contributions are not refunded within the coverage period, except for the reasons the "
+        "policy names (erroneous payment, death)"
+    )
 
 
 class BillNotPaid(DomainError):

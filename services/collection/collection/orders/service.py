@@ -1,0 +1,128 @@
+"""Payment orders (支付订单): a resident starts a payment through an online channel; only that channel's
+signed notification completes it into a payment. A resident's token never records money."""
+
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from collection.idempotency import service as idempotency
+from collection.orders import repository
+from collection.orders.errors import (
+    ChannelNotOrderable,
+    OrderCancelled,
+    OrderChannelMismatch,
+    OrderCompleted,
+    OrderExpired,
+    OrderNotFound,
+)
+from collection.orders.models import OrderStatus, PaymentOrder
+from collection.orders.schemas import PaymentOrderCreate, PaymentOrderOut
+from collection.payments import service as payments
+from collection.payments.errors import AmountMismatch
+from collection.payments.models import NOTIFYING_CHANNELS, Channel, Payment, PaymentOrigin
+from shared.clock import Clock, business_date
+from shared.money import format_fen
+
+
+def _reference() -> str:
+    # 32 characters at most, as WeChat Pay's out_trade_no; random, so it reveals no volumes.
+    return f"CBO{secrets.token_hex(12).upper()}"
+
+
+async def start(
+    session: AsyncSession,
+    clock: Clock,
+    body: PaymentOrderCreate,
+    key: str,
+    *,
+    subject: str,
+    ttl: timedelta,
+) -> tuple[PaymentOrder, bool]:
+    """Open an order for the bills' full amount; returns it and whether this is a replay of the same request.
+    The key is the caller's own: the same key from another resident is another request."""
+    request = idempotency.Request.of(f"payment-orders:{subject}", key, body)
+    stored = await idempotency.stored_response(session, request)
+    if stored is not None:
+        replayed = await repository.get(session, PaymentOrderOut.model_validate(stored).order_id)
+        if replayed is not None:
+            return replayed, True
+    if body.channel not in NOTIFYING_CHANNELS:
+        raise ChannelNotOrderable({"channel": body.channel.value})
+    now = clock.now()
+    to_pay = await payments.bills_named(session, body.bill_ids, for_update=False)
+    for bill in to_pay:
+        payments.check_payable(bill, business_date(now))
+    order = PaymentOrder(
+        id=str(uuid.uuid4()),
+        reference=_reference(),
+        channel=body.channel,
+        bill_ids=list(body.bill_ids),
+        amount_fen=sum(bill.amount_due_fen for bill in to_pay),
+        status=OrderStatus.AWAITING_CHANNEL,
+        created_by=subject,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    repository.add(session, order)
+    idempotency.remember(session, request, 201, PaymentOrderOut.of(order, now))
+    return order, False
+
+
+async def get(session: AsyncSession, order_id: str) -> PaymentOrder:
+    order = await repository.get(session, order_id)
+    if order is None:
+        raise OrderNotFound({"order_id": order_id})
+    return order
+
+
+async def cancel(session: AsyncSession, clock: Clock, order_id: str) -> PaymentOrder:
+    """The resident gives up an order before paying; a notification for it is refused from then on."""
+    order = await repository.get_for_update(session, order_id)
+    if order is None:
+        raise OrderNotFound({"order_id": order_id})
+    require_open(order, clock.now())
+    order.status = OrderStatus.CANCELLED
+    order.closed_at = clock.now()
+    return order
+
+
+async def complete(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    channel: Channel,
+    reference: str,
+    amount_fen: int,
+    transaction_id: str,
+) -> Payment:
+    """The channel says it took the order's money: record the payment, once, for exactly the order's bills."""
+    order = await repository.by_reference_for_update(session, reference)
+    if order is None:
+        raise OrderNotFound({"order_reference": reference})
+    if order.channel is not channel:
+        raise OrderChannelMismatch({"order_reference": reference, "order_channel": order.channel.value})
+    now = clock.now()
+    require_open(order, now)
+    if amount_fen != order.amount_fen:
+        raise AmountMismatch({"amount_due": format_fen(order.amount_fen), "amount": format_fen(amount_fen)})
+    to_pay = await payments.bills_named(session, order.bill_ids)
+    receipt = payments.Receipt(
+        amount_fen, channel, now, transaction_id, PaymentOrigin.NOTIFICATION, payer=order.created_by
+    )
+    payment = await payments.settle(session, to_pay, receipt)
+    await session.flush()  # the payment row first: the order refers to it
+    order.status, order.closed_at, order.payment_id = OrderStatus.COMPLETED, now, payment.id
+    return payment
+
+
+def require_open(order: PaymentOrder, now: datetime) -> None:
+    """The order still waits for its channel; otherwise the refusal that says why not."""
+    status = order.status_at(now)
+    if status is OrderStatus.COMPLETED:
+        raise OrderCompleted({"order_id": order.id, "payment_id": order.payment_id})
+    if status is OrderStatus.EXPIRED:
+        raise OrderExpired({"order_id": order.id, "expires_at": order.expires_at.isoformat()})
+    if status is OrderStatus.CANCELLED:
+        raise OrderCancelled({"order_id": order.id})
