@@ -1,13 +1,13 @@
 """Database engine, sessions, and the one-transaction-per-request dependency."""
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from sqlalchemy import DateTime, Dialect, Enum, String, TypeDecorator, event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from shared.errors import InvalidCharacters, ServiceUnavailable
+from shared.errors import ConcurrentChange, InvalidCharacters, ServiceUnavailable
 
 # Stable constraint names, so Alembic migrations and SQLite batch operations can refer to them.
 NAMING_CONVENTION = {
@@ -98,7 +98,37 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise ServiceUnavailable({"reason": "database_unavailable"}) from exc
         if isinstance(exc, DBAPIError) and _sqlstate(exc) in _UNSTORABLE_TEXT:
             raise InvalidCharacters() from exc
+        if unique_violation(exc):
+            # A concurrent request wrote the same record first: the caller may retry and see it.
+            raise ConcurrentChange() from exc
         raise
+
+
+def unique_violation(exc: BaseException) -> bool:
+    """A unique index refused a row: on PostgreSQL SQLSTATE 23505, on SQLite its message."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    return _sqlstate(exc) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
+_LOCK_KEYS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"
+)
+
+
+async def lock_key(session: AsyncSession, scope: str) -> None:
+    """Serialise the transactions that work on one key (an Idempotency-Key, a person's document number)
+    until they end. PostgreSQL: a transaction-scoped advisory lock. SQLite serialises writers itself; a loser
+    of that race fails on the unique index and gets ConcurrentChange."""
+    await lock_keys(session, [scope])
+
+
+async def lock_keys(session: AsyncSession, scopes: Sequence[str]) -> None:
+    """`lock_key` for several keys in one statement, taken in sorted order so that two transactions locking
+    overlapping keys cannot deadlock."""
+    if not scopes or session.get_bind().dialect.name != "postgresql":
+        return
+    await session.execute(_LOCK_KEYS, {"keys": sorted(set(scopes))})
 
 
 # Character not in repertoire (PostgreSQL refuses NUL in text), untranslatable character.

@@ -75,6 +75,16 @@ class InvalidCharacters(DomainError):
     message_en = "The request contains characters that cannot be stored, such as NUL"
 
 
+class ConcurrentChange(DomainError):
+    """Two requests wrote the same record at once and this one lost; nothing of it was kept."""
+
+    status_code = 409
+    code = "concurrent_change"
+    message_zh = "另一请求同时修改了同一记录，本次未保存，请重试"
+    message_en = "Another request changed the same record at the same moment; nothing was saved, retry"
+    headers = {"Retry-After": "1"}  # noqa: RUF012
+
+
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "service_unavailable"

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import UTCDateTime, database_unavailable
 from shared.events import EVENT_TYPES, Envelope, dead_letter_topic
-from shared.kafka import ensure_topics, start_within, stop_within
+from shared.kafka import client_options, ensure_topics, start_within, stop_within
 from shared.logging import mask_pii
 from shared.outbox import OutboxMixin, enqueue_raw
 from shared.settings import ServiceSettings
@@ -86,6 +86,13 @@ async def apply_once(
     return True
 
 
+class EventRejected(Exception):
+    """A handler's verdict that an event must not be applied (it contradicts what the service holds): set
+    aside at once with `reason`, for an operator, rather than retried."""
+
+    reason = "event_rejected"
+
+
 class _PermanentFailure(Exception):
     def __init__(self, reason: str, error: str):
         super().__init__(f"{reason}: {error}")
@@ -138,12 +145,11 @@ class IdempotentConsumer:
         failures = 0
         while True:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap_servers,
                 client_id=self._settings.kafka_client_id,
                 group_id=self._settings.kafka_consumer_group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                request_timeout_ms=int(self._settings.kafka_request_timeout_s * 1000),
+                **client_options(self._settings),
             )
             consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
             try:
@@ -224,6 +230,8 @@ class IdempotentConsumer:
                     return
         except ValidationError as exc:
             raise _PermanentFailure("invalid_payload", str(exc)) from exc
+        except EventRejected as exc:
+            raise _PermanentFailure(exc.reason, str(exc)) from exc
         except IntegrityError:
             # Another member of the group applied it concurrently (a rebalance); the inbox row proves it.
             async with self._sessionmaker() as session:

@@ -20,6 +20,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.dead_letters import dead_letter_router
 from shared.delivery import delivery_router
 from shared.errors import (
+    ConcurrentChange,
     DomainError,
     ErrorResponse,
     InvalidCharacters,
@@ -138,9 +139,12 @@ def _declare_in(schema: dict[str, Any]) -> None:
     components["ErrorResponse"] = error_schema
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
-    for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
+    operations = ((method, op) for path in schema.get("paths", {}).values() for method, op in path.items())
+    for method, operation in operations:
         responses: dict[str, Any] = operation.setdefault("responses", {})
         common: list[type[DomainError]] = [ValidationFailed, InvalidCharacters, ServiceUnavailable]
+        if method != "get":
+            common.append(ConcurrentChange)
         if operation.get("security"):
             common += ACCESS_ERRORS
         if "requestBody" in operation:

@@ -5,6 +5,7 @@ from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, Strin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from collection.database import Base
+from shared.clock import utc_now
 from shared.db import UTCDateTime, enum_column
 from shared.events import SubsidyLineData
 
@@ -24,6 +25,7 @@ class Bill(Base):
         Index("ix_bills_organisation", "payer_organisation", "region_code", "coverage_year", "status"),
         Index("ix_bills_region_paid_at", "region_code", "paid_at"),
         Index("ix_bills_region_year", "region_code", "coverage_year", "enrollment_id"),
+        Index("ix_bills_updated_at", "updated_at", "enrollment_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -48,6 +50,12 @@ class Bill(Base):
         JSON, default=list, doc="Why the policy refunds a paid contribution within the coverage period"
     )
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime,
+        default=utc_now,
+        onupdate=utc_now,
+        doc="Wall-clock time of the last change: the repair job compares what changed since it last looked",
+    )
     subsidy_lines: Mapped[list["BillSubsidyLine"]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="BillSubsidyLine.id"
     )

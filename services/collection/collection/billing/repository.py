@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
@@ -14,8 +14,13 @@ async def get(session: AsyncSession, bill_id: str) -> Bill | None:
     return await session.get(Bill, bill_id)
 
 
-async def get_by_enrollment(session: AsyncSession, enrollment_id: str) -> Bill | None:
-    return (await session.scalars(select(Bill).where(Bill.enrollment_id == enrollment_id))).one_or_none()
+async def get_by_enrollment(
+    session: AsyncSession, enrollment_id: str, *, for_update: bool = False
+) -> Bill | None:
+    query = select(Bill).where(Bill.enrollment_id == enrollment_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
 
 
 async def list_bills(session: AsyncSession, enrollment_ids: list[str], limit: int) -> list[Bill]:
@@ -123,5 +128,32 @@ async def of_region_year(
         )
         .order_by(Bill.enrollment_id)
         .limit(limit)
+    )
+    return [(bill, item) for bill, item in (await session.execute(query)).all()]
+
+
+async def changed_since(
+    session: AsyncSession, after_at: datetime, after_enrollment: str, limit: int
+) -> list[tuple[Bill, PaymentItem | None]]:
+    """Bills changed at or after `after_at` (past `after_enrollment` at that moment), oldest change first,
+    with the payment item that settled each."""
+    query = (
+        select(Bill, PaymentItem)
+        .outerjoin(PaymentItem, PaymentItem.bill_id == Bill.id)
+        .where(tuple_(Bill.updated_at, Bill.enrollment_id) > tuple_(after_at, after_enrollment))
+        .order_by(Bill.updated_at, Bill.enrollment_id)
+        .limit(limit)
+    )
+    return [(bill, item) for bill, item in (await session.execute(query)).all()]
+
+
+async def of_enrollments(
+    session: AsyncSession, enrollment_ids: list[str]
+) -> list[tuple[Bill, PaymentItem | None]]:
+    query = (
+        select(Bill, PaymentItem)
+        .outerjoin(PaymentItem, PaymentItem.bill_id == Bill.id)
+        .where(Bill.enrollment_id.in_(sorted(set(enrollment_ids))))
+        .order_by(Bill.enrollment_id)
     )
     return [(bill, item) for bill, item in (await session.execute(query)).all()]

@@ -10,7 +10,7 @@ from collection.billing.schemas import BillList, BillOut, OrganisationDue
 from collection.settings import CollectionSettings
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.clock import AppClock
-from shared.crosscheck import StandingFilter, StandingPage
+from shared.crosscheck import StandingFilter, StandingPage, add_repair_routes
 from shared.db import DbSession
 from shared.errors import error_responses
 from shared.regions import REGION_CODE_PATTERN
@@ -105,6 +105,9 @@ async def organisation_due(
 )
 async def list_standings(session: DbSession, query: StandingFilter) -> StandingPage:
     return await service.standings(session, query)
+
+
+add_repair_routes(router, records="bills", changed=service.changes, of=service.standings_of)
 
 
 @router.get(

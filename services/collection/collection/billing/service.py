@@ -12,8 +12,18 @@ from collection.billing.models import Bill, BillStatus, BillSubsidyLine
 from collection.ledger import service as ledger
 from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
+from collection.payments.models import PaymentItem
 from collection.refunds import service as refunds
-from shared.crosscheck import EnrollmentStanding, Standing, StandingPage, StandingQuery
+from shared.crosscheck import (
+    ChangedStanding,
+    ChangePage,
+    ChangeQuery,
+    EnrollmentStanding,
+    Standing,
+    StandingPage,
+    StandingQuery,
+    change_page,
+)
 from shared.events import (
     EnrollmentCancelled,
     EnrollmentCreated,
@@ -64,9 +74,7 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
 
 async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, at: datetime) -> None:
     """An open bill takes the newer price; a paid one stays as paid (the registry handles what follows)."""
-    bill = await repository.get_by_enrollment(session, repriced.enrollment_id)
-    if bill is None:
-        raise LookupError(f"no bill for enrollment {repriced.enrollment_id} yet")  # retried until it exists
+    bill = await _bill_of(session, repriced.enrollment_id)
     if repriced.price_version <= bill.price_version:
         return
     if bill.status is BillStatus.PAID:
@@ -89,28 +97,31 @@ async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, 
 
 
 async def cancel_for_lapse(session: AsyncSession, lapsed: EnrollmentLapsed, at: datetime) -> None:
+    """The person enrolled again after this enrollment could no longer be paid: an open bill is cancelled.
+    One paid meanwhile (a payment found in the tax side's file, dated in time, crossing the lapse) paid for an
+    enrollment that no longer exists, so it goes back in full."""
     bill = await _bill_of(session, lapsed.enrollment_id)
     if bill.status is BillStatus.OPEN:
         _cancel(session, bill, at)
     elif bill.status is BillStatus.PAID:
-        # Paid before the lapse reached us: the registry refuses that payment; reconciliation settles it.
-        log.error("lapsed_enrollment_was_paid", bill_id=bill.id, enrollment_id=lapsed.enrollment_id)
+        log.warning("payment_crossed_lapse", bill_id=bill.id, enrollment_id=lapsed.enrollment_id)
+        await refunds.refund_in_full(session, bill, "enrollment_lapsed", at, "registry", None)
 
 
 async def end_for_registry(session: AsyncSession, cancelled: EnrollmentCancelled, at: datetime) -> None:
     """The registry ended the enrollment (a death, an erroneous enrollment): an open bill is cancelled, a paid
-    one refunded in full (the registry allowed it by the policy's refund reasons)."""
+    one refunded in full. The registry ends a paid enrollment only for the policy's refund reasons; a bill
+    paid while the registry ended the unpaid enrollment paid for nothing, so it goes back too."""
     bill = await _bill_of(session, cancelled.enrollment_id)
     if bill.status is BillStatus.OPEN:
         _cancel(session, bill, at)
     elif bill.status is BillStatus.PAID:
-        if cancelled.reason not in bill.refundable_reasons:
-            raise ValueError(f"{cancelled.reason} is not refundable for bill {bill.id}")  # dead-lettered
         await refunds.refund_in_full(session, bill, cancelled.reason, at, "registry", cancelled.evidence_ref)
 
 
 async def _bill_of(session: AsyncSession, enrollment_id: str) -> Bill:
-    bill = await repository.get_by_enrollment(session, enrollment_id)
+    """The enrollment's bill, locked: its state changes are serialised with payments and refunds."""
+    bill = await repository.get_by_enrollment(session, enrollment_id, for_update=True)
     if bill is None:
         raise LookupError(f"no bill for enrollment {enrollment_id} yet")  # retried until it exists
     return bill
@@ -168,17 +179,34 @@ async def standings(session: AsyncSession, query: StandingQuery) -> StandingPage
         session, query.region_code, query.coverage_year, query.after, query.limit
     )
     return StandingPage(
-        items=[
-            EnrollmentStanding(
-                enrollment_id=bill.enrollment_id,
-                standing=_STANDING[bill.status],
-                amount_due=bill.amount_due_fen,
-                price_version=bill.price_version,
-                payment_id=item.payment_id if item else None,
-                paid=item.amount_fen if item else 0,
-                refunded=bill.refunded_fen,
-            )
-            for bill, item in found
-        ],
+        items=[_standing(bill, item) for bill, item in found],
         next_after=found[-1][0].enrollment_id if len(found) == query.limit else None,
+    )
+
+
+async def changes(session: AsyncSession, query: ChangeQuery) -> ChangePage:
+    """Where the bills changed since a moment stand (the repair job)."""
+    after_at, after_id = query.position()
+    found = await repository.changed_since(session, after_at, after_id, query.limit)
+    return change_page(
+        [ChangedStanding(**_standing(b, i).model_dump(), changed_at=b.updated_at) for b, i in found],
+        query.limit,
+    )
+
+
+async def standings_of(session: AsyncSession, enrollment_ids: list[str]) -> StandingPage:
+    """Where the bills of the named enrollments stand; enrollments without a bill are left out."""
+    found = await repository.of_enrollments(session, enrollment_ids)
+    return StandingPage(items=[_standing(bill, item) for bill, item in found], next_after=None)
+
+
+def _standing(bill: Bill, item: PaymentItem | None) -> EnrollmentStanding:
+    return EnrollmentStanding(
+        enrollment_id=bill.enrollment_id,
+        standing=_STANDING[bill.status],
+        amount_due=bill.amount_due_fen,
+        price_version=bill.price_version,
+        payment_id=item.payment_id if item else None,
+        paid=item.amount_fen if item else 0,
+        refunded=bill.refunded_fen,
     )

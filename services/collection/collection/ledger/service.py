@@ -15,7 +15,7 @@ from collection.agents import repository as agents
 from collection.billing import repository as bills
 from collection.ledger import accounts, repository
 from collection.ledger.models import LedgerEntry, LedgerTransaction, TransactionKind
-from collection.ledger.schemas import AccountBalance, LedgerCheck, Mismatch
+from collection.ledger.schemas import AccountBalance, BillRefundProblem, LedgerCheck, Mismatch
 from collection.payments import repository as payments
 from collection.payments.models import Channel
 from collection.refunds import repository as refunds
@@ -105,12 +105,17 @@ async def check(session: AsyncSession) -> LedgerCheck:
     transactions, entries = await repository.counts(session)
     payments_off = await payments.payments_not_matching_items(session)
     bills_off = await payments.bills_not_settled_once(session)
+    refunds_off = [
+        BillRefundProblem(bill_id=bill_id, problem=problem, paid=paid, refunded=refunded)
+        for bill_id, problem, paid, refunded in await refunds.bills_with_refund_problems(session)
+    ]
     return LedgerCheck(
-        ok=not (mismatches or unbalanced or payments_off or bills_off),
+        ok=not (mismatches or unbalanced or payments_off or bills_off or refunds_off),
         transactions=transactions,
         entries=entries,
         unbalanced_transactions=unbalanced,
         mismatches=mismatches,
         payments_not_matching_items=payments_off,
         bills_not_settled_once=bills_off,
+        bill_refund_problems=refunds_off,
     )

@@ -1,4 +1,5 @@
 from shared.errors import DomainError, NotFound
+from shared.inbox import EventRejected
 
 
 class AlreadyEnrolled(DomainError):
@@ -30,5 +31,8 @@ class EnrollmentEnded(DomainError):
     message_en = "This enrollment has already lapsed or been cancelled"
 
 
-class PaymentDoesNotMatch(Exception):
-    """A payment confirmation disagrees with the enrollment: left for an operator, never applied silently."""
+class PaymentDoesNotMatch(EventRejected):
+    """A payment confirmation or refund disagrees with the enrollment (another amount than priced, a payment
+    for an enrollment paid otherwise): dead-lettered for an operator at once, never applied."""
+
+    reason = "payment_does_not_match"

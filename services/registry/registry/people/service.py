@@ -18,6 +18,7 @@ from registry.people.errors import (
 from registry.people.identity import parse_resident_id
 from registry.people.models import DocumentType, Person
 from registry.people.schemas import PersonIn
+from shared.db import lock_keys
 from shared.errors import DomainError
 
 _FOREIGN_NUMBER = re.compile(r"^[A-Z0-9]{5,20}$")
@@ -60,13 +61,23 @@ async def find_or_register(session: AsyncSession, identity: Identity, name: str,
     return found
 
 
+# Up to this many new people in one request are registered under locks (a household, a single enrollment).
+_LOCKED_REGISTRATIONS = 50
+
+
 async def find_or_register_many(
     session: AsyncSession, entries: Sequence[tuple[Identity, str, str | None]]
 ) -> list[Person | DomainError]:
     """`find_or_register` for many people in one query; each entry gets its person or its refusal."""
-    known = await repository.by_documents(
-        session, ((identity.document_type, identity.document_number) for identity, _, _ in entries)
-    )
+    documents = [(identity.document_type, identity.document_number) for identity, _, _ in entries]
+    known = await repository.by_documents(session, documents)
+    new = [key for key in documents if key not in known]
+    if 0 < len(new) <= _LOCKED_REGISTRATIONS:
+        # Two requests registering the same new person wait for each other here, and the second finds the
+        # first's person instead of failing on the unique index. (A roster chunk is larger: a clash there
+        # fails its flush and the worker redoes the chunk row by row, through this path.)
+        await lock_keys(session, [f"person:{kind.value}:{number}" for kind, number in new])
+        known |= await repository.by_documents(session, new)
     results: list[Person | DomainError] = []
     for identity, name, phone in entries:
         key = (identity.document_type, identity.document_number)
