@@ -67,6 +67,8 @@ class Stack:
             "CANBAO_BROKER_PORT": str(self.broker_port),
             "CANBAO_VAR_DIR": str(self.workdir),
             "CANBAO_CLOCK_START": DEMO_CLOCK_START,
+            # Tests that lose events on purpose see `canbao check` find them; the repair job has its own test.
+            "CANBAO_REPAIR": "false",
         }
         for service in SERVICES:
             prefix = service.upper()
@@ -123,6 +125,7 @@ class Parts(Stack):
     replicas: dict[tuple[str, int], subprocess.Popen[bytes]] = field(default_factory=dict)
     broker: subprocess.Popen[bytes] | None = None
     replica_ports: dict[tuple[str, int], int] = field(default_factory=dict)
+    repairer: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -163,12 +166,27 @@ class Parts(Stack):
         except StackError as exc:
             raise RuntimeError(f"{exc}:\n{self.log()[-4000:]}") from exc
 
+    def start_repair(self, every_s: float, grace_s: float) -> None:
+        """The repair job, as `canbao run` starts it, on a short interval."""
+        env = self.env() | {
+            "CANBAO_REGISTRY_URL": self.url("registry"),
+            "CANBAO_COLLECTION_URL": self.url("collection"),
+            "CANBAO_REPAIR_EVERY_S": str(every_s),
+            "CANBAO_REPAIR_GRACE_S": str(grace_s),
+        }
+        log = open(self.workdir / "repair.log", "ab")  # noqa: SIM115  (the child's lifetime)
+        self.repairer = subprocess.Popen(
+            [sys.executable, "-m", "canbao", "repair"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+
     def signal(self, service: str, signum: signal.Signals, replica: int = 0) -> None:
         process = self.replicas.pop((service, replica))
         process.send_signal(signum)
         process.wait(60)
 
     def stop(self) -> int | None:
+        if self.repairer is not None:
+            stop(self.repairer, "repair")
         for (service, replica), process in self.replicas.items():
             stop(process, f"{service}-{replica}")
         self.replicas.clear()

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collection.settings import CollectionSettings
 from registry.settings import RegistrySettings
+from shared.settings import ServiceSettings
 
 SERVICES = ("registry", "collection")
 
@@ -33,6 +34,8 @@ class StackSettings(BaseSettings):
     start_timeout_s: float = 60.0
     # Both services' business clock starts here (the shipped policies are past campaigns); unset: real time.
     clock_start: str | None = None
+    # The repair job (`canbao repair`): republishes the events of enrollments the broker lost.
+    repair: bool = True
 
     @property
     def bootstrap(self) -> str:
@@ -102,6 +105,21 @@ def stop(process: subprocess.Popen[bytes], name: str, grace_s: float = 15.0) -> 
         print(f"{name} did not stop within {grace_s:.0f}s; killing it", file=sys.stderr)
         process.kill()
         process.wait()
+
+
+def start_repair(
+    env: dict[str, str], settings: Mapping[str, ServiceSettings], var_dir: Path
+) -> subprocess.Popen[bytes]:
+    """The repair job, as a child of its own, pointed at both services."""
+    urls = {f"CANBAO_{name.upper()}_URL": f"http://{s.host}:{s.port}" for name, s in settings.items()}
+    with open(var_dir / "repair.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "canbao", "repair"],
+            env=env | urls,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def service_env(stack: StackSettings, with_broker: bool) -> dict[str, str]:
@@ -177,6 +195,10 @@ def run(with_broker: bool = True) -> int:
             for name in SERVICES:
                 s = settings[name]
                 print(f"{name:<10} http://{s.host}:{s.port}/docs")
+            if stack.repair:
+                children.append(Child("repair", start_repair(env, settings, stack.var_dir)))
+                every = env.get("CANBAO_REPAIR_EVERY_S", "60")
+                print(f"repair     every {every}s (log in {stack.var_dir / 'repair.log'})")
             print("Canbao is running. Press Ctrl-C to stop.", flush=True)
             while not received:
                 for child in children:

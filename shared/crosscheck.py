@@ -1,15 +1,22 @@
 """The cross-service check (核对) contract: each service lists where every enrollment of a region and coverage
-year stands by its own books, in pages ordered by enrollment id, so that an operator's check can compare them.
+year stands by its own books, in pages ordered by enrollment id, so that an operator's check can compare them;
+and what changed since a moment, and named enrollments, so that the repair job compares only what moved.
 
 Both sides speak one vocabulary (`Standing`); each service maps its own statuses onto it."""
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.auth import allow
+from shared.db import DbSession
+from shared.errors import DomainError, error_responses
 from shared.money import Yuan
 from shared.regions import REGION_CODE_PATTERN
 
@@ -49,3 +56,88 @@ class StandingQuery:
 
 
 StandingFilter = Annotated[StandingQuery, Depends()]
+
+# Enrollment ids one `…/standings/of` request may name.
+IDS_LIMIT = 200
+
+
+class ChangedStanding(EnrollmentStanding):
+    changed_at: datetime = Field(description="When the service last changed it (wall clock, UTC)")
+
+    def as_standing(self) -> EnrollmentStanding:
+        """Without the service's own change time, to compare with the other side."""
+        return EnrollmentStanding.model_validate(self.model_dump(exclude={"changed_at"}))
+
+
+class ChangePage(BaseModel):
+    items: list[ChangedStanding]
+    next_after: str | None = Field(description="Pass as `after` for the next page; null on the last")
+
+
+class CursorInvalid(DomainError):
+    status_code = 422
+    code = "cursor_invalid"
+    message_zh = "分页游标无效，请使用上一页返回的 next_after"
+    message_en = "The page cursor is not valid; pass the previous page's next_after"
+
+
+@dataclass
+class ChangeQuery:
+    """What changed since a moment, in pages ordered by change time then enrollment id (the repair job)."""
+
+    since: Annotated[AwareDatetime, Query(description="With its zone, e.g. 2026-11-30T08:00:00Z")]
+    after: Annotated[str, Query(max_length=80)] = ""
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT
+
+    def position(self) -> tuple[datetime, str]:
+        """Where the page starts: just after the cursor, or at `since`."""
+        if not self.after:
+            return self.since, ""
+        moment, _, enrollment_id = self.after.partition("|")
+        try:
+            at = datetime.fromisoformat(moment)
+        except ValueError as exc:
+            raise CursorInvalid({"after": self.after}) from exc
+        if at.tzinfo is None:
+            raise CursorInvalid({"after": self.after})
+        return at, enrollment_id
+
+
+ChangeFilter = Annotated[ChangeQuery, Depends()]
+EnrollmentIds = Annotated[list[str], Query(alias="enrollment_id", min_length=1, max_length=IDS_LIMIT)]
+
+
+def change_page(items: list[ChangedStanding], limit: int) -> ChangePage:
+    last = items[-1] if len(items) == limit else None
+    return ChangePage(
+        items=items, next_after=f"{last.changed_at.isoformat()}|{last.enrollment_id}" if last else None
+    )
+
+
+ChangesOf = Callable[[AsyncSession, ChangeQuery], Awaitable[ChangePage]]
+StandingsOf = Callable[[AsyncSession, list[str]], Awaitable[StandingPage]]
+
+
+def add_repair_routes(router: APIRouter, *, records: str, changed: ChangesOf, of: StandingsOf) -> None:
+    """`GET <prefix>/standings/changed` and `GET <prefix>/standings/of` on a service's router, for the repair
+    job (administrators; auditors read). Added before the router's `/{id}` route, which would shadow them."""
+
+    @router.get(
+        "/standings/changed",
+        summary=f"Where the {records} changed since a moment stand (the repair job)",
+        description="Every region, by change time then enrollment id, paged by `after`: `canbao repair` "
+        "compares both services' and has lost events published again.",
+        responses=error_responses(CursorInvalid),
+        dependencies=[allow()],
+    )
+    async def list_changed_standings(session: DbSession, query: ChangeFilter) -> ChangePage:
+        return await changed(session, query)
+
+    @router.get(
+        "/standings/of",
+        summary=f"Where the {records} of the named enrollments stand (the repair job)",
+        description=f"Repeat `enrollment_id` (up to {IDS_LIMIT}); enrollments unknown here are left out.",
+        dependencies=[allow()],
+    )
+    async def list_standings_of(session: DbSession, enrollment_ids: EnrollmentIds) -> StandingPage:
+        return await of(session, enrollment_ids)

@@ -1,12 +1,13 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.database import Base
 from registry.people.models import Person
 from registry.policy.models import Charge, CoverageFrom, EligibilityKind, LateCaseKind
+from shared.clock import utc_now
 from shared.db import UTCDateTime, enum_column
 
 
@@ -37,6 +38,7 @@ class Enrollment(Base):
         ),
         Index("ix_enrollments_region_paid_at", "region_code", "paid_at"),
         Index("ix_enrollments_region_year", "region_code", "coverage_year", "id"),
+        Index("ix_enrollments_updated_at", "updated_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -62,6 +64,11 @@ class Enrollment(Base):
     fiscal_subsidy_fen: Mapped[int] = mapped_column(BigInteger)
     total_financing_fen: Mapped[int] = mapped_column(BigInteger)
     price_version: Mapped[int] = mapped_column(Integer)
+    earlier_dues: Mapped[dict[str, int]] = mapped_column(
+        JSON,
+        default=dict,
+        doc="The personal due of each earlier price version, to check a payment of an older price",
+    )
     coverage_from: Mapped[CoverageFrom] = mapped_column(enum_column(CoverageFrom))
     coverage_start: Mapped[date | None] = mapped_column(Date)
     coverage_end: Mapped[date] = mapped_column(Date)
@@ -73,6 +80,12 @@ class Enrollment(Base):
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0, doc="Paid money collection gave back")
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     cancellation_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime,
+        default=utc_now,
+        onupdate=utc_now,
+        doc="Wall-clock time of the last change: the repair job compares what changed since it last looked",
+    )
 
     person: Mapped[Person] = relationship(lazy="joined", innerjoin=True)
     subsidy_lines: Mapped[list["EnrollmentSubsidyLine"]] = relationship(

@@ -1,6 +1,7 @@
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.enrollment.models import ENDED, Enrollment
@@ -60,4 +61,22 @@ async def of_region_year(
         .order_by(Enrollment.id)
         .limit(limit)
     )
+    return list((await session.scalars(query)).all())
+
+
+async def changed_since(
+    session: AsyncSession, after_at: datetime, after_id: str, limit: int
+) -> list[Enrollment]:
+    """Enrollments changed at or after `after_at` (past `after_id` at that moment), oldest change first."""
+    query = (
+        select(Enrollment)
+        .where(tuple_(Enrollment.updated_at, Enrollment.id) > tuple_(after_at, after_id))
+        .order_by(Enrollment.updated_at, Enrollment.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def get_many(session: AsyncSession, enrollment_ids: Sequence[str]) -> list[Enrollment]:
+    query = select(Enrollment).where(Enrollment.id.in_(sorted(set(enrollment_ids)))).order_by(Enrollment.id)
     return list((await session.scalars(query)).all())

@@ -30,7 +30,7 @@ from registry.policy.errors import (
     UnknownWindowExtension,
 )
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
-from shared.crosscheck import StandingFilter, StandingPage
+from shared.crosscheck import StandingFilter, StandingPage, add_repair_routes
 from shared.db import DbSession
 from shared.errors import error_responses
 
@@ -106,6 +106,9 @@ async def cancel_enrollment(
 async def list_standings(session: DbSession, query: StandingFilter, access: CurrentAccess) -> StandingPage:
     access.require_region(query.region_code)
     return await service.standings(session, query)
+
+
+add_repair_routes(router, records="enrollments", changed=service.changes, of=service.standings_of)
 
 
 @router.get(

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +30,16 @@ from registry.policy.book import PolicyBook
 from registry.policy.models import CoverageFrom, Policy
 from registry.subsidy import repository as subsidies
 from shared.clock import Clock, business_date
-from shared.crosscheck import EnrollmentStanding, Standing, StandingPage, StandingQuery
+from shared.crosscheck import (
+    ChangedStanding,
+    ChangePage,
+    ChangeQuery,
+    EnrollmentStanding,
+    Standing,
+    StandingPage,
+    StandingQuery,
+    change_page,
+)
 from shared.errors import DomainError
 from shared.events import (
     REGISTRY_ENROLLMENTS,
@@ -45,6 +55,7 @@ from shared.events import (
 from shared.outbox import enqueue
 
 SOURCE = "/canbao/registry"
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -269,6 +280,9 @@ def _reprice(
         if not policy.refunds.refund_otherwise_within_coverage:
             return "paid_not_repriced"  # 待遇享受期内已缴纳的医保费不予退还
         outcome = "paid_refund_due"  # the new price stands; collection refunds what was paid beyond it
+    enrollment.earlier_dues = enrollment.earlier_dues | {
+        str(enrollment.price_version): enrollment.personal_due_fen
+    }
     _set_price(enrollment, price)
     enrollment.price_version += 1
     repriced = EnrollmentRepriced(
@@ -290,31 +304,43 @@ def _reprice(
 
 
 async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -> None:
-    """A settled bill activates the enrollment it is for; coverage that starts the day after payment
-    starts on the Beijing business day after the payment."""
+    """A settled bill activates the enrollment it is for, if it paid what this enrollment was priced at;
+    coverage that starts the day after payment starts on the Beijing business day after the payment. A
+    payment that crossed the enrollment's end (a cancellation, a lapse) is kept, not activated: collection
+    refunds it when the end reaches it."""
     enrollment = await repository.get(session, confirmation.enrollment_id, for_update=True)
     if enrollment is None:
         raise PaymentDoesNotMatch(f"no enrollment {confirmation.enrollment_id}")
-    if enrollment.status is EnrollmentStatus.ACTIVE:
+    if enrollment.payment_id is not None:
         if enrollment.payment_id == confirmation.payment_id:
-            return
+            return  # the same payment told again (a repair republished it)
         raise PaymentDoesNotMatch(f"enrollment {enrollment.id} already paid by {enrollment.payment_id}")
-    # A payment of an earlier price version (the price changed while it was under way) still activates the
-    # enrollment; the difference between paid and due is collection's to settle.
-    if (
-        confirmation.price_version == enrollment.price_version
-        and confirmation.amount_fen != enrollment.personal_due_fen
-    ):
+    # A payment of an earlier price version (the price changed while it was under way) is still a payment
+    # of this enrollment; the difference between paid and due is collection's to settle.
+    priced = _due_at_version(enrollment, confirmation.price_version)
+    if priced is None or confirmation.amount_fen != priced:
         raise PaymentDoesNotMatch(
-            f"paid {confirmation.amount_fen} fen, due {enrollment.personal_due_fen} fen on {enrollment.id}"
+            f"paid {confirmation.amount_fen} fen at price version {confirmation.price_version}, "
+            f"priced {priced} fen on {enrollment.id}"
         )
-    enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.paid_fen = confirmation.amount_fen
     enrollment.paid_at = confirmation.paid_at
     enrollment.payment_id = confirmation.payment_id
     enrollment.receipt_no = confirmation.receipt_no
+    if enrollment.status is not EnrollmentStatus.PENDING_PAYMENT:
+        log.warning("payment_after_end", enrollment_id=enrollment.id, status=enrollment.status.value)
+        # Counted in no progress figure: it ended before it was paid.
+        enrollment.cancelled_at = enrollment.cancelled_at or confirmation.paid_at
+        return
+    enrollment.status = EnrollmentStatus.ACTIVE
     if enrollment.coverage_from is CoverageFrom.DAY_AFTER_PAYMENT:
         enrollment.coverage_start = business_date(confirmation.paid_at) + timedelta(days=1)
+
+
+def _due_at_version(enrollment: Enrollment, version: int) -> int | None:
+    if version == enrollment.price_version:
+        return enrollment.personal_due_fen
+    return enrollment.earlier_dues.get(str(version))
 
 
 async def cancel(
@@ -358,7 +384,7 @@ async def apply_refund(session: AsyncSession, refund: PaymentRefunded) -> None:
             f"refund of {refund.payment_id}, enrollment paid by {enrollment.payment_id}"
         )
     enrollment.refunded_fen += refund.amount_fen
-    if refund.ends_enrollment:
+    if refund.ends_enrollment and enrollment.status not in ENDED:
         enrollment.status = EnrollmentStatus.CANCELLED
         enrollment.cancelled_at = refund.refunded_at
         enrollment.cancellation_reason = refund.reason
@@ -411,11 +437,10 @@ def _lines_data(enrollment: Enrollment) -> list[SubsidyLineData]:
     ]
 
 
-# Registry statuses in the check's vocabulary; a cancellation stands by whether it was paid.
+# Registry statuses in the check's vocabulary; an ended enrollment stands by whether it was paid.
 _STANDING = {
     EnrollmentStatus.PENDING_PAYMENT: Standing.OPEN,
     EnrollmentStatus.ACTIVE: Standing.PAID,
-    EnrollmentStatus.LAPSED: Standing.CLOSED_UNPAID,
 }
 
 
@@ -425,17 +450,34 @@ async def standings(session: AsyncSession, query: StandingQuery) -> StandingPage
         session, query.region_code, query.coverage_year, query.after, query.limit
     )
     return StandingPage(
-        items=[
-            EnrollmentStanding(
-                enrollment_id=e.id,
-                standing=_STANDING.get(e.status, Standing.REFUNDED if e.paid_fen else Standing.CLOSED_UNPAID),
-                amount_due=e.personal_due_fen,
-                price_version=e.price_version,
-                payment_id=e.payment_id,
-                paid=e.paid_fen or 0,
-                refunded=e.refunded_fen,
-            )
-            for e in found
-        ],
+        items=[_standing(e) for e in found],
         next_after=found[-1].id if len(found) == query.limit else None,
+    )
+
+
+async def changes(session: AsyncSession, query: ChangeQuery) -> ChangePage:
+    """Where the enrollments changed since a moment stand (the repair job)."""
+    after_at, after_id = query.position()
+    found = await repository.changed_since(session, after_at, after_id, query.limit)
+    return change_page(
+        [ChangedStanding(**_standing(e).model_dump(), changed_at=e.updated_at) for e in found], query.limit
+    )
+
+
+async def standings_of(session: AsyncSession, enrollment_ids: list[str]) -> StandingPage:
+    """Where the named enrollments stand; unknown ids are left out."""
+    return StandingPage(
+        items=[_standing(e) for e in await repository.get_many(session, enrollment_ids)], next_after=None
+    )
+
+
+def _standing(e: Enrollment) -> EnrollmentStanding:
+    return EnrollmentStanding(
+        enrollment_id=e.id,
+        standing=_STANDING.get(e.status, Standing.REFUNDED if e.paid_fen else Standing.CLOSED_UNPAID),
+        amount_due=e.personal_due_fen,
+        price_version=e.price_version,
+        payment_id=e.payment_id,
+        paid=e.paid_fen or 0,
+        refunded=e.refunded_fen,
     )

@@ -1,0 +1,5 @@
+"""`python -m canbao`: the same commands as `canbao`."""
+
+from canbao.cli import app
+
+app()
