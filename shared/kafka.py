@@ -6,6 +6,7 @@ from typing import Any, Protocol
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.helpers import create_ssl_context
 
 from shared.settings import ServiceSettings
 
@@ -40,13 +41,32 @@ async def stop_within(client: _Startable, timeout_s: float) -> None:
         log.warning("kafka_stop_failed", client=type(client).__name__, error=repr(exc))
 
 
+def client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """Security options every aiokafka client of the service takes (producer, consumer, admin)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": int(settings.kafka_request_timeout_s * 1000),
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": password.get_secret_value() if password else None,
+        }
+    if settings.kafka_security_protocol.endswith("SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile,
+            certfile=settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+        )
+    return options
+
+
 async def ensure_topics(settings: ServiceSettings, topics: list[str]) -> None:
     """Create topics with the configured partition count; existing topics are left as they are."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        client_id=f"{settings.kafka_client_id}-admin",
-        request_timeout_ms=int(settings.kafka_request_timeout_s * 1000),
-    )
+    admin = AIOKafkaAdminClient(client_id=f"{settings.kafka_client_id}-admin", **client_options(settings))
     try:
         await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
         response: Any = await asyncio.wait_for(
@@ -88,13 +108,12 @@ class KafkaLink:
             if self._producer is None:
                 await ensure_topics(self._settings, self._topics)
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self._settings.kafka_bootstrap_servers,
                     client_id=self._settings.kafka_client_id,
                     acks="all",
                     # The embedded broker has no InitProducerId; the outbox/inbox pair gives effectively-once.
                     enable_idempotence=False,
-                    request_timeout_ms=int(self.timeout_s * 1000),
                     linger_ms=5,
+                    **client_options(self._settings),
                 )
                 await start_within(producer, self.timeout_s)
                 self._producer = producer

@@ -1,6 +1,7 @@
 """Settings base: each service subclasses it with its own env prefix (REGISTRY_, COLLECTION_)."""
 
 from datetime import datetime
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -23,6 +24,15 @@ class ServiceSettings(BaseSettings):
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_request_timeout_s: float = Field(default=10.0, gt=0)
+    # Broker authentication: production brokers authenticate clients (SASL) and authorise topics (ACLs), so
+    # that only registry writes registry.enrollments.v1 and only collection writes collection.payments.v1.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle that signed the broker's cert")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = None
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=200, ge=1)
     consumer_max_attempts: int = Field(default=5, ge=1)
@@ -65,6 +75,14 @@ class ServiceSettings(BaseSettings):
             )
             if weak:
                 raise ValueError(f"production needs real token keys of {MIN_KEY_LENGTH}+ characters: {weak}")
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError("kafka_sasl_username and kafka_sasl_password go with a SASL security protocol")
+        if self.environment == "production" and not sasl:
+            raise ValueError(
+                "production brokers authenticate their clients: kafka_security_protocol SASL_SSL or "
+                "SASL_PLAINTEXT with a SCRAM user per service"
+            )
         if self.clock_start is not None and self.clock_start.tzinfo is None:
             raise ValueError("clock_start needs a time zone, e.g. 2023-10-08T09:00:00+08:00")
         return self

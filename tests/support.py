@@ -1,6 +1,7 @@
 """Helpers the tests share: ID numbers, free ports, databases, and the running stack."""
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -70,3 +72,37 @@ def problem(response: httpx.Response) -> dict[str, Any]:
     assert body["message_zh"]
     assert body["message_en"]
     return body
+
+
+# What production settings need of the broker connection: SASL with a user (tested in test_kafka_security).
+PRODUCTION_KAFKA: dict[str, Any] = {
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_username": "svc",
+    "kafka_sasl_password": "p" * 20,
+}
+
+
+def production_kafka_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for prefix in ("REGISTRY", "COLLECTION"):
+        for name, value in PRODUCTION_KAFKA.items():
+            monkeypatch.setenv(f"{prefix}_{name.upper()}", value)
+
+
+async def canbao_check(stack: Stack, region: str, year: int, *, repair: bool = True) -> dict[str, Any]:
+    """`canbao check --json` as an operator runs it against a running stack; asserts it exits 0."""
+    command = [str(CANBAO), "check", "--region", region, "--year", str(year), "--json", "--wait", "60"]
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [*command, *([] if repair else ["--no-repair"])],
+        env={
+            **os.environ,
+            "CANBAO_REGISTRY_URL": stack.url("registry"),
+            "CANBAO_COLLECTION_URL": stack.url("collection"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr + stack.log()[-4000:]
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report

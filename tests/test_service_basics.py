@@ -14,7 +14,7 @@ from registry.settings import RegistrySettings
 from shared.auth import Role, dev_token
 from shared.db import create_engine, create_sessionmaker
 from tests.conftest import Harness
-from tests.support import problem, resident_id
+from tests.support import problem, production_kafka_env, resident_id
 
 ADMIN = {"Authorization": f"Bearer {dev_token(Role.ADMIN)}"}
 
@@ -26,6 +26,7 @@ def test_production_refuses_the_embedded_sqlite_default(
     # What collection's production also needs: real channel secrets (tested in test_channel_notifications).
     secrets = {c: "k" * 40 + c for c in ("wechat", "alipay", "provincial_app", "bank")}
     monkeypatch.setenv("COLLECTION_CHANNEL_SECRETS", json.dumps(secrets))
+    production_kafka_env(monkeypatch)
     for prefix in ("REGISTRY", "COLLECTION"):
         monkeypatch.setenv(f"{prefix}_AUTH_KEYS", json.dumps({"2026-11": "s" * 40}))
     with pytest.raises(ValidationError, match="PostgreSQL"):
@@ -40,6 +41,7 @@ def test_production_refuses_development_or_weak_token_keys(
 ) -> None:
     secrets = {c: "k" * 40 + c for c in ("wechat", "alipay", "provincial_app", "bank")}
     monkeypatch.setenv("COLLECTION_CHANNEL_SECRETS", json.dumps(secrets))
+    production_kafka_env(monkeypatch)
     database = "postgresql+asyncpg://u@db/x"
     given: dict[str, Any] = {} if keys is None else {"auth_keys": keys}
     with pytest.raises(ValidationError, match="token keys"):
