@@ -58,7 +58,7 @@ async def pay(collection: Harness, enrollment_id: str) -> dict[str, Any]:
     bill = (await collection.client.get("/v1/bills", params={"enrollment_id": enrollment_id})).json()[
         "items"
     ][0]
-    body = {"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": "wechat"}
+    body = {"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": "tax_hall"}
     paid = await collection.client.post("/v1/payments", json=body, headers={"Idempotency-Key": enrollment_id})
     assert paid.status_code == 201, paid.text
     result: dict[str, Any] = paid.json()

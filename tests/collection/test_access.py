@@ -1,13 +1,15 @@
-"""Role × endpoint × area for collection: residents reach their own bills and payments (and may pay anyone's
-bill found by ID number and name), tax officers the collection side; every other caller gets 401/403 and
-changes nothing. Bill A is resident A's, paid by A; bill B is resident B's, open."""
+"""Role × endpoint × area for collection: residents reach their own bills, payments and payment orders (and
+may start paying anyone's bill found by ID number and name), tax officers the collection side and the
+counter; every other caller gets 401/403 and changes nothing. Bill A is resident A's, paid by A through
+order A (WeChat's notification recorded it); bill B is resident B's, open, with order B that resident A
+started for it."""
 
 import uuid
 from typing import Any
 
 from collection.database import Base
 from tests.access import ID_A, ID_B, NAME_A, NAME_B, PUBLIC, TOKENS, Call, call, check, covered, operations
-from tests.collection.helpers import deliver, enrollment_event
+from tests.collection.helpers import deliver, enrollment_event, notify_order, start_order
 from tests.conftest import Harness
 from tests.support import problem
 
@@ -42,6 +44,14 @@ COLLECTION_CALLS: list[Call] = [
     ),
     call("GET", "/v1/bills/{bill_a}", *RESIDENT_SIDE, ok=True),
     call("GET", "/v1/bills/standings", *OFFICER_ONLY, ok=True, params=YEAR),
+    # The repair job's: operators (admins) only, and auditors reading.
+    call("GET", "/v1/bills/standings/changed", ok=True, params={"since": "2023-10-01T00:00:00Z"}),
+    call(
+        "GET",
+        "/v1/bills/standings/of",
+        ok=True,
+        build=lambda c: {"params": {"enrollment_id": [c["enrollment_a"]]}},
+    ),
     call("GET", "/v1/payments/{payment_a}", *RESIDENT_SIDE, ok=True),
     call("GET", "/v1/receipts/{receipt_a}", *RESIDENT_SIDE, ok=True),
     call("GET", "/v1/receipts/{receipt_a}/print", *RESIDENT_SIDE, ok=True),
@@ -86,17 +96,36 @@ COLLECTION_CALLS: list[Call] = [
     call("POST", "/v1/events/republications", ok=True, json={"subjects": ["x"], "requested_by": "t"}),
     call("POST", "/v1/dead-letters/999999/replay"),
     call("POST", "/v1/dead-letters/999999/discard", json={"note": "n"}),
-    # Last: it pays bill B. Any resident may pay someone's bill (代缴); auditors and staff may not.
+    call("GET", "/v1/notification-rejections", *OFFICER_ONLY, ok=True),
+    # Any resident may start paying someone's bill (代缴); nobody else starts payment orders.
+    call(
+        "POST",
+        "/v1/payment-orders",
+        "resident",
+        "other_resident",
+        ok=True,
+        # A key per call: a replay of someone else's order is not this caller's to see.
+        build=lambda c: {
+            "headers": {"Idempotency-Key": str(uuid.uuid4())},
+            "json": {"bill_ids": [c["bill_b"]], "channel": "wechat"},
+        },
+    ),
+    # An order is seen by the resident who started it (other_resident did not) and by tax officers.
+    call("GET", "/v1/payment-orders/{order_a}", *RESIDENT_SIDE, ok=True),
+    # Only the resident who started it gives it up.
+    call("POST", "/v1/payment-orders/{order_b}/cancellation", "resident"),
+    # The sandbox plays the channel for the order's own resident only.
+    call("POST", "/v1/sandbox/payment-orders/{order_b}/payment", "resident"),
+    # Last: it pays bill B. Whoever holds the money records it: at the counter, a tax officer; residents pay
+    # through a payment order; auditors and staff may not.
     call(
         "POST",
         "/v1/payments",
-        "resident",
-        "other_resident",
-        "tax_officer",
+        *OFFICER_ONLY,
         # A key per call: a replay of someone else's payment is not this caller's to see.
         build=lambda c: {
             "headers": {"Idempotency-Key": str(uuid.uuid4())},
-            "json": {"bill_id": c["bill_b"], "amount": "380.00", "channel": "wechat"},
+            "json": {"bill_id": c["bill_b"], "amount": "380.00", "channel": "tax_hall"},
         },
     ),
 ]
@@ -112,16 +141,16 @@ async def _bill(collection: Harness, id_number: str, name: str, region_code: str
 async def _records(collection: Harness) -> dict[str, Any]:
     enrollment_a, bill_a = await _bill(collection, ID_A, NAME_A, "340104")
     _, bill_b = await _bill(collection, ID_B, NAME_B, "340102")
-    paid = await collection.client.post(
-        "/v1/payments",
-        json={"bill_id": bill_a, "amount": "380.00", "channel": "wechat"},
-        headers={"Idempotency-Key": "matrix-payment-a", "Authorization": f"Bearer {TOKENS['resident']}"},
-    )
-    assert paid.status_code == 201, paid.text
+    order_a = await start_order(collection, [bill_a], "wechat", token=TOKENS["resident"], key="matrix-a")
+    paid = await notify_order(collection, order_a, transaction_id="WX-MATRIX-A")
+    assert paid.status_code == 200, paid.text
+    order_b = await start_order(collection, [bill_b], "wechat", token=TOKENS["resident"], key="matrix-b")
     return {
         "enrollment_a": enrollment_a,
         "bill_a": bill_a,
         "bill_b": bill_b,
+        "order_a": order_a["order_id"],
+        "order_b": order_b["order_id"],
         "payment_a": paid.json()["payment_id"],
         "receipt_a": paid.json()["receipt_no"],
     }
@@ -193,11 +222,18 @@ async def test_the_audit_trail_shows_who_read_a_persons_bill(collection: Harness
     as_auditor = {"Authorization": f"Bearer {TOKENS['auditor']}"}
     trail = await collection.client.get("/v1/audit-events", params={"person": ID_A}, headers=as_auditor)
     events = trail.json()["items"]
-    assert {(e["actor"], e["action"], e["route"]) for e in events} >= {
-        ("resident-a", "change", "/v1/payments"),
-        ("tax-01", "read", "/v1/bills/{bill_id}"),
+    assert {("tax-01", "read", "/v1/bills/{bill_id}"), ("resident-a", "change", "/v1/payment-orders")} <= {
+        (e["actor"], e["action"], e["route"]) for e in events
     }
     assert all(e["person"] != ID_A and e["person"].endswith(ID_A[-4:]) for e in events)
     # The auditor's own reading is on the trail too.
     mine = await collection.client.get("/v1/audit-events", params={"actor": "audit-01"}, headers=as_auditor)
     assert [e["route"] for e in mine.json()["items"]] == ["/v1/audit-events"]
+    # Resident A's payment of bill A began with A's payment order: on the trail under A, with its bill.
+    # (The channel's notification that recorded the payment has no caller to name.)
+    started = await collection.client.get(
+        "/v1/audit-events", params={"actor": "resident-a"}, headers=as_auditor
+    )
+    assert ("change", "/v1/payment-orders", f"bill:{ctx['bill_a']}") in {
+        (e["action"], e["route"], e["record"]) for e in started.json()["items"]
+    }

@@ -12,7 +12,7 @@ from collection.payments.models import Payment
 from collection.settings import CollectionSettings
 from tests.collection.helpers import open_bill
 from tests.conftest import Harness
-from tests.support import problem
+from tests.support import PRODUCTION_KAFKA, problem
 
 NOW = "2023-11-01T10:00:00+08:00"  # the business clock; signatures are dated in real time
 
@@ -122,10 +122,16 @@ def test_production_refuses_development_channel_secrets() -> None:
     database = "postgresql+asyncpg://u@db/x"
     keys = {"2026-11": "t" * 40}
     with pytest.raises(ValueError, match="channel secrets"):
-        CollectionSettings(environment="production", database_url=database, auth_keys=keys)
+        CollectionSettings(
+            environment="production", database_url=database, auth_keys=keys, **PRODUCTION_KAFKA
+        )
     strong = {c: "x" * 40 + c for c in ("wechat", "alipay", "provincial_app", "bank")}
     CollectionSettings(
-        environment="production", database_url=database, channel_secrets=strong, auth_keys=keys
+        environment="production",
+        database_url=database,
+        channel_secrets=strong,
+        auth_keys=keys,
+        **PRODUCTION_KAFKA,
     )
     with pytest.raises(ValueError, match="not notifying channels"):
         CollectionSettings(channel_secrets={"cash": "x" * 40})

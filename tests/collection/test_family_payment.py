@@ -1,4 +1,5 @@
-"""为家人缴费: one payment settles several members' bills; each enrollment gets its own confirmation."""
+"""为家人缴费: one payment settles several members' bills (a resident's payment order online, or at the
+counter); each enrollment gets its own confirmation."""
 
 from typing import Any
 
@@ -7,7 +8,7 @@ from sqlalchemy import select
 
 from collection.database import OutboxMessage
 from shared.events import COLLECTION_PAYMENTS, Envelope, PaymentConfirmed
-from tests.collection.helpers import open_bill
+from tests.collection.helpers import notify_order, open_bill, resident_token, start_order
 from tests.conftest import Harness
 from tests.support import problem
 
@@ -23,13 +24,11 @@ async def test_one_payment_settles_a_familys_bills(collection: Harness) -> None:
     )
     assert {b["bill_id"] for b in listed.json()["items"]} == {b["bill_id"] for b in bills}
 
-    response = await collection.client.post(
-        "/v1/payments",
-        json={"bill_ids": [b["bill_id"] for b in bills], "amount": "798.00", "channel": "alipay"},
-        headers={"Idempotency-Key": "family-1"},
-    )
+    order = await start_order(collection, [b["bill_id"] for b in bills], "alipay", key="family-1")
+    assert order["amount"] == "798.00"  # the household's bills in one order
+    response = await notify_order(collection, order)
 
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     paid = response.json()
     assert (paid["amount"], [i["amount"] for i in paid["items"]]) == ("798.00", ["380.00", "38.00", "380.00"])
     for bill in bills:
@@ -56,7 +55,7 @@ async def test_a_bad_family_payment_settles_nothing(
     collection: Harness, mutate: Any, status: int, code: str
 ) -> None:
     bills = await family(collection)
-    body = mutate([b["bill_id"] for b in bills]) | {"channel": "wechat"}
+    body = mutate([b["bill_id"] for b in bills]) | {"channel": "tax_hall"}
 
     response = await collection.client.post("/v1/payments", json=body, headers={"Idempotency-Key": "f"})
 
@@ -68,15 +67,23 @@ async def test_a_bad_family_payment_settles_nothing(
 
 async def test_a_family_payment_with_one_bill_already_paid_is_refused_whole(collection: Harness) -> None:
     bills = await family(collection)
-    await collection.client.post(
+    single = await collection.client.post(
         "/v1/payments",
         json={"bill_id": bills[1]["bill_id"], "amount": "38.00", "channel": "cash"},
         headers={"Idempotency-Key": "single"},
     )
+    assert single.status_code == 201, single.text
     response = await collection.client.post(
         "/v1/payments",
-        json={"bill_ids": [b["bill_id"] for b in bills], "amount": "798.00", "channel": "wechat"},
+        json={"bill_ids": [b["bill_id"] for b in bills], "amount": "798.00", "channel": "tax_hall"},
         headers={"Idempotency-Key": "family"},
     )
     assert (response.status_code, problem(response)["code"]) == (409, "bill_already_paid")
+    # Online, the household's order is refused whole too.
+    ordered = await collection.client.post(
+        "/v1/payment-orders",
+        json={"bill_ids": [b["bill_id"] for b in bills], "channel": "wechat"},
+        headers={"Idempotency-Key": "family-order", "Authorization": f"Bearer {resident_token()}"},
+    )
+    assert (ordered.status_code, problem(ordered)["code"]) == (409, "bill_already_paid")
     assert (await collection.client.get(f"/v1/bills/{bills[0]['bill_id']}")).json()["status"] == "open"

@@ -6,7 +6,7 @@ from sqlalchemy import insert
 
 from collection.ledger.models import LedgerEntry
 from shared.events import EnrollmentLapsed, SubsidyLineData, new_envelope
-from tests.collection.helpers import deliver, enrollment_event, repricing_event
+from tests.collection.helpers import deliver, enrollment_event, pay_online, repricing_event
 from tests.conftest import Harness
 
 ASSISTANCE = "医疗救助资金"
@@ -26,13 +26,10 @@ async def bill_for(h: Harness, due_fen: int, lines: list[SubsidyLineData]) -> di
     return bill
 
 
-async def pay(h: Harness, bill_ids: list[str], amount: str, channel: str, key: str) -> None:
-    response = await h.client.post(
-        "/v1/payments",
-        json={"bill_ids": bill_ids, "amount": amount, "channel": channel},
-        headers={"Idempotency-Key": key},
-    )
-    assert response.status_code == 201, response.text
+async def pay(h: Harness, bill_ids: list[str], amount: str, channel: str) -> None:
+    """A resident's payment order, recorded by the channel's notification."""
+    paid = await pay_online(h, bill_ids, channel)
+    assert (paid["amount"], paid["channel"]) == (amount, channel)
 
 
 async def balances(h: Harness) -> dict[str, str]:
@@ -48,9 +45,9 @@ async def test_the_books_balance_after_bills_payments_repricing_and_lapses(colle
     lapsing = await bill_for(collection, 19000, [line(19000)])
     assert full["status"] == "paid"
 
-    await pay(collection, [plain["bill_id"]], "380.00", "wechat", "k1")
+    await pay(collection, [plain["bill_id"]], "380.00", "wechat")
     await deliver(collection, repricing_event(repriced["event"], 3800, 2))  # now 低保: 342 from the fund
-    await pay(collection, [partial["bill_id"], repriced["bill_id"]], "76.00", "alipay", "k2")
+    await pay(collection, [partial["bill_id"], repriced["bill_id"]], "76.00", "alipay")
     lapsed = EnrollmentLapsed(enrollment_id=lapsing["enrollment_id"], replaced_by="new")
     await deliver(collection, new_envelope("/canbao/registry", lapsing["enrollment_id"], lapsed))
 

@@ -1,4 +1,5 @@
-"""A university pays for its batch as one payer: what it owes, one payment, one confirmation per student."""
+"""A university pays for its batch as one payer: what it owes, one payment (a tax officer records it at the
+counter), one confirmation per student."""
 
 from typing import Any
 
@@ -43,7 +44,7 @@ async def test_a_university_pays_its_batch_at_once(collection: Harness) -> None:
 
     response = await collection.client.post(
         "/v1/payments",
-        json={"organisation": UNIVERSITY, "amount": "798.00", "channel": "bank"},
+        json={"organisation": UNIVERSITY, "amount": "798.00", "channel": "tax_hall"},
         headers={"Idempotency-Key": "hfut-2024-1"},
     )
     assert response.status_code == 201, response.text
@@ -62,7 +63,7 @@ async def test_a_university_pays_its_batch_at_once(collection: Harness) -> None:
     # Nothing left to pay: a second payment is refused.
     again = await collection.client.post(
         "/v1/payments",
-        json={"organisation": UNIVERSITY, "amount": "798.00", "channel": "bank"},
+        json={"organisation": UNIVERSITY, "amount": "798.00", "channel": "tax_hall"},
         headers={"Idempotency-Key": "hfut-2024-2"},
     )
     assert (again.status_code, problem(again)["code"]) == (404, "no_open_bills")
@@ -82,7 +83,7 @@ async def test_a_bad_organisation_payment_settles_nothing(
 ) -> None:
     await batch(collection, [38000, 38000, 3800])
     response = await collection.client.post(
-        "/v1/payments", json=body | {"channel": "bank"}, headers={"Idempotency-Key": "bad"}
+        "/v1/payments", json=body | {"channel": "tax_hall"}, headers={"Idempotency-Key": "bad"}
     )
     assert (response.status_code, problem(response)["code"]) == (status, code)
     assert (await due(collection))["open_bills"] == 3

@@ -12,7 +12,7 @@ from tests.support import problem
 async def pay(h: Harness, bill: dict[str, str], key: str = "k") -> httpx.Response:
     return await h.client.post(
         "/v1/payments",
-        json={"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": "wechat"},
+        json={"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": "tax_hall"},
         headers={"Idempotency-Key": key},
     )
 

@@ -1,4 +1,6 @@
-"""POST /v1/payments: idempotency keys, amounts, unknown bills; events to the registry through the outbox."""
+"""POST /v1/payments (the counter: a tax officer records money handed over): idempotency keys, amounts,
+unknown bills; every payment, at the counter or by a channel's notification, confirmed to the registry
+through the outbox."""
 
 from typing import Any
 
@@ -8,7 +10,7 @@ from sqlalchemy import func, select
 from collection.database import OutboxMessage
 from collection.payments.models import Payment
 from shared.events import COLLECTION_PAYMENTS, Envelope, PaymentConfirmed
-from tests.collection.helpers import open_bill
+from tests.collection.helpers import open_bill, pay_online
 from tests.conftest import Harness
 from tests.support import problem
 
@@ -32,10 +34,14 @@ async def recorded(h: Harness) -> tuple[int, int]:
 async def test_paying_a_bill_records_the_payment_and_confirms_it(collection: Harness, channel: str) -> None:
     bill = await open_bill(collection)
 
-    response = await pay(collection, {"bill_id": bill["bill_id"], "amount": "380.00", "channel": channel})
-
-    assert response.status_code == 201, response.text
-    paid = response.json()
+    if channel in ("tax_hall", "cash"):
+        response = await pay(collection, {"bill_id": bill["bill_id"], "amount": "380.00", "channel": channel})
+        assert response.status_code == 201, response.text
+        paid = response.json()
+        assert paid["origin"] == "request"
+    else:  # online: the resident's payment order, recorded by the channel's notification
+        paid = await pay_online(collection, [bill["bill_id"]], channel)
+        assert paid["origin"] == "notification"
     assert (paid["amount"], paid["channel"]) == ("380.00", channel)
     item = {"bill_id": bill["bill_id"], "enrollment_id": bill["enrollment_id"], "amount": "380.00"}
     assert paid["items"] == [item]
@@ -56,7 +62,7 @@ async def test_paying_a_bill_records_the_payment_and_confirms_it(collection: Har
 
 async def test_replaying_the_same_key_and_body_returns_the_first_result(collection: Harness) -> None:
     bill = await open_bill(collection)
-    payload = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "wechat"}
+    payload = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "tax_hall"}
 
     first = await pay(collection, payload)
     again = await pay(collection, payload)
@@ -70,9 +76,9 @@ async def test_replaying_the_same_key_and_body_returns_the_first_result(collecti
 
 async def test_the_same_key_with_another_body_is_refused(collection: Harness) -> None:
     bill = await open_bill(collection)
-    await pay(collection, {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "wechat"})
+    await pay(collection, {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "tax_hall"})
 
-    response = await pay(collection, {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "alipay"})
+    response = await pay(collection, {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "cash"})
 
     assert response.status_code == 422
     assert problem(response)["code"] == "idempotency_key_reused"
@@ -81,7 +87,7 @@ async def test_the_same_key_with_another_body_is_refused(collection: Harness) ->
 
 async def test_a_paid_bill_cannot_be_paid_again_under_another_key(collection: Harness) -> None:
     bill = await open_bill(collection)
-    payload = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "wechat"}
+    payload = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "tax_hall"}
     await pay(collection, payload, key="first")
 
     response = await pay(collection, payload, key="second")
@@ -94,15 +100,15 @@ async def test_a_paid_bill_cannot_be_paid_again_under_another_key(collection: Ha
 @pytest.mark.parametrize(
     ("payload", "key", "status", "code"),
     [
-        ({"amount": "38.00", "channel": "wechat"}, "k", 422, "amount_mismatch"),
-        ({"amount": "380.01", "channel": "wechat"}, "k", 422, "amount_mismatch"),
-        ({"bill_id": "no-such-bill", "amount": "380.00", "channel": "wechat"}, "k", 404, "bill_not_found"),
-        ({"amount": 380, "channel": "wechat"}, "k", 422, "validation_error"),
-        ({"amount": "380.001", "channel": "wechat"}, "k", 422, "validation_error"),
-        ({"amount": "-380.00", "channel": "wechat"}, "k", 422, "validation_error"),
+        ({"amount": "38.00", "channel": "tax_hall"}, "k", 422, "amount_mismatch"),
+        ({"amount": "380.01", "channel": "tax_hall"}, "k", 422, "amount_mismatch"),
+        ({"bill_id": "no-such-bill", "amount": "380.00", "channel": "tax_hall"}, "k", 404, "bill_not_found"),
+        ({"amount": 380, "channel": "tax_hall"}, "k", 422, "validation_error"),
+        ({"amount": "380.001", "channel": "tax_hall"}, "k", 422, "validation_error"),
+        ({"amount": "-380.00", "channel": "tax_hall"}, "k", 422, "validation_error"),
         ({"amount": "380.00", "channel": "paypal"}, "k", 422, "validation_error"),
-        ({"amount": "380.00", "channel": "wechat"}, None, 400, "idempotency_key_required"),
-        ({"amount": "380.00", "channel": "wechat"}, "x" * 129, 400, "idempotency_key_required"),
+        ({"amount": "380.00", "channel": "tax_hall"}, None, 400, "idempotency_key_required"),
+        ({"amount": "380.00", "channel": "tax_hall"}, "x" * 129, 400, "idempotency_key_required"),
     ],
 )
 async def test_bad_payments_are_refused_and_nothing_is_recorded(

@@ -3,7 +3,7 @@
 import pytest
 
 from collection.receipts.words import in_words
-from tests.collection.helpers import open_bill
+from tests.collection.helpers import open_bill, pay_online
 from tests.conftest import Harness
 from tests.support import problem
 
@@ -11,17 +11,12 @@ from tests.support import problem
 async def test_a_family_payment_has_one_receipt_in_json_and_as_a_printable_page(collection: Harness) -> None:
     collection.at("2023-12-31T23:30:00+08:00")  # Beijing time: still the 31st on the receipt
     bills = [await open_bill(collection, 38000), await open_bill(collection, 3800)]
-    paid = await collection.client.post(
-        "/v1/payments",
-        json={"bill_ids": [b["bill_id"] for b in bills], "amount": "418.00", "channel": "wechat"},
-        headers={"Idempotency-Key": "family-receipt"},
-    )
-    assert paid.status_code == 201, paid.text
-    receipt_no = paid.json()["receipt_no"]
+    paid = await pay_online(collection, [b["bill_id"] for b in bills], "wechat")
+    receipt_no = paid["receipt_no"]
 
     receipt = (await collection.client.get(f"/v1/receipts/{receipt_no}")).json()
     assert (receipt["payment_id"], receipt["amount"], receipt["amount_in_words"]) == (
-        paid.json()["payment_id"],
+        paid["payment_id"],
         "418.00",
         "肆佰壹拾捌元整",
     )

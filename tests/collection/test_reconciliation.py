@@ -2,7 +2,6 @@
 never changes a settled line, channel money settled into the treasury, and bad files refused whole with a
 report of their lines."""
 
-import uuid
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ from sqlalchemy import select
 
 from collection.database import OutboxMessage
 from shared.events import Envelope, PaymentConfirmed
-from tests.collection.helpers import deliver, enrollment_event, open_bill
+from tests.collection.helpers import deliver, enrollment_event, open_bill, pay_online
 from tests.conftest import Harness
 from tests.spreadsheets import csv_bytes, read_xlsx, xlsx
 from tests.support import problem
@@ -22,13 +21,18 @@ NEXT_DAY = "2023-10-09"
 
 
 async def pay(h: Harness, bill: dict[str, Any], channel: str = "wechat", reference: str | None = None) -> str:
-    body = {"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": channel}
+    """A resident pays online: the order, then the channel's notification quoting its transaction id."""
+    payment = await pay_online(h, [bill["bill_id"]], channel, transaction_id=reference)
+    payment_id: str = payment["payment_id"]
+    return payment_id
+
+
+async def pay_at_counter(h: Harness, bill: dict[str, Any], key: str, reference: str | None = None) -> Any:
+    """A tax officer records money handed over at the tax hall, with the hall's transaction number if any."""
+    body = {"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": "tax_hall"}
     if reference is not None:
         body["channel_reference"] = reference
-    response = await h.client.post("/v1/payments", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-    assert response.status_code == 201, response.text
-    payment_id: str = response.json()["payment_id"]
-    return payment_id
+    return await h.client.post("/v1/payments", json=body, headers={"Idempotency-Key": key})
 
 
 async def reconcile(
@@ -76,9 +80,9 @@ async def test_each_kind_of_line_is_judged_and_matched_money_reaches_the_treasur
     collection: Harness,
 ) -> None:
     bills = [await open_bill(collection, 38000) for _ in range(7)]
-    matched, by_bills, short, late, found, _, missing = bills
+    matched, plain, short, late, found, _, missing = bills
     await pay(collection, matched, reference="WX1")
-    await pay(collection, by_bills)  # at the counter of the channel, no transaction number recorded
+    await pay(collection, plain, reference="WX2")  # the file writes its amount and channel plainly
     await pay(collection, short, reference="WX3")
     await pay(collection, late, reference="WX4")
     missing_payment = await pay(collection, missing, reference="WX7")
@@ -87,7 +91,7 @@ async def test_each_kind_of_line_is_judged_and_matched_money_reaches_the_treasur
         collection,
         [
             ["WX1", at, "380.00", matched["bill_id"], "微信"],
-            ["WX2", at, "380", by_bills["bill_id"], "wechat"],
+            ["WX2", at, "380", plain["bill_id"], "wechat"],
             ["WX3", at, "390.00", short["bill_id"], ""],
             ["WX4", f"{NEXT_DAY} 00:05:00", "380.00", late["bill_id"], ""],
             ["WX5", "2023-10-08 09:30:00", "380.00", found["bill_id"], ""],
@@ -139,8 +143,7 @@ async def test_each_kind_of_line_is_judged_and_matched_money_reaches_the_treasur
         (None, "recorded", "税务对账员", run["run_id"])
     ]
 
-    # The counter payment took the channel's transaction number; matched money left the channel's clearing.
-    assert judged["WX2"]["payment_id"] is not None
+    # Matched money left the channel's clearing.
     books = await balances(collection)
     assert (books["treasury"], books["channel_clearing:wechat"]) == ("1140.00", "1140.00")
     await ledger_ok(collection)
@@ -393,18 +396,38 @@ async def test_a_refund_after_settlement_leaves_the_treasury(collection: Harness
     await ledger_ok(collection)
 
 
+async def test_a_counter_payment_without_its_number_is_matched_by_its_bills_and_takes_the_number(
+    collection: Harness,
+) -> None:
+    """Online payments always carry the channel's transaction id (their notification's); a tax hall payment
+    may be recorded without one, and the day's file line that settled exactly its bills is its."""
+    bill = await open_bill(collection)
+    recorded = await pay_at_counter(collection, bill, key="counter")
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["channel_reference"] is None
+
+    response = await reconcile(
+        collection,
+        [["TH2", f"{DAY} 10:00:00", "380", bill["bill_id"], "办税服务厅"]],
+        channel="tax_hall",
+        filename="tax-hall-20231008.csv",
+    )
+
+    assert response.status_code == 201, response.text
+    judged = await lines(collection, channel="tax_hall")
+    assert {ref: (line["state"], line["payment_id"]) for ref, line in judged.items()} == {
+        "TH2": ("matched", recorded.json()["payment_id"])
+    }
+    payment = (await collection.client.get(f"/v1/payments/{recorded.json()['payment_id']}")).json()
+    assert payment["channel_reference"] == "TH2"
+    books = await balances(collection)
+    assert (books["treasury"], books["channel_clearing:tax_hall"]) == ("380.00", "0.00")
+    await ledger_ok(collection)
+
+
 async def test_a_channel_reference_is_recorded_once(collection: Harness) -> None:
     first, second = await open_bill(collection), await open_bill(collection)
-    await pay(collection, first, reference="WX1")
-    response = await collection.client.post(
-        "/v1/payments",
-        json={
-            "bill_id": second["bill_id"],
-            "amount": "380.00",
-            "channel": "wechat",
-            "channel_reference": "WX1",
-        },
-        headers={"Idempotency-Key": "other"},
-    )
+    assert (await pay_at_counter(collection, first, key="first", reference="TH1")).status_code == 201
+    response = await pay_at_counter(collection, second, key="other", reference="TH1")
     assert (response.status_code, problem(response)["code"]) == (409, "channel_reference_used")
     assert (await collection.client.get(f"/v1/bills/{second['bill_id']}")).json()["status"] == "open"

@@ -6,7 +6,14 @@ import pytest
 from sqlalchemy import select
 
 from collection.database import OutboxMessage
-from shared.events import EnrollmentCancelled, Envelope, PaymentRefunded, SubsidyLineData, new_envelope
+from shared.events import (
+    EnrollmentCancelled,
+    EnrollmentLapsed,
+    Envelope,
+    PaymentRefunded,
+    SubsidyLineData,
+    new_envelope,
+)
 from tests.collection.helpers import deliver, enrollment_event
 from tests.conftest import Harness
 from tests.support import problem
@@ -23,7 +30,7 @@ async def paid_bill(
     if bill["status"] == "open":
         paid = await h.client.post(
             "/v1/payments",
-            json={"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": "wechat"},
+            json={"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": "tax_hall"},
             headers={"Idempotency-Key": f"pay-{bill['bill_id']}"},
         )
         assert paid.status_code == 201, paid.text
@@ -62,7 +69,7 @@ async def test_an_erroneous_payment_is_refunded_in_full_and_ends_the_enrollment(
     assert (await collection.client.get(f"/v1/bills/{bill_id}")).json()["status"] == "refunded"
     [event] = await refund_events(collection)
     assert (event.bill_id, event.amount_fen, event.ends_enrollment) == (bill_id, 38000, True)
-    assert (await balances(collection))["channel_clearing:wechat"] == "0.00"
+    assert (await balances(collection))["channel_clearing:tax_hall"] == "0.00"
     assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
 
     replay = await refund(collection, bill_id, "erroneous_payment")
@@ -73,7 +80,7 @@ async def test_an_erroneous_payment_is_refunded_in_full_and_ends_the_enrollment(
     # A refunded bill cannot be paid again: the registry enrolls the person anew if they wish.
     pay = await collection.client.post(
         "/v1/payments",
-        json={"bill_id": bill_id, "amount": "380.00", "channel": "wechat"},
+        json={"bill_id": bill_id, "amount": "380.00", "channel": "tax_hall"},
         headers={"Idempotency-Key": "again"},
     )
     assert problem(pay)["code"] == "bill_cancelled"
@@ -156,4 +163,47 @@ async def test_a_registry_cancellation_cancels_an_open_bill_and_refunds_a_paid_o
     )
     [refund_row] = (await collection.client.get("/v1/refunds", params={"bill_id": paid_id})).json()["items"]
     assert (refund_row["requested_by"], refund_row["note"]) == ("registry", "死亡证明 1")
+    assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
+
+
+async def test_a_registry_cancellation_refunds_a_paid_bill_whatever_the_policy_refunds(
+    collection: Harness,
+) -> None:
+    """The registry ends a paid enrollment only for its policy's refund reasons; a bill paid while the
+    registry ended the unpaid enrollment (a policy refunding nothing) paid for nothing, so it goes back in
+    full too: refunded, not dead-lettered."""
+    paid_id = await paid_bill(collection, refundable=[])
+    paid = (await collection.client.get(f"/v1/bills/{paid_id}")).json()
+    cancelled = EnrollmentCancelled(
+        enrollment_id=paid["enrollment_id"], reason="death", evidence_ref="死亡证明 2"
+    )
+    await deliver(collection, new_envelope("/canbao/registry", paid["enrollment_id"], cancelled))
+
+    assert (await collection.client.get("/v1/dead-letters")).json()["items"] == []
+    assert (await collection.client.get(f"/v1/bills/{paid_id}")).json()["status"] == "refunded"
+    [event] = await refund_events(collection)
+    assert (event.bill_id, event.amount_fen, event.reason, event.ends_enrollment) == (
+        paid_id,
+        38000,
+        "death",
+        True,
+    )
+    assert (await balances(collection))["channel_clearing:tax_hall"] == "0.00"
+    assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
+
+
+async def test_a_lapse_reaching_a_paid_bill_refunds_it_in_full(collection: Harness) -> None:
+    """A payment dated in time that crossed the lapse (the person enrolled again meanwhile) paid for an
+    enrollment that no longer exists."""
+    paid_id = await paid_bill(collection)
+    paid = (await collection.client.get(f"/v1/bills/{paid_id}")).json()
+    lapsed = EnrollmentLapsed(enrollment_id=paid["enrollment_id"], replaced_by="new-enrollment")
+    await deliver(collection, new_envelope("/canbao/registry", paid["enrollment_id"], lapsed))
+
+    assert (await collection.client.get("/v1/dead-letters")).json()["items"] == []
+    assert (await collection.client.get(f"/v1/bills/{paid_id}")).json()["status"] == "refunded"
+    [event] = await refund_events(collection)
+    assert (event.bill_id, event.amount_fen, event.reason) == (paid_id, 38000, "enrollment_lapsed")
+    [refund_row] = (await collection.client.get("/v1/refunds", params={"bill_id": paid_id})).json()["items"]
+    assert (refund_row["amount"], refund_row["requested_by"]) == ("380.00", "registry")
     assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True

@@ -30,7 +30,7 @@ async def test_an_open_bill_takes_the_newer_price(collection: Harness) -> None:
     assert (bill["amount_due"], bill["status"]) == ("38.00", "open")
     paid = await collection.client.post(
         "/v1/payments",
-        json={"bill_id": bill["bill_id"], "amount": "38.00", "channel": "alipay"},
+        json={"bill_id": bill["bill_id"], "amount": "38.00", "channel": "tax_hall"},
         headers={"Idempotency-Key": "k"},
     )
     assert paid.status_code == 201

@@ -2,7 +2,6 @@
 what a person sees, and a screenshot kept as a test artifact."""
 
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from shared.auth import Role, dev_token
+from tests.e2e.paying import pay_online
 from tests.spreadsheets import csv_bytes
 from tests.support import ROOT, Stack, eventually, resident_id
 
@@ -44,13 +44,7 @@ async def enroll_and_pay(stack: Stack, id_number: str, name: str) -> None:
         return items[0] if items else None
 
     found = await eventually(bill)
-    async with stack.client("collection") as collection:
-        paid = await collection.post(
-            "/v1/payments",
-            json={"bill_id": found["bill_id"], "amount": found["amount_due"], "channel": "wechat"},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
-    assert paid.status_code == 201, paid.text
+    await pay_online(stack, [found["bill_id"]], "wechat", id_number=id_number)
 
     async def active() -> bool:
         async with stack.client("registry") as registry:

@@ -5,9 +5,7 @@ one bill, the ledger balanced, nothing left unpublished or dead-lettered."""
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from canbao.harness import Parts
 from shared.events import REGISTRY_ENROLLMENTS, EnrollmentCreated, dead_letter_topic
 from tests.collection.helpers import enrollment_event
-from tests.support import CANBAO, PG_ADMIN_URL, SERVICES, eventually, recreate_pg_database, resident_id
+from tests.e2e.paying import pay_online
+from tests.support import PG_ADMIN_URL, SERVICES, canbao_check, eventually, recreate_pg_database, resident_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -69,33 +68,18 @@ async def billed(parts: Parts, region: str, at_least: int) -> bool:
 
 
 async def pay(parts: Parts, enrollment_id: str) -> str:
+    """A resident pays the bill online: a payment order, then the sandbox channel's notification."""
     async with parts.client("collection") as client:
         bills = await client.get("/v1/bills", params={"enrollment_id": enrollment_id})
-        bill = bills.json()["items"][0]
-        body = {"bill_id": bill["bill_id"], "amount": bill["amount_due"], "channel": "wechat"}
-        paid = await client.post("/v1/payments", json=body, headers={"Idempotency-Key": enrollment_id})
-    assert paid.status_code == 201, paid.text
-    payment_id: str = paid.json()["payment_id"]
+    bill = bills.json()["items"][0]
+    paid = await pay_online(parts, [bill["bill_id"]], "wechat")
+    payment_id: str = paid["payment_id"]
     return payment_id
 
 
 async def check(parts: Parts, region: str) -> dict[str, Any]:
     """`canbao check` as an operator runs it; asserts both services are in step."""
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [str(CANBAO), "check", "--region", region, "--year", str(YEAR), "--json", "--wait", "60"],
-        env={
-            **os.environ,
-            "CANBAO_REGISTRY_URL": parts.url("registry"),
-            "CANBAO_COLLECTION_URL": parts.url("collection"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr + parts.log()
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report
+    return await canbao_check(parts, region, YEAR)
 
 
 async def in_step(parts: Parts, region: str, enrollments: list[str], paid: dict[str, str]) -> None:

@@ -15,19 +15,26 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from collection.notifications.service import sign
 from collection.settings import CollectionSettings
+from shared.auth import Role, dev_token
 from shared.clock import business_date
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS, Envelope, PaymentConfirmed
 from tests.collection.helpers import enrollment_event
+from tests.e2e.paying import order_of, pay_online, resident_token, sandbox_pay, start_order
 from tests.support import CANBAO, Stack, eventually, resident_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 
-async def enroll(stack: Stack) -> dict[str, Any]:
+async def enroll(stack: Stack, id_number: str | None = None) -> dict[str, Any]:
     async with stack.client("registry") as registry:
         response = await registry.post(
             "/v1/enrollments",
-            json={"id_number": resident_id(), "name": "赵六", "region_code": "340102", "coverage_year": 2024},
+            json={
+                "id_number": id_number or resident_id(),
+                "name": "赵六",
+                "region_code": "340102",
+                "coverage_year": 2024,
+            },
         )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -68,21 +75,37 @@ async def test_both_services_are_healthy_and_ready(stack: Stack) -> None:
             assert (await client.get("/docs")).status_code == 200
 
 
-async def test_an_enrollment_is_registered_billed_paid_and_activated(stack: Stack) -> None:
-    created = await enroll(stack)
+async def test_an_enrollment_is_registered_billed_paid_online_and_activated(stack: Stack) -> None:
+    id_number = resident_id()
+    created = await enroll(stack, id_number)
     assert (created["status"], created["personal_due"]) == ("pending_payment", "380.00")
 
     [bill] = await eventually(lambda: bills_for(stack, created["enrollment_id"]))
     assert (bill["status"], bill["amount_due"]) == ("open", "380.00")
 
-    payment = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "alipay"}
-    async with stack.client("collection") as collection:
-        paid = await collection.post(
-            "/v1/payments", json=payment, headers={"Idempotency-Key": str(uuid.uuid4())}
-        )
-        assert paid.status_code == 201, paid.text
-        replay = await collection.post("/v1/payments", json=payment, headers=paid.request.headers)
-    assert replay.json() == paid.json()
+    # The resident starts paying through Alipay; the same request again is the same order.
+    token = resident_token(id_number)
+    key = str(uuid.uuid4())
+    order = await start_order(stack, token, [bill["bill_id"]], "alipay", key=key)
+    assert await start_order(stack, token, [bill["bill_id"]], "alipay", key=key) == order
+    assert (order["amount"], order["bill_ids"]) == ("380.00", [bill["bill_id"]])
+    assert (await bills_for(stack, created["enrollment_id"]))[0]["status"] == "open"  # nothing paid yet
+
+    # The operator's sandbox plays Alipay: `canbao pay` posts the channel's signed notification over HTTP.
+    env = {k: v for k, v in os.environ.items() if k != "CANBAO_TOKEN"}  # its default: a dev admin token
+    paid = await asyncio.to_thread(
+        subprocess.run,
+        [str(CANBAO), "pay", order["order_id"]],
+        env=env | {"CANBAO_COLLECTION_URL": stack.url("collection")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert paid.returncode == 0, paid.stdout + paid.stderr
+    payment = json.loads(paid.stdout)
+    assert (payment["origin"], payment["channel"], payment["amount"]) == ("notification", "alipay", "380.00")
+    completed = await order_of(stack, token, order["order_id"])
+    assert (completed["status"], completed["payment_id"]) == ("completed", payment["payment_id"])
 
     async def activated() -> dict[str, Any] | None:
         current = await enrollment(stack, created["enrollment_id"])
@@ -90,8 +113,8 @@ async def test_an_enrollment_is_registered_billed_paid_and_activated(stack: Stac
 
     active = await eventually(activated)
     assert (active["payment_id"], active["receipt_no"], active["paid"]) == (
-        paid.json()["payment_id"],
-        paid.json()["receipt_no"],
+        payment["payment_id"],
+        payment["receipt_no"],
         "380.00",
     )
 
@@ -108,8 +131,9 @@ async def test_the_same_enrollment_event_delivered_twice_yields_one_bill(stack: 
 async def test_the_same_payment_event_delivered_twice_changes_nothing(stack: Stack) -> None:
     created = await enroll(stack)
     [bill] = await eventually(lambda: bills_for(stack, created["enrollment_id"]))
-    payment = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "bank"}
-    async with stack.client("collection") as collection:
+    # Cash handed over at the tax hall: the tax officer who holds the money records it.
+    payment = {"bill_id": bill["bill_id"], "amount": "380.00", "channel": "tax_hall"}
+    async with stack.client("collection", dev_token(Role.TAX_OFFICER, sub="officer-e2e")) as collection:
         paid = await collection.post(
             "/v1/payments", json=payment, headers={"Idempotency-Key": bill["bill_id"]}
         )
@@ -204,13 +228,8 @@ async def test_a_subsidy_added_before_payment_reaches_the_bill(stack: Stack) -> 
         return bills if bills[0]["amount_due"] == "38.00" else None
 
     [bill] = await eventually(repriced)
-    async with stack.client("collection") as collection:
-        paid = await collection.post(
-            "/v1/payments",
-            json={"bill_id": bill["bill_id"], "amount": "38.00", "channel": "wechat"},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
-    assert paid.status_code == 201, paid.text
+    paid = await pay_online(stack, [bill["bill_id"]], "wechat", id_number=who["id_number"])
+    assert paid["amount"] == "38.00"
 
     async def activated() -> dict[str, Any] | None:
         current = await enrollment(stack, created["enrollment_id"])
@@ -240,13 +259,9 @@ async def test_a_household_enrolls_and_pays_for_its_members_at_once(stack: Stack
         return bills if len(bills) == 3 else None
 
     bills = await eventually(all_billed)
-    async with stack.client("collection") as collection:
-        paid = await collection.post(
-            "/v1/payments",
-            json={"bill_ids": [b["bill_id"] for b in bills], "amount": "1140.00", "channel": "wechat"},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
-    assert paid.status_code == 201, paid.text
+    # The head pays the family's bills at once (为家人缴费): one order, one payment.
+    paid = await pay_online(stack, [b["bill_id"] for b in bills], "wechat", id_number=members[0]["id_number"])
+    assert (paid["amount"], len(paid["items"])) == ("1140.00", 3)
 
     async def all_active() -> dict[str, Any] | None:
         async with stack.client("registry") as registry:
@@ -255,28 +270,35 @@ async def test_a_household_enrolls_and_pays_for_its_members_at_once(stack: Stack
 
     settled = await eventually(all_active)
     assert (settled["total_due"], settled["total_paid"]) == ("0.00", "1140.00")
-    assert {e["receipt_no"] for e in settled["enrollments"]} == {paid.json()["receipt_no"]}
+    assert {e["receipt_no"] for e in settled["enrollments"]} == {paid["receipt_no"]}
 
 
-async def test_a_webhook_pays_and_a_reported_death_refunds_through_both_services(stack: Stack) -> None:
-    created = await enroll(stack)
+async def test_a_channel_notification_pays_and_a_reported_death_refunds_through_both_services(
+    stack: Stack,
+) -> None:
+    id_number = resident_id()
+    created = await enroll(stack, id_number)
     [bill] = await eventually(lambda: bills_for(stack, created["enrollment_id"]))
+    order = await start_order(stack, resident_token(id_number), [bill["bill_id"]], "wechat")
 
-    # The channel's signed notification, with the development key `make run` uses.
-    raw = json.dumps({"notification_id": uuid.uuid4().hex, "bill_id": bill["bill_id"], "amount": "380.00"})
+    # WeChat's signed notification that it took the order's money, with the development key `make run` uses.
+    raw = json.dumps(
+        {"notification_id": uuid.uuid4().hex, "order_reference": order["reference"], "amount": "380.00"}
+    ).encode()
     timestamp = str(int(datetime.now(UTC).timestamp()))
     secret = CollectionSettings().channel_secrets["wechat"].get_secret_value()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Canbao-Timestamp": timestamp,
+        "X-Canbao-Signature": sign(secret, timestamp, raw),
+    }
     async with stack.client("collection") as collection:
-        paid = await collection.post(
-            "/v1/channels/wechat/notifications",
-            content=raw.encode(),
-            headers={
-                "Content-Type": "application/json",
-                "X-Canbao-Timestamp": timestamp,
-                "X-Canbao-Signature": sign(secret, timestamp, raw.encode()),
-            },
-        )
-    assert paid.status_code == 200, paid.text
+        paid = await collection.post("/v1/channels/wechat/notifications", content=raw, headers=headers)
+        assert paid.status_code == 200, paid.text
+        # The channel retries until it hears 2xx: the same notification records nothing new.
+        again = await collection.post("/v1/channels/wechat/notifications", content=raw, headers=headers)
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert again.json() == paid.json()
 
     async def in_state(status: str) -> dict[str, Any] | None:
         current = await enrollment(stack, created["enrollment_id"])
@@ -304,18 +326,13 @@ async def test_reconciliation_records_a_payment_and_the_check_repairs_a_lost_con
     first, second = await enroll(stack), await enroll(stack)
     [first_bill] = await eventually(lambda: bills_for(stack, first["enrollment_id"]))
     [second_bill] = await eventually(lambda: bills_for(stack, second["enrollment_id"]))
-    payment = {
-        "bill_id": first_bill["bill_id"],
-        "amount": "380.00",
-        "channel": "wechat",
-        "channel_reference": "WXA",
-    }
+    token = resident_token()
+    paid = await sandbox_pay(stack, token, await start_order(stack, token, [first_bill["bill_id"]]))
+    wechat_id = paid["channel_reference"]  # WeChat's transaction id, from its notification
+    day = business_date(datetime.fromisoformat(paid["paid_at"])).isoformat()
     async with stack.client("collection") as collection:
-        paid = await collection.post("/v1/payments", json=payment, headers={"Idempotency-Key": "e2e-check"})
-        assert paid.status_code == 201, paid.text
-        day = business_date(datetime.fromisoformat(paid.json()["paid_at"])).isoformat()
         # The tax side's file lists a payment collection never heard of: recorded from the file, confirmed.
-        lines = f"交易流水号,缴费时间,缴费金额,账单号\nWXA,{day},380.00,{first_bill['bill_id']}\n"
+        lines = f"交易流水号,缴费时间,缴费金额,账单号\n{wechat_id},{day},380.00,{first_bill['bill_id']}\n"
         lines += f"WXB,{day} 08:30:00,380.00,{second_bill['bill_id']}\n"
         reconciled = await collection.post(
             "/v1/reconciliations",
@@ -361,7 +378,7 @@ async def test_reconciliation_records_a_payment_and_the_check_repairs_a_lost_con
     assert report["remaining"] == []
     assert report["ledger"]["ok"] is True
     assert report["registry"]["backlog"]["unpublished"] == 0
-    assert (await enrollment(stack, first["enrollment_id"]))["payment_id"] == paid.json()["payment_id"]
+    assert (await enrollment(stack, first["enrollment_id"]))["payment_id"] == paid["payment_id"]
 
 
 async def restore_before_confirmation(stack: Stack, enrollment_id: str) -> None:

@@ -36,6 +36,14 @@ STAFF_SIDE = ("staff", "other_staff")  # same role; other_staff's region is 3401
 REGISTRY_CALLS: list[Call] = [
     call("POST", "/v1/enrollments", "resident", "staff", json=person(ID_A, NAME_A) | HEFEI),
     call("GET", "/v1/enrollments/standings", "staff", ok=True, params=AREA),
+    # The repair job's: operators (admins) only, and auditors reading.
+    call("GET", "/v1/enrollments/standings/changed", ok=True, params={"since": "2023-10-01T00:00:00Z"}),
+    call(
+        "GET",
+        "/v1/enrollments/standings/of",
+        ok=True,
+        build=lambda c: {"params": {"enrollment_id": [c["enrollment_a"]]}},
+    ),
     call("GET", "/v1/enrollments/{enrollment_a}", "resident", "staff", ok=True),
     call(
         "POST",

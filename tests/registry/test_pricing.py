@@ -225,3 +225,34 @@ async def test_removing_twice_is_refused(registry: Harness) -> None:
     again = await registry.client.post(url, json={"removed_by": "s", "reason": "r"})
     assert again.status_code == 409
     assert problem(again)["code"] == "subsidy_assignment_already_removed"
+
+
+async def test_a_payment_started_before_a_repricing_must_pay_what_its_price_version_asked(
+    registry: Harness,
+) -> None:
+    """The price changed while a payment was under way: a confirmation of the earlier price version activates
+    the enrollment when it paid what that version asked (collection settles the difference); any other amount
+    is set aside at once for an operator, and the enrollment stays unpaid."""
+    who, other = person(), person()
+    exact = await enrolled(registry, who, HEFEI)  # 380.00 at price version 1
+    wrong = await enrolled(registry, other, HEFEI)
+    for someone in (who, other):
+        assert (await assign(registry, someone, HEFEI, "minimum_living")).json()["enrollment"] == "repriced"
+
+    await deliver_payment(registry, exact, "2023-10-09T09:00:00+08:00")  # 380.00 at version 1
+    # Version 1 asked 380.00; this confirmation of version 1 paid 38.00.
+    await deliver_payment(registry, wrong, "2023-10-09T09:00:00+08:00", amount_fen=3800)
+
+    paid = await current(registry, exact)
+    assert (paid["status"], paid["paid"], paid["personal_due"], paid["price_version"]) == (
+        "active",
+        "380.00",
+        "38.00",
+        2,
+    )
+    refused = await current(registry, wrong)
+    assert (refused["status"], refused["paid"], refused["payment_id"]) == ("pending_payment", None, None)
+    letters = (await registry.client.get("/v1/dead-letters")).json()["items"]
+    assert [(letter["key"], letter["reason"], letter["attempts"]) for letter in letters] == [
+        (wrong["enrollment_id"], "payment_does_not_match", 1)
+    ]

@@ -86,3 +86,34 @@ async def test_a_death_ends_an_unpaid_enrollment_at_once_and_a_paid_one_after_it
         f"/v1/enrollments/{paid['enrollment_id']}/cancellation", json=report | {"reason": "moved_away"}
     )
     assert (bad.status_code, problem(bad)["code"]) == (422, "validation_error")
+
+
+async def test_a_payment_that_crossed_a_cancellation_is_kept_and_the_enrollment_stays_ended(
+    registry: Harness,
+) -> None:
+    """The bill was paid while the registry ended the unpaid enrollment: the payment is recorded, not
+    activated, and collection's refund of it (when the cancellation reaches it) changes nothing else."""
+    registry.at(JING_WINDOW)
+    e = await enrolled(registry, person(resident_id(region="341823")), JING)
+    report = {"reason": "death", "evidence_ref": "死亡证明 NO.0013", "reported_by": "staff-07"}
+    ended = await registry.client.post(f"/v1/enrollments/{e['enrollment_id']}/cancellation", json=report)
+    assert ended.json()["status"] == "cancelled", ended.text
+
+    confirmation = await deliver_payment(registry, e, "2022-11-15T10:00:00+08:00")
+
+    now = await current(registry, e)
+    assert (now["status"], now["paid"], now["payment_id"], now["cancellation_reason"]) == (
+        "cancelled",
+        "350.00",
+        confirmation.payment_id,
+        "death",
+    )
+    assert (await registry.client.get("/v1/dead-letters")).json()["items"] == []
+    await deliver_refund(registry, confirmation, 35000, "death", ends_enrollment=True)
+    refunded = await current(registry, e)
+    assert (refunded["status"], refunded["refunded"], refunded["cancelled_at"]) == (
+        "cancelled",
+        "350.00",
+        now["cancelled_at"],
+    )
+    assert (await registry.client.get("/v1/dead-letters")).json()["items"] == []
