@@ -8,8 +8,11 @@ other side of each changed enrollment (`…/standings/of`), and where the two st
 with their original ids (`POST /v1/events/republications`); consumers apply an id once, so what had arrived
 changes nothing. A flow therefore stalls at most about `every_s + grace_s`.
 
-It never moves its watermark past a difference it has not seen resolved, and looks `grace_s` back each round,
-so a change committed a little after its timestamp is still seen. `canbao check` remains the full audit."""
+It never moves its watermark past a difference it is still repairing, and reads `overlap_s` (five minutes)
+back every round, so a change committed well after its timestamp, or stamped by a clock a little off, is still
+seen. A difference that five republications over a quarter of an hour did not resolve is not one lost events
+explain: the job stops republishing it, logs `repair_gave_up`, and moves on; `canbao check` remains the full
+audit."""
 
 import asyncio
 from dataclasses import dataclass, field
@@ -43,6 +46,9 @@ class RepairRound:
     differences: list[Difference] = field(default_factory=list)
     republished: list[str] = field(default_factory=list)
     waiting: int = 0  # differences younger than the grace period: events possibly still in flight
+    given_up: list[str] = field(
+        default_factory=list
+    )  # republishing did not help: for `canbao check` and people
 
 
 async def _changed(client: httpx.AsyncClient, path: str, since: datetime) -> dict[str, ChangedStanding]:
@@ -76,7 +82,15 @@ class Repairer:
     collection: httpx.AsyncClient
     grace: timedelta
     watermark: datetime
+    # Every round reads this far back again: a change stamped at its flush may commit later (a long
+    # transaction), and the services' clocks may differ from this one's.
+    overlap: timedelta = timedelta(minutes=5)
+    # A difference that this many republications over this long did not resolve is not one lost events
+    # explain (a broker still recovering takes a few rounds to deliver what was republished).
+    max_attempts: int = 5
+    give_up_after: timedelta = timedelta(minutes=15)
     requested_by: str = "canbao-repair"
+    attempts: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # how often, since when
 
     async def round(self) -> RepairRound:
         """Compare what changed since the watermark, republish what has differed for longer than the grace."""
@@ -101,11 +115,16 @@ class Repairer:
             if difference is None:
                 continue
             result.differences.append(difference)
+            tried, since = self.attempts.get(enrollment_id, (0, started))
+            if tried >= self.max_attempts and started - since >= self.give_up_after:
+                result.given_up.append(enrollment_id)
+                continue
             sides = (changed["registry"].get(enrollment_id), changed["collection"].get(enrollment_id))
             moved = max(s.changed_at for s in sides if s is not None)
             oldest_open = moved if oldest_open is None else min(oldest_open, moved)
             if started - moved >= self.grace:
                 due.append(enrollment_id)
+                self.attempts[enrollment_id] = (tried + 1, since)
             else:
                 result.waiting += 1
         if due:
@@ -113,9 +132,12 @@ class Repairer:
             sent |= set(await republish(self.collection, due, self.requested_by))
             result.republished = sorted(sent)
             log.warning("repair_republished", enrollments=len(due), with_events=len(sent))
-        # Look back one grace period each round (a change may commit after its timestamp), and never past a
-        # difference not yet seen resolved.
-        self.watermark = min(started - self.grace, oldest_open or started)
+        if result.given_up:
+            # Not lost events: an operator looks (`canbao check` lists them); the watermark moves on.
+            log.error("repair_gave_up", enrollments=result.given_up[:20], count=len(result.given_up))
+        for resolved in set(self.attempts) - {d.enrollment_id for d in result.differences}:
+            del self.attempts[resolved]
+        self.watermark = min(started - max(self.grace, self.overlap), oldest_open or started)
         return result
 
 
@@ -141,6 +163,7 @@ async def run(
     every_s: float,
     grace_s: float,
     lookback_s: float,
+    overlap_s: float = 300.0,
     rounds: int | None = None,
 ) -> None:
     """Repair every `every_s` seconds (forever, or `rounds` times); a service that cannot be reached is
@@ -151,7 +174,11 @@ async def run(
         httpx.AsyncClient(base_url=collection_url, timeout=60, headers=headers) as collection,
     ):
         repairer = Repairer(
-            registry, collection, timedelta(seconds=grace_s), utc_now() - timedelta(seconds=lookback_s)
+            registry,
+            collection,
+            timedelta(seconds=grace_s),
+            utc_now() - timedelta(seconds=lookback_s),
+            overlap=timedelta(seconds=overlap_s),
         )
         done = 0
         while rounds is None or done < rounds:
@@ -164,6 +191,7 @@ async def run(
                     differences=len(result.differences),
                     republished=len(result.republished),
                     waiting=result.waiting,
+                    given_up=len(result.given_up),
                 )
             except Exception as exc:  # a service away or answering oddly: the next round tries again
                 log.warning("repair_round_failed", error=repr(exc))

@@ -7,7 +7,7 @@ Both sides speak one vocabulary (`Standing`); each service maps its own statuses
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -81,6 +81,18 @@ class CursorInvalid(DomainError):
     message_en = "The page cursor is not valid; pass the previous page's next_after"
 
 
+class MomentOutOfRange(DomainError):
+    status_code = 422
+    code = "moment_out_of_range"
+    message_zh = "时间须在 2000 年至 2100 年之间"
+    message_en = "The moment must lie between the years 2000 and 2100"
+
+
+# Changes are looked for within these (a moment far outside cannot be stored in UTC, and has no changes).
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 @dataclass
 class ChangeQuery:
     """What changed since a moment, in pages ordered by change time then enrollment id (the repair job)."""
@@ -91,6 +103,8 @@ class ChangeQuery:
 
     def position(self) -> tuple[datetime, str]:
         """Where the page starts: just after the cursor, or at `since`."""
+        if not _EARLIEST <= self.since <= _LATEST:
+            raise MomentOutOfRange({"since": self.since.isoformat()})
         if not self.after:
             return self.since, ""
         moment, _, enrollment_id = self.after.partition("|")
@@ -98,7 +112,7 @@ class ChangeQuery:
             at = datetime.fromisoformat(moment)
         except ValueError as exc:
             raise CursorInvalid({"after": self.after}) from exc
-        if at.tzinfo is None:
+        if at.tzinfo is None or not _EARLIEST <= at <= _LATEST:
             raise CursorInvalid({"after": self.after})
         return at, enrollment_id
 
@@ -127,7 +141,7 @@ def add_repair_routes(router: APIRouter, *, records: str, changed: ChangesOf, of
         summary=f"Where the {records} changed since a moment stand (the repair job)",
         description="Every region, by change time then enrollment id, paged by `after`: `canbao repair` "
         "compares both services' and has lost events published again.",
-        responses=error_responses(CursorInvalid),
+        responses=error_responses(CursorInvalid, MomentOutOfRange),
         dependencies=[allow()],
     )
     async def list_changed_standings(session: DbSession, query: ChangeFilter) -> ChangePage:

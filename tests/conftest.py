@@ -4,6 +4,7 @@ PostgreSQL: one database per xdist worker and service, migrated once; each test 
 that is rolled back (the app's commits become savepoints). SQLite: each test gets a copy of a migrated file.
 """
 
+import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from shared.db import create_engine
 from tests.support import SERVICES, migrate, recreate_pg_database
 
 BACKENDS = ("sqlite", "postgresql")
+# Two test runs on one PostgreSQL (two checkouts, a developer beside CI) keep apart with their own prefix.
+DB_PREFIX = os.environ.get("CANBAO_TEST_DB_PREFIX", "canbao_test")
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +45,7 @@ def migrated_urls(tmp_path_factory: pytest.TempPathFactory, worker: str) -> dict
         sqlite_url = f"sqlite+aiosqlite:///{template_dir / service}.db"
         migrate(service, sqlite_url)
         urls[(service, "sqlite")] = sqlite_url
-        pg = recreate_pg_database(f"canbao_test_{worker}_{service}")
+        pg = recreate_pg_database(f"{DB_PREFIX}_{worker}_{service}")
         migrate(service, pg)
         urls[(service, "postgresql")] = pg
     return urls

@@ -280,3 +280,80 @@ async def test_concurrent_notifications_on_the_embedded_database_all_record(coll
         a.text for a in answers if a.status_code != 200
     ]
     assert await payments(collection) == len(orders)
+
+
+async def record_from_file(h: Harness, transaction_id: str, bill_id: str) -> None:
+    """The tax side's WeChat file shows a payment nobody recorded: reconciliation records it."""
+    lines = f"交易流水号,缴费时间,缴费金额,账单号\n{transaction_id},2023-11-01,380.00,{bill_id}\n"
+    response = await h.client.post(
+        "/v1/reconciliations",
+        data={"channel": "wechat", "business_day": "2023-11-01", "uploaded_by": "officer"},
+        files={"file": ("wechat.csv", lines.encode())},
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_a_notification_for_a_transaction_the_file_recorded_first_completes_its_order(
+    collection: Harness,
+) -> None:
+    collection.at(NOW)
+    bill = await open_bill(collection)
+    order = await start_order(collection, [bill["bill_id"]])
+    await record_from_file(collection, "TXR0", bill["bill_id"])
+    late = await notify_order(collection, order, transaction_id="TXR0")
+    assert (late.status_code, late.headers.get("Idempotent-Replayed")) == (200, "true"), late.text
+    shown = (await collection.client.get(f"/v1/payment-orders/{order['order_id']}")).json()
+    assert (shown["status"], shown["payment_id"]) == ("completed", late.json()["payment_id"])
+    assert await payments(collection) == 1
+
+
+async def test_a_notification_quoting_a_transaction_recorded_for_other_bills_is_refused_and_kept(
+    collection: Harness,
+) -> None:
+    collection.at(NOW)
+    first, second = await open_bill(collection), await open_bill(collection)
+    order = await start_order(collection, [second["bill_id"]])
+    await record_from_file(collection, "TXR1", first["bill_id"])
+    response = await notify_order(collection, order, transaction_id="TXR1")
+    assert (response.status_code, problem(response)["code"]) == (409, "channel_reference_used")
+    assert [r["transaction_id"] for r in await rejections(collection)] == ["TXR1"]
+    assert await bill_status(collection, second["bill_id"]) == "open"
+
+
+async def test_an_idempotency_key_of_any_length_from_any_resident_fits(collection: Harness) -> None:
+    collection.at(NOW)
+    bill = await open_bill(collection)
+    token = resident_token(sub="o" * 128)
+    order = await start_order(collection, [bill["bill_id"]], token=token, key="k" * 128)
+    assert order["status"] == "awaiting_channel"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "0001-01-01T00:00:00+01:00"},
+        {"since": "2026-01-01T00:00:00Z", "after": "0001-01-01T00:00:00+01:00|a"},
+    ],
+)
+async def test_moments_out_of_range_are_refused_not_failed(
+    collection: Harness, params: dict[str, str]
+) -> None:
+    response = await collection.client.get("/v1/bills/standings/changed", params=params)
+    assert response.status_code == 422, response.text
+    assert problem(response)["code"] in {"moment_out_of_range", "cursor_invalid"}
+
+
+async def test_a_file_line_naming_other_bills_than_its_transaction_paid_is_not_matched(
+    collection: Harness,
+) -> None:
+    collection.at(NOW)
+    first, second = await open_bill(collection), await open_bill(collection)
+    await pay_online(collection, [second["bill_id"]], transaction_id="TXR2")
+    lines = f"交易流水号,缴费时间,缴费金额,账单号\nTXR2,2023-11-01,380.00,{first['bill_id']}\n"
+    response = await collection.client.post(
+        "/v1/reconciliations",
+        data={"channel": "wechat", "business_day": "2023-11-01", "uploaded_by": "officer"},
+        files={"file": ("wechat.csv", lines.encode())},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["summary"]["lines"].get("bills_mismatch") == 1, response.json()["summary"]

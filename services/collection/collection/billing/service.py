@@ -30,8 +30,16 @@ from shared.events import (
     EnrollmentLapsed,
     EnrollmentRepriced,
 )
+from shared.inbox import EventRejected
 
 LOOKUP_LIMIT = 20
+ERRONEOUS_PAYMENT = "erroneous_payment"  # 错误缴费
+
+
+class RefundNotAllowedByPolicy(EventRejected):
+    reason = "refund_not_allowed"
+
+
 log = structlog.get_logger(__name__)
 
 
@@ -105,18 +113,31 @@ async def cancel_for_lapse(session: AsyncSession, lapsed: EnrollmentLapsed, at: 
         _cancel(session, bill, at)
     elif bill.status is BillStatus.PAID:
         log.warning("payment_crossed_lapse", bill_id=bill.id, enrollment_id=lapsed.enrollment_id)
-        await refunds.refund_in_full(session, bill, "enrollment_lapsed", at, "registry", None)
+        await refunds.refund_in_full(session, bill, _refund_reason(bill, None), at, "registry", None)
 
 
 async def end_for_registry(session: AsyncSession, cancelled: EnrollmentCancelled, at: datetime) -> None:
     """The registry ended the enrollment (a death, an erroneous enrollment): an open bill is cancelled, a paid
     one refunded in full. The registry ends a paid enrollment only for the policy's refund reasons; a bill
-    paid while the registry ended the unpaid enrollment paid for nothing, so it goes back too."""
+    paid while the registry ended the unpaid enrollment paid for nothing: an erroneous payment (错误缴费),
+    refunded where the policy refunds those."""
     bill = await _bill_of(session, cancelled.enrollment_id)
     if bill.status is BillStatus.OPEN:
         _cancel(session, bill, at)
     elif bill.status is BillStatus.PAID:
-        await refunds.refund_in_full(session, bill, cancelled.reason, at, "registry", cancelled.evidence_ref)
+        reason = _refund_reason(bill, cancelled.reason)
+        await refunds.refund_in_full(session, bill, reason, at, "registry", cancelled.evidence_ref)
+
+
+def _refund_reason(bill: Bill, stated: str | None) -> str:
+    """Why a paid bill of an ended enrollment goes back: the stated reason if the policy refunds it, else
+    as an erroneous payment (paid for an enrollment that had ended); set aside for an operator if neither."""
+    for reason in (stated, ERRONEOUS_PAYMENT):
+        if reason in bill.refundable_reasons:
+            return reason
+    raise RefundNotAllowedByPolicy(
+        f"bill {bill.id} was paid for an ended enrollment; its policy refunds neither"
+    )
 
 
 async def _bill_of(session: AsyncSession, enrollment_id: str) -> Bill:

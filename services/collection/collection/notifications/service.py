@@ -107,13 +107,22 @@ async def _apply(
     earlier = await payments_repository.by_channel_reference(session, channel, notification.notification_id)
     if earlier is not None:
         # The same transaction, recorded first from the channel's daily file (only a channel's own
-        # notification or file may carry its transaction ids): this notification adds nothing.
-        if earlier.amount_fen != notification.amount or (
-            notification.bills and sorted(notification.bills) != sorted(i.bill_id for i in earlier.items)
+        # notification or file may carry its transaction ids): it adds nothing if it took the same money for
+        # the same bills, and completes the order it quotes.
+        order = (
+            await orders.awaiting(session, clock, channel=channel, reference=notification.order_reference)
+            if notification.order_reference is not None
+            else None
+        )
+        named = order.bill_ids if order is not None else notification.bills
+        if earlier.amount_fen != notification.amount or sorted(named) != sorted(
+            i.bill_id for i in earlier.items
         ):
             raise ChannelReferenceUsed(
                 {"channel_reference": notification.notification_id, "payment_id": earlier.id}
             )
+        if order is not None:
+            orders.completed_by(order, earlier, clock.now())
         return earlier, True
     if notification.order_reference is not None:
         payment = await orders.complete(

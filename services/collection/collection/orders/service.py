@@ -1,6 +1,7 @@
 """Payment orders (支付订单): a resident starts a payment through an online channel; only that channel's
 signed notification completes it into a payment. A resident's token never records money."""
 
+import hashlib
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -42,7 +43,9 @@ async def start(
 ) -> tuple[PaymentOrder, bool]:
     """Open an order for the bills' full amount; returns it and whether this is a replay of the same request.
     The key is the caller's own: the same key from another resident is another request."""
-    request = idempotency.Request.of(f"payment-orders:{subject}", key, body)
+    # The subject hashed: the record key stays within its column whatever the token's subject.
+    caller = hashlib.sha256(subject.encode()).hexdigest()[:16]
+    request = idempotency.Request.of(f"payment-orders:{caller}", key, body)
     stored = await idempotency.stored_response(session, request)
     if stored is not None:
         replayed = await repository.get(session, PaymentOrderOut.model_validate(stored).order_id)
@@ -98,13 +101,8 @@ async def complete(
     transaction_id: str,
 ) -> Payment:
     """The channel says it took the order's money: record the payment, once, for exactly the order's bills."""
-    order = await repository.by_reference_for_update(session, reference)
-    if order is None:
-        raise OrderNotFound({"order_reference": reference})
-    if order.channel is not channel:
-        raise OrderChannelMismatch({"order_reference": reference, "order_channel": order.channel.value})
+    order = await awaiting(session, clock, channel=channel, reference=reference)
     now = clock.now()
-    require_open(order, now)
     if amount_fen != order.amount_fen:
         raise AmountMismatch({"amount_due": format_fen(order.amount_fen), "amount": format_fen(amount_fen)})
     to_pay = await payments.bills_named(session, order.bill_ids)
@@ -113,8 +111,23 @@ async def complete(
     )
     payment = await payments.settle(session, to_pay, receipt)
     await session.flush()  # the payment row first: the order refers to it
-    order.status, order.closed_at, order.payment_id = OrderStatus.COMPLETED, now, payment.id
+    completed_by(order, payment, now)
     return payment
+
+
+async def awaiting(session: AsyncSession, clock: Clock, *, channel: Channel, reference: str) -> PaymentOrder:
+    """The order a channel's notification quotes, locked, if it still waits for that channel."""
+    order = await repository.by_reference_for_update(session, reference)
+    if order is None:
+        raise OrderNotFound({"order_reference": reference})
+    if order.channel is not channel:
+        raise OrderChannelMismatch({"order_reference": reference, "order_channel": order.channel.value})
+    require_open(order, clock.now())
+    return order
+
+
+def completed_by(order: PaymentOrder, payment: Payment, now: datetime) -> None:
+    order.status, order.closed_at, order.payment_id = OrderStatus.COMPLETED, now, payment.id
 
 
 def require_open(order: PaymentOrder, now: datetime) -> None:

@@ -25,6 +25,9 @@ class LineState(enum.StrEnum):
     WITHDRAWN = "withdrawn"  # a corrected file for the same day no longer lists it (or now lists its payment)
     AMOUNT_MISMATCH = "amount_mismatch"
     DATE_MISMATCH = "date_mismatch"
+    BILLS_MISMATCH = (
+        "bills_mismatch"  # the file names other bills than the payment of its transaction settled
+    )
     UNRECORDABLE = "unrecordable"  # in the file, and it cannot be recorded (see the reason)
     DUPLICATE = "duplicate"  # its payment is already reconciled by another line
     MISSING_FROM_FILE = "missing_from_file"  # recorded, and not in the channel's file for its day
@@ -39,6 +42,7 @@ _EVALUATED = frozenset(
         LineState.RECORDED,
         LineState.AMOUNT_MISMATCH,
         LineState.DATE_MISMATCH,
+        LineState.BILLS_MISMATCH,
         LineState.UNRECORDABLE,
         LineState.DUPLICATE,
     }
@@ -47,6 +51,7 @@ TRANSITIONS: dict[LineState | None, frozenset[LineState]] = {
     None: _EVALUATED | {LineState.MISSING_FROM_FILE},
     LineState.AMOUNT_MISMATCH: _EVALUATED | {LineState.DISMISSED, LineState.WITHDRAWN},
     LineState.DATE_MISMATCH: _EVALUATED | {LineState.ACCEPTED, LineState.DISMISSED, LineState.WITHDRAWN},
+    LineState.BILLS_MISMATCH: _EVALUATED | {LineState.DISMISSED, LineState.WITHDRAWN},
     LineState.UNRECORDABLE: _EVALUATED | {LineState.DISMISSED, LineState.WITHDRAWN},
     LineState.DUPLICATE: _EVALUATED | {LineState.DISMISSED, LineState.WITHDRAWN},
     LineState.MISSING_FROM_FILE: frozenset({LineState.FOUND, LineState.DISMISSED, LineState.WITHDRAWN}),

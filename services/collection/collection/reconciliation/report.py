@@ -3,11 +3,10 @@
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from openpyxl import Workbook
-
 from collection.reconciliation.models import LineSource, LineState, ReconciliationLine
 from collection.reconciliation.schemas import DaySummary
 from shared.money import format_fen
+from shared.tabular import Spreadsheet
 
 STATE_ZH: dict[LineState, str] = {
     LineState.MATCHED: "一致",
@@ -18,6 +17,7 @@ STATE_ZH: dict[LineState, str] = {
     LineState.WITHDRAWN: "已撤回（更正文件不再列出）",
     LineState.AMOUNT_MISMATCH: "金额不符",
     LineState.DATE_MISMATCH: "日期不符",
+    LineState.BILLS_MISMATCH: "账单不符",
     LineState.UNRECORDABLE: "文件有、系统无（无法补记）",
     LineState.DUPLICATE: "重复对账",
     LineState.MISSING_FROM_FILE: "系统有、文件无",
@@ -44,7 +44,7 @@ def _money(fen: int | None) -> str:
 
 
 async def write_report(summary: DaySummary, lines: AsyncIterator[ReconciliationLine], target: Path) -> None:
-    workbook = Workbook(write_only=True)
+    workbook = Spreadsheet(write_only=True)
     head = workbook.create_sheet("汇总")
     head.append([f"{summary.channel.value} 渠道 {summary.business_day.isoformat()} 对账结果"])
     head.append(["对账状态", "状态说明", "笔数"])

@@ -46,7 +46,8 @@ lines_router = APIRouter(
     summary="Reconcile a channel's day with the tax side's payment file (扣款数据比对)",
     description="CSV (UTF-8 or GBK) or .xlsx with columns 交易流水号, 缴费时间, 缴费金额, 账单号 (optional "
     "缴费渠道). A file with any bad line is refused whole with every bad line listed. Each line is judged: "
-    "`matched`, `amount_mismatch`, `date_mismatch`, `recorded` (in the file, not recorded: recorded now and "
+    "`matched`, `amount_mismatch`, `date_mismatch`, `bills_mismatch` (its transaction paid other bills), "
+    "`recorded` (in the file, not recorded: recorded now and "
     "confirmed to the registry), `unrecordable`, `duplicate`; the day's payments the file does not list "
     "become `missing_from_file`. A corrected file for the same day judges open lines again and never "
     "changes a settled one; the same file again is answered with its first run (200).",

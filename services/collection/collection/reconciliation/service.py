@@ -24,6 +24,7 @@ from collection.reconciliation import reading, repository
 from collection.reconciliation.errors import (
     ChannelNotReconciled,
     ReconciliationDayNotFound,
+    ReconciliationFileInvalid,
     ReconciliationFileTooLarge,
     ReconciliationLineNotFound,
     TransitionNotAllowed,
@@ -78,7 +79,7 @@ async def receive(
     """Reconcile a channel's day with the file the tax side sent; returns the run and whether it is new (the
     same file for the same channel and day again is the first run, and changes nothing)."""
     _check_reconciled(upload.channel)
-    suffix = Path(upload.filename).suffix.lower()
+    suffix = tabular.upload_suffix(upload.filename, ReconciliationFileInvalid)
     digest, temp_path = await asyncio.to_thread(
         tabular.spool, stream, directory, suffix, max_bytes, ReconciliationFileTooLarge
     )
@@ -310,6 +311,8 @@ def _compare(mover: _Mover, line: ReconciliationLine, payment: Payment) -> None:
         mover.move(line, LineState.DUPLICATE, "reconciled_by_other_line", payment)
     elif payment.amount_fen != line.file_amount_fen:
         mover.move(line, LineState.AMOUNT_MISMATCH, "amount_differs", payment)
+    elif line.bill_ids and set(line.bill_ids) != {item.bill_id for item in payment.items}:
+        mover.move(line, LineState.BILLS_MISMATCH, "bills_differ", payment)
     elif business_date(payment.paid_at) != line.file_paid_on:
         mover.move(line, LineState.DATE_MISMATCH, "date_differs", payment)
     else:

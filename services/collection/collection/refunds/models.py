@@ -16,9 +16,7 @@ class Refund(Base):
     bill_id: Mapped[str] = mapped_column(ForeignKey("bills.id"), index=True)
     payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    reason: Mapped[str] = mapped_column(
-        String(32), doc="erroneous_payment, death, enrollment_lapsed or repriced"
-    )
+    reason: Mapped[str] = mapped_column(String(32), doc="erroneous_payment, death or repriced")
     ends_enrollment: Mapped[bool]
     requested_by: Mapped[str] = mapped_column(String(64), doc="A tax officer, or `registry` for a repricing")
     note: Mapped[str | None] = mapped_column(String(256))

@@ -80,7 +80,8 @@ async def after_repricing(
     the new subsidy lines, and what was paid beyond the new price goes back."""
     before = ledger.due(0, bill.subsidy_by_funder())
     bill.subsidy_lines = BillSubsidyLine.from_events(lines)
-    bill.price_version = price_version
+    # The bill follows the registry's price, paid or not, so both stand alike (the refund settles the rest).
+    bill.amount_due_fen, bill.price_version = personal_due_fen, price_version
     after = ledger.due(0, bill.subsidy_by_funder())
     difference = ledger.change(before, after)
     ledger.post(session, TransactionKind.BILL_REPRICED, bill.id, at, difference)
