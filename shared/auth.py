@@ -1,45 +1,50 @@
 """Who is calling and what they may do: bearer tokens (JWT, HS256, keys from settings), roles, areas.
 
 Every endpoint except health, readiness and the OpenAPI pages declares the roles it serves with `allow()`;
-admins may do everything and auditors may read everything. Area rules (a staff member's region codes, a
+admins may do everything and auditors may read everything. The token and the role are checked before anything
+of the request's body is read (`shared.middleware.AuthenticateFirst`, with `verify_bearer` and `authorise`
+below, the one implementation the dependencies use too). Area rules (a staff member's region codes, a
 department's subsidy categories, a resident's own and household's records) are checked by the endpoint
 through the request's `Access`, which also collects the people whose records were read or changed for the
 audit trail (see shared.audit).
 """
 
-import enum
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import jwt
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from shared.db import DbSession
 from shared.errors import DomainError
-from shared.regions import REGION_CODE_PATTERN
+
+# The roles, claims and issuing of tokens live in shared.tokens, which the command line imports alone.
+from shared.tokens import ALGORITHM as ALGORITHM
+from shared.tokens import DEFAULT_MAX_TOKEN_LIFETIME as DEFAULT_MAX_TOKEN_LIFETIME
+from shared.tokens import DEV_KEY as DEV_KEY
+from shared.tokens import DEV_KEY_ID as DEV_KEY_ID
+from shared.tokens import DEV_KEY_PREFIX as DEV_KEY_PREFIX
+from shared.tokens import Role as Role
+from shared.tokens import TokenClaims as TokenClaims
+from shared.tokens import dev_token as dev_token
+from shared.tokens import issue_token as issue_token
+
+if TYPE_CHECKING:
+    from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
-ALGORITHM = "HS256"
-# The development signing key: `make run` and `canbao token` work out of the box; production refuses it.
-DEV_KEY_ID = "dev"
-DEV_KEY_PREFIX = "dev-only-"
-DEV_KEY = f"{DEV_KEY_PREFIX}canbao-token-signing-key-not-for-production"
 MIN_KEY_LENGTH = 32
-
-
-class Role(enum.StrEnum):
-    RESIDENT = "resident"  # 参保人: their own records and their household's
-    STAFF = "staff"  # 社区/乡镇经办人员: people in their region codes
-    DEPARTMENT = "department"  # 民政、残联、退役军人… : rosters of their own subsidy categories
-    TAX_OFFICER = "tax_officer"  # 税务: the collection side
-    AUDITOR = "auditor"  # 审计: reads everything, every read audited
-    ADMIN = "admin"
+# An Authorization header longer than this is refused unread: our tokens are a few hundred bytes.
+MAX_AUTHORIZATION_BYTES = 8 * 1024
+# Clock skew allowed between the issuer and the services.
+CLOCK_SKEW = timedelta(seconds=60)
 
 
 # Roles whose work needs ID and phone numbers in full; everyone else sees them masked.
@@ -78,17 +83,6 @@ class NotYourRecord(DomainError):
 
 ACCESS_ERRORS: tuple[type[DomainError], ...] = (Unauthenticated, RoleNotAllowed)
 AREA_ERRORS: tuple[type[DomainError], ...] = (OutsideArea, NotYourRecord)
-
-
-class TokenClaims(BaseModel):
-    """What a token says about its bearer, beyond the registered claims (iss, aud, exp, iat)."""
-
-    sub: str = Field(min_length=1, max_length=128)
-    role: Role
-    regions: list[Annotated[str, Field(pattern=REGION_CODE_PATTERN)]] = Field(default_factory=list)
-    categories: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
-    id_number: str | None = Field(default=None, max_length=32, description="A resident's own ID number")
-    name: str | None = Field(default=None, max_length=64)
 
 
 @dataclass(frozen=True)
@@ -152,10 +146,15 @@ class Access:
         self.touched.append((person, record))
 
 
-def _claims_of(token: str, keys: dict[str, str], issuer: str, audience: str) -> TokenClaims:
+def _claims_of(
+    token: str, keys: dict[str, str], issuer: str, audience: str, max_lifetime: timedelta
+) -> TokenClaims:
     try:
-        key_id = jwt.get_unverified_header(token).get("kid", DEV_KEY_ID)
-        secret = keys.get(key_id)
+        key_id = jwt.get_unverified_header(token).get("kid")
+        if key_id is None and len(keys) > 1:
+            # Several keys while one rotates: a token must say which one signed it.
+            raise Unauthenticated({"reason": "missing_key_id"})
+        secret = next(iter(keys.values())) if key_id is None else keys.get(str(key_id))
         if secret is None:
             raise Unauthenticated({"reason": "unknown_key"})
         payload = jwt.decode(
@@ -164,8 +163,12 @@ def _claims_of(token: str, keys: dict[str, str], issuer: str, audience: str) -> 
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=issuer,
+            leeway=CLOCK_SKEW,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
+        # jwt.decode has checked that exp is an integer in the future.
+        if int(payload["exp"]) > time.time() + (max_lifetime + CLOCK_SKEW).total_seconds():
+            raise Unauthenticated({"reason": "lifetime_too_long"})
         return TokenClaims.model_validate(payload)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated({"reason": "expired"}) from exc
@@ -173,44 +176,28 @@ def _claims_of(token: str, keys: dict[str, str], issuer: str, audience: str) -> 
         raise Unauthenticated({"reason": "invalid_token"}) from exc
 
 
-def issue_token(
-    claims: TokenClaims,
-    *,
-    secret: str,
-    key_id: str = DEV_KEY_ID,
-    issuer: str = "canbao",
-    audience: str = "canbao",
-    ttl: timedelta = timedelta(hours=8),
-) -> str:
-    now = datetime.now(UTC)
-    payload: dict[str, Any] = claims.model_dump(exclude_none=True) | {
-        "iss": issuer,
-        "aud": audience,
-        "iat": now,
-        "exp": now + ttl,
-    }
-    return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"kid": key_id})
-
-
-def dev_token(role: Role, **claims: Any) -> str:
-    """A token signed with the development key (make run, tests); production services refuse that key."""
-    return issue_token(
-        TokenClaims(sub=claims.pop("sub", f"dev-{role.value}"), role=role, **claims), secret=DEV_KEY
-    )
-
-
 _bearer = HTTPBearer(auto_error=False, description="A JWT from `canbao token` (development) or the issuer")
+# Where the request's verified principal is kept (its state), so that it is verified once.
+PRINCIPAL_STATE_KEY = "canbao_principal"
 
 
-async def authenticate(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Access:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+def verify_bearer(authorization: str | None, settings: "ServiceSettings") -> Principal:
+    """The caller of an `Authorization: Bearer <JWT>` header, or Unauthenticated. A header over
+    MAX_AUTHORIZATION_BYTES is refused without being parsed."""
+    if authorization is not None and len(authorization) > MAX_AUTHORIZATION_BYTES:
+        raise Unauthenticated({"reason": "token_too_large", "limit_bytes": MAX_AUTHORIZATION_BYTES})
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated({"reason": "missing_token"})
-    settings = request.app.state.settings
     keys = {kid: secret.get_secret_value() for kid, secret in settings.auth_keys.items()}
-    claims = _claims_of(credentials.credentials, keys, settings.auth_issuer, settings.auth_audience)
-    principal = Principal(
+    claims = _claims_of(
+        token.strip(),
+        keys,
+        settings.auth_issuer,
+        settings.auth_audience,
+        timedelta(seconds=settings.auth_max_token_lifetime_s),
+    )
+    return Principal(
         subject=claims.sub,
         role=claims.role,
         regions=frozenset(claims.regions),
@@ -218,6 +205,17 @@ async def authenticate(
         id_number=claims.id_number,
         name=claims.name,
     )
+
+
+async def authenticate(
+    request: Request,
+    # Declares the bearer scheme in OpenAPI; the header itself is read by verify_bearer.
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Access:
+    principal = request.scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
+    if not isinstance(principal, Principal):  # no body was read before the dependencies ran
+        principal = verify_bearer(request.headers.get("authorization"), request.app.state.settings)
+        request.scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
     route = getattr(request.scope.get("route"), "path", request.url.path)
     access = Access(principal, request.method, route)
     # Read by the PII-masking middleware once the response is on its way.
@@ -237,6 +235,19 @@ def role_allowed(role: Role, method: str, roles: frozenset[Role]) -> bool:
     return role in roles
 
 
+def authorise(principal: Principal, method: str, route: str, roles: frozenset[Role]) -> None:
+    """RoleNotAllowed unless the caller's role may make this request."""
+    if not role_allowed(principal.role, method, roles):
+        log.warning(
+            "access_denied", route=route, method=method, actor=principal.subject, role=principal.role.value
+        )
+        raise RoleNotAllowed({"role": principal.role.value, "allowed": sorted(r.value for r in roles)})
+
+
+# The roles each `allow()` dependency admits: AuthenticateFirst checks them before the body is read.
+ROLE_CHECKS: dict[Callable[..., Any], frozenset[Role]] = {}
+
+
 def allow(*roles: Role) -> Any:
     """Dependency: the caller's role is one of `roles` (admins always; auditors for reads). What the
     request touched is written to the audit trail in the request's own transaction, so a change and its
@@ -246,10 +257,9 @@ def allow(*roles: Role) -> Any:
     async def check_role(
         request: Request, access: CurrentAccess, session: DbSession
     ) -> AsyncIterator[Access]:
-        if not role_allowed(access.role, access.method, allowed):
-            log.warning("access_denied", route=access.route, method=access.method)
-            raise RoleNotAllowed({"role": access.role.value, "allowed": sorted(r.value for r in allowed)})
+        authorise(access.principal, access.method, access.route, allowed)
         yield access
         request.app.state.audit_trail.record(session, access)
 
+    ROLE_CHECKS[check_role] = allowed
     return Depends(check_role, scope="function")

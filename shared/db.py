@@ -52,6 +52,9 @@ def enum_column(kind: type[enum.StrEnum]) -> Enum:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # A statement's parameters (names, ID numbers, birth dates…) stay out of error messages and tracebacks,
+    # and so out of the logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 

@@ -1,8 +1,9 @@
 """Request fields whose limits are the columns' limits, so that what validation accepts always fits."""
 
+import unicodedata
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 # Who did something (a staff member's or officer's name or account): the `*_by` columns are String(64).
 Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -10,3 +11,24 @@ Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Township = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 Village = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 VillageGroup = Township
+
+
+# Control, format (zero-width, bidirectional overrides), surrogate, private-use and unassigned characters, and
+# line or paragraph separators: invisible in a name, they make a false name look like a real one.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def has_invisible_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in _INVISIBLE for ch in text)
+
+
+def _visible(name: str) -> str:
+    if has_invisible_characters(name):
+        raise ValueError("a name may not contain control, zero-width or bidirectional-override characters")
+    return name
+
+
+# A person's name (姓名): the people.name column is String(64); nothing invisible.
+PersonName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(_visible)
+]

@@ -1,4 +1,13 @@
-"""Structured logging (structlog) with personal data masked before anything is written."""
+"""Structured logging (structlog) with personal data masked before anything is written.
+
+Log policy: no line carries a full ID number, a mobile number or a person's name. ID and mobile numbers are
+masked wherever they appear (`mask_pii`). Names cannot be recognised by a pattern, so they are kept out at
+the source: database statements' parameters are hidden (`hide_parameters`, shared.db), the values a
+validation error or a database error quotes are cut from every line (`scrub_values`), the access log names a
+query's parameters without their values, and event payloads are never logged. Every line goes through these
+processors: structlog's own and the standard library's (uvicorn, SQLAlchemy, aiokafka, warnings), tracebacks
+included.
+"""
 
 import logging
 import re
@@ -33,15 +42,71 @@ def mask_pii(text: str) -> str:
     return _MOBILE.sub(lambda m: m.group(1) + "****" + m.group(3), text)
 
 
+# Where errors quote the values they refused. Each keeps what says where and why, and drops the value.
+_QUOTED_VALUES = [
+    # SQLAlchemy's statement parameters (hidden anyway: hide_parameters), to the end of the line.
+    (re.compile(r"\[parameters: [^\n]*"), "[parameters: hidden]"),
+    # pydantic: `[type=string_too_long, input_value='…', input_type=str]`.
+    (re.compile(r"input_value=[^\n]*, input_type="), "input_value=hidden, input_type="),
+    # PostgreSQL details: `Key (id_number)=(…) already exists`, `Failing row contains (…)`.
+    (re.compile(r"(Key \([^)\n]*\)=)\([^\n]*"), r"\1(hidden)"),
+    (re.compile(r"Failing row contains \([^\n]*"), "Failing row contains (hidden)"),
+    # asyncpg, refusing an argument before it reaches the server: `invalid input for query argument $3: …`.
+    (re.compile(r"(invalid input for query argument \$\d+:)[^\n]*"), r"\1 hidden"),
+]
+
+
+def scrub_values(text: str) -> str:
+    """`text` with personal data masked and the values quoted by errors cut out."""
+    for pattern, replacement in _QUOTED_VALUES:
+        text = pattern.sub(replacement, text)
+    return mask_pii(text)
+
+
 def _mask_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    return {k: mask_pii(v) if isinstance(v, str) else v for k, v in event_dict.items()}
+    return {k: _scrubbed(v) for k, v in event_dict.items()}
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_values(value)
+    if isinstance(value, BaseException):
+        return scrub_values(repr(value))
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    return value
 
 
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # Lines from the standard library's loggers (uvicorn's errors with their tracebacks, SQLAlchemy, aiokafka,
+    # asyncio, warnings) are rendered by the same processors as structlog's own.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _mask_processor,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for existing in root.handlers[:]:
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    logging.captureWarnings(True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

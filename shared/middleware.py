@@ -1,16 +1,210 @@
-"""ASGI middleware both services run: request-size limits and masking of personal data in responses."""
+"""ASGI middleware both services run: the access log, authentication before any body is read, request-size
+limits and masking of personal data in responses."""
 
 import io
 import json
+import time
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import structlog
+from fastapi.dependencies.models import Dependant
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import ErrorBody, ErrorResponse
+from shared.auth import (
+    PRINCIPAL_STATE_KEY,
+    ROLE_CHECKS,
+    Principal,
+    Role,
+    authenticate,
+    authorise,
+    verify_bearer,
+)
+from shared.errors import DomainError, ErrorBody, ErrorResponse
 from shared.logging import mask_pii
 from shared.tabular import XLSX
+
+access_log = structlog.get_logger("canbao.access")
+
+
+class AccessLog:
+    """One line per request: method, path, the query's parameter names (never their values: a lookup carries
+    an ID number and a name there), status and duration. Replaces uvicorn's access log, which prints the
+    whole query string."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an exception escaped
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_send)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                "http_request",
+                method=scope["method"],
+                path=scope["path"],
+                query=_parameter_names(scope.get("query_string", b"")),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                client=client[0] if client else None,
+            )
+
+
+def _parameter_names(query: bytes) -> str | None:
+    if not query:
+        return None
+    names = sorted({part.split(b"=", 1)[0].decode("latin-1")[:64] for part in query.split(b"&") if part})
+    return ",".join(names[:20]) or None
+
+
+_HEADERS_TOO_LARGE = ErrorResponse(
+    error=ErrorBody(
+        code="headers_too_large",
+        message_zh="请求头过大",
+        message_en="Request line and headers too large",
+    )
+)
+
+
+class HeaderSizeLimit:
+    """Refuses with 431 a request whose line and headers together pass `max_bytes`. The server (h11, see
+    shared.service.serve) already closes a connection whose head passes the bound while still arriving; a
+    head that arrived whole in one read is judged here, so the bound holds however the bytes came."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.max_bytes:
+                body = _HEADERS_TOO_LARGE.model_copy(deep=True)
+                body.error.details = {"limit_bytes": self.max_bytes}
+                response = JSONResponse(body.model_dump(), status_code=431, headers={"Connection": "close"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class AuthenticateFirst:
+    """For a route that needs a bearer token, verifies the token and the caller's role (with the functions
+    the `authenticate` and `allow()` dependencies use) before the application reads anything of the request's
+    body: FastAPI reads a body, a multipart upload included, before it runs the route's dependencies. The
+    check runs when the application first asks for the body, once the router has chosen the route; a refusal
+    is answered at once (401/403 in the project's error format, the connection closed when a body was on its
+    way) and the application is told the client left. Routes without a token (health, OpenAPI, the channels'
+    signed notifications) are untouched. The verified principal is left in the request's state, where
+    `authenticate` takes it."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self._requirements: dict[int, _Requirement | None] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        checked = refused = False
+
+        async def checking_receive() -> Message:
+            nonlocal checked, refused
+            if not checked:
+                checked = True
+                refusal = self._refusal(scope)
+                if refusal is not None:
+                    refused = True
+                    await _answer(scope, send, refusal)
+            if refused:
+                return {"type": "http.disconnect"}
+            return await receive()
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # the refusal was the answer; what the application says after it is dropped
+                await send(message)
+
+        await self.app(scope, checking_receive, guarded_send)
+
+    def _refusal(self, scope: Scope) -> DomainError | None:
+        route = scope.get("route")
+        if route is None:
+            return None
+        if id(route) not in self._requirements:
+            self._requirements[id(route)] = _requirement_of(route)
+        requirement = self._requirements[id(route)]
+        if requirement is None:
+            return None
+        state = scope.setdefault("state", {})
+        try:
+            principal = state.get(PRINCIPAL_STATE_KEY)
+            if not isinstance(principal, Principal):
+                principal = verify_bearer(
+                    Headers(scope=scope).get("authorization"), scope["app"].state.settings
+                )
+            for roles in requirement.roles:
+                authorise(principal, scope["method"], requirement.path, roles)
+        except DomainError as refusal:
+            return refusal
+        state[PRINCIPAL_STATE_KEY] = principal
+        return None
+
+
+@dataclass(frozen=True)
+class _Requirement:
+    path: str
+    roles: list[frozenset[Role]]
+
+
+def _requirement_of(route: Any) -> _Requirement | None:
+    """Whether the route's dependencies authenticate the caller, and the role sets its `allow()`s admit."""
+    if not isinstance(route, APIRoute):
+        return None
+    calls: list[Callable[..., Any]] = []
+
+    def walk(dependant: Dependant) -> None:
+        for dependency in dependant.dependencies:
+            if dependency.call is not None:
+                calls.append(dependency.call)
+            walk(dependency)
+
+    walk(route.dependant)
+    if authenticate not in calls:
+        return None
+    return _Requirement(route.path, [ROLE_CHECKS[call] for call in calls if call in ROLE_CHECKS])
+
+
+async def _answer(scope: Scope, send: Send, refusal: DomainError) -> None:
+    headers = dict(refusal.response_headers or {})
+    request_headers = Headers(scope=scope)
+    if request_headers.get("content-length", "0") != "0" or "transfer-encoding" in request_headers:
+        headers["Connection"] = "close"  # the body it refused is not read: the connection cannot carry on
+    response = JSONResponse(refusal.body().model_dump(), status_code=refusal.status_code, headers=headers)
+
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response(scope, no_body, send)
+
 
 _TOO_LARGE = ErrorResponse(
     error=ErrorBody(code="payload_too_large", message_zh="请求内容过大", message_en="Payload too large")

@@ -36,9 +36,10 @@ from shared.health import router as health_router
 from shared.inbox import DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
 from shared.kafka import KafkaLink
 from shared.logging import configure_logging
-from shared.middleware import BodySizeLimit, MaskPersonalData
+from shared.middleware import AccessLog, AuthenticateFirst, BodySizeLimit, HeaderSizeLimit, MaskPersonalData
 from shared.outbox import OutboxMixin, OutboxRelay
 from shared.settings import ServiceSettings
+from shared.tabular import configure as configure_file_limits
 
 log = structlog.get_logger(__name__)
 
@@ -99,13 +100,19 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    configure_file_limits(settings.file_limits)  # every file this process reads from outside
     app.state.clock = Clock(settings.clock_start)
     app.state.audit_trail = AuditTrail(spec.audit)
     # Upload routes add their own limits (path -> bytes); the middleware reads them per request.
     app.state.body_limits = {}
     install_error_handlers(app)
+    # The last added runs first: each request is logged; its head is bounded; its token and role are checked
+    # before any body is read, and the body's size as it is read; responses are masked innermost.
     app.add_middleware(MaskPersonalData)
     app.add_middleware(BodySizeLimit, default_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthenticateFirst)
+    app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
+    app.add_middleware(AccessLog)
     app.include_router(health_router)
     operators = [
         audit_router(spec.audit),
@@ -185,4 +192,18 @@ def alembic_config(migrations_dir: Path, database_url: str) -> Config:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10)
+    """The h11 protocol bounds the request line and headers together (`max_header_bytes`): a head still
+    arriving past the bound is answered 400 and the connection closed before it is parsed (httptools,
+    uvicorn's default, has no such bound and buffers whatever comes); HeaderSizeLimit refuses one that
+    arrived whole. uvicorn's own access log is off: it prints query strings whole, and lookups carry ID
+    numbers and names there; AccessLog writes one without their values."""
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        access_log=False,
+    )

@@ -7,7 +7,15 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
-from shared.auth import DEV_KEY, DEV_KEY_ID, DEV_KEY_PREFIX, MIN_KEY_LENGTH
+from shared.auth import (
+    DEFAULT_MAX_TOKEN_LIFETIME,
+    DEV_KEY,
+    DEV_KEY_ID,
+    DEV_KEY_PREFIX,
+    MAX_AUTHORIZATION_BYTES,
+    MIN_KEY_LENGTH,
+)
+from shared.file_limits import FileLimits
 
 Environment = Literal["development", "test", "production"]
 
@@ -47,16 +55,43 @@ class ServiceSettings(BaseSettings):
     )
     auth_issuer: str = "canbao"
     auth_audience: str = "canbao"
+    auth_max_token_lifetime_s: int = Field(
+        default=int(DEFAULT_MAX_TOKEN_LIFETIME.total_seconds()),
+        ge=60,
+        description="A token whose exp lies further ahead than this is refused (401 lifetime_too_long)",
+    )
     # JSON bodies are small; file uploads have their own, larger limits.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # The request line and all headers together; beyond it the server answers 400 and closes the connection
+    # before anything is parsed (a bearer token alone may take MAX_AUTHORIZATION_BYTES).
+    max_header_bytes: int = Field(default=32 * 1024, ge=2 * MAX_AUTHORIZATION_BYTES)
     lookup_failures_allowed: int = Field(
         default=5, ge=1, description="Failed ID-number lookups a caller may make within the window"
     )
     lookup_failure_window_s: int = Field(default=900, ge=1)
+    # Uploaded spreadsheets are read within these bounds whatever they hold (shared/file_limits.py); the
+    # defaults let a real roster of a million rows through.
+    upload_max_unzipped_bytes: int = Field(
+        default=FileLimits.max_unzipped_bytes, ge=1024 * 1024, description="An .xlsx's parts, inflated"
+    )
+    upload_max_zip_ratio: int = Field(default=FileLimits.max_zip_ratio, ge=10)
+    upload_max_shared_strings_bytes: int = Field(default=FileLimits.max_shared_strings_bytes, ge=1024 * 1024)
+    upload_max_cells_per_row: int = Field(default=FileLimits.max_cells_per_row, ge=16)
+    upload_max_row_bytes: int = Field(default=FileLimits.max_row_bytes, ge=4096)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def file_limits(self) -> FileLimits:
+        return FileLimits(
+            max_unzipped_bytes=self.upload_max_unzipped_bytes,
+            max_zip_ratio=self.upload_max_zip_ratio,
+            max_shared_strings_bytes=self.upload_max_shared_strings_bytes,
+            max_cells_per_row=self.upload_max_cells_per_row,
+            max_row_bytes=self.upload_max_row_bytes,
+        )
 
     @model_validator(mode="after")
     def _refuse_embedded_defaults_in_production(self) -> Self:

@@ -53,6 +53,18 @@ REGISTRY_CALLS: list[Call] = [
         json={"members": [person(ID_A, NAME_A) | {"relation": "head"}]},
     ),
     call("GET", "/v1/households/{household_a}", "resident", "staff", ok=True),
+    # Reviews are listed by the caller's regions (another district's staff see theirs: none here).
+    call("GET", "/v1/identity-reviews", "staff", "other_staff", ok=True),
+    call(
+        "POST",
+        "/v1/identity-reviews/999999/decision",
+        "staff",
+        "other_staff",
+        json={"decision": "confirmed", "decided_by": "s"},
+    ),
+    # Resident A's own household: nothing to accept or decline (404), but A gets that far; nobody else does.
+    call("POST", "/v1/households/{household_a}/acceptance", "resident"),
+    call("POST", "/v1/households/{household_a}/refusal", "resident"),
     call("POST", "/v1/households/{household_a}/enrollments", "resident", "staff", json=HEFEI),
     call(
         "GET",

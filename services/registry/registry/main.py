@@ -10,6 +10,7 @@ from registry.enrollment.router import router as enrollment_router
 from registry.exclusion.router import router as exclusion_router
 from registry.exclusion.service import RegistryExclusionList
 from registry.household.router import router as household_router
+from registry.people.router import router as people_router
 from registry.policy.book import SHIPPED_POLICIES, PolicyBook
 from registry.population.router import router as population_router
 from registry.progress.router import router as progress_router
@@ -42,6 +43,7 @@ SPEC = ServiceSpec(
     routers=[
         enrollment_router,
         household_router,
+        people_router,
         subsidy_router,
         exclusion_router,
         roster_router,

@@ -33,3 +33,10 @@ class DuplicateMember(DomainError):
     code = "duplicate_household_member"
     message_zh = "同一人员在请求中出现多次"
     message_en = "The same person appears more than once in the request"
+
+
+class NoInvitation(DomainError):
+    status_code = 404
+    code = "no_household_invitation"
+    message_zh = "您没有该家庭户待确认的邀请"
+    message_en = "You have no pending invitation to this household"

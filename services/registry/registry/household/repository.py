@@ -2,7 +2,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.enrollment.models import ENDED, Enrollment
-from registry.household.models import Household, HouseholdMember
+from registry.household.models import Household, HouseholdMember, MembershipStatus
 from registry.people.models import Person
 
 
@@ -11,15 +11,17 @@ async def get(session: AsyncSession, household_id: str) -> Household | None:
 
 
 async def membership_of(session: AsyncSession, person_id: str) -> HouseholdMember | None:
-    return (
-        await session.scalars(select(HouseholdMember).where(HouseholdMember.person_id == person_id))
-    ).one_or_none()
+    """The household a person belongs to (invitations aside)."""
+    query = select(HouseholdMember).where(
+        HouseholdMember.person_id == person_id, HouseholdMember.status == MembershipStatus.ACCEPTED
+    )
+    return (await session.scalars(query)).one_or_none()
 
 
 async def members_enrollments(
     session: AsyncSession, household: Household, coverage_year: int
 ) -> list[Enrollment]:
-    person_ids = [m.person_id for m in household.members]
+    person_ids = [m.person_id for m in household.members if m.established]
     query = select(Enrollment).where(
         Enrollment.person_id.in_(person_ids),
         Enrollment.coverage_year == coverage_year,

@@ -1,7 +1,7 @@
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.enrollment.schemas import EnrollmentOut, LateCaseIn
-from registry.household.models import Household, Relation
+from registry.household.models import Household, HouseholdMember, MembershipStatus, Relation
 from registry.people.schemas import PersonIn
 from registry.policy.models import EligibilityKind
 from shared.logging import mask_id_number
@@ -21,9 +21,20 @@ class HouseholdCreate(BaseModel):
 
 class MemberOut(BaseModel):
     person_id: str
-    name: str
+    name: str = Field(description="An invited member's name as the inviting resident gave it")
     id_number_masked: str
     relation: Relation
+    status: MembershipStatus = Field(description="`invited` until the member accepts from their own account")
+
+    @classmethod
+    def of(cls, m: HouseholdMember) -> "MemberOut":
+        return cls(
+            person_id=m.person_id,
+            name=m.person.name if m.established else m.claimed_name or "",
+            id_number_masked=mask_id_number(m.person.document_number),
+            relation=m.relation,
+            status=m.status,
+        )
 
 
 class HouseholdOut(BaseModel):
@@ -34,15 +45,7 @@ class HouseholdOut(BaseModel):
     def of(cls, h: Household) -> "HouseholdOut":
         return cls(
             household_id=h.id,
-            members=[
-                MemberOut(
-                    person_id=m.person_id,
-                    name=m.person.name,
-                    id_number_masked=mask_id_number(m.person.document_number),
-                    relation=m.relation,
-                )
-                for m in h.members
-            ],
+            members=[MemberOut.of(m) for m in h.members],
         )
 
 

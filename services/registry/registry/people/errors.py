@@ -1,4 +1,4 @@
-from shared.errors import DomainError
+from shared.errors import DomainError, NotFound
 
 
 class IdNumberBadFormat(DomainError):
@@ -66,3 +66,16 @@ IDENTITY_ERRORS: tuple[type[DomainError], ...] = (
     ForeignDocumentDetailsMissing,
 )
 """What naming a person by document can be refused for; endpoints declare these in OpenAPI."""
+
+
+class IdentityReviewNotFound(NotFound):
+    code = "identity_review_not_found"
+    message_zh = "身份核查记录不存在"
+    message_en = "Identity review not found"
+
+
+class IdentityReviewClosed(DomainError):
+    status_code = 409
+    code = "identity_review_closed"
+    message_zh = "该身份核查已处理"
+    message_en = "This identity review has already been decided"

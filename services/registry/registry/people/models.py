@@ -1,7 +1,7 @@
 import enum
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Date, Index, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.database import Base
@@ -12,6 +12,14 @@ class DocumentType(enum.StrEnum):
     RESIDENT_ID = "resident_id"  # 居民身份证
     FOREIGN_PERMANENT_RESIDENCE = "foreign_permanent_residence"  # 外国人永久居留身份证
     PASSPORT = "passport"  # 护照 (with a residence permit)
+
+
+class PersonSource(enum.StrEnum):
+    """Who first recorded a person, which decides how far the record is trusted."""
+
+    SELF = "self"  # the person, with their own verified identity (a resident's token carries it)
+    OFFICIAL = "official"  # staff, a department roster, public security's population data
+    OTHER_RESIDENT = "other_resident"  # named by another resident (a household invitation): provisional
 
 
 class Person(Base):
@@ -32,4 +40,40 @@ class Person(Base):
     birth_date: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(8))
     phone: Mapped[str | None] = mapped_column(String(20))
+    source: Mapped[PersonSource] = mapped_column(
+        enum_column(PersonSource),
+        default=PersonSource.OFFICIAL,
+        doc="A record another resident created is provisional: the person's own verified name replaces it",
+    )
+    recorded_by: Mapped[str | None] = mapped_column(
+        String(128), default=None, doc="Who created the record (a token's subject), where known"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+
+
+class IdentityReviewState(enum.StrEnum):
+    OPEN = "open"
+    CONFIRMED = "confirmed"  # the person's verified name stands
+    REVERTED = "reverted"  # staff found the earlier name right and restored it
+
+
+class IdentityReview(Base):
+    """身份核查: a person arrived with their own verified identity and a name other than the provisional one
+    another resident had recorded for their ID number. The verified name took effect at once (nobody is locked
+    out of their own enrollment); staff review the case, and the resident who created the record."""
+
+    __tablename__ = "identity_reviews"
+    __table_args__ = (Index("ix_identity_reviews_state_region", "state", "region_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"), index=True)
+    region_code: Mapped[str | None] = mapped_column(String(6), doc="Where the person enrolled when it arose")
+    recorded_name: Mapped[str] = mapped_column(String(64), doc="The provisional name another resident gave")
+    recorded_by: Mapped[str | None] = mapped_column(String(128), doc="Who created the provisional record")
+    claimed_name: Mapped[str] = mapped_column(String(64), doc="The person's own verified name")
+    claimed_by: Mapped[str] = mapped_column(String(128))
+    state: Mapped[IdentityReviewState] = mapped_column(enum_column(IdentityReviewState))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    note: Mapped[str | None] = mapped_column(String(256), default=None)

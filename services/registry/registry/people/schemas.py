@@ -1,11 +1,10 @@
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from registry.people.models import DocumentType, Person
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+from registry.people.models import DocumentType, IdentityReview, IdentityReviewState, Person
+from shared.fields import Actor, PersonName
 
 
 class PersonIn(BaseModel):
@@ -19,7 +18,7 @@ class PersonIn(BaseModel):
         "passport number",
         examples=["340104199003071235"],
     )
-    name: Name = Field(examples=["张三"])
+    name: PersonName = Field(examples=["张三"])
     document_type: DocumentType = DocumentType.RESIDENT_ID
     nationality: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3")
     birth_date: date | None = Field(default=None, description="Foreign documents only")
@@ -40,3 +39,49 @@ def person_in(person: Person) -> PersonIn:
             "sex": person.sex if foreign else None,
         }
     )
+
+
+class IdentityDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["confirmed", "reverted"] = Field(
+        description="`confirmed`: the person's verified name stands; `reverted`: the earlier name is restored"
+    )
+    decided_by: Actor
+    note: str | None = Field(default=None, max_length=256)
+
+
+class IdentityReviewOut(BaseModel):
+    review_id: int
+    person_id: str
+    region_code: str | None
+    recorded_name: str = Field(description="The provisional name another resident gave")
+    recorded_by: str | None = Field(description="Who created the provisional record")
+    claimed_name: str = Field(description="The person's own verified name, in effect")
+    claimed_by: str
+    state: IdentityReviewState
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+
+    @classmethod
+    def of(cls, r: IdentityReview) -> "IdentityReviewOut":
+        return cls(
+            review_id=r.id,
+            person_id=r.person_id,
+            region_code=r.region_code,
+            recorded_name=r.recorded_name,
+            recorded_by=r.recorded_by,
+            claimed_name=r.claimed_name,
+            claimed_by=r.claimed_by,
+            state=r.state,
+            created_at=r.created_at,
+            decided_by=r.decided_by,
+            decided_at=r.decided_at,
+            note=r.note,
+        )
+
+
+class IdentityReviewList(BaseModel):
+    items: list[IdentityReviewOut]

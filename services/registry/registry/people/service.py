@@ -4,7 +4,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,12 +12,14 @@ from registry.people import repository
 from registry.people.errors import (
     DocumentNumberBadFormat,
     ForeignDocumentDetailsMissing,
+    IdentityReviewClosed,
+    IdentityReviewNotFound,
     PersonNameMismatch,
     PersonNotFound,
 )
 from registry.people.identity import parse_resident_id
-from registry.people.models import DocumentType, Person
-from registry.people.schemas import PersonIn
+from registry.people.models import DocumentType, IdentityReview, IdentityReviewState, Person, PersonSource
+from registry.people.schemas import IdentityDecision, PersonIn
 from shared.db import lock_keys
 from shared.errors import DomainError
 
@@ -52,10 +54,33 @@ def identify(person: PersonIn, today: date) -> Identity:
     return Identity(person.document_type, number, person.nationality, person.birth_date, person.sex)
 
 
-async def find_or_register(session: AsyncSession, identity: Identity, name: str, phone: str | None) -> Person:
+@dataclass(frozen=True)
+class Claimant:
+    """Who names the people of a request, which decides what their naming may do. Staff, departments and
+    rosters are official. A resident names themselves with their own verified identity (their token's ID
+    number), and anyone else only provisionally: such a record never overrides another, and the person's own
+    verified name later replaces it (with a review for staff)."""
+
+    subject: str | None = None
+    own_number: str | None = None
+    official: bool = True
+    region_code: str | None = None
+
+    def source_for(self, document_number: str) -> PersonSource:
+        if self.own_number is not None and document_number == self.own_number:
+            return PersonSource.SELF
+        return PersonSource.OFFICIAL if self.official else PersonSource.OTHER_RESIDENT
+
+
+OFFICIAL = Claimant()
+
+
+async def find_or_register(
+    session: AsyncSession, identity: Identity, name: str, phone: str | None, *, claimant: Claimant = OFFICIAL
+) -> Person:
     """The person with this document, registered now if new. A known document with another name is refused
-    rather than overwritten: it is either a typing error or someone else's number."""
-    (found,) = await find_or_register_many(session, [(identity, name, phone)])
+    rather than overwritten: it is either a typing error or someone else's number (but see Claimant)."""
+    (found,) = await find_or_register_many(session, [(identity, name, phone)], claimant=claimant)
     if isinstance(found, DomainError):
         raise found
     return found
@@ -66,7 +91,11 @@ _LOCKED_REGISTRATIONS = 50
 
 
 async def find_or_register_many(
-    session: AsyncSession, entries: Sequence[tuple[Identity, str, str | None]]
+    session: AsyncSession,
+    entries: Sequence[tuple[Identity, str, str | None]],
+    *,
+    claimant: Claimant = OFFICIAL,
+    now: datetime | None = None,
 ) -> list[Person | DomainError]:
     """`find_or_register` for many people in one query; each entry gets its person or its refusal."""
     documents = [(identity.document_type, identity.document_number) for identity, _, _ in entries]
@@ -81,6 +110,7 @@ async def find_or_register_many(
     results: list[Person | DomainError] = []
     for identity, name, phone in entries:
         key = (identity.document_type, identity.document_number)
+        source = claimant.source_for(identity.document_number)
         person = known.get(key)
         if person is None:
             person = known[key] = repository.add(
@@ -93,16 +123,55 @@ async def find_or_register_many(
                     name=name,
                     birth_date=identity.birth_date,
                     sex=identity.sex,
-                    phone=phone,
+                    # Another resident never sets someone's contact data (reminders would go to them).
+                    phone=None if source is PersonSource.OTHER_RESIDENT else phone,
+                    source=source,
+                    recorded_by=claimant.subject,
                 ),
             )
-        elif person.name != name:
-            results.append(PersonNameMismatch({"field": "name"}))
+            results.append(person)
             continue
-        elif phone:
-            person.phone = phone
-        results.append(person)
+        refusal = _named(session, person, name, phone, source, claimant, now)
+        results.append(refusal or person)
     return results
+
+
+def _named(
+    session: AsyncSession,
+    person: Person,
+    name: str,
+    phone: str | None,
+    source: PersonSource,
+    claimant: Claimant,
+    now: datetime | None,
+) -> DomainError | None:
+    """What naming a known person does to their record, or the refusal."""
+    if source is PersonSource.OTHER_RESIDENT:
+        return None  # changes nothing and reveals nothing: the inviter's words stay on the invitation
+    if person.name != name:
+        if person.source is not PersonSource.OTHER_RESIDENT:
+            return PersonNameMismatch({"field": "name"})
+        # The person's own verified identity (or an official's) replaces a provisional record another
+        # resident made, so nobody is locked out of their own enrollment; staff review the case.
+        repository.add_review(
+            session,
+            IdentityReview(
+                person_id=person.id,
+                region_code=claimant.region_code,
+                recorded_name=person.name,
+                recorded_by=person.recorded_by,
+                claimed_name=name,
+                claimed_by=claimant.subject or "official",
+                state=IdentityReviewState.OPEN,
+                created_at=now or datetime.now(UTC),
+            ),
+        )
+        person.name = name
+    if person.source is PersonSource.OTHER_RESIDENT:
+        person.source = source
+    if phone:
+        person.phone = phone
+    return None
 
 
 async def find_known(session: AsyncSession, document_type: DocumentType, number: str, name: str) -> Person:
@@ -111,3 +180,31 @@ async def find_known(session: AsyncSession, document_type: DocumentType, number:
     if person is None or person.name != name.strip():
         raise PersonNotFound()
     return person
+
+
+async def reviews(
+    session: AsyncSession, *, state: IdentityReviewState | None, regions: frozenset[str] | None, limit: int
+) -> list[IdentityReview]:
+    return await repository.reviews(session, state=state, regions=regions, limit=limit)
+
+
+async def review(session: AsyncSession, review_id: int) -> IdentityReview:
+    found = await repository.review_for_update(session, review_id)
+    if found is None:
+        raise IdentityReviewNotFound({"review_id": review_id})
+    return found
+
+
+async def decide(session: AsyncSession, review: IdentityReview, decision: IdentityDecision) -> IdentityReview:
+    """Staff decide: the verified name stands, or (documents showed otherwise) the earlier name comes back."""
+    if review.state is not IdentityReviewState.OPEN:
+        raise IdentityReviewClosed({"state": review.state.value})
+    if decision.decision == "reverted":
+        person = await repository.get_for_update(session, review.person_id)
+        if person is not None:
+            person.name = review.recorded_name
+    review.state = IdentityReviewState(decision.decision)
+    review.decided_by, review.note = decision.decided_by, decision.note
+    review.decided_at = datetime.now(UTC)
+    await session.flush()
+    return review

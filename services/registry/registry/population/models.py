@@ -24,5 +24,8 @@ class RegisteredResident(Base):
     township: Mapped[str | None] = mapped_column(String(32))
     village: Mapped[str | None] = mapped_column(String(64))
     village_group: Mapped[str | None] = mapped_column(String(32))
+    household_no: Mapped[str | None] = mapped_column(
+        String(32), default=None, index=True, doc="户号: people of one registered household share it"
+    )
     source: Mapped[str] = mapped_column(String(128), doc="The roster upload and row it came from")
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -33,3 +33,26 @@ async def count_per_township(
         .group_by(RegisteredResident.township)
     )
     return {township: count for township, count in (await session.execute(query)).all()}
+
+
+async def registered_together(session: AsyncSession, person_id: str, others: Sequence[str]) -> set[str]:
+    """Those of `others` whom public security's data registers in one 户 (same region and 户号) with the
+    person, in any year."""
+    if not others:
+        return set()
+    mine = select(RegisteredResident.region_code, RegisteredResident.household_no).where(
+        RegisteredResident.person_id == person_id, RegisteredResident.household_no.is_not(None)
+    )
+    places = {(region, number) for region, number in (await session.execute(mine)).all()}
+    if not places:
+        return set()
+    query = select(
+        RegisteredResident.person_id, RegisteredResident.region_code, RegisteredResident.household_no
+    ).where(
+        RegisteredResident.person_id.in_(sorted(set(others))), RegisteredResident.household_no.is_not(None)
+    )
+    return {
+        person
+        for person, region, number in (await session.execute(query)).all()
+        if (region, number) in places
+    }

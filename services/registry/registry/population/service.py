@@ -21,6 +21,7 @@ class Residence:
     village: str | None
     village_group: str | None
     source: str
+    household_no: str | None = None
 
 
 async def record_many(
@@ -46,15 +47,19 @@ async def record_many(
                 township=residence.township,
                 village=residence.village,
                 village_group=residence.village_group,
+                household_no=residence.household_no,
                 source=residence.source,
                 recorded_at=registry.clock.now(),
             )
             new.append(current)
             outcomes.append("registered")
-        elif (current.region_code, current.township, current.village, current.village_group) == place:
+        elif (current.region_code, current.township, current.village, current.village_group) == place and (
+            current.household_no == residence.household_no
+        ):
             outcomes.append("unchanged")
         else:
             current.region_code, current.township, current.village, current.village_group = place
+            current.household_no = residence.household_no
             current.source, current.recorded_at = residence.source, registry.clock.now()
             outcomes.append("updated")
     repository.add_all(session, new)

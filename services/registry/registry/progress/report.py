@@ -3,18 +3,18 @@
 import io
 from decimal import Decimal
 
-from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 
 from registry.progress.models import UnitKind
 from registry.progress.schemas import ProgressReport, ProgressRow
+from shared.tabular import Spreadsheet
 
 TEN_THOUSAND = Decimal(10_000)
 
 
 def workbook(report: ProgressReport) -> bytes:
     by_region = report.total.kind is UnitKind.REGION
-    book = Workbook()
+    book = Spreadsheet()
     sheet = book.active
     assert sheet is not None
     sheet.title = "参保进度"

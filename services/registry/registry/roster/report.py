@@ -3,9 +3,8 @@
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from openpyxl import Workbook
-
 from registry.roster.models import RosterRow, RosterUpload
+from shared.tabular import Spreadsheet
 
 HEADERS = [
     "行号",
@@ -24,7 +23,7 @@ STATUS_ZH = {"accepted": "通过", "rejected": "未通过", "applied": "已导�
 
 
 async def write_report(upload: RosterUpload, rows: AsyncIterator[RosterRow], target: Path) -> None:
-    workbook = Workbook(write_only=True)
+    workbook = Spreadsheet(write_only=True)
     sheet = workbook.create_sheet("校验结果")
     sheet.append(
         [

@@ -3,10 +3,9 @@
 import io
 from collections.abc import Sequence
 
-from openpyxl import Workbook
-
 from registry.screening.models import ScreeningCase
 from shared.logging import mask_id_number, mask_phone
+from shared.tabular import Spreadsheet
 
 STATE_NAMES = {
     "not_contacted": "未联系",
@@ -21,7 +20,7 @@ STATE_NAMES = {
 
 
 def door_to_door(policy_name: str, township: str | None, cases: Sequence[ScreeningCase]) -> bytes:
-    book = Workbook()
+    book = Spreadsheet()
     sheet = book.active
     assert sheet is not None
     sheet.title = "入户摸排名单"

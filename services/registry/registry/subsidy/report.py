@@ -3,22 +3,21 @@
 import io
 from datetime import date
 
-from openpyxl import Workbook
-
 from registry.people.models import Person
 from registry.subsidy.models import SubsidyAssignment
 from registry.subsidy.schemas import MobilisationList, RosterLayout, TownshipSummary
 from shared.clock import business_date
 from shared.money import format_fen
+from shared.tabular import Spreadsheet
 
 
 def summary_workbook(summary: TownshipSummary, policy_name: str) -> bytes:
-    workbook = Workbook()
+    workbook = Spreadsheet()
     sheet = workbook.active
     assert sheet is not None
     sheet.title = "汇总表"
     sheet.append([f"{policy_name} 资助参保人员汇总表"])
-    sheet.append([f"人员类别：{summary.category_name}"])
+    sheet.append([f"人员类别：{summary.category_label}"])
     sheet.append(["序号", "乡镇", "资助（补助）参保人数", "备注"])
     for number, row in enumerate(summary.rows, start=1):
         sheet.append([number, row.township, row.enrolled, ""])
@@ -27,7 +26,7 @@ def summary_workbook(summary: TownshipSummary, policy_name: str) -> bytes:
 
 
 def mobilisation_workbook(listing: MobilisationList, policy_name: str) -> bytes:
-    workbook = Workbook()
+    workbook = Spreadsheet()
     sheet = workbook.active
     assert sheet is not None
     sheet.title = "动员名单"
@@ -49,7 +48,7 @@ def mobilisation_workbook(listing: MobilisationList, policy_name: str) -> bytes:
     return _save(workbook)
 
 
-def _save(workbook: Workbook) -> bytes:
+def _save(workbook: Spreadsheet) -> bytes:
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
@@ -72,7 +71,7 @@ def roster_workbook(
 ) -> bytes:
     """A roster in its attachment's layout (附件4, 6, 7), which the roster upload reads back as it is."""
     title, header = _LAYOUTS[layout]
-    workbook = Workbook(write_only=True)  # rows are streamed out, not kept as cells
+    workbook = Spreadsheet(write_only=True)  # rows are streamed out, not kept as cells
     sheet = workbook.create_sheet(title[:31])
     sheet.append([f"{policy_name} {title}"])
     sheet.append([f"人员类别：{category_name}"])
