@@ -1,25 +1,50 @@
-"""`canbao`: the operator's command line."""
+"""`canbao`: the operator's command line.
 
-import asyncio
+It starts fast: only what every command needs is imported here (typer, and shared.tokens for `token`); each
+command imports the services, the database layer or the HTTP client when it runs
+(tests/test_cli_startup.py keeps `--help` and `token` well under half a second).
+"""
+
+from __future__ import annotations
+
 import contextlib
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from rich.console import Console
-from rich.table import Table
 
-from canbao import check as crosscheck
-from canbao import stack
-from shared.auth import DEV_KEY, DEV_KEY_ID, Role, TokenClaims, dev_token, issue_token
-from shared.crosscheck import EnrollmentStanding
-from shared.events import COLLECTION_PAYMENTS, EVENT_TYPES, REGISTRY_ENROLLMENTS, Envelope
+from shared.tokens import (
+    DEFAULT_MAX_TOKEN_LIFETIME,
+    DEV_KEY,
+    DEV_KEY_ID,
+    Role,
+    TokenClaims,
+    dev_token,
+    issue_token,
+)
 
-app = typer.Typer(help="Canbao (参保) operator commands", no_args_is_help=True)
-console = Console()
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from canbao import check as crosscheck
+    from shared.crosscheck import EnrollmentStanding
+
+# Plain help and tracebacks: rich's formatting alone would take longer to load than the rest of the command.
+app = typer.Typer(
+    help="Canbao (参保) operator commands",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
 
 
 @app.command()
@@ -29,12 +54,16 @@ def run(
     ),
 ) -> None:
     """Start the broker, migrate both databases, start both services; Ctrl-C stops everything."""
+    from canbao import stack
+
     raise typer.Exit(stack.run(with_broker=broker))
 
 
 @app.command()
 def broker() -> None:
     """Start only the embedded Kafka-protocol broker (CANBAO_BROKER_HOST/PORT) until Ctrl-C."""
+    from canbao import stack
+
     settings = stack.StackSettings()
     process = stack.start_broker(settings.broker_host, settings.broker_port, None)
     typer.echo(f"broker listening on {settings.bootstrap}")
@@ -49,6 +78,8 @@ def schemas(
     out: Path = typer.Option(Path("docs/events"), help="Directory for the JSON Schema files"),
 ) -> None:
     """Export the JSON Schema of the event envelope and of every event payload."""
+    from shared.events import COLLECTION_PAYMENTS, EVENT_TYPES, REGISTRY_ENROLLMENTS, Envelope
+
     out.mkdir(parents=True, exist_ok=True)
     documents = {"envelope": Envelope.model_json_schema()}
     for event_type, model in EVENT_TYPES.items():
@@ -61,6 +92,26 @@ def schemas(
 
 
 @app.command()
+def roles(
+    check: bool = typer.Option(
+        False, "--check", help="Only compare: exit 1 if the file differs from the code"
+    ),
+    out: Path = typer.Option(None, help="Where to write the table (default docs/roles.md)"),
+) -> None:
+    """Write the roles × endpoints table (docs/roles.md) from the services' routes."""
+    from canbao.roles import DOC, render
+
+    target = out or DOC
+    table = render()
+    if check:
+        same = target.exists() and target.read_text(encoding="utf-8") == table
+        typer.echo(f"{target}: {'up to date' if same else 'differs from the code; run `canbao roles`'}")
+        raise typer.Exit(0 if same else 1)
+    target.write_text(table, encoding="utf-8")
+    typer.echo(f"wrote {target}")
+
+
+@app.command()
 def token(
     role: Role = typer.Option(..., help="resident, staff, department, tax_officer, auditor or admin"),
     subject: str = typer.Option(..., "--subject", help="Who the token is for (their account name)"),
@@ -68,19 +119,29 @@ def token(
     category: list[str] = typer.Option([], help="A subsidy category or roster kind (department)"),
     id_number: str | None = typer.Option(None, help="The resident's own ID number (resident)"),
     name: str | None = typer.Option(None, help="The holder's name"),
-    hours: float = typer.Option(8.0, min=0.01, max=24 * 30, help="How long the token is valid"),
+    hours: float = typer.Option(
+        8.0,
+        min=0.01,
+        max=DEFAULT_MAX_TOKEN_LIFETIME.total_seconds() / 3600,
+        help="How long the token is valid; at most what the services accept by default "
+        "(<PREFIX>_AUTH_MAX_TOKEN_LIFETIME_S, 24 hours)",
+    ),
 ) -> None:
     """Issue a bearer token signed with CANBAO_AUTH_KEY (key id CANBAO_AUTH_KEY_ID), or with the development
     key that `make run` accepts when no key is set. Production services refuse the development key."""
-    settings = TokenSettings()
+    from pydantic import ValidationError
+
     try:
         claims = TokenClaims(
             sub=subject, role=role, regions=region, categories=category, id_number=id_number, name=name
         )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    secret = settings.auth_key.get_secret_value() if settings.auth_key else DEV_KEY
-    typer.echo(issue_token(claims, secret=secret, key_id=settings.auth_key_id, ttl=timedelta(hours=hours)))
+    # CANBAO_AUTH_KEY and CANBAO_AUTH_KEY_ID: the key `canbao token` signs with (read plainly: no settings
+    # library to load for one command).
+    secret = os.environ.get("CANBAO_AUTH_KEY") or DEV_KEY
+    key_id = os.environ.get("CANBAO_AUTH_KEY_ID") or DEV_KEY_ID
+    typer.echo(issue_token(claims, secret=secret, key_id=key_id, ttl=timedelta(hours=hours)))
 
 
 @app.command()
@@ -97,12 +158,14 @@ def pay(
     """Sandbox payment provider: play the order's channel (WeChat, Alipay, the provincial app, a bank) and
     send collection the signed notification that the channel took the order's amount, signed with the channel
     secret of COLLECTION_CHANNEL_SECRETS (the development secrets by default). Refused in production."""
+    import asyncio
+
     from canbao import sandbox
     from collection.settings import CollectionSettings
 
     settings = CollectionSettings()
     if not settings.payment_sandbox:
-        console.print(
+        _console().print(
             "[red]the payment sandbox is off (COLLECTION_PAYMENT_SANDBOX; never in production)[/red]"
         )
         raise typer.Exit(2)
@@ -110,15 +173,6 @@ def pay(
     status, body = asyncio.run(sandbox.pay(collection_url, bearer, settings, order_id))
     typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
     raise typer.Exit(0 if status == 200 else 1)
-
-
-class TokenSettings(BaseSettings):
-    """CANBAO_AUTH_KEY and CANBAO_AUTH_KEY_ID: the key `canbao token` signs with."""
-
-    model_config = SettingsConfigDict(env_prefix="CANBAO_")
-
-    auth_key: SecretStr | None = None
-    auth_key_id: str = DEV_KEY_ID
 
 
 @app.command()
@@ -140,6 +194,10 @@ def check(
     """核对: every enrollment of the regions' coverage year stands alike in both services (billed, paid by the
     same payment, ended alike), collection's ledger balances with every payment on one bill, and no event is
     left unpublished or dead-lettered. Lost events are published again. Exit 0 when all holds, 1 otherwise."""
+    import asyncio
+
+    from canbao import check as crosscheck
+
     bearer = token or dev_token(Role.ADMIN, sub=operator)
     report = asyncio.run(
         crosscheck.run(registry_url, collection_url, region, year, repair, wait, operator, bearer)
@@ -165,6 +223,12 @@ def repair(
     lookback: float = typer.Option(
         86400.0, min=0, envvar="CANBAO_REPAIR_LOOKBACK_S", help="How far back the first round looks"
     ),
+    overlap: float = typer.Option(
+        300.0,
+        min=0,
+        envvar="CANBAO_REPAIR_OVERLAP_S",
+        help="How far back every round reads again (long transactions, clocks a little off)",
+    ),
     rounds: int | None = typer.Option(
         None, min=1, help="Stop after this many rounds (default: run until stopped)"
     ),
@@ -177,13 +241,22 @@ def repair(
     """The repair job (`canbao run` and compose start it): every round compares what changed in both services
     and has them publish again the events of any enrollment that has stood differently for longer than the
     grace period, so a flow whose events the broker lost resumes with nobody at the keyboard."""
+    import asyncio
+
     from canbao import repair as repairing
     from shared.logging import configure_logging
 
     configure_logging()
     bearer = token or dev_token(Role.ADMIN, sub="canbao-repair")
     run_rounds = repairing.run(
-        registry_url, collection_url, bearer, every_s=every, grace_s=grace, lookback_s=lookback, rounds=rounds
+        registry_url,
+        collection_url,
+        bearer,
+        every_s=every,
+        grace_s=grace,
+        lookback_s=lookback,
+        overlap_s=overlap,
+        rounds=rounds,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_rounds)
@@ -220,6 +293,9 @@ def _standing(s: EnrollmentStanding | None) -> str:
 
 
 def _print_report(report: crosscheck.CheckReport) -> None:
+    from rich.table import Table
+
+    console = _console()
     console.print(
         f"核对 {','.join(report.region_codes)} {report.coverage_year}: registry {report.registry.listed} "
         f"enrollments, collection {report.collection.listed} bills; {len(report.differences)} differences, "

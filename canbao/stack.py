@@ -1,12 +1,20 @@
-"""Runs the whole system on one machine: the Kafka-protocol broker, migrations, both services."""
+"""Runs the whole system on one machine: the Kafka-protocol broker, migrations, both services.
 
+Before anything starts, every port it needs is checked: a taken one is named with the variable that moves it.
+Every child dies with `canbao run`: on Linux each child asks the kernel for SIGTERM when its parent dies
+(prctl PR_SET_PDEATHSIG), so even a `canbao run` killed with SIGKILL leaves no process holding the ports.
+"""
+
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +52,71 @@ class StackSettings(BaseSettings):
 
 class StackError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Port:
+    """A port `canbao run` will listen on, and the variable that moves it."""
+
+    owner: str
+    host: str
+    port: int
+    variable: str
+
+
+def ports_needed(
+    stack: "StackSettings", settings: Mapping[str, ServiceSettings], with_broker: bool
+) -> list[Port]:
+    needed = (
+        [Port("broker", stack.broker_host, stack.broker_port, "CANBAO_BROKER_PORT")] if with_broker else []
+    )
+    return needed + [Port(name, s.host, s.port, f"{name.upper()}_PORT") for name, s in settings.items()]
+
+
+def taken_ports(ports: list[Port]) -> list[Port]:
+    """The ports another program already listens on (binding as a server would fails)."""
+    taken = []
+    for port in ports:
+        with socket.socket(socket.AF_INET6 if ":" in port.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+            try:
+                probe.bind((port.host, port.port))
+            except OSError:
+                taken.append(port)
+    return taken
+
+
+def check_ports(ports: list[Port]) -> None:
+    taken = taken_ports(ports)
+    if taken:
+        raise StackError(
+            "; ".join(
+                f"port {p.port} on {p.host} ({p.owner}) is already in use by another program: stop it, "
+                f"or set {p.variable} to a free port"
+                for p in taken
+            )
+        )
+
+
+# prctl(PR_SET_PDEATHSIG): the kernel signals a process when the thread that started it exits (Linux only).
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn for a child of `canbao run`: SIGTERM to the child when `canbao run` dies, however it dies
+    (a SIGKILL included), so no child lives on holding a port. None where the platform has no such call."""
+    # The kernel signals when the *thread* that forked exits: only the main thread outlives its children.
+    if _LIBC is None or threading.current_thread() is not threading.main_thread():
+        return None
+    libc, parent = _LIBC, os.getpid()
+
+    def arrange() -> None:  # runs in the child, between fork and exec
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arrange
 
 
 @dataclass
@@ -86,6 +159,7 @@ def start_broker(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_dies_with_parent(),
     )
     try:
         wait_for_port(host, port, timeout_s, process)
@@ -119,6 +193,7 @@ def start_repair(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_dies_with_parent(),
         )
 
 
@@ -134,7 +209,12 @@ def service_env(stack: StackSettings, with_broker: bool) -> dict[str, str]:
 
 def migrate_all(env: dict[str, str]) -> None:
     for service in SERVICES:
-        result = subprocess.run([sys.executable, "-m", service, "migrate"], env=env, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", service, "migrate"],
+            env=env,
+            check=False,
+            preexec_fn=_dies_with_parent(),
+        )
         if result.returncode != 0:
             raise StackError(f"{service} migrations failed with exit code {result.returncode}")
 
@@ -173,8 +253,10 @@ def run(with_broker: bool = True) -> int:
     env = service_env(stack, with_broker)
     settings = {"registry": RegistrySettings(), "collection": CollectionSettings()}
     children: list[Child] = []
+    logs = {"broker": stack.var_dir / "broker.log", "repair": stack.var_dir / "repair.log"}
     with _signals_as_flag() as received:
         try:
+            check_ports(ports_needed(stack, settings, with_broker))
             if with_broker:
                 with open(stack.var_dir / "broker.log", "ab") as broker_log:
                     children.append(
@@ -186,7 +268,10 @@ def run(with_broker: bool = True) -> int:
             migrate_all(env)
             for name in SERVICES:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", name, "serve"], env=env, start_new_session=True
+                    [sys.executable, "-m", name, "serve"],
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=_dies_with_parent(),
                 )
                 children.append(Child(name, process))
             for child in children[1 if with_broker else 0 :]:
@@ -203,7 +288,10 @@ def run(with_broker: bool = True) -> int:
             while not received:
                 for child in children:
                     if child.process.poll() is not None:
-                        raise StackError(f"{child.name} exited unexpectedly with {child.process.returncode}")
+                        where = f" (its log: {logs[child.name]})" if child.name in logs else " (output above)"
+                        raise StackError(
+                            f"{child.name} exited unexpectedly with {child.process.returncode}{where}"
+                        )
                 time.sleep(0.2)
             print("stopping…", flush=True)
             return 0

@@ -110,7 +110,7 @@ async def test_a_death_writes_off_the_subsidy_too(collection: Harness) -> None:
     [
         ([], "erroneous_payment", 422, "refund_not_allowed"),  # a policy that refunds nothing
         (["death"], "erroneous_payment", 422, "refund_not_allowed"),
-        (REFUNDABLE, "changed_mind", 422, "validation_error"),  # 待遇享受期内不予退还: not even askable
+        (REFUNDABLE, "changed_mind", 422, "refund_not_allowed"),  # 待遇享受期内不予退还, said as the rule
     ],
 )
 async def test_other_refunds_are_refused_with_the_rule(
@@ -166,13 +166,13 @@ async def test_a_registry_cancellation_cancels_an_open_bill_and_refunds_a_paid_o
     assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
 
 
-async def test_a_registry_cancellation_refunds_a_paid_bill_whatever_the_policy_refunds(
+async def test_a_payment_that_crossed_a_cancellation_goes_back_as_an_erroneous_payment(
     collection: Harness,
 ) -> None:
     """The registry ends a paid enrollment only for its policy's refund reasons; a bill paid while the
-    registry ended the unpaid enrollment (a policy refunding nothing) paid for nothing, so it goes back in
-    full too: refunded, not dead-lettered."""
-    paid_id = await paid_bill(collection, refundable=[])
+    registry ended the unpaid enrollment paid for an enrollment that had ended: an erroneous payment
+    (错误缴费), refunded where the policy refunds those, even if not for the cancellation's own reason."""
+    paid_id = await paid_bill(collection, refundable=["erroneous_payment"])
     paid = (await collection.client.get(f"/v1/bills/{paid_id}")).json()
     cancelled = EnrollmentCancelled(
         enrollment_id=paid["enrollment_id"], reason="death", evidence_ref="死亡证明 2"
@@ -185,11 +185,25 @@ async def test_a_registry_cancellation_refunds_a_paid_bill_whatever_the_policy_r
     assert (event.bill_id, event.amount_fen, event.reason, event.ends_enrollment) == (
         paid_id,
         38000,
-        "death",
+        "erroneous_payment",
         True,
     )
     assert (await balances(collection))["channel_clearing:tax_hall"] == "0.00"
     assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
+
+
+async def test_a_policy_refunding_nothing_sets_the_crossing_aside_for_an_operator(
+    collection: Harness,
+) -> None:
+    paid_id = await paid_bill(collection, refundable=[])
+    paid = (await collection.client.get(f"/v1/bills/{paid_id}")).json()
+    cancelled = EnrollmentCancelled(enrollment_id=paid["enrollment_id"], reason="death", evidence_ref="x")
+    await deliver(collection, new_envelope("/canbao/registry", paid["enrollment_id"], cancelled))
+
+    [letter] = (await collection.client.get("/v1/dead-letters")).json()["items"]
+    assert letter["reason"] == "refund_not_allowed"
+    assert (await collection.client.get(f"/v1/bills/{paid_id}")).json()["status"] == "paid"
+    assert await refund_events(collection) == []
 
 
 async def test_a_lapse_reaching_a_paid_bill_refunds_it_in_full(collection: Harness) -> None:
@@ -203,7 +217,7 @@ async def test_a_lapse_reaching_a_paid_bill_refunds_it_in_full(collection: Harne
     assert (await collection.client.get("/v1/dead-letters")).json()["items"] == []
     assert (await collection.client.get(f"/v1/bills/{paid_id}")).json()["status"] == "refunded"
     [event] = await refund_events(collection)
-    assert (event.bill_id, event.amount_fen, event.reason) == (paid_id, 38000, "enrollment_lapsed")
+    assert (event.bill_id, event.amount_fen, event.reason) == (paid_id, 38000, "erroneous_payment")
     [refund_row] = (await collection.client.get("/v1/refunds", params={"bill_id": paid_id})).json()["items"]
     assert (refund_row["amount"], refund_row["requested_by"]) == ("380.00", "registry")
     assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True

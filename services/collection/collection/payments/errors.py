@@ -4,15 +4,15 @@ from shared.errors import DomainError, NotFound
 class AmountMismatch(DomainError):
     status_code = 422
     code = "amount_mismatch"
-    message_zh = "缴费金额与应缴金额不一致"
-    message_en = "The amount differs from the amount due"
+    message_zh = "缴费金额与应缴金额不一致，请按缴费单的应缴金额（见 amount_due）缴费"
+    message_en = "The amount differs from the amount due; pay the bill's amount due (`amount_due`)"
 
 
 class BillAlreadyPaid(DomainError):
     status_code = 409
     code = "bill_already_paid"
-    message_zh = "该缴费单已缴费"
-    message_en = "This bill is already paid"
+    message_zh = "该缴费单已缴费，无需再缴；缴费单据可在缴费记录中查询打印"
+    message_en = "This bill is already paid: nothing more to pay; its receipt is with the payment"
 
 
 class PaymentNotFound(NotFound):
@@ -24,15 +24,33 @@ class PaymentNotFound(NotFound):
 class BillCancelled(DomainError):
     status_code = 409
     code = "bill_cancelled"
-    message_zh = "该缴费单已作废（参保登记已失效），请重新参保登记"
-    message_en = "This bill is cancelled (its enrollment lapsed); enroll again"
+    message_zh = (
+        "该缴费单已作废（参保登记已失效或已注销）。集中参保缴费期内可重新参保登记；期后只有符合补办参保情形的"
+        "（如新生儿、退役军人、刑满释放人员、新增资助对象等，以当地政策为准）可凭证明补办，否则请参加下一年度集中参保，"
+        "或咨询当地医保经办机构"
+    )
+    message_en = (
+        "This bill is cancelled (its enrollment lapsed or was cancelled). Within the enrollment window, "
+        "enroll again; after it only the policy's late-enrollment cases (newborns, discharged veterans, "
+        "released prisoners, newly subsidised people, as the local policy says) may enroll with their "
+        "evidence; others enroll in the next campaign or ask the local medical security office"
+    )
 
 
 class PaymentWindowClosed(DomainError):
     status_code = 422
     code = "payment_window_closed"
-    message_zh = "已超过该缴费单的缴费期限，请重新参保登记"
-    message_en = "The time to pay this bill has passed; enroll again"
+    message_zh = (
+        "已超过该缴费单的缴费期限（见 payable_until）。集中参保缴费期内可重新参保登记，按当日标准缴费；"
+        "期后只有符合补办参保情形的（如新生儿、退役军人、刑满释放人员、新增资助对象等，以当地政策为准）可凭证明补办，"
+        "否则请参加下一年度集中参保，或咨询当地医保经办机构"
+    )
+    message_en = (
+        "The time to pay this bill has passed (`payable_until`). Within the enrollment window, enroll again "
+        "on that day's terms; after it only the policy's late-enrollment cases (newborns, discharged "
+        "veterans, released prisoners, newly subsidised people, as the local policy says) may enroll with "
+        "their evidence; others enroll in the next campaign or ask the local medical security office"
+    )
 
 
 class NoOpenBills(NotFound):

@@ -1,7 +1,7 @@
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from collection.refunds.models import Refund
 from shared.fields import Actor
@@ -9,13 +9,24 @@ from shared.money import Yuan
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
+# The documents' words for the policies' refund reasons (泾县 五(4) 因错误缴费、自然减员等原因需退费的).
+REASON_WORDS = {"错误缴费": "erroneous_payment", "自然减员": "death", "死亡": "death"}
+
+
+def reason_code(text: str) -> str:
+    """A stated reason as the policies name it: the documents' words become its codes, anything else stays."""
+    return REASON_WORDS.get(text, text)
+
 
 class RefundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bill_id: Text
-    reason: Literal["erroneous_payment", "death"] = Field(
-        description="错误缴费 or 自然减员; refunded only if the bill's policy names the reason"
+    reason: Annotated[Text, AfterValidator(reason_code)] = Field(
+        description="Any stated reason. `erroneous_payment` (错误缴费) and `death` (自然减员), in code or in "
+        "the documents' words, are refunded where the bill's policy names them; any other reason is refused "
+        "with the rule (422 refund_not_allowed: 待遇享受期内已缴纳的医保费不予退还)",
+        examples=["erroneous_payment", "自然减员"],
     )
     requested_by: Actor = Field(description="The tax officer")
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None

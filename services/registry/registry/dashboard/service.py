@@ -74,7 +74,7 @@ async def build(
         if not r.in_baseline
     ]
     groups = [
-        Bar(c.category_name, c.rate, f"{c.enrolled:,} / {c.holders:,} 人", c.meets_target)
+        Bar(c.category_label, c.rate, f"{c.enrolled:,} / {c.holders:,} 人", c.meets_target)
         for c in report.categories
     ]
     follow_up, follow_up_total = await _follow_up(session, registry, policy)

@@ -5,8 +5,11 @@ from shared.inbox import EventRejected
 class AlreadyEnrolled(DomainError):
     status_code = 409
     code = "already_enrolled"
-    message_zh = "该人员本参保年度已参保登记，不得重复参保"
-    message_en = "This person is already enrolled for this coverage year"
+    message_zh = "该人员本参保年度已参保登记，不得重复参保；请查看或缴纳已有的参保登记（见 enrollment_id）"
+    message_en = (
+        "This person is already enrolled for this coverage year; see or pay the existing enrollment "
+        "(`enrollment_id`)"
+    )
 
 
 class EnrollmentNotFound(NotFound):
@@ -18,17 +21,22 @@ class EnrollmentNotFound(NotFound):
 class CancellationNotAllowed(DomainError):
     status_code = 422
     code = "cancellation_not_allowed"
-    message_zh = "该参保登记已缴费，且参保政策不对此原因退费，不能注销"
+    message_zh = (
+        "待遇享受期内已缴纳的医保费不予退还：该参保登记已缴费，政策只对错误缴费、自然减员等情形退费"
+        "（见 refundable_reasons），不能以此原因注销；属于这些情形的，请以相应原因和证明办理"
+    )
     message_en = (
-        "This enrollment is paid and its policy refunds nothing for this reason, so it cannot be ended"
+        "Paid contributions are not refunded within the coverage period: this enrollment is paid and its "
+        "policy refunds only the reasons in `refundable_reasons` (erroneous payment, death), so it cannot be "
+        "ended for this one; for those, state that reason with its evidence"
     )
 
 
 class EnrollmentEnded(DomainError):
     status_code = 409
     code = "enrollment_ended"
-    message_zh = "该参保登记已失效或已注销"
-    message_en = "This enrollment has already lapsed or been cancelled"
+    message_zh = "该参保登记已失效或已注销，无需再办理注销"
+    message_en = "This enrollment has already lapsed or been cancelled: there is nothing left to end"
 
 
 class PaymentDoesNotMatch(EventRejected):

@@ -15,6 +15,7 @@ from registry.exclusion.errors import EnrolledElsewhere, InEmployeeInsurance
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch
 from registry.policy.errors import (
     CoverageYearOver,
+    CoverageYearRequired,
     EligibilityDocumentMismatch,
     EligibilityNotInPolicy,
     EligibilityNotMet,
@@ -24,6 +25,8 @@ from registry.policy.errors import (
     LateCaseEvidenceMissing,
     LateCaseExpired,
     LateCaseNotInPolicy,
+    NewbornCoverageYearRequired,
+    NewbornsOnlyYear,
     NewbornYearNotAllowed,
     PolicyNotFound,
     UnknownTownship,
@@ -39,6 +42,8 @@ router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
 ENROLLMENT_ERRORS = (
     *IDENTITY_ERRORS,
     PolicyNotFound,
+    CoverageYearRequired,
+    NewbornCoverageYearRequired,
     EligibilityNotInPolicy,
     EligibilityDocumentMismatch,
     EligibilityNotMet,
@@ -52,6 +57,7 @@ ENROLLMENT_ERRORS = (
     LateCaseEvidenceInvalid,
     LateCaseExpired,
     NewbornYearNotAllowed,
+    NewbornsOnlyYear,
     AlreadyEnrolled,
     InEmployeeInsurance,
     EnrolledElsewhere,
@@ -64,7 +70,10 @@ ENROLLMENT_ERRORS = (
     status_code=status.HTTP_201_CREATED,
     summary="Register a person for a coverage year (参保登记)",
     description="Priced by the region's policy for the year: the most generous subsidy category the person "
-    "holds applies; after the window only the policy's late cases may enroll, with their evidence.",
+    "holds applies; after the window only the policy's late cases may enroll, with their evidence. "
+    "Without `coverage_year`, the region's open campaign; a newborn whose parents may choose the year of "
+    "birth or the next (Hefei) must name it. `notices` says what was done with a part of the request not "
+    "used as given.",
     responses=error_responses(*ENROLLMENT_ERRORS, *AREA_ERRORS),
     dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
@@ -72,7 +81,9 @@ async def create_enrollment(
     body: EnrollmentCreate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> EnrollmentOut:
     area.new_record(access, body.id_number, body.region_code)
-    return EnrollmentOut.of(await service.enroll(session, registry, body))
+    claimant = area.claimant(access, body.region_code)
+    enrollment = await service.enroll(session, registry, body, claimant=claimant)
+    return EnrollmentOut.of(enrollment, service.notices(registry, body, enrollment))
 
 
 @router.post(

@@ -1,7 +1,7 @@
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from registry.enrollment.models import Enrollment, EnrollmentStatus
 from registry.people.schemas import PersonIn
@@ -33,7 +33,14 @@ class EnrollmentTerms(BaseModel):
     region_code: str = Field(
         pattern=REGION_CODE_PATTERN, description="Division the person enrolls in", examples=["340104"]
     )
-    coverage_year: int = Field(ge=2000, le=2100, examples=[2024], description="Newborns: the year chosen")
+    coverage_year: int | None = Field(
+        default=None,
+        ge=2000,
+        le=2100,
+        examples=[2024],
+        description="Default: the region's open campaign. A newborn who may take the year of birth or the "
+        "next (Hefei) must say which: without it, 422 newborn_coverage_year_required lists both",
+    )
     township: str | None = Field(default=None, max_length=32, description="乡镇, one the policy lists")
     basis: EligibilityKind = Field(default=EligibilityKind.HOUSEHOLD_REGISTRATION, description="参保身份")
     window_extension: str | None = Field(
@@ -51,6 +58,14 @@ class SubsidyLineOut(BaseModel):
     category_name: str
     funder: str
     amount: Yuan
+
+
+class Notice(BaseModel):
+    """Something the registry did with the request that the caller did not ask for in so many words."""
+
+    code: str
+    message_zh: str
+    message_en: str
 
 
 class EnrollmentOut(BaseModel):
@@ -87,12 +102,18 @@ class EnrollmentOut(BaseModel):
     refunded: Yuan = Field(description="Paid money given back")
     cancelled_at: datetime | None
     cancellation_reason: str | None = Field(
-        description="Why a paid enrollment ended: erroneous_payment, death"
+        description="Why the enrollment ended: erroneous_payment, death, or the reason staff stated"
+    )
+    notices: list[Notice] = Field(
+        default_factory=list,
+        description="On creation: what was done with parts of the request not used as given (e.g. a late "
+        "case inside the window)",
     )
 
     @classmethod
-    def of(cls, e: Enrollment) -> "EnrollmentOut":
+    def of(cls, e: Enrollment, notices: list[Notice] | None = None) -> "EnrollmentOut":
         return cls(
+            notices=notices or [],
             enrollment_id=e.id,
             status=e.status,
             name=e.person.name,
@@ -133,9 +154,27 @@ class EnrollmentOut(BaseModel):
         )
 
 
+# The documents' words for the policy's refund reasons (五(4) 因错误缴费、自然减员等原因需退费的).
+REASON_WORDS = {"错误缴费": "erroneous_payment", "自然减员": "death", "死亡": "death"}
+
+
+def reason_code(text: str) -> str:
+    """A stated reason as the policy names it: the documents' words become its codes, anything else stays."""
+    return REASON_WORDS.get(text, text)
+
+
 class CancellationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Literal["death", "erroneous_payment"] = Field(description="自然减员 or 错误缴费")
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
+        AfterValidator(reason_code),
+    ] = Field(
+        description="Any stated reason: `death` (自然减员) or `erroneous_payment` (错误缴费), or in words. "
+        "An unpaid enrollment ends for any reason; a paid one only for a reason its policy refunds, "
+        "otherwise 422 cancellation_not_allowed with the rule",
+        examples=["death"],
+    )
     evidence_ref: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
     reported_by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

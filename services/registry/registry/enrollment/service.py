@@ -20,14 +20,15 @@ from registry.enrollment.errors import (
     PaymentDoesNotMatch,
 )
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
-from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, RepriceOutcome
+from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, Notice, RepriceOutcome
 from registry.exclusion.service import ExclusionLookup, refusal
 from registry.people import service as people
 from registry.people.models import Person
 from registry.people.service import Identity
 from registry.policy import rules
 from registry.policy.book import PolicyBook
-from registry.policy.models import CoverageFrom, Policy
+from registry.policy.errors import NewbornCoverageYearRequired
+from registry.policy.models import CoverageFrom, LateCaseKind, Policy
 from registry.subsidy import repository as subsidies
 from shared.clock import Clock, business_date
 from shared.crosscheck import (
@@ -52,6 +53,7 @@ from shared.events import (
     SubsidyLineData,
     new_envelope,
 )
+from shared.money import format_fen
 from shared.outbox import enqueue
 
 SOURCE = "/canbao/registry"
@@ -68,9 +70,14 @@ class Registry:
 
 
 async def enroll(
-    session: AsyncSession, registry: Registry, request: EnrollmentCreate, household_id: str | None = None
+    session: AsyncSession,
+    registry: Registry,
+    request: EnrollmentCreate,
+    household_id: str | None = None,
+    *,
+    claimant: people.Claimant = people.OFFICIAL,
 ) -> Enrollment:
-    (result,) = await enroll_many(session, registry, [request], household_id)
+    (result,) = await enroll_many(session, registry, [request], household_id, claimant=claimant)
     if isinstance(result, DomainError):
         raise result
     return result
@@ -82,6 +89,8 @@ async def enroll_many(
     requests: Sequence[EnrollmentCreate],
     household_id: str | None = None,
     payer_organisation: str | None = None,
+    *,
+    claimant: people.Claimant = people.OFFICIAL,
 ) -> list[Enrollment | DomainError]:
     """Enroll each request, or say why not, with a handful of queries for the lot: one person alone and a
     roster of thousands go through the same rules. A concurrent enrollment of the same person makes the
@@ -92,7 +101,7 @@ async def enroll_many(
     for i, request in enumerate(requests):
         try:
             identity = people.identify(request, today)
-            policy = registry.policies.find(request.region_code, request.coverage_year)
+            policy = campaign_for(registry.policies, request, identity, today)
             rules.check_place(policy, request.region_code, request.township)
             rules.check_eligibility(policy, request.basis, identity, today)
         except DomainError as exc:
@@ -113,7 +122,10 @@ async def enroll_many(
     allowed.sort(key=lambda c: c.index)
 
     found_people = await people.find_or_register_many(
-        session, [(c.identity, c.request.name, c.request.phone) for c in allowed]
+        session,
+        [(c.identity, c.request.name, c.request.phone) for c in allowed],
+        claimant=claimant,
+        now=registry.clock.now(),
     )
     registered: list[tuple[_Candidate, Person]] = []
     for candidate, person in zip(allowed, found_people, strict=True):
@@ -164,6 +176,83 @@ async def enroll_many(
     for enrollment in new:
         _publish_created(session, enrollment, registry.policies.by_id(enrollment.policy_id))
     return [r for r in results if r is not None]
+
+
+def campaign_for(book: PolicyBook, request: EnrollmentCreate, identity: Identity, today: date) -> Policy:
+    """The policy an enrollment falls under: the year asked for, else the region's open campaign. A newborn
+    whose parents may choose the year of birth or the next must say which (新生儿父母办理参保时应明确
+    新生儿参保年度)."""
+    if request.coverage_year is not None:
+        return book.find(request.region_code, request.coverage_year)
+    choices = []
+    for year in book.newborn_years(request.region_code, identity.birth_date, today):
+        try:
+            choices.append(
+                rules.newborn_choice(book.find(request.region_code, year), today, identity.birth_date)
+            )
+        except DomainError:
+            continue  # not open to this child today after all
+    if len(choices) > 1:
+        raise NewbornCoverageYearRequired(
+            {
+                "birth_date": identity.birth_date.isoformat(),
+                "coverage_years": [c["coverage_year"] for c in choices],
+                "choices": choices,
+            }
+        )
+    return book.open_campaign(request.region_code, today, request.window_extension)
+
+
+def notices(registry: Registry, request: EnrollmentCreate, enrollment: Enrollment) -> list[Notice]:
+    """What was done with the parts of a request that were not used as given: the year chosen for the caller,
+    a late case that the open window made unnecessary."""
+    found: list[Notice] = []
+    year = enrollment.coverage_year
+    if request.coverage_year is None:
+        found.append(
+            Notice(
+                code="coverage_year_defaulted",
+                message_zh=f"未填写参保年度：按本地区正在办理的 {year} 年度参保登记",
+                message_en=f"No coverage year given: enrolled for {year}, the region's open campaign",
+            )
+        )
+    if request.late_case is not None and enrollment.late_case is None:
+        policy = registry.policies.by_id(enrollment.policy_id)
+        case = policy.late_case(request.late_case.kind)
+        name = case.name if case else request.late_case.kind.value
+        due = format_fen(enrollment.personal_due_fen)
+        zh = (
+            f"集中参保缴费期内按普通参保办理，所报补办情形（{name}）未使用：按 {year} 年度标准缴费"
+            f"（本人应缴 {due} 元，缴费期限至 {enrollment.payable_until}），"
+            f"待遇自 {enrollment.coverage_start} 起"
+        )
+        en = (
+            f"Inside the enrollment window this is an ordinary enrollment and the late case "
+            f"({request.late_case.kind}) was not used: {year} terms ({due} yuan due by "
+            f"{enrollment.payable_until}), covered from {enrollment.coverage_start}"
+        )
+        earlier = _current_year_for_newborn(
+            registry.policies, enrollment, request.late_case.kind, registry.clock.today()
+        )
+        if earlier is not None:
+            zh += f"；如需参加 {earlier} 年度（自出生之日起享受待遇），可另以 coverage_year={earlier} 办理"
+            en += f"; for {earlier} as well (covered from birth), enroll again with coverage_year={earlier}"
+        found.append(Notice(code="late_case_not_used", message_zh=zh, message_en=en))
+    return found
+
+
+def _current_year_for_newborn(
+    book: PolicyBook, enrollment: Enrollment, kind: LateCaseKind, today: date
+) -> int | None:
+    """The year of birth, when a newborn enrolled for the next year may be enrolled for it as well today."""
+    year = enrollment.coverage_year - 1
+    if kind is not LateCaseKind.NEWBORN:
+        return None
+    return (
+        year
+        if year in book.newborn_years(enrollment.region_code, enrollment.person.birth_date, today)
+        else None
+    )
 
 
 @dataclass(frozen=True)
@@ -358,6 +447,7 @@ async def cancel(
         enrollment.status is EnrollmentStatus.ACTIVE
         and request.reason not in policy.refunds.refundable_reasons
     ):
+        # 待遇享受期内已缴纳的医保费不予退还: a paid enrollment ends only for a reason its policy refunds.
         raise CancellationNotAllowed(
             {"reason": request.reason, "refundable_reasons": list(policy.refunds.refundable_reasons)}
         )

@@ -5,7 +5,8 @@ Amounts are yuan decimal strings in the file and integer fen once loaded.
 """
 
 import enum
-from datetime import date
+import re
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal, Self
 
@@ -53,6 +54,10 @@ class SubsidyCategory(_Strict):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str = Field(min_length=1)
     includes: list[str] = Field(default_factory=list, description="Groups counted in (含…)")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names the documents give the same group (特困供养人员 for 特困人员)",
+    )
     kind: SubsidyKind
     percent: int | None = Field(default=None, ge=1, le=100)
     amount: YuanInput | None = None
@@ -74,6 +79,23 @@ class SubsidyCategory(_Strict):
                 need = "needs" if term in wants else "must not have"
                 raise ValueError(f"category {self.code}: kind {self.kind.value} {need} `{term}`")
         return self
+
+    @property
+    def names(self) -> list[str]:
+        """Every name the category answers to: its code, its name, its aliases and the groups it includes."""
+        return [self.code, self.name, *self.aliases, *self.includes]
+
+    @property
+    def label(self) -> str:
+        """The name as the attachments list it, with the groups it includes:
+        特困人员（含孤儿、事实无人抚养的儿童）."""
+        return f"{self.name}（含{'、'.join(self.includes)}）" if self.includes else self.name
+
+
+def normalise_category_text(text: str) -> str:
+    """A category as people write it: spaces and half-width brackets aside, and a trailing （含…） dropped."""
+    text = "".join(text.split()).replace("(", "（").replace(")", "）")
+    return re.sub(r"（含[^（）]*）$", "", text)
 
 
 class LateCaseKind(enum.StrEnum):
@@ -174,10 +196,38 @@ class EnrollmentWindow(Period):
         return self.end
 
 
+class CurrentYearTerms(_Strict):
+    """当年度: what a newborn of the campaign's own year pays and gets when the parents choose that year
+    rather than the campaign's coverage year (Hefei: 新生儿可参加当年度及下一年度城乡居民医保). Used only
+    where no policy file of that year is loaded (a policy of the year itself, when there is one, decides)."""
+
+    coverage_year: int = Field(ge=2000, le=2100)
+    contribution: Contribution
+    coverage: Period
+    late_case: LateCase = Field(
+        description="The newborn rule of that year: months from birth and the charges"
+    )
+    assumptions: list[str] = Field(
+        min_length=1, description="What the document leaves unsaid and this file assumes, in words"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.late_case.kind is not LateCaseKind.NEWBORN:
+            raise ValueError("current_year.late_case: kind must be newborn")
+        if self.coverage.start.year != self.coverage_year:
+            raise ValueError(f"current_year.coverage.start is not in {self.coverage_year}")
+        return self
+
+
 class Newborns(_Strict):
     """Which coverage years a newborn may enroll for, relative to the year of birth."""
 
     may_enroll_for: list[Literal["birth_year", "next_year"]] = Field(min_length=1)
+    current_year: CurrentYearTerms | None = Field(
+        default=None,
+        description="当年度 terms for newborns choosing the campaign's own year (next_year only)",
+    )
 
     def allows(self, birth_year: int, coverage_year: int) -> bool:
         offsets = {"birth_year": 0, "next_year": 1}
@@ -223,6 +273,29 @@ class SubsidyRosters(_Strict):
         People qualifying after it are additions (新增)."""
         return self.identification_date or self.main_roster_due
 
+    def main_roster_period(self, policy: "Policy") -> tuple[date | None, date]:
+        """认定日期 a main-roster row (附件4) may carry: anyone identified up to the cut-off, inclusive
+        (no lower bound: a status held since long ago counts). Without a cut-off, any day up to the coverage's
+        end."""
+        return None, self.cut_off or policy.coverage.end
+
+    def additions_period(self, policy: "Policy") -> tuple[date, date]:
+        """认定日期 an addition (附件6) may carry: the dynamic-additions period the policy gives, else from
+        the day after the cut-off (or the window's opening) until the coverage period ends."""
+        if self.dynamic_additions is not None:
+            return self.dynamic_additions.start, self.dynamic_additions.end
+        start = self.cut_off + timedelta(days=1) if self.cut_off else policy.enrollment_window.start
+        return start, policy.coverage.end
+
+    @model_validator(mode="after")
+    def _main_and_additions_meet(self) -> Self:
+        """The main roster and the additions meet without a gap or an overlap."""
+        cut_off = self.cut_off
+        additions = self.dynamic_additions
+        if additions is not None and cut_off is not None and additions.start != cut_off + timedelta(days=1):
+            raise ValueError(f"dynamic_additions must start the day after the cut-off {cut_off}")
+        return self
+
 
 class Targets(_Strict):
     """目标任务: the coverage the campaign aims at, and 应保尽保 for subsidised people (percent)."""
@@ -251,6 +324,10 @@ class Policy(_Strict):
     subsidy_rosters: SubsidyRosters = Field(default_factory=SubsidyRosters)
     student_rosters: StudentRosters = Field(default_factory=StudentRosters)
     targets: Targets = Field(default_factory=Targets)
+    newborns_only: bool = Field(
+        default=False,
+        description="Only newborns enroll under it, always as the newborn late case (a current year's terms)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -276,6 +353,16 @@ class Policy(_Strict):
         for extension in self.enrollment_window.extensions:
             if extension.end < self.enrollment_window.end:
                 raise ValueError(f"extension {extension.group} ends before the window does")
+        names = [n for c in self.subsidy_categories for n in {normalise_category_text(n) for n in c.names}]
+        ambiguous = sorted({n for n in names if names.count(n) > 1})
+        if ambiguous:
+            raise ValueError(f"subsidy_categories: names given to two categories {ambiguous}")
+        current = self.newborns.current_year
+        if current is not None:
+            if "next_year" not in self.newborns.may_enroll_for:
+                raise ValueError("newborns.current_year needs `next_year` in newborns.may_enroll_for")
+            if current.coverage_year != self.coverage_year - 1:
+                raise ValueError(f"newborns.current_year.coverage_year must be {self.coverage_year - 1}")
         return self
 
     def has_township(self, region_code: str, name: str) -> bool:
@@ -295,6 +382,43 @@ class Policy(_Strict):
 
     def category(self, code: str) -> SubsidyCategory | None:
         return next((c for c in self.subsidy_categories if c.code == code), None)
+
+    def find_category(self, text: str) -> SubsidyCategory | None:
+        """The category a text names: its code, its name, an alias, or a group it includes
+        (事实无人抚养儿童 is counted with 特困人员), written with or without spaces and a （含…） tail.
+        The one resolver for every place a category is given: assignments, rosters, reports."""
+        wanted = normalise_category_text(text)
+        for category in self.subsidy_categories:
+            if wanted in (normalise_category_text(n) for n in category.names):
+                return category
+        return None
+
+    def current_year_policy(self) -> "Policy | None":
+        """当年度 for newborns: the campaign's own year on the terms `newborns.current_year` gives, as a
+        policy of its own that only newborns enroll under (its window opens with this campaign's)."""
+        current = self.newborns.current_year
+        if current is None:
+            return None
+        return Policy(
+            policy_id=f"{self.policy_id}-newborns-{current.coverage_year}",
+            name=f"{self.name}（新生儿参加{current.coverage_year}年度）",
+            source_document=self.source_document,
+            coverage_year=current.coverage_year,
+            regions=self.regions,
+            townships=self.townships,
+            eligibility=self.eligibility,
+            contribution=current.contribution,
+            enrollment_window=EnrollmentWindow(
+                start=min(self.enrollment_window.start, current.coverage.end), end=current.coverage.end
+            ),
+            coverage=current.coverage,
+            subsidy_categories=self.subsidy_categories,
+            late_cases=[current.late_case],
+            newborns=Newborns(may_enroll_for=["birth_year"]),
+            refunds=self.refunds,
+            targets=self.targets,
+            newborns_only=True,
+        )
 
     def late_case(self, kind: LateCaseKind) -> LateCase | None:
         return next((c for c in self.late_cases if c.kind == kind), None)

@@ -22,6 +22,7 @@ from registry.policy.errors import (
     LateCaseEvidenceMissing,
     LateCaseExpired,
     LateCaseNotInPolicy,
+    NewbornsOnlyYear,
     NewbornYearNotAllowed,
     UnknownTownship,
     UnknownVillage,
@@ -36,6 +37,7 @@ from registry.policy.models import (
     SubsidyCategory,
     SubsidyKind,
 )
+from shared.money import format_fen
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,22 @@ def terms(
     """The window rules and late cases of the policy, applied on the business date `today`."""
     window = policy.enrollment_window
     if window_extension is not None and window_extension not in {e.group for e in window.extensions}:
-        raise UnknownWindowExtension({"window_extension": window_extension})
+        raise UnknownWindowExtension(
+            {"window_extension": window_extension, "accepted": [e.group for e in window.extensions]}
+        )
     if today < window.start:
         raise EnrollmentWindowNotOpen({"opens": window.start.isoformat()})
+    if policy.newborns_only:
+        # 当年度 for newborns: no window of its own, the newborn rule from the day it opens.
+        if birth_date.year != policy.coverage_year:
+            raise NewbornsOnlyYear(
+                {"coverage_year": policy.coverage_year, "open_year": policy.coverage_year + 1}
+            )
+        if today > policy.coverage.end:
+            raise CoverageYearOver({"coverage_end": policy.coverage.end.isoformat()})
+        if claim is not None and claim.kind is not LateCaseKind.NEWBORN:
+            raise LateCaseNotInPolicy({"late_case": claim.kind.value, "late_cases": late_cases_of(policy)})
+        return _late_terms(policy, today, birth_date, set(held), claim or LateClaim(LateCaseKind.NEWBORN))
     window_end = window.end_for(window_extension)
     if today <= window_end:
         start = policy.coverage.start
@@ -178,14 +193,34 @@ def terms(
     if today > policy.coverage.end:
         raise CoverageYearOver({"coverage_end": policy.coverage.end.isoformat()})
     if claim is None:
-        raise EnrollmentWindowClosed({"closed": window_end.isoformat()})
+        raise EnrollmentWindowClosed({"closed": window_end.isoformat(), "late_cases": late_cases_of(policy)})
     return _late_terms(policy, today, birth_date, set(held), claim)
+
+
+def newborn_choice(policy: Policy, today: date, birth_date: date) -> dict[str, object]:
+    """What enrolling a newborn for the policy's year would cost and cover today, before any subsidy: one of
+    the choices a refusal lays out for parents who did not say which year."""
+    found = terms(policy, today, birth_date, (), None, LateClaim(LateCaseKind.NEWBORN))
+    charged = price(policy, (), found.charge)
+    return {
+        "coverage_year": policy.coverage_year,
+        "policy": policy.name,
+        "personal_due": format_fen(charged.personal_due_fen),
+        "coverage_start": (found.coverage_start or policy.coverage.start).isoformat(),
+        "coverage_end": policy.coverage.end.isoformat(),
+        "payable_until": found.payable_until.isoformat(),
+    }
+
+
+def late_cases_of(policy: Policy) -> list[dict[str, str]]:
+    """The late-enrollment cases a policy allows, as a refusal lists them for the person."""
+    return [{"kind": c.kind.value, "name": c.name} for c in policy.late_cases]
 
 
 def _late_terms(policy: Policy, today: date, birth_date: date, held: set[str], claim: LateClaim) -> Terms:
     case = policy.late_case(claim.kind)
     if case is None:
-        raise LateCaseNotInPolicy({"late_case": claim.kind.value})
+        raise LateCaseNotInPolicy({"late_case": claim.kind.value, "late_cases": late_cases_of(policy)})
     event_date = _event_date(policy, today, birth_date, held, claim)
     charge = case.charge_within
     payable_until = policy.coverage.end
@@ -213,8 +248,13 @@ def _event_date(policy: Policy, today: date, birth_date: date, held: set[str], c
     """The date a late case counts from, after checking the evidence it needs."""
     if claim.kind is LateCaseKind.NEWBORN:
         if not policy.newborns.allows(birth_date.year, policy.coverage_year):
+            offsets = {"birth_year": 0, "next_year": 1}
             raise NewbornYearNotAllowed(
-                {"birth_year": birth_date.year, "may_enroll_for": policy.newborns.may_enroll_for}
+                {
+                    "birth_year": birth_date.year,
+                    "may_enroll_for": policy.newborns.may_enroll_for,
+                    "coverage_years": [birth_date.year + offsets[c] for c in policy.newborns.may_enroll_for],
+                }
             )
         return birth_date
     if claim.kind is LateCaseKind.NEWLY_SUBSIDISED:

@@ -15,6 +15,10 @@ class CategoryProgress(BaseModel):
 
     category: str
     category_name: str
+    category_label: str = Field(
+        description="The name as the attachments list it, with the groups it includes: 特困人员（含孤儿、…）"
+    )
+    includes: list[str] = Field(description="Groups counted in the category (含…), e.g. 事实无人抚养儿童")
     holders: int
     enrolled: int
     rate: Percent | None = Field(description="enrolled ÷ holders, percent; none without holders")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.enrollment.service import Registry
 from registry.policy.models import Policy
 from registry.progress import reading, repository
-from registry.progress.errors import ProgressBaselineTooLarge
+from registry.progress.errors import ProgressBaselineInvalid, ProgressBaselineTooLarge
 from registry.progress.models import ProgressBaseline, UnitKind
 from registry.progress.reading import FIGURES, BaselineRow
 from registry.progress.schemas import (
@@ -105,7 +105,7 @@ async def replace_baseline(
             tabular.spool,
             source,
             Path(directory),
-            Path(filename).suffix,
+            tabular.upload_suffix(filename, ProgressBaselineInvalid),
             BASELINE_MAX_BYTES,
             ProgressBaselineTooLarge,
         )
@@ -282,6 +282,8 @@ def _categories(policy: Policy, holders: dict[str, int], enrolled: dict[str, int
             CategoryProgress(
                 category=category.code,
                 category_name=category.name,
+                category_label=category.label,
+                includes=category.includes,
                 holders=held,
                 enrolled=done,
                 rate=rate,

@@ -23,7 +23,7 @@ from registry.settings import RegistrySettings
 from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import DomainError
-from shared.tabular import count_lines
+from shared.tabular import configure, count_lines
 
 cli = typer.Typer(help="Department rosters (花名册)", no_args_is_help=True)
 console = Console()
@@ -61,10 +61,12 @@ async def _work(
     total: int,
     done: Callable[[RosterUpload], int],
 ) -> None:
+    settings = RegistrySettings()
+    configure(settings.file_limits)
     worker = service.RosterWorker(
         lambda: sessionmaker,
         lambda: registry,
-        RegistrySettings().roster_chunk_rows,
+        settings.roster_chunk_rows,
         owner=f"cli@{socket.gethostname()}",
     )
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -100,6 +102,7 @@ def import_roster(
 ) -> None:
     """Store and validate a roster file; it then waits for approval (`roster approve`)."""
     request = service.UploadRequest(kind, region, year, category, department, by, file.name)
+    configure(RegistrySettings().file_limits)  # as the service reads files from outside
     try:
         upload = asyncio.run(_import(file, request, count_lines(file)))
     except DomainError as exc:

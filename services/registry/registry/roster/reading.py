@@ -27,6 +27,7 @@ COLUMNS: dict[str, str] = {
     "村居委会": "village",
     "社区(村)": "village",
     "村民组": "group",
+    "户号": "household_no",  # 户籍人口: people of one registered household share it
     "备注": "note",
     "人员类别": "category",
     "新增原因": "reason",
@@ -46,6 +47,8 @@ COLUMNS: dict[str, str] = {
     "学号": "student_no",
 }
 HEADER_SCAN_ROWS = 20
+# Distinct 人员类别 texts noted at intake (to judge a department's access); more means a mixed file anyway.
+MAX_NAMED_CATEGORIES = 64
 _CATEGORY_LINE = re.compile(r"人员类别[:：]\s*(\S+)")
 
 
@@ -58,6 +61,8 @@ class Sheet:
     sheet_category: str | None
     header_row: int
     rows: Iterator[tuple[int, list[str]]] = field(repr=False)
+    # The 人员类别 texts of the rows, as read through by `open_whole` (at most MAX_NAMED_CATEGORIES + 1).
+    named_categories: set[str] = field(default_factory=set)
 
     def values(self, cells: list[str]) -> dict[str, str]:
         return {name: (cells[i] if i < len(cells) else "").strip() for name, i in self.columns.items()}
@@ -85,3 +90,20 @@ def open_sheet(path: Path, filename: str, required: set[str]) -> Sheet:
         if row_no >= HEADER_SCAN_ROWS:
             break
     raise RosterFileInvalid({"reason": "header_not_found", "needs": ["姓名", "身份证号码"]})
+
+
+def open_whole(path: Path, filename: str, required: set[str]) -> Sheet:
+    """The sheet as `open_sheet` finds it, once every row was read within the file limits: a file beyond them
+    is refused at intake, whole, rather than halfway through validation."""
+    sheet = open_sheet(path, filename, required)
+    column = sheet.columns.get("category")
+    tabular.read_through(sheet.rows if column is None else _noting_categories(sheet, column))
+    return sheet
+
+
+def _noting_categories(sheet: Sheet, column: int) -> Iterator[tuple[int, list[str]]]:
+    for row_no, cells in sheet.rows:
+        text = cells[column].strip() if column < len(cells) else ""
+        if text and len(sheet.named_categories) <= MAX_NAMED_CATEGORIES:
+            sheet.named_categories.add(text)
+        yield row_no, cells

@@ -38,7 +38,8 @@ router = APIRouter(prefix="/v1/rosters", tags=["rosters"])
     summary="Upload a department roster (花名册): .xlsx or .csv (UTF-8 or GBK/GB18030)",
     description="Validated in the background: poll the upload until `validated`, read the report, then "
     "approve or reject. Sending the same file again for the same purpose returns the first upload (200) and "
-    "changes nothing.",
+    "changes nothing. A department's access is judged by the categories in the file (the `category` field, a "
+    "人员类别：… title line, or the 人员类别 column): all must be its own, one per upload.",
     responses=error_responses(
         *AREA_ERRORS,
         RosterFileInvalid,
@@ -65,7 +66,7 @@ async def upload_roster(
     uploaded_by: Annotated[str, Form(min_length=1, max_length=64)],
     category: Annotated[str | None, Form(max_length=64)] = None,
 ) -> UploadOut:
-    _in_area(access, region_code, category or kind.value)
+    access.require_region(region_code)
     settings: RegistrySettings = request.app.state.settings
     upload, created = await service.receive(
         session,
@@ -79,6 +80,7 @@ async def upload_roster(
             department=department,
             uploaded_by=uploaded_by,
             filename=file.filename or "roster",
+            sender_categories=access.principal.categories if access.role is Role.DEPARTMENT else None,
         ),
         file.file,
         settings.roster_max_bytes,

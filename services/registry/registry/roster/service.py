@@ -31,7 +31,7 @@ from registry.people import service as people
 from registry.people.models import DocumentType
 from registry.people.schemas import PersonIn
 from registry.policy.errors import UnknownSubsidyCategory
-from registry.policy.models import EligibilityKind, Payer
+from registry.policy.models import EligibilityKind, Payer, Policy, SubsidyCategory
 from registry.population import service as population
 from registry.roster import repository
 from registry.roster.errors import (
@@ -45,7 +45,7 @@ from registry.roster.errors import (
     RosterUploadNotFound,
 )
 from registry.roster.models import RosterKind, RosterRow, RosterUpload, RowStatus, UploadStatus
-from registry.roster.reading import open_sheet
+from registry.roster.reading import open_sheet, open_whole
 from registry.roster.validation import (
     REQUIRED,
     REVIEWABLE,
@@ -64,6 +64,7 @@ from registry.subsidy import service as subsidy_service
 from registry.subsidy.errors import SubsidyAlreadyAssigned
 from registry.subsidy.schemas import AssignmentCreate
 from shared import tabular
+from shared.auth import OutsideArea
 from shared.clock import utc_now
 from shared.db import statistics_stale_after
 from shared.errors import DomainError
@@ -83,6 +84,8 @@ class UploadRequest:
     department: str
     uploaded_by: str
     filename: str
+    # A department's own categories: the file's categories must be among them. None: staff (any category).
+    sender_categories: frozenset[str] | None = None
 
 
 async def receive(
@@ -100,8 +103,14 @@ async def receive(
     if request.category is not None:
         category = find_category(policy, request.category)
         if category is None:
-            raise UnknownSubsidyCategory({"category": request.category})
-    suffix = Path(request.filename).suffix.lower()
+            raise UnknownSubsidyCategory(
+                {"category": request.category, "known": [c.code for c in policy.subsidy_categories]}
+            )
+    # A department sends its own categories, or its own kinds of roster (e.g. `student`); what a subsidy
+    # roster holds without the field is known once the file is read.
+    if category is not None or request.kind not in SUBSIDY_KINDS:
+        _may_send(request, {category.code if category else request.kind.value})
+    suffix = tabular.upload_suffix(request.filename, RosterFileInvalid)
     # File work runs in a thread: a large upload must not stall the event loop.
     digest, temp_path = await asyncio.to_thread(
         tabular.spool, stream, roster_dir, suffix, max_bytes, RosterTooLarge
@@ -113,12 +122,16 @@ async def receive(
     try:
         existing = await repository.by_fingerprint(session, fingerprint)
         if existing is not None:
+            _may_send(request, {existing.category_code or existing.kind.value})
             return existing, False
-        sheet = await asyncio.to_thread(open_sheet, temp_path, request.filename, REQUIRED[request.kind])
+        sheet = await asyncio.to_thread(open_whole, temp_path, request.filename, REQUIRED[request.kind])
         if request.kind in SUBSIDY_KINDS and category is None and "category" not in sheet.columns:
             category = find_category(policy, sheet.sheet_category) if sheet.sheet_category else None
             if category is None:
                 raise RosterCategoryRequired({"sheet_category": sheet.sheet_category})
+        if request.kind in SUBSIDY_KINDS and request.sender_categories is not None:
+            named = sheet.named_categories | ({sheet.sheet_category} if sheet.sheet_category else set())
+            category = _department_category(policy, request, category, named)
         upload_id = str(uuid.uuid4())
         stored = roster_dir / f"{upload_id}{suffix}"
         upload = RosterUpload(
@@ -148,6 +161,43 @@ async def receive(
         return upload, True
     finally:
         await asyncio.to_thread(temp_path.unlink, missing_ok=True)
+
+
+def _may_send(request: UploadRequest, codes: set[str]) -> None:
+    """A department sends rosters of its own categories (or kinds, e.g. `student`) only."""
+    if request.sender_categories is None:
+        return
+    outside = sorted(codes - request.sender_categories)
+    if outside:
+        raise OutsideArea(
+            {"category_codes": outside, "your_categories": sorted(request.sender_categories)},
+            zh=f"花名册的人员类别（{'、'.join(outside)}）不在本部门负责的类别内（见 your_categories）；"
+            "请只报送本部门负责的类别，其他类别由负责部门报送",
+            en=f"The roster's categories ({', '.join(outside)}) are not among your department's "
+            "(`your_categories`); send only your own, others are sent by the departments responsible",
+        )
+
+
+def _department_category(
+    policy: Policy, request: UploadRequest, given: SubsidyCategory | None, named: set[str]
+) -> SubsidyCategory:
+    """A department's subsidy roster is judged by the categories in the file: the one given with the upload
+    or in a 人员类别 title line, and every one its 人员类别 column names; all must be the department's. As the
+    attachments lay rosters out (人员类别 per roster), one upload holds one category."""
+    found = {c.code: c for c in (policy.find_category(text) for text in named) if c is not None}
+    if given is not None:
+        found[given.code] = given
+    _may_send(request, set(found))
+    if len(found) == 1:
+        return next(iter(found.values()))
+    raise RosterCategoryRequired(
+        {"field": "category", "categories_in_file": sorted(found)},
+        zh="部门报送的资助花名册每份一个人员类别（附件4-7 的“人员类别：”）：请填写 category 字段，"
+        "或在表头上方写明“人员类别：…”，或在“人员类别”列中只填一个类别；多个类别请分别上传",
+        en="A department's subsidy roster holds one category, as the attachments lay it out: give the "
+        "`category` field, a 人员类别：… line above the header, or one category in the 人员类别 column; send "
+        "several categories as several uploads",
+    )
 
 
 async def get(session: AsyncSession, upload_id: str) -> RosterUpload:
@@ -464,7 +514,8 @@ async def apply_rows(
     assigned = await subsidy_service.assign_many(
         session,
         registry,
-        [
+        within=frozenset({upload.region_code}),
+        requests=[
             AssignmentCreate(
                 person=_person_in(row),
                 region_code=upload.region_code,
@@ -560,6 +611,7 @@ async def _record_residents(
             row.values.get("village") or None,
             row.values.get("group") or None,
             f"{upload.department} {upload.id} 第{row.row_no}行",
+            row.values.get("household_no") or None,
         )
         for row, person in zip(rows, found, strict=True)
         if not isinstance(person, DomainError)
@@ -604,6 +656,11 @@ async def _reduce(
     if assignment is None:
         return "not_held"
     _, outcome = await subsidy_service.remove(
-        session, registry, assignment.id, upload.reviewed_by or upload.uploaded_by, values["reason"]
+        session,
+        registry,
+        assignment.id,
+        upload.reviewed_by or upload.uploaded_by,
+        values["reason"],
+        within=frozenset({upload.region_code}),
     )
     return f"removed:{outcome}"

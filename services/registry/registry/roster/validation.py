@@ -10,6 +10,7 @@ from registry.policy.errors import UnknownSubsidyCategory, UnknownTownship, Unkn
 from registry.policy.models import Policy, SubsidyCategory
 from registry.roster.models import RosterKind
 from shared.errors import DomainError
+from shared.fields import has_invisible_characters
 from shared.tabular import parse_date
 
 REQUIRED: dict[RosterKind, set[str]] = {
@@ -24,6 +25,7 @@ REQUIRED: dict[RosterKind, set[str]] = {
 }
 SUBSIDY_KINDS = {RosterKind.SUBSIDY, RosterKind.SUBSIDY_ADDITION, RosterKind.SUBSIDY_REDUCTION}
 STUDENT_KINDS = {RosterKind.STUDENT, RosterKind.UNIVERSITY}
+HOUSEHOLD_NO_MAX = 32  # registered_residents.household_no
 SCHOOL_NAME_MAX = 64
 
 
@@ -36,11 +38,9 @@ def from_error(column: str, error: type[DomainError] | DomainError) -> dict[str,
 
 
 def find_category(policy: Policy, text: str) -> SubsidyCategory | None:
-    """A category named by its code, its name, or a group it includes (孤儿 counts as 特困人员)."""
-    for category in policy.subsidy_categories:
-        if text in (category.code, category.name) or text in category.includes:
-            return category
-    return None
+    """A category named by its code, its name, an alias or a group it includes (孤儿 counts as 特困人员):
+    the policy's one resolver."""
+    return policy.find_category(text)
 
 
 @dataclass
@@ -72,6 +72,15 @@ class RowRules:
                         self.column(field), "missing_value", "此项不能为空", "This cell must not be empty"
                     )
                 )
+        if has_invisible_characters(values.get("name", "")):
+            problems.append(
+                problem(
+                    self.column("name"),
+                    "name_invalid_characters",
+                    "姓名含有控制字符、零宽字符或文字方向控制符",
+                    "The name contains control, zero-width or bidirectional-override characters",
+                )
+            )
         id_number: str | None = None
         if values.get("id_number"):
             try:
@@ -96,6 +105,15 @@ class RowRules:
             problems.extend(self._judge_date(values["event_date"], out))
         elif self.kind is RosterKind.SUBSIDY_ADDITION:
             problems.extend(self._judge_date(self.today.isoformat(), out))
+        if len(values.get("household_no", "")) > HOUSEHOLD_NO_MAX:
+            problems.append(
+                problem(
+                    self.column("household_no"),
+                    "value_too_long",
+                    f"户号不能超过 {HOUSEHOLD_NO_MAX} 个字符",
+                    f"A household number has at most {HOUSEHOLD_NO_MAX} characters",
+                )
+            )
         if len(values.get("school", "")) > SCHOOL_NAME_MAX:
             problems.append(
                 problem(
@@ -117,23 +135,59 @@ class RowRules:
                 )
             ]
         out["event_date"] = day.isoformat()
-        window = self._allowed_period()
-        if day > self.today or not window[0] <= day <= window[1]:
+        if day > self.today:
             return [
                 problem(
                     column,
                     "date_outside_cutoff",
-                    f"日期须在 {window[0]} 至 {min(window[1], self.today)} 之间",
-                    f"The date must fall between {window[0]} and {min(window[1], self.today)}",
+                    f"认定日期 {day} 晚于今天（{self.today}），请填写已认定的日期",
+                    f"The date {day} is after today ({self.today}): give the day the person was identified",
                 )
             ]
-        return []
-
-    def _allowed_period(self) -> tuple[date, date]:
         rosters = self.policy.subsidy_rosters
-        if self.kind is RosterKind.SUBSIDY_ADDITION and rosters.dynamic_additions is not None:
-            return rosters.dynamic_additions.start, rosters.dynamic_additions.end  # Jing: 10-01 .. 12-31
-        return self.policy.enrollment_window.start, self.policy.coverage.end  # Hefei: monthly, all year
+        if self.kind is RosterKind.SUBSIDY_ADDITION:
+            start, end = rosters.additions_period(self.policy)
+            if day < start:
+                return [
+                    problem(
+                        column,
+                        "date_outside_cutoff",
+                        f"新增资助参保人员的认定时间须在 {start} 至 {end} 之间；{start} 以前认定的人员"
+                        "请报资助参保人员花名册（kind=subsidy）",
+                        f"Additions are people identified from {start} to {end}; people identified before "
+                        f"{start} belong on the main roster (kind=subsidy)",
+                    )
+                ]
+            if day > end:
+                return [_after_the_year(column, start, end)]
+            return []
+        _, end = rosters.main_roster_period(self.policy)
+        if day <= end:
+            return []
+        if self.kind is RosterKind.SUBSIDY and rosters.cut_off is not None:
+            return [
+                problem(
+                    column,
+                    "date_outside_cutoff",
+                    f"资助参保人员的认定时间以 {end} 为准：本花名册只收 {end} 及以前认定的人员；"
+                    "其后新认定的请报新增资助参保人员花名册（kind=subsidy_addition）",
+                    f"The main roster holds people identified up to {end}, inclusive; people identified "
+                    "after it belong on the additions roster (kind=subsidy_addition)",
+                )
+            ]
+        return [_after_the_year(column, None, end)]
+
+
+def _after_the_year(column: str, start: date | None, end: date) -> dict[str, str]:
+    since = f"{start} 至 " if start else ""
+    since_en = f"from {start} " if start else ""
+    return problem(
+        column,
+        "date_outside_cutoff",
+        f"认定日期须在 {since}{end} 之间（本参保年度）；之后的变动请按下一年度的花名册报送",
+        f"The date must fall {since_en}until {end} (this coverage year); later changes go on next year's "
+        "rosters",
+    )
 
 
 def name_mismatch(column: str) -> dict[str, str]:

@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from registry.enrollment.dependencies import RegistryContext
+from registry.enrollment.service import Registry
 from registry.people import repository as people_repository
 from registry.people import service as people
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch, PersonNotFound
@@ -57,10 +58,11 @@ router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
 async def assign_category(
     body: AssignmentCreate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> AssignmentOut:
-    _in_area(access, body.region_code, body.category)
+    code = _category_in_area(access, registry, body.region_code, body.coverage_year, body.category)
     access.touch(body.person.id_number.strip().upper(), "subsidy-assignment")
-    assignment, outcome = await service.assign(session, registry, body)
-    return AssignmentOut.of(assignment, outcome)
+    request = body.model_copy(update={"category": code})
+    assignment, outcome = await service.assign(session, registry, request, within=access.regions_filter())
+    return AssignmentOut.of(assignment, outcome, named_as=body.category)
 
 
 @router.post(
@@ -81,7 +83,9 @@ async def remove_category(
         _in_area(access, found.region_code, found.category_code)
         person = await people_repository.get(session, found.person_id)
         access.touch(person.document_number if person else None, f"subsidy-assignment:{found.id}")
-    assignment, outcome = await service.remove(session, registry, assignment_id, body.removed_by, body.reason)
+    assignment, outcome = await service.remove(
+        session, registry, assignment_id, body.removed_by, body.reason, within=access.regions_filter()
+    )
     return AssignmentOut.of(assignment, outcome)
 
 
@@ -99,7 +103,7 @@ async def township_summary(
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     category: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> TownshipSummary:
-    _in_area(access, region_code, category)
+    category = _category_in_area(access, registry, region_code, coverage_year, category)
     return await service.township_summary(session, registry, region_code, coverage_year, category)
 
 
@@ -120,7 +124,7 @@ async def township_summaryxlsx_response(
     coverage_year: Annotated[int, Query(ge=2000, le=2100)],
     category: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> Response:
-    _in_area(access, region_code, category)
+    category = _category_in_area(access, registry, region_code, coverage_year, category)
     summary = await service.township_summary(session, registry, region_code, coverage_year, category)
     policy = registry.policies.find(region_code, coverage_year)
     return xlsx_response(
@@ -150,11 +154,11 @@ async def rosterxlsx_response(
     category: Annotated[str, Query(min_length=1, max_length=64)],
     layout: RosterLayout = RosterLayout.MAIN,
 ) -> Response:
-    _in_area(access, region_code, category)
+    category = _category_in_area(access, registry, region_code, coverage_year, category)
     policy, found, entries = await service.roster(
         session, registry, region_code, coverage_year, category, layout
     )
-    content = roster_workbook(layout, policy.name, found.name, entries, registry.clock.today())
+    content = roster_workbook(layout, policy.name, found.label, entries, registry.clock.today())
     return xlsx_response(content, f"{policy.name}-{found.name}-{layout.value}.xlsx")
 
 
@@ -237,6 +241,18 @@ async def list_categories(
     assignments = await repository.for_person(session, person.id, coverage_year)
     access.touch(person.document_number, "subsidy-assignments")
     return AssignmentList(items=[AssignmentOut.of(a) for a in assignments if _within(access, a)])
+
+
+def _category_in_area(
+    access: Access, registry: Registry, region_code: str, coverage_year: int, category: str
+) -> str:
+    """The code of the category a request names (by code, document name, alias or included group), once the
+    caller is known to act for the region and, a department, for that category."""
+    access.require_region(region_code)
+    policy = registry.policies.find(region_code, coverage_year)
+    code = service.resolve_category(policy, category).code
+    access.require_category(code)
+    return code
 
 
 def _in_area(access: Access, region_code: str, category: str | None) -> None:

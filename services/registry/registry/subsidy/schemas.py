@@ -22,7 +22,13 @@ class AssignmentCreate(BaseModel):
         pattern=REGION_CODE_PATTERN, description="Chooses the policy, with coverage_year"
     )
     coverage_year: int = Field(ge=2000, le=2100)
-    category: str = Field(min_length=1, max_length=64, examples=["minimum_living"])
+    category: str = Field(
+        min_length=1,
+        max_length=64,
+        examples=["minimum_living", "低保对象", "事实无人抚养儿童"],
+        description="The category's code, its name in the documents, an alias the policy lists, or a group "
+        "it includes (事实无人抚养儿童 is counted with 特困人员)",
+    )
     evidence_ref: Text = Field(description="Reference of the certifying department's document")
     effective_date: date | None = Field(default=None, description="When the person qualified; default today")
     assigned_by: Actor = Field(description="The staff member who records it")
@@ -58,6 +64,11 @@ class AssignmentOut(BaseModel):
     removed_at: datetime | None
     removed_by: str | None
     removal_reason: str | None
+    named_as: str | None = Field(
+        default=None,
+        description="On creation: the name the category was given by, when not its code "
+        "(e.g. 事实无人抚养儿童)",
+    )
     enrollment: RepriceOutcome | None = Field(
         default=None,
         description="What the change did to the person's enrollment for the year: repriced (unpaid), "
@@ -66,8 +77,11 @@ class AssignmentOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, a: SubsidyAssignment, outcome: RepriceOutcome | None = None) -> "AssignmentOut":
+    def of(
+        cls, a: SubsidyAssignment, outcome: RepriceOutcome | None = None, named_as: str | None = None
+    ) -> "AssignmentOut":
         return cls(
+            named_as=named_as if named_as != a.category_code else None,
             assignment_id=a.id,
             region_code=a.region_code,
             coverage_year=a.coverage_year,
@@ -105,6 +119,10 @@ class TownshipSummary(BaseModel):
     coverage_year: int
     category: str
     category_name: str
+    category_label: str = Field(
+        description="As attachment 5's 人员类别 line: the name with the groups it includes"
+    )
+    includes: list[str] = Field(description="Groups counted in the category (含…)")
     rows: list[TownshipCount]
     total: int = Field(description="The sum of the rows, computed here")
 

@@ -34,24 +34,50 @@ from registry.subsidy.schemas import (
     TownshipCount,
     TownshipSummary,
 )
+from shared.auth import OutsideArea
 from shared.errors import DomainError
 from shared.logging import mask_id_number
 
 
+def resolve_category(policy: Policy, text: str) -> SubsidyCategory:
+    """The category a text names (code, document name, alias, included group), or UnknownSubsidyCategory
+    listing what the policy knows."""
+    found = policy.find_category(text)
+    if found is None:
+        raise UnknownSubsidyCategory(
+            {
+                "category": text,
+                "known": [c.code for c in policy.subsidy_categories],
+                "names": [c.label for c in policy.subsidy_categories],
+            }
+        )
+    return found
+
+
 async def assign(
-    session: AsyncSession, registry: enrollments.Registry, request: AssignmentCreate
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    request: AssignmentCreate,
+    *,
+    within: frozenset[str] | None = None,
 ) -> tuple[SubsidyAssignment, RepriceOutcome]:
-    (result,) = await assign_many(session, registry, [request])
+    (result,) = await assign_many(session, registry, [request], within=within)
     if isinstance(result, DomainError):
         raise result
     return result
 
 
 async def assign_many(
-    session: AsyncSession, registry: enrollments.Registry, requests: Sequence[AssignmentCreate]
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    requests: Sequence[AssignmentCreate],
+    *,
+    within: frozenset[str] | None = None,
 ) -> list[tuple[SubsidyAssignment, RepriceOutcome] | DomainError]:
     """Assign each request's category, or say why not, and reprice the enrollments concerned: one staff
-    assignment and a department roster take the same path."""
+    assignment and a department roster take the same path. `within`: the regions whose enrollments the
+    caller may reprice (a staff member's or department's area, a roster's region); a person enrolled
+    elsewhere is refused, since the assignment would change what they owe there."""
     today = registry.clock.today()
     results: list[tuple[SubsidyAssignment, RepriceOutcome] | DomainError | None] = [None] * len(requests)
     checked: list[tuple[int, AssignmentCreate, Identity, Policy]] = []
@@ -59,10 +85,7 @@ async def assign_many(
         try:
             identity = people.identify(request.person, today)
             policy = registry.policies.find(request.region_code, request.coverage_year)
-            if policy.category(request.category) is None:
-                raise UnknownSubsidyCategory(
-                    {"category": request.category, "known": [c.code for c in policy.subsidy_categories]}
-                )
+            request = request.model_copy(update={"category": resolve_category(policy, request.category).code})
             rules.check_place(policy, request.region_code, request.township, request.village)
         except DomainError as exc:
             results[i] = exc
@@ -74,12 +97,19 @@ async def assign_many(
     for year in sorted({policy.coverage_year for *_, policy in checked}):
         of_year = [(c, p) for c, p in zip(checked, found, strict=True) if c[3].coverage_year == year]
         person_ids = [p.id for _, p in of_year if not isinstance(p, DomainError)]
+        enrolled_in = {
+            e.person_id: e.region_code
+            for e in (await enrollments_repo.live_for_people(session, person_ids, year)).values()
+        }
         held = await repository.active_codes_many(session, person_ids, year)
         taken = {(person_id, code) for person_id, codes in held.items() for code in codes}
         added: list[tuple[int, SubsidyAssignment]] = []
         for (i, request, _, policy), person in of_year:
             if isinstance(person, DomainError):
                 results[i] = person
+                continue
+            if within is not None and enrolled_in.get(person.id, request.region_code) not in within:
+                results[i] = OutsideArea({"reason": "enrolled_outside_area"})
                 continue
             if (person.id, request.category) in taken:
                 results[i] = SubsidyAlreadyAssigned({"category": request.category, "coverage_year": year})
@@ -117,11 +147,23 @@ async def assign_many(
 
 
 async def remove(
-    session: AsyncSession, registry: enrollments.Registry, assignment_id: str, removed_by: str, reason: str
+    session: AsyncSession,
+    registry: enrollments.Registry,
+    assignment_id: str,
+    removed_by: str,
+    reason: str,
+    *,
+    within: frozenset[str] | None = None,
 ) -> tuple[SubsidyAssignment, RepriceOutcome]:
     assignment = await repository.get(session, assignment_id)
     if assignment is None:
         raise SubsidyAssignmentNotFound({"assignment_id": assignment_id})
+    if within is not None:
+        enrolled = await enrollments_repo.live_for_people(
+            session, [assignment.person_id], assignment.coverage_year
+        )
+        if any(e.region_code not in within for e in enrolled.values()):
+            raise OutsideArea({"reason": "enrolled_outside_area"})
     if assignment.removed_at is not None:
         raise SubsidyAssignmentAlreadyRemoved({"assignment_id": assignment_id})
     assignment.removed_at = registry.clock.now()
@@ -272,9 +314,7 @@ async def roster(
     cut-off (the identification date, or the main roster's due date), additions who qualified after it,
     reductions who were removed."""
     policy = registry.policies.find(region_code, coverage_year)
-    found = policy.category(category)
-    if found is None:
-        raise UnknownSubsidyCategory({"category": category})
+    found = resolve_category(policy, category)
     cut_off = policy.subsidy_rosters.cut_off
     entries = await repository.roster_entries(session, region_code, policy.coverage_year, found.code)
 
@@ -307,9 +347,7 @@ async def township_summary(
     session: AsyncSession, registry: enrollments.Registry, region_code: str, coverage_year: int, category: str
 ) -> TownshipSummary:
     policy = registry.policies.find(region_code, coverage_year)
-    found = policy.category(category)
-    if found is None:
-        raise UnknownSubsidyCategory({"category": category})
+    found = resolve_category(policy, category)
     counts = await repository.enrolled_per_township(session, region_code, policy.coverage_year, found.code)
     rows = [TownshipCount(township=name, enrolled=n) for name, n in per_township(policy, region_code, counts)]
     return TownshipSummary(
@@ -317,6 +355,8 @@ async def township_summary(
         coverage_year=policy.coverage_year,
         category=found.code,
         category_name=found.name,
+        category_label=found.label,
+        includes=found.includes,
         rows=rows,
         total=sum(r.enrolled for r in rows),
     )
