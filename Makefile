@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The compose specification's JSON Schema ships inside this PyPI wheel; the compose test validates against it.
 COMPOSE_WHEEL_DIR := $(VENV)/wheels
 
-.PHONY: install browser run test lint typecheck pytest bench schemas clean
+.PHONY: install browser run test test-fast lint typecheck pytest bench schemas clean
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ run: install
 	CANBAO_CLOCK_START=$(CLOCK) $(BIN)/canbao run
 
 test: install browser lint typecheck pytest
+
+# The edit loop: lint, types and every test that does not start the real processes (tests/e2e: the end-to-end,
+# fault, race and fuzz tests). `make test` stays the whole suite, and is what CI runs.
+test-fast: install lint typecheck
+	$(BIN)/pytest -n 2 --dist loadgroup --ignore=tests/e2e -q
 
 lint: install
 	$(BIN)/ruff check .
