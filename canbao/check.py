@@ -104,19 +104,23 @@ async def compare(
     held = await _standings(registry, REGISTRY_STANDINGS, report.region_codes, report.coverage_year)
     billed = await _standings(collection, COLLECTION_STANDINGS, report.region_codes, report.coverage_year)
     report.registry.listed, report.collection.listed = len(held), len(billed)
-    differences: list[Difference] = []
-    for enrollment_id in sorted(held.keys() | billed.keys()):
-        in_registry, in_collection = held.get(enrollment_id), billed.get(enrollment_id)
-        if in_collection is None:
-            kind = DifferenceKind.UNKNOWN_TO_COLLECTION
-        elif in_registry is None:
-            kind = DifferenceKind.UNKNOWN_TO_REGISTRY
-        elif in_registry != in_collection:
-            kind = DifferenceKind.STANDINGS_DIFFER
-        else:
-            continue
-        differences.append(Difference(enrollment_id, kind, in_registry, in_collection))
-    return differences
+    found = (difference_of(i, held.get(i), billed.get(i)) for i in sorted(held.keys() | billed.keys()))
+    return [d for d in found if d is not None]
+
+
+def difference_of(
+    enrollment_id: str, registry: EnrollmentStanding | None, collection: EnrollmentStanding | None
+) -> Difference | None:
+    """How one enrollment stands differently in the two services, if it does."""
+    if collection is None:
+        kind = DifferenceKind.UNKNOWN_TO_COLLECTION
+    elif registry is None:
+        kind = DifferenceKind.UNKNOWN_TO_REGISTRY
+    elif registry != collection:
+        kind = DifferenceKind.STANDINGS_DIFFER
+    else:
+        return None
+    return Difference(enrollment_id, kind, registry, collection)
 
 
 async def _backlog(client: httpx.AsyncClient) -> dict[str, Any]:

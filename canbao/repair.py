@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import structlog
 
-from canbao.check import Difference, DifferenceKind, republish
+from canbao.check import Difference, difference_of, republish
 from shared.clock import utc_now
 from shared.crosscheck import (
     IDS_LIMIT,
@@ -109,7 +109,7 @@ class Repairer:
         oldest_open: datetime | None = None
         due: list[str] = []
         for enrollment_id in ids:
-            difference = _difference(
+            difference = difference_of(
                 enrollment_id, held["registry"].get(enrollment_id), held["collection"].get(enrollment_id)
             )
             if difference is None:
@@ -139,20 +139,6 @@ class Repairer:
             del self.attempts[resolved]
         self.watermark = min(started - max(self.grace, self.overlap), oldest_open or started)
         return result
-
-
-def _difference(
-    enrollment_id: str, registry: EnrollmentStanding | None, collection: EnrollmentStanding | None
-) -> Difference | None:
-    if collection is None:
-        kind = DifferenceKind.UNKNOWN_TO_COLLECTION
-    elif registry is None:
-        kind = DifferenceKind.UNKNOWN_TO_REGISTRY
-    elif registry != collection:
-        kind = DifferenceKind.STANDINGS_DIFFER
-    else:
-        return None
-    return Difference(enrollment_id, kind, registry, collection)
 
 
 async def run(

@@ -24,7 +24,7 @@ def claimant(access: Access, region_code: str | None = None) -> people.Claimant:
     """Who names the people of this request: a resident names themselves by their verified identity and
     others only provisionally; staff and departments are official."""
     if access.is_resident:
-        own = (access.principal.id_number or "").strip().upper() or None
+        own = access.principal.id_number  # tokens carry it stripped and upper-cased
         return people.Claimant(access.principal.subject, own, official=False, region_code=region_code)
     return people.Claimant(access.principal.subject, region_code=region_code)
 
@@ -54,7 +54,7 @@ async def enrollment(session: AsyncSession, access: Access, record: Enrollment) 
 
 
 def _established_member(access: Access, household: Household | None) -> bool:
-    own = (access.principal.id_number or "").strip().upper()
+    own = access.principal.id_number
     return household is not None and any(
         m.established and m.person.document_number == own for m in household.members
     )

@@ -79,7 +79,7 @@ async def accept_invitation(
     household_id: str, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> HouseholdOut:
     await _household(session, access, household_id, established=False)
-    own = (access.principal.id_number or "").strip().upper()
+    own = access.principal.id_number or ""
     return HouseholdOut.of(await service.accept(session, registry, household_id, own))
 
 
@@ -92,7 +92,7 @@ async def accept_invitation(
 )
 async def refuse_invitation(household_id: str, session: DbSession, access: CurrentAccess) -> None:
     await _household(session, access, household_id, established=False)
-    await service.refuse(session, household_id, (access.principal.id_number or "").strip().upper())
+    await service.refuse(session, household_id, access.principal.id_number or "")
 
 
 @router.post(
