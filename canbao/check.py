@@ -172,6 +172,7 @@ async def run(
     collection_url: str,
     region_codes: list[str],
     coverage_year: int,
+    *,
     repair: bool,
     wait_s: float,
     requested_by: str,

@@ -200,7 +200,16 @@ def check(
 
     bearer = token or dev_token(Role.ADMIN, sub=operator)
     report = asyncio.run(
-        crosscheck.run(registry_url, collection_url, region, year, repair, wait, operator, bearer)
+        crosscheck.run(
+            registry_url,
+            collection_url,
+            region,
+            year,
+            repair=repair,
+            wait_s=wait,
+            requested_by=operator,
+            token=bearer,
+        )
     )
     if as_json:
         typer.echo(json.dumps(_report_json(report), ensure_ascii=False, indent=2))

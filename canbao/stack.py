@@ -65,7 +65,7 @@ class Port:
 
 
 def ports_needed(
-    stack: "StackSettings", settings: Mapping[str, ServiceSettings], with_broker: bool
+    stack: "StackSettings", settings: Mapping[str, ServiceSettings], *, with_broker: bool
 ) -> list[Port]:
     needed = (
         [Port("broker", stack.broker_host, stack.broker_port, "CANBAO_BROKER_PORT")] if with_broker else []
@@ -197,7 +197,7 @@ def start_repair(
         )
 
 
-def service_env(stack: StackSettings, with_broker: bool) -> dict[str, str]:
+def service_env(stack: StackSettings, *, with_broker: bool) -> dict[str, str]:
     env = dict(os.environ)
     for service in SERVICES:
         if with_broker:
@@ -246,53 +246,19 @@ def _signals_as_flag() -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
-def run(with_broker: bool = True) -> int:
+def run(*, with_broker: bool = True) -> int:
     """Start everything, print the URLs, and stop everything cleanly on Ctrl-C or SIGTERM."""
     stack = StackSettings()
     stack.var_dir.mkdir(parents=True, exist_ok=True)
-    env = service_env(stack, with_broker)
+    env = service_env(stack, with_broker=with_broker)
     settings = {"registry": RegistrySettings(), "collection": CollectionSettings()}
     children: list[Child] = []
-    logs = {"broker": stack.var_dir / "broker.log", "repair": stack.var_dir / "repair.log"}
     with _signals_as_flag() as received:
         try:
-            check_ports(ports_needed(stack, settings, with_broker))
-            if with_broker:
-                with open(stack.var_dir / "broker.log", "ab") as broker_log:
-                    children.append(
-                        Child("broker", start_broker(stack.broker_host, stack.broker_port, broker_log))
-                    )
-                print(
-                    f"broker     kafka://{stack.bootstrap} (in memory; log in {stack.var_dir / 'broker.log'})"
-                )
-            migrate_all(env)
-            for name in SERVICES:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", name, "serve"],
-                    env=env,
-                    start_new_session=True,
-                    preexec_fn=_dies_with_parent(),
-                )
-                children.append(Child(name, process))
-            for child in children[1 if with_broker else 0 :]:
-                s = settings[child.name]
-                wait_healthy(f"http://{s.host}:{s.port}", child, stack.start_timeout_s)
-            for name in SERVICES:
-                s = settings[name]
-                print(f"{name:<10} http://{s.host}:{s.port}/docs")
-            if stack.repair:
-                children.append(Child("repair", start_repair(env, settings, stack.var_dir)))
-                every = env.get("CANBAO_REPAIR_EVERY_S", "60")
-                print(f"repair     every {every}s (log in {stack.var_dir / 'repair.log'})")
+            check_ports(ports_needed(stack, settings, with_broker=with_broker))
+            _start_all(stack, env, settings, children, with_broker=with_broker)
             print("Canbao is running. Press Ctrl-C to stop.", flush=True)
-            while not received:
-                for child in children:
-                    if child.process.poll() is not None:
-                        where = f" (its log: {logs[child.name]})" if child.name in logs else " (output above)"
-                        raise StackError(
-                            f"{child.name} exited unexpectedly with {child.process.returncode}{where}"
-                        )
-                time.sleep(0.2)
+            _watch(children, received, stack.var_dir)
             print("stopping…", flush=True)
             return 0
         except StackError as exc:
@@ -301,3 +267,49 @@ def run(with_broker: bool = True) -> int:
         finally:
             for child in reversed(children):
                 stop(child.process, child.name)
+
+
+def _start_all(
+    stack: StackSettings,
+    env: dict[str, str],
+    settings: Mapping[str, ServiceSettings],
+    children: list[Child],
+    *,
+    with_broker: bool,
+) -> None:
+    """Start the broker, the services and the repair job, appending each to children as it starts (so a
+    failure part-way stops what already runs)."""
+    if with_broker:
+        with open(stack.var_dir / "broker.log", "ab") as broker_log:
+            children.append(Child("broker", start_broker(stack.broker_host, stack.broker_port, broker_log)))
+        print(f"broker     kafka://{stack.bootstrap} (in memory; log in {stack.var_dir / 'broker.log'})")
+    migrate_all(env)
+    for name in SERVICES:
+        process = subprocess.Popen(
+            [sys.executable, "-m", name, "serve"],
+            env=env,
+            start_new_session=True,
+            preexec_fn=_dies_with_parent(),
+        )
+        children.append(Child(name, process))
+    for child in children[1 if with_broker else 0 :]:
+        s = settings[child.name]
+        wait_healthy(f"http://{s.host}:{s.port}", child, stack.start_timeout_s)
+    for name in SERVICES:
+        s = settings[name]
+        print(f"{name:<10} http://{s.host}:{s.port}/docs")
+    if stack.repair:
+        children.append(Child("repair", start_repair(env, settings, stack.var_dir)))
+        every = env.get("CANBAO_REPAIR_EVERY_S", "60")
+        print(f"repair     every {every}s (log in {stack.var_dir / 'repair.log'})")
+
+
+def _watch(children: list[Child], received: list[int], var_dir: Path) -> None:
+    """Until a signal arrives; a child that exits on its own ends the run with the place to look."""
+    logs = {"broker": var_dir / "broker.log", "repair": var_dir / "repair.log"}
+    while not received:
+        for child in children:
+            if child.process.poll() is not None:
+                where = f" (its log: {logs[child.name]})" if child.name in logs else " (output above)"
+                raise StackError(f"{child.name} exited unexpectedly with {child.process.returncode}{where}")
+        time.sleep(0.2)

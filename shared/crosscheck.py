@@ -5,10 +5,10 @@ and what changed since a moment, and named enrollments, so that the repair job c
 Both sides speak one vocabulary (`Standing`); each service maps its own statuses onto it."""
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.auth import allow
 from shared.db import DbSession
 from shared.errors import DomainError, error_responses
+from shared.fields import CoverageYearQuery, RegionCodeQuery
 from shared.money import Yuan
-from shared.regions import REGION_CODE_PATTERN
 
 PAGE_LIMIT = 1000
 
@@ -49,8 +49,8 @@ class StandingPage(BaseModel):
 class StandingQuery:
     """Which page of which region's coverage year (query parameters of both services' listing)."""
 
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)]
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)]
+    region_code: RegionCodeQuery
+    coverage_year: CoverageYearQuery
     after: Annotated[str, Query(max_length=36)] = ""
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT
 
@@ -126,6 +126,50 @@ def change_page(items: list[ChangedStanding], limit: int) -> ChangePage:
     return ChangePage(
         items=items, next_after=f"{last.changed_at.isoformat()}|{last.enrollment_id}" if last else None
     )
+
+
+_Row = TypeVar("_Row")
+
+
+@dataclass(frozen=True)
+class StandingReader(Generic[_Row]):
+    """A service's side of the check: the pages are alike on both sides, the rows and their reading are each
+    service's own. The readers take what their names say and return rows ordered as the pages are."""
+
+    of_region_year: Callable[[AsyncSession, str, int, str, int], Awaitable[Sequence[_Row]]]
+    """(region code, coverage year, after enrollment id, limit) → rows by enrollment id"""
+    changed_since: Callable[[AsyncSession, datetime, str, int], Awaitable[Sequence[_Row]]]
+    """(moment, after enrollment id at that moment, limit) → rows by change time, then enrollment id"""
+    of_enrollments: Callable[[AsyncSession, list[str]], Awaitable[Sequence[_Row]]]
+    standing: Callable[[_Row], EnrollmentStanding]
+    changed_at: Callable[[_Row], datetime]
+
+    async def standings(self, session: AsyncSession, query: StandingQuery) -> StandingPage:
+        """Where every enrollment of a region's coverage year stands, as this service holds it (核对)."""
+        found = await self.of_region_year(
+            session, query.region_code, query.coverage_year, query.after, query.limit
+        )
+        items = [self.standing(row) for row in found]
+        return StandingPage(
+            items=items, next_after=items[-1].enrollment_id if len(items) == query.limit else None
+        )
+
+    async def changes(self, session: AsyncSession, query: ChangeQuery) -> ChangePage:
+        """Where the enrollments changed since a moment stand (the repair job)."""
+        after_at, after_id = query.position()
+        found = await self.changed_since(session, after_at, after_id, query.limit)
+        return change_page(
+            [
+                ChangedStanding(**self.standing(row).model_dump(), changed_at=self.changed_at(row))
+                for row in found
+            ],
+            query.limit,
+        )
+
+    async def standings_of(self, session: AsyncSession, enrollment_ids: list[str]) -> StandingPage:
+        """Where the named enrollments stand; those this service holds nothing of are left out."""
+        found = await self.of_enrollments(session, enrollment_ids)
+        return StandingPage(items=[self.standing(row) for row in found], next_after=None)
 
 
 ChangesOf = Callable[[AsyncSession, ChangeQuery], Awaitable[ChangePage]]

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import CurrentAccess, allow
 from shared.db import BigRowId, DbSession, database_unavailable
@@ -89,6 +90,27 @@ class Discard(BaseModel):
     note: str = Field(min_length=1, max_length=500, description="Why it is dropped")
 
 
+async def _apply(
+    session: AsyncSession, inbox: type[InboxMixin], handlers: dict[str, Handler], row: DeadLetterMixin
+) -> bool:
+    """Apply a set-aside message as the consumer would; False if the inbox already holds its event."""
+    try:
+        envelope = Envelope.from_bytes(row.payload)
+    except ValidationError as exc:
+        raise ReplayFailed({"reason": "malformed_envelope", "error": mask_pii(str(exc))}) from exc
+    handler = handlers.get(envelope.type)
+    if handler is None:
+        raise ReplayFailed({"reason": "unknown_event_type", "error": envelope.type})
+    try:
+        async with session.begin_nested():
+            return await apply_once(session, inbox, handler, envelope, row.topic, row.partition, row.offset)
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise  # the request's session answers 503: the database, not the message, failed
+        # As the consumer: any other failure is the message's.
+        raise ReplayFailed({"reason": "handler_failed", "error": mask_pii(repr(exc))}) from exc
+
+
 def dead_letter_router(
     model: type[DeadLetterMixin], inbox: type[InboxMixin], handlers: dict[str, Handler]
 ) -> APIRouter:
@@ -109,10 +131,9 @@ def dead_letter_router(
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> DeadLetterList:
         query = select(model).order_by(model.id).limit(limit)
-        if state == "open":
-            query = query.where(model.resolution.is_(None))
-        elif state == "resolved":
-            query = query.where(model.resolution.is_not(None))
+        if state != "all":
+            unresolved = model.resolution.is_(None)
+            query = query.where(unresolved if state == "open" else ~unresolved)
         return DeadLetterList(items=[DeadLetterOut.of(r) for r in (await session.scalars(query)).all()])
 
     @router.post(
@@ -122,23 +143,7 @@ def dead_letter_router(
     )
     async def replay(letter_id: BigRowId, session: DbSession, access: CurrentAccess) -> DeadLetterOut:
         row = await open_letter(session, letter_id)
-        try:
-            envelope = Envelope.from_bytes(row.payload)
-        except ValidationError as exc:
-            raise ReplayFailed({"reason": "malformed_envelope", "error": mask_pii(str(exc))}) from exc
-        handler = handlers.get(envelope.type)
-        if handler is None:
-            raise ReplayFailed({"reason": "unknown_event_type", "error": envelope.type})
-        try:
-            async with session.begin_nested():
-                applied = await apply_once(
-                    session, inbox, handler, envelope, row.topic, row.partition, row.offset
-                )
-        except Exception as exc:
-            if database_unavailable(exc):
-                raise  # the request's session answers 503: the database, not the message, failed
-            # As the consumer: any other failure is the message's.
-            raise ReplayFailed({"reason": "handler_failed", "error": mask_pii(repr(exc))}) from exc
+        applied = await _apply(session, inbox, handlers, row)
         row.resolution = "replayed"
         row.resolved_by = access.principal.subject
         row.resolved_at = datetime.now(UTC)

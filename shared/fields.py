@@ -3,7 +3,14 @@
 import unicodedata
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import AfterValidator, StringConstraints
+
+from shared.regions import REGION_CODE_PATTERN
+
+# The query parameters of every listing by region and coverage year (optional ones: `RegionCodeQuery | None`).
+RegionCodeQuery = Annotated[str, Query(pattern=REGION_CODE_PATTERN)]
+CoverageYearQuery = Annotated[int, Query(ge=2000, le=2100)]
 
 # Who did something (a staff member's or officer's name or account): the `*_by` columns are String(64).
 Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

@@ -452,31 +452,38 @@ def _shared_strings(archive: Archive, part: str) -> SharedStrings:
     if archive.zip.getinfo(part).file_size > limit:
         raise _shared_strings_too_large(part, limit)
     try:
-        chunks = archive.chunks(part, limit)
-        events = _Events(chunks, part, archive.limits)
-        ns = ""
-        for event, element in events:
-            depth = len(events.open)
-            if event == "start":
-                if depth == 1:
-                    ns = element.tag[: element.tag.find("}") + 1]
-                elif depth == 2:
-                    events.start_record()
-                elif events.record_bytes > archive.limits.max_row_bytes:
-                    raise _string_too_long(part, len(strings) + 1, archive.limits.max_row_bytes)
-            elif depth == 1:  # a string item (si) ended, or the table's extensions
-                if events.record_bytes > archive.limits.max_row_bytes:
-                    raise _string_too_long(part, len(strings) + 1, archive.limits.max_row_bytes)
-                events.end_record()
-                if element.tag == ns + "si":
-                    text = _text(element, ns + "t", ns + "r")
-                    strings.add(text.replace("x005F_", "") if "x005F_" in text else text)
-                _drop(events, element)
+        _read_strings(archive, part, strings)
     except Refused as refused:
         if refused.details.get("reason") == "part_too_large":
             raise _shared_strings_too_large(part, limit) from None
         raise
     return strings
+
+
+def _read_strings(archive: Archive, part: str, strings: SharedStrings) -> None:
+    max_bytes = archive.limits.max_row_bytes
+    events = _Events(archive.chunks(part, archive.limits.max_shared_strings_bytes), part, archive.limits)
+    ns = ""
+    for event, element in events:
+        depth = len(events.open)
+        if event == "start":
+            if depth == 1:
+                ns = element.tag[: element.tag.find("}") + 1]
+            elif depth == 2:
+                events.start_record()
+            elif events.record_bytes > max_bytes:
+                raise _string_too_long(part, len(strings) + 1, max_bytes)
+            continue
+        if depth != 1:
+            continue
+        # a string item (si) ended, or the table's extensions
+        if events.record_bytes > max_bytes:
+            raise _string_too_long(part, len(strings) + 1, max_bytes)
+        events.end_record()
+        if element.tag == ns + "si":
+            text = _text(element, ns + "t", ns + "r")
+            strings.add(text.replace("x005F_", "") if "x005F_" in text else text)
+        _drop(events, element)
 
 
 def _shared_strings_too_large(part: str, limit: int) -> Refused:
@@ -597,10 +604,11 @@ def xlsx_rows(path: Path, limits: FileLimits) -> Iterator[tuple[int, list[Any]]]
         archive.close()
 
 
-def _sheet_rows(
+def _sheet_rows(  # noqa: C901, PLR0912 — inline on purpose, see below
     archive: Archive, book: _Workbook, strings: SharedStrings, formats: bytearray
 ) -> Iterator[tuple[int, list[Any]]]:
-    # The hot loop of a large upload: events are handled inline, with the sheet's own element stack.
+    # The hot loop of a large upload: events are handled inline, with the sheet's own element stack (a call
+    # per event costs more than the rest of the loop).
     limits = archive.limits
     part = book.sheet
     events = _Events(archive.chunks(part, limits.max_unzipped_bytes), part, limits)

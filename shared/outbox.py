@@ -7,7 +7,6 @@ a crash between acknowledgement and marking can cause.
 """
 
 import asyncio
-import contextlib
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from shared.db import UTCDateTime
 from shared.events import Envelope
 from shared.kafka import KafkaLink
+from shared.polling import Poller
 
 log = structlog.get_logger(__name__)
 
@@ -111,34 +111,28 @@ class OutboxRelay:
         self._model = model
         self._link = link
         self._batch_size = batch_size
-        self._poll_interval_s = poll_interval_s
-        self._wake = asyncio.Event()
+        # A broker outage backs off, doubling up to 10 s; the link is dropped to reconnect afresh.
+        self._poller = Poller(
+            self._publish,
+            interval_s=poll_interval_s,
+            failure_event="outbox_publish_failed",
+            max_backoff_s=10.0,
+            recover=link.reset,
+        )
         self._lock_key = zlib.crc32(model.__tablename__.encode())
         sync_session_class = sessionmaker.kw.get("sync_session_class", Session)
         event.listen(sync_session_class, "after_commit", self._after_commit)
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_PENDING_FLAG, False):
-            self._wake.set()
+            self._poller.wake()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                published = await self.publish_batch()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                log.warning("outbox_publish_failed", error=repr(exc), failures=failures)
-                await self._link.reset()
-                await asyncio.sleep(min(self._poll_interval_s * 2**failures, 10.0))
-                continue
-            if published < self._batch_size:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+        await self._poller.run()
+
+    async def _publish(self) -> bool:
+        # A full batch means more may be waiting: publish on at once.
+        return await self.publish_batch() >= self._batch_size
 
     async def publish_batch(self) -> int:
         """Publish up to one batch; return how many rows were published."""

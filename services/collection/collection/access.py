@@ -5,8 +5,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import repository as bills
 from collection.billing.models import Bill
+from collection.orders.models import PaymentOrder
 from collection.payments.models import Payment
-from shared.auth import Access
+from shared.auth import Access, NotYourRecord
 
 
 def bill(access: Access, record: Bill) -> None:
@@ -27,3 +28,10 @@ async def order_bills(session: AsyncSession, access: Access, bill_ids: list[str]
     """Notes whose bills a payment order is for (a resident may pay anyone's bill: 代缴)."""
     for record in (await bills.get_many(session, bill_ids)).values():
         access.touch(record.id_number, f"bill:{record.id}")
+
+
+def order(access: Access, record: PaymentOrder) -> None:
+    """A resident sees and acts on the payment orders they started; tax officers on every order."""
+    if access.is_resident and record.created_by != access.principal.subject:
+        raise NotYourRecord({"order_id": record.id})
+    access.touch(None, f"payment_order:{record.id}")

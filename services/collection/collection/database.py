@@ -1,29 +1,12 @@
 """Collection's own database: its declarative base and the outbox, inbox, dead-letter and audit tables."""
 
-from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from shared.audit import AuditMixin
-from shared.db import NAMING_CONVENTION
-from shared.inbox import DeadLetterMixin, InboxMixin
-from shared.outbox import OutboxMixin
+from shared.tables import service_metadata, service_tables
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    metadata = service_metadata()
 
 
-class OutboxMessage(OutboxMixin, Base):
-    __tablename__ = "outbox"
-
-
-class InboxMessage(InboxMixin, Base):
-    __tablename__ = "inbox"
-
-
-class DeadLetter(DeadLetterMixin, Base):
-    __tablename__ = "dead_letters"
-
-
-class AuditEvent(AuditMixin, Base):
-    __tablename__ = "audit_events"
+OutboxMessage, InboxMessage, DeadLetter, AuditEvent = service_tables(Base)

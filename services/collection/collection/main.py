@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from collection.agents.router import router as agents_router
 from collection.billing.events import HANDLERS
 from collection.billing.router import router as bills_router
+from collection.books.router import router as books_router
 from collection.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
 from collection.ledger.router import router as ledger_router
 from collection.notifications.router import rejections_router
@@ -47,6 +48,7 @@ SPEC = ServiceSpec(
         reconciliation_router,
         reconciliation_lines_router,
         ledger_router,
+        books_router,
     ],
 )
 

@@ -8,6 +8,7 @@ from registry.enrollment.models import Enrollment
 from registry.household import repository as households
 from registry.household.models import Household
 from registry.people import service as people
+from registry.screening import repository as screening_cases
 from shared.auth import Access, NotYourRecord, OutsideArea
 
 
@@ -20,7 +21,7 @@ def new_record(access: Access, id_number: str, region_code: str) -> None:
     access.touch(id_number.strip().upper(), "person")
 
 
-def claimant(access: Access, region_code: str | None = None) -> people.Claimant:
+def claimant(access: Access, *, region_code: str | None = None) -> people.Claimant:
     """Who names the people of this request: a resident names themselves by their verified identity and
     others only provisionally; staff and departments are official."""
     if access.is_resident:
@@ -77,3 +78,11 @@ async def household(
         raise OutsideArea({"household_id": record.id})
     for number in numbers:
         access.touch(number, f"household:{record.id}")
+
+
+async def screening_case(session: AsyncSession, access: Access, case_id: int) -> None:
+    """A screening case is its region's staff's; a missing one is left for the service to report."""
+    case = await screening_cases.get(session, case_id)
+    if case is not None:
+        access.require_region(case.region_code)
+        access.touch(case.person.document_number, f"screening-case:{case.id}")

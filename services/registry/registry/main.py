@@ -2,9 +2,9 @@
 
 from fastapi import FastAPI
 
+from registry.context import get_registry_of
 from registry.dashboard.router import router as dashboard_router
 from registry.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
-from registry.enrollment.dependencies import get_registry_of
 from registry.enrollment.events import HANDLERS
 from registry.enrollment.router import router as enrollment_router
 from registry.exclusion.router import router as exclusion_router
@@ -19,7 +19,7 @@ from registry.reminder.router import router as reminder_router
 from registry.reminder.senders import load_sender
 from registry.reminder.service import ReminderDispatcher
 from registry.roster.router import router as roster_router
-from registry.roster.service import RosterWorker
+from registry.roster.worker import RosterWorker
 from registry.screening.router import router as screening_router
 from registry.settings import RegistrySettings
 from registry.subsidy.router import router as subsidy_router

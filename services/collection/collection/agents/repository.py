@@ -12,14 +12,14 @@ async def get(session: AsyncSession, agent_id: str, *, for_update: bool = False)
     return (await session.scalars(query)).one_or_none()
 
 
-async def in_region(session: AsyncSession, region_code: str | None) -> list[Agent]:
+async def in_region(session: AsyncSession, *, region_code: str | None = None) -> list[Agent]:
     query = select(Agent).order_by(Agent.region_code, Agent.id)
     if region_code:
         query = query.where(Agent.region_code == region_code)
     return list((await session.scalars(query)).all())
 
 
-async def collected(session: AsyncSession, agent_ids: list[str] | None = None) -> dict[str, int]:
+async def collected(session: AsyncSession, *, agent_ids: list[str] | None = None) -> dict[str, int]:
     query = select(Payment.agent_id, func.sum(Payment.amount_fen)).where(Payment.agent_id.is_not(None))
     if agent_ids is not None:
         query = query.where(Payment.agent_id.in_(agent_ids))
@@ -27,7 +27,7 @@ async def collected(session: AsyncSession, agent_ids: list[str] | None = None) -
     return {agent_id: int(total) for agent_id, total in rows if agent_id is not None}
 
 
-async def remitted(session: AsyncSession, agent_ids: list[str] | None = None) -> dict[str, int]:
+async def remitted(session: AsyncSession, *, agent_ids: list[str] | None = None) -> dict[str, int]:
     query = select(Remittance.agent_id, func.sum(Remittance.amount_fen))
     if agent_ids is not None:
         query = query.where(Remittance.agent_id.in_(agent_ids))

@@ -1,6 +1,4 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from collection.agents import service
 from collection.agents.errors import (
@@ -15,7 +13,7 @@ from shared.auth import Role, allow
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
-from shared.regions import REGION_CODE_PATTERN
+from shared.fields import RegionCodeQuery
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], dependencies=[allow(Role.TAX_OFFICER)])
 
@@ -31,10 +29,8 @@ async def register_agent(body: AgentCreate, session: DbSession, clock: AppClock)
 
 
 @router.get("", summary="Agents with the cash each has collected, remitted and still owes the treasury")
-async def list_agents(
-    session: DbSession, region_code: Annotated[str | None, Query(pattern=REGION_CODE_PATTERN)] = None
-) -> AgentList:
-    return AgentList(items=await service.listing(session, region_code))
+async def list_agents(session: DbSession, region_code: RegionCodeQuery | None = None) -> AgentList:
+    return AgentList(items=await service.listing(session, region_code=region_code))
 
 
 @router.get("/{agent_id}", summary="One agent and its cash", responses=error_responses(AgentNotFound))

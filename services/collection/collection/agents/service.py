@@ -52,8 +52,8 @@ async def describe(session: AsyncSession, agent_id: str) -> AgentOut:
     return (await _with_cash(session, [agent]))[0]
 
 
-async def listing(session: AsyncSession, region_code: str | None) -> list[AgentOut]:
-    return await _with_cash(session, await repository.in_region(session, region_code))
+async def listing(session: AsyncSession, *, region_code: str | None = None) -> list[AgentOut]:
+    return await _with_cash(session, await repository.in_region(session, region_code=region_code))
 
 
 async def remit(
@@ -94,6 +94,6 @@ async def remit(
 
 async def _with_cash(session: AsyncSession, agents: list[Agent]) -> list[AgentOut]:
     ids = [a.id for a in agents]
-    collected = await repository.collected(session, ids)
-    remitted = await repository.remitted(session, ids)
+    collected = await repository.collected(session, agent_ids=ids)
+    remitted = await repository.remitted(session, agent_ids=ids)
     return [AgentOut.of(a, collected.get(a.id, 0), remitted.get(a.id, 0)) for a in agents]

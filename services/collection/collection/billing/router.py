@@ -13,7 +13,7 @@ from shared.clock import AppClock
 from shared.crosscheck import StandingFilter, StandingPage, add_repair_routes
 from shared.db import DbSession
 from shared.errors import error_responses
-from shared.regions import REGION_CODE_PATTERN
+from shared.fields import CoverageYearQuery, RegionCodeQuery
 
 router = APIRouter(prefix="/v1/bills", tags=["bills"])
 
@@ -65,8 +65,8 @@ async def lookup_bills(
         id_number,
         name,
         clock.now(),
-        settings.lookup_failures_allowed,
-        timedelta(seconds=settings.lookup_failure_window_s),
+        allowed_failures=settings.lookup_failures_allowed,
+        window=timedelta(seconds=settings.lookup_failure_window_s),
     )
     for bill in found:
         access.touch(bill.id_number, f"bill:{bill.id}")
@@ -83,8 +83,8 @@ async def lookup_bills(
 async def organisation_due(
     session: DbSession,
     organisation: Annotated[str, Query(min_length=1, max_length=64)],
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
 ) -> OrganisationDue:
     bills = await repository.open_for_organisation(session, organisation, region_code, coverage_year)
     return OrganisationDue(

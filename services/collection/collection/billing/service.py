@@ -1,164 +1,17 @@
-"""Bills: issued once per enrollment from the registry's events, and kept at the registry's latest price."""
+"""Bills, as requests see them: someone's bills for paying on their behalf, and where bills stand for the
+cross-service check. Bills are issued and kept at the registry's price by its events (`billing.events`)."""
 
-import uuid
 from datetime import datetime, timedelta
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import repository
 from collection.billing.errors import TooManyLookups
-from collection.billing.models import Bill, BillStatus, BillSubsidyLine
-from collection.ledger import service as ledger
-from collection.ledger.models import TransactionKind
-from collection.payments import service as payments
+from collection.billing.models import Bill, BillStatus
 from collection.payments.models import PaymentItem
-from collection.refunds import service as refunds
-from shared.crosscheck import (
-    ChangedStanding,
-    ChangePage,
-    ChangeQuery,
-    EnrollmentStanding,
-    Standing,
-    StandingPage,
-    StandingQuery,
-    change_page,
-)
-from shared.events import (
-    EnrollmentCancelled,
-    EnrollmentCreated,
-    EnrollmentLapsed,
-    EnrollmentRepriced,
-)
-from shared.inbox import EventRejected
+from shared.crosscheck import EnrollmentStanding, Standing, StandingReader
 
 LOOKUP_LIMIT = 20
-ERRONEOUS_PAYMENT = "erroneous_payment"  # 错误缴费
-
-
-class RefundNotAllowedByPolicy(EventRejected):
-    reason = "refund_not_allowed"
-
-
-log = structlog.get_logger(__name__)
-
-
-async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCreated, at: datetime) -> Bill:
-    existing = await repository.get_by_enrollment(session, enrollment.enrollment_id)
-    if existing is not None:
-        # The inbox already stops a redelivered event; this covers the same enrollment sent under a new id.
-        return existing
-    bill = Bill(
-        id=str(uuid.uuid4()),
-        enrollment_id=enrollment.enrollment_id,
-        document_type=enrollment.document_type,
-        id_number=enrollment.id_number,
-        payer_name=enrollment.name,
-        payer_organisation=enrollment.payer_organisation,
-        refundable_reasons=list(enrollment.refundable_reasons),
-        region_code=enrollment.region_code,
-        coverage_year=enrollment.coverage_year,
-        amount_due_fen=enrollment.personal_due_fen,
-        price_version=enrollment.price_version,
-        payable_until=enrollment.payable_until,
-        coverage_start=enrollment.coverage_start,
-        coverage_end=enrollment.coverage_end,
-        status=BillStatus.OPEN,
-        created_at=at,
-    )
-    bill.subsidy_lines = BillSubsidyLine.from_events(enrollment.subsidy_lines)
-    repository.add(session, bill)
-    await session.flush()
-    ledger.post(
-        session,
-        TransactionKind.BILL_ISSUED,
-        bill.id,
-        at,
-        ledger.due(bill.amount_due_fen, bill.subsidy_by_funder()),
-    )
-    await _settle_if_nothing_due(session, bill, at)
-    return bill
-
-
-async def follow_repricing(session: AsyncSession, repriced: EnrollmentRepriced, at: datetime) -> None:
-    """An open bill takes the newer price; a paid one stays as paid (the registry handles what follows)."""
-    bill = await _bill_of(session, repriced.enrollment_id)
-    if repriced.price_version <= bill.price_version:
-        return
-    if bill.status is BillStatus.PAID:
-        await refunds.after_repricing(
-            session, bill, repriced.personal_due_fen, repriced.subsidy_lines, repriced.price_version, at
-        )
-        return
-    if bill.status is not BillStatus.OPEN:
-        log.warning("repricing_after_settlement", bill_id=bill.id, price_version=repriced.price_version)
-        return
-    before = ledger.due(bill.amount_due_fen, bill.subsidy_by_funder())
-    bill.amount_due_fen = repriced.personal_due_fen
-    bill.price_version = repriced.price_version
-    bill.subsidy_lines = BillSubsidyLine.from_events(repriced.subsidy_lines)
-    after = ledger.due(bill.amount_due_fen, bill.subsidy_by_funder())
-    difference = ledger.change(before, after)
-    ledger.post(session, TransactionKind.BILL_REPRICED, bill.id, at, difference)
-    await session.flush()
-    await _settle_if_nothing_due(session, bill, at)
-
-
-async def cancel_for_lapse(session: AsyncSession, lapsed: EnrollmentLapsed, at: datetime) -> None:
-    """The person enrolled again after this enrollment could no longer be paid: an open bill is cancelled.
-    One paid meanwhile (a payment found in the tax side's file, dated in time, crossing the lapse) paid for an
-    enrollment that no longer exists, so it goes back in full."""
-    bill = await _bill_of(session, lapsed.enrollment_id)
-    if bill.status is BillStatus.OPEN:
-        _cancel(session, bill, at)
-    elif bill.status is BillStatus.PAID:
-        log.warning("payment_crossed_lapse", bill_id=bill.id, enrollment_id=lapsed.enrollment_id)
-        await refunds.refund_in_full(session, bill, _refund_reason(bill, None), at, "registry", None)
-
-
-async def end_for_registry(session: AsyncSession, cancelled: EnrollmentCancelled, at: datetime) -> None:
-    """The registry ended the enrollment (a death, an erroneous enrollment): an open bill is cancelled, a paid
-    one refunded in full. The registry ends a paid enrollment only for the policy's refund reasons; a bill
-    paid while the registry ended the unpaid enrollment paid for nothing: an erroneous payment (错误缴费),
-    refunded where the policy refunds those."""
-    bill = await _bill_of(session, cancelled.enrollment_id)
-    if bill.status is BillStatus.OPEN:
-        _cancel(session, bill, at)
-    elif bill.status is BillStatus.PAID:
-        reason = _refund_reason(bill, cancelled.reason)
-        await refunds.refund_in_full(session, bill, reason, at, "registry", cancelled.evidence_ref)
-
-
-def _refund_reason(bill: Bill, stated: str | None) -> str:
-    """Why a paid bill of an ended enrollment goes back: the stated reason if the policy refunds it, else
-    as an erroneous payment (paid for an enrollment that had ended); set aside for an operator if neither."""
-    for reason in (stated, ERRONEOUS_PAYMENT):
-        if reason in bill.refundable_reasons:
-            return reason
-    raise RefundNotAllowedByPolicy(
-        f"bill {bill.id} was paid for an ended enrollment; its policy refunds neither"
-    )
-
-
-async def _bill_of(session: AsyncSession, enrollment_id: str) -> Bill:
-    """The enrollment's bill, locked: its state changes are serialised with payments and refunds."""
-    bill = await repository.get_by_enrollment(session, enrollment_id, for_update=True)
-    if bill is None:
-        raise LookupError(f"no bill for enrollment {enrollment_id} yet")  # retried until it exists
-    return bill
-
-
-def _cancel(session: AsyncSession, bill: Bill, at: datetime) -> None:
-    bill.status = BillStatus.CANCELLED
-    written_off = {a: -fen for a, fen in ledger.due(bill.amount_due_fen, bill.subsidy_by_funder()).items()}
-    ledger.post(session, TransactionKind.BILL_CANCELLED, bill.id, at, written_off)
-
-
-async def _settle_if_nothing_due(session: AsyncSession, bill: Bill, at: datetime) -> None:
-    # A full subsidy leaves the person nothing to pay: the funders' obligation settles the bill (the roster
-    # guarantees the money, as the documents do), and the registry is told at once.
-    if bill.amount_due_fen == 0:
-        await payments.settle_by_subsidy(session, bill, at)
 
 
 async def lookup(
@@ -167,6 +20,7 @@ async def lookup(
     id_number: str,
     name: str,
     now: datetime,
+    *,
     allowed_failures: int,
     window: timedelta,
 ) -> list[Bill]:
@@ -194,34 +48,8 @@ _STANDING = {
 }
 
 
-async def standings(session: AsyncSession, query: StandingQuery) -> StandingPage:
-    """Where every bill of a region's coverage year stands, as collection holds it (核对)."""
-    found = await repository.of_region_year(
-        session, query.region_code, query.coverage_year, query.after, query.limit
-    )
-    return StandingPage(
-        items=[_standing(bill, item) for bill, item in found],
-        next_after=found[-1][0].enrollment_id if len(found) == query.limit else None,
-    )
-
-
-async def changes(session: AsyncSession, query: ChangeQuery) -> ChangePage:
-    """Where the bills changed since a moment stand (the repair job)."""
-    after_at, after_id = query.position()
-    found = await repository.changed_since(session, after_at, after_id, query.limit)
-    return change_page(
-        [ChangedStanding(**_standing(b, i).model_dump(), changed_at=b.updated_at) for b, i in found],
-        query.limit,
-    )
-
-
-async def standings_of(session: AsyncSession, enrollment_ids: list[str]) -> StandingPage:
-    """Where the bills of the named enrollments stand; enrollments without a bill are left out."""
-    found = await repository.of_enrollments(session, enrollment_ids)
-    return StandingPage(items=[_standing(bill, item) for bill, item in found], next_after=None)
-
-
-def _standing(bill: Bill, item: PaymentItem | None) -> EnrollmentStanding:
+def _standing(row: tuple[Bill, PaymentItem | None]) -> EnrollmentStanding:
+    bill, item = row
     return EnrollmentStanding(
         enrollment_id=bill.enrollment_id,
         standing=_STANDING[bill.status],
@@ -231,3 +59,17 @@ def _standing(bill: Bill, item: PaymentItem | None) -> EnrollmentStanding:
         paid=item.amount_fen if item else 0,
         refunded=bill.refunded_fen,
     )
+
+
+# The check's pages (核对, the repair job) over collection's bills, each with the payment item that settled
+# it; enrollments without a bill are left out.
+_READER = StandingReader(
+    of_region_year=repository.of_region_year,
+    changed_since=repository.changed_since,
+    of_enrollments=repository.of_enrollments,
+    standing=_standing,
+    changed_at=lambda row: row[0].updated_at,
+)
+standings = _READER.standings
+changes = _READER.changes
+standings_of = _READER.standings_of

@@ -1,11 +1,26 @@
 """The ledger's accounts, named by what they hold. An account with a subject (a funder, a channel) is
 `kind:subject`, e.g. `department_receivable:县民政局`."""
 
-from collection.payments.models import Channel
+import enum
 
 RESIDENT_RECEIVABLE = "resident_receivable"  # what residents still owe on open bills
 FISCAL_ACCOUNT = "resident_insurance_fiscal"  # 城乡居民医保财政专户: the contributions the fund is due
 TREASURY = "treasury"  # 国库: money collected and remitted
+
+
+# Here, beside the accounts: each channel but the agent and the subsidy holds the money it took in its own
+# clearing account until it settles into the treasury.
+class Channel(enum.StrEnum):
+    """缴费渠道: the ways a resident's contribution reaches the tax bureau."""
+
+    WECHAT = "wechat"
+    ALIPAY = "alipay"
+    PROVINCIAL_APP = "provincial_app"  # 皖事通 / 安徽医保公共服务平台
+    TAX_HALL = "tax_hall"  # 办税服务厅 counter
+    CASH = "cash"  # cash for the elderly
+    BANK = "bank"
+    AGENT = "agent"  # township or village collecting on residents' behalf (代收代缴)
+    SUBSIDY = "subsidy"  # nothing left for the person to pay: settled by the funders' obligation
 
 
 def department_receivable(funder: str) -> str:

@@ -8,7 +8,7 @@ def add(session: AsyncSession, transaction: LedgerTransaction) -> None:
     session.add(transaction)
 
 
-async def balances(session: AsyncSession, prefix: str | None) -> list[tuple[str, int]]:
+async def balances(session: AsyncSession, *, prefix: str | None = None) -> list[tuple[str, int]]:
     query = select(LedgerEntry.account, func.sum(LedgerEntry.amount_fen)).group_by(LedgerEntry.account)
     if prefix:
         query = query.where(LedgerEntry.account.startswith(prefix, autoescape=True))

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from collection.ledger import service
-from collection.ledger.schemas import BalanceList, LedgerCheck
+from collection.ledger.schemas import BalanceList
 from shared.auth import Role, allow
 from shared.db import DbSession
 
@@ -20,12 +20,4 @@ router = APIRouter(prefix="/v1/ledger", tags=["ledger"], dependencies=[allow(Rol
 async def balances(
     session: DbSession, prefix: Annotated[str | None, Query(max_length=96)] = None
 ) -> BalanceList:
-    return BalanceList(items=await service.balances(session, prefix))
-
-
-@router.get(
-    "/check",
-    summary="Prove the books: every transaction balances and the accounts agree with bills and payments",
-)
-async def check(session: DbSession) -> LedgerCheck:
-    return await service.check(session)
+    return BalanceList(items=await service.balances(session, prefix=prefix))

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.idempotency import service as idempotency
+from collection.ledger.accounts import Channel
 from collection.notifications import repository
 from collection.notifications.errors import (
     ChannelNotNotifying,
@@ -23,7 +24,7 @@ from collection.orders import service as orders
 from collection.payments import repository as payments_repository
 from collection.payments import service as payments
 from collection.payments.errors import ChannelReferenceUsed
-from collection.payments.models import Channel, Payment
+from collection.payments.models import Payment
 from collection.payments.schemas import PaymentOut
 from collection.settings import CollectionSettings
 from shared.clock import Clock, utc_now

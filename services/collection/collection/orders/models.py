@@ -5,7 +5,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from collection.database import Base
-from collection.payments.models import Channel
+from collection.ledger.accounts import Channel
 from shared.db import UTCDateTime, enum_column
 
 

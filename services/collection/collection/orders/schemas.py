@@ -1,13 +1,15 @@
 from datetime import datetime
 from typing import Annotated, Self
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from collection.ledger.accounts import Channel
 from collection.orders.models import OrderStatus, PaymentOrder
-from collection.payments.models import Channel
 from shared.money import Yuan
 
 BillId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+OrderId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class PaymentOrderCreate(BaseModel):

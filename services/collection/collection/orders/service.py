@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.idempotency import service as idempotency
+from collection.ledger.accounts import Channel
 from collection.orders import repository
 from collection.orders.errors import (
     ChannelNotOrderable,
@@ -22,7 +23,7 @@ from collection.orders.models import OrderStatus, PaymentOrder
 from collection.orders.schemas import PaymentOrderCreate, PaymentOrderOut
 from collection.payments import service as payments
 from collection.payments.errors import AmountMismatch
-from collection.payments.models import NOTIFYING_CHANNELS, Channel, Payment, PaymentOrigin
+from collection.payments.models import NOTIFYING_CHANNELS, Payment, PaymentOrigin
 from shared.clock import Clock, business_date
 from shared.money import format_fen
 
@@ -107,7 +108,7 @@ async def complete(
         raise AmountMismatch({"amount_due": format_fen(order.amount_fen), "amount": format_fen(amount_fen)})
     to_pay = await payments.bills_named(session, order.bill_ids)
     receipt = payments.Receipt(
-        amount_fen, channel, now, transaction_id, PaymentOrigin.NOTIFICATION, payer=order.created_by
+        amount_fen, channel, now, PaymentOrigin.NOTIFICATION, reference=transaction_id, payer=order.created_by
     )
     payment = await payments.settle(session, to_pay, receipt)
     await session.flush()  # the payment row first: the order refers to it

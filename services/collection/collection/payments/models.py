@@ -5,21 +5,8 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from collection.database import Base
+from collection.ledger.accounts import Channel
 from shared.db import UTCDateTime, enum_column
-
-
-class Channel(enum.StrEnum):
-    """缴费渠道: the ways a resident's contribution reaches the tax bureau."""
-
-    WECHAT = "wechat"
-    ALIPAY = "alipay"
-    PROVINCIAL_APP = "provincial_app"  # 皖事通 / 安徽医保公共服务平台
-    TAX_HALL = "tax_hall"  # 办税服务厅 counter
-    CASH = "cash"  # cash for the elderly
-    BANK = "bank"
-    AGENT = "agent"  # township or village collecting on residents' behalf (代收代缴)
-    SUBSIDY = "subsidy"  # nothing left for the person to pay: settled by the funders' obligation
-
 
 # Channels that hold a resident's money themselves and say so by a signed notification (webhook), after the
 # resident started a payment order; nobody else may record a payment through them.

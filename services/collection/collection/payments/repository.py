@@ -2,7 +2,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
-from collection.payments.models import Channel, Payment, PaymentItem
+from collection.ledger.accounts import Channel
+from collection.payments.models import Payment, PaymentItem
 
 # A paid or refunded bill was settled by exactly one payment; an open or cancelled one by none.
 _SETTLED = (BillStatus.PAID, BillStatus.REFUNDED)

@@ -11,7 +11,8 @@ from pydantic import (
     model_validator,
 )
 
-from collection.payments.models import Channel, Payment, PaymentOrigin
+from collection.ledger.accounts import Channel
+from collection.payments.models import Payment, PaymentOrigin
 from shared.money import Yuan, YuanInput
 from shared.regions import REGION_CODE_PATTERN
 

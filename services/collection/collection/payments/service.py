@@ -2,7 +2,7 @@
 
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import date, datetime
 
 import structlog
@@ -15,6 +15,7 @@ from collection.billing.models import Bill, BillStatus
 from collection.database import OutboxMessage
 from collection.idempotency import service as idempotency
 from collection.ledger import service as ledger
+from collection.ledger.accounts import Channel
 from collection.ledger.models import TransactionKind
 from collection.payments import repository
 from collection.payments.errors import (
@@ -27,7 +28,7 @@ from collection.payments.errors import (
     PaymentNotFound,
     PaymentWindowClosed,
 )
-from collection.payments.models import COUNTER_CHANNELS, Channel, Payment, PaymentItem, PaymentOrigin
+from collection.payments.models import COUNTER_CHANNELS, Payment, PaymentItem, PaymentOrigin
 from collection.payments.schemas import PaymentCreate, PaymentOut
 from shared.clock import Clock, business_date
 from shared.events import COLLECTION_PAYMENTS, PaymentConfirmed, new_envelope
@@ -50,8 +51,9 @@ class Receipt:
     amount_fen: int
     channel: Channel
     paid_at: datetime
-    reference: str | None
     origin: PaymentOrigin
+    _: KW_ONLY
+    reference: str | None = None  # the channel's transaction number (交易流水号), when known
     agent_id: str | None = None
     payer: str | None = None  # who asked for it to be recorded (the caller's token subject)
 
@@ -83,9 +85,9 @@ async def pay(
         body.amount,
         body.channel,
         clock.now(),
-        body.channel_reference,
         PaymentOrigin.REQUEST,
-        body.agent_id,
+        reference=body.channel_reference,
+        agent_id=body.agent_id,
         payer=recorded_by,
     )
     result = PaymentOut.of(await settle(session, to_pay, receipt))
@@ -104,7 +106,7 @@ async def record_notified(
 ) -> Payment:
     """A channel's signed notification names the bills it took money for (a bank counter, say): no order."""
     to_pay = await bills_named(session, bill_ids)
-    receipt = Receipt(amount_fen, channel, clock.now(), reference, PaymentOrigin.NOTIFICATION)
+    receipt = Receipt(amount_fen, channel, clock.now(), PaymentOrigin.NOTIFICATION, reference=reference)
     return await settle(session, to_pay, receipt)
 
 
@@ -133,7 +135,7 @@ async def settle_by_subsidy(session: AsyncSession, bill: Bill, at: datetime) -> 
     """Settle a bill that leaves the person nothing to pay."""
     if not await bills.settle_if_open(session, bill, at):
         return None
-    return _record(session, [bill], Receipt(0, Channel.SUBSIDY, at, None, PaymentOrigin.SUBSIDY))
+    return _record(session, [bill], Receipt(0, Channel.SUBSIDY, at, PaymentOrigin.SUBSIDY))
 
 
 async def bills_named(session: AsyncSession, bill_ids: list[str], *, for_update: bool = True) -> list[Bill]:
@@ -199,7 +201,7 @@ def _record(session: AsyncSession, settled: list[Bill], receipt: Receipt) -> Pay
             TransactionKind.PAYMENT,
             payment.id,
             paid_at,
-            ledger.paid(channel, payment.amount_fen, receipt.agent_id),
+            ledger.paid(channel, payment.amount_fen, agent_id=receipt.agent_id),
         )
     for bill, item in zip(settled, payment.items, strict=True):
         confirm(session, payment, item, bill.price_version)

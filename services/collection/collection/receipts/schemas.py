@@ -2,7 +2,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
-from collection.payments.models import Channel
+from collection.ledger.accounts import Channel
 from shared.money import Yuan
 
 

@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from collection.agents import repository as agents
 from collection.billing import repository as bills
 from collection.billing.models import Bill
+from collection.ledger.accounts import Channel
 from collection.payments import repository as payments
 from collection.payments.errors import PaymentNotFound
-from collection.payments.models import Channel
 from collection.receipts.schemas import ReceiptLine, ReceiptOut
 from collection.receipts.words import in_words
 from shared.clock import BUSINESS_TZ, business_date

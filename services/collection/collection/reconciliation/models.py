@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, Strin
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from collection.database import Base
-from collection.payments.models import Channel
+from collection.ledger.accounts import Channel
 from shared.clock import BUSINESS_TZ
 from shared.db import UTCDateTime, enum_column
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from collection.payments.models import Channel
+from collection.ledger.accounts import Channel
 from collection.reconciliation.errors import ReconciliationFileInvalid
 from shared import tabular
 from shared.clock import BUSINESS_TZ

@@ -4,7 +4,8 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection.payments.models import Channel, Payment, PaymentItem
+from collection.ledger.accounts import Channel
+from collection.payments.models import Payment, PaymentItem
 from collection.reconciliation.models import (
     CLOSED,
     LineSource,
@@ -160,7 +161,7 @@ async def settling_line(session: AsyncSession, payment_id: str) -> Reconciliatio
 
 
 async def get_line(
-    session: AsyncSession, line_id: int, for_update: bool = False
+    session: AsyncSession, line_id: int, *, for_update: bool = False
 ) -> ReconciliationLine | None:
     query = select(ReconciliationLine).where(ReconciliationLine.id == line_id)
     if for_update:
@@ -174,7 +175,7 @@ async def history(session: AsyncSession, line_id: int) -> list[LineTransition]:
 
 
 async def state_totals(
-    session: AsyncSession, channel: Channel | None, day_from: date | None, day_to: date | None
+    session: AsyncSession, *, channel: Channel | None, day_from: date | None, day_to: date | None
 ) -> list[tuple[Channel, date, LineState, int, int, int]]:
     """(channel, day, state, lines, file amount, recorded amount) per channel, day and state."""
     query = select(
@@ -202,6 +203,7 @@ async def page(
     session: AsyncSession,
     channel: Channel,
     day: date,
+    *,
     states: Iterable[LineState] | None,
     after: int,
     limit: int,
@@ -218,7 +220,7 @@ async def page(
 
 async def stream(session: AsyncSession, channel: Channel, day: date) -> AsyncIterator[ReconciliationLine]:
     after = 0
-    while batch := await page(session, channel, day, None, after, CHUNK):
+    while batch := await page(session, channel, day, states=None, after=after, limit=CHUNK):
         for line in batch:
             yield line
         after = batch[-1].id

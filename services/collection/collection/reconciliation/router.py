@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
 
-from collection.payments.models import Channel
+from collection.ledger.accounts import Channel
 from collection.reconciliation import repository, service
 from collection.reconciliation.errors import (
     ChannelNotReconciled,
@@ -86,7 +86,7 @@ async def list_days(
     day_from: date | None = None,
     day_to: date | None = None,
 ) -> list[DaySummary]:
-    return await service.summaries(session, channel, day_from, day_to)
+    return await service.summaries(session, channel=channel, day_from=day_from, day_to=day_to)
 
 
 @router.get(
@@ -107,7 +107,9 @@ async def list_lines(
     after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> LinePage:
-    return await service.lines_page(session, channel, business_day, state or [], after, limit)
+    return await service.lines_page(
+        session, channel, business_day, states=state or [], after=after, limit=limit
+    )
 
 
 @router.get(

@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from collection.payments.models import Channel
+from collection.ledger.accounts import Channel
 from collection.reconciliation.models import (
     LineSource,
     LineState,

@@ -17,9 +17,10 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.ledger import service as ledger
+from collection.ledger.accounts import Channel
 from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
-from collection.payments.models import Channel, Payment, PaymentOrigin
+from collection.payments.models import Payment, PaymentOrigin
 from collection.reconciliation import reading, repository
 from collection.reconciliation.errors import (
     ChannelNotReconciled,
@@ -91,7 +92,7 @@ async def receive(
         lines = await asyncio.to_thread(reading.read, temp_path, upload.filename, upload.channel)
         run = _new_run(clock, upload.channel, upload.business_day, upload.uploaded_by, len(lines))
         run.fingerprint, run.filename = fingerprint, upload.filename
-        await _reconcile(session, clock.now(), run, lines)
+        await _reconcile(session, clock.now(), run, file_lines=lines)
         # Kept beside its run: the file is the evidence for every line's state.
         await asyncio.to_thread(shutil.move, temp_path, directory / f"{run.id}{suffix}")
         return RunOut.of(run, await summary(session, run.channel, run.business_day)), True
@@ -106,7 +107,7 @@ async def rerun(session: AsyncSession, clock: Clock, channel: Channel, day: date
     if not await repository.runs(session, channel, day):
         raise ReconciliationDayNotFound({"channel": channel.value, "business_day": day.isoformat()})
     run = _new_run(clock, channel, day, started_by, 0)
-    await _reconcile(session, clock.now(), run, None)
+    await _reconcile(session, clock.now(), run, file_lines=None)
     return RunOut.of(run, await summary(session, channel, day))
 
 
@@ -133,7 +134,7 @@ class _Mover:
     """Moves lines along the state machine, writing each move to the line's history and settling the money of
     the moves that settle."""
 
-    def __init__(self, session: AsyncSession, now: datetime, run: ReconciliationRun | None, actor: str):
+    def __init__(self, session: AsyncSession, now: datetime, *, run: ReconciliationRun | None, actor: str):
         self.session, self.now, self.run, self.actor = session, now, run, actor
         self.changes: Counter[str] = Counter()
 
@@ -142,6 +143,7 @@ class _Mover:
         line: ReconciliationLine,
         to: LineState,
         reason: str,
+        *,
         payment: Payment | None = None,
         note: str | None = None,
     ) -> None:
@@ -184,7 +186,11 @@ class _Mover:
 
 
 async def _reconcile(
-    session: AsyncSession, now: datetime, run: ReconciliationRun, file_lines: list[reading.FileLine] | None
+    session: AsyncSession,
+    now: datetime,
+    run: ReconciliationRun,
+    *,
+    file_lines: list[reading.FileLine] | None,
 ) -> None:
     """One run over a channel's day: the file's lines (None: the open ones of the latest file, as stored),
     then the day's payments the file does not list, then payments reported missing that another file has
@@ -192,7 +198,7 @@ async def _reconcile(
     memory; the request's one transaction still makes the run all or nothing."""
     session.add(run)
     channel, day = run.channel, run.business_day
-    mover = _Mover(session, now, run, run.started_by)
+    mover = _Mover(session, now, run=run, actor=run.started_by)
     still_open = await repository.open_file_lines(session, channel, day)
     if file_lines is None:
         for ids in _chunks(list(still_open.values())):
@@ -299,7 +305,7 @@ async def _missing_from_file(session: AsyncSession, mover: _Mover, run: Reconcil
                 run_id=run.id,
                 bill_ids=[item.bill_id for item in payment.items],
             )
-            mover.move(line, LineState.MISSING_FROM_FILE, "not_in_file", payment)
+            mover.move(line, LineState.MISSING_FROM_FILE, "not_in_file", payment=payment)
         await _release(session, run)
     for line in await repository.missing_now_settled(session, channel):
         mover.move(line, LineState.FOUND, "found_in_other_file")
@@ -308,15 +314,15 @@ async def _missing_from_file(session: AsyncSession, mover: _Mover, run: Reconcil
 def _compare(mover: _Mover, line: ReconciliationLine, payment: Payment) -> None:
     """Judge a file line against the payment it reports."""
     if payment.settled_at is not None:
-        mover.move(line, LineState.DUPLICATE, "reconciled_by_other_line", payment)
+        mover.move(line, LineState.DUPLICATE, "reconciled_by_other_line", payment=payment)
     elif payment.amount_fen != line.file_amount_fen:
-        mover.move(line, LineState.AMOUNT_MISMATCH, "amount_differs", payment)
+        mover.move(line, LineState.AMOUNT_MISMATCH, "amount_differs", payment=payment)
     elif line.bill_ids and set(line.bill_ids) != {item.bill_id for item in payment.items}:
-        mover.move(line, LineState.BILLS_MISMATCH, "bills_differ", payment)
+        mover.move(line, LineState.BILLS_MISMATCH, "bills_differ", payment=payment)
     elif business_date(payment.paid_at) != line.file_paid_on:
-        mover.move(line, LineState.DATE_MISMATCH, "date_differs", payment)
+        mover.move(line, LineState.DATE_MISMATCH, "date_differs", payment=payment)
     else:
-        mover.move(line, LineState.MATCHED, "matched", payment)
+        mover.move(line, LineState.MATCHED, "matched", payment=payment)
 
 
 def _paid_for_bills(line: ReconciliationLine, by_bill: dict[str, list[Payment]]) -> Payment | None:
@@ -340,7 +346,11 @@ async def _record(session: AsyncSession, mover: _Mover, line: ReconciliationLine
     assert line.file_amount_fen is not None
     assert line.moment is not None
     receipt = payments.Receipt(
-        line.file_amount_fen, line.channel, line.moment, line.reference, PaymentOrigin.RECONCILIATION
+        line.file_amount_fen,
+        line.channel,
+        line.moment,
+        PaymentOrigin.RECONCILIATION,
+        reference=line.reference,
     )
     try:
         to_pay = await payments.payable_found(session, line.bill_ids, receipt)
@@ -348,7 +358,7 @@ async def _record(session: AsyncSession, mover: _Mover, line: ReconciliationLine
         mover.move(line, LineState.UNRECORDABLE, refusal.code)
         return
     payment = await payments.record_found(session, to_pay, receipt)
-    mover.move(line, LineState.RECORDED, "recorded_from_file", payment)
+    mover.move(line, LineState.RECORDED, "recorded_from_file", payment=payment)
 
 
 async def resolve(session: AsyncSession, clock: Clock, line_id: int, body: Resolution) -> LineDetail:
@@ -366,25 +376,29 @@ async def resolve(session: AsyncSession, clock: Clock, line_id: int, body: Resol
         payment = await payments.get_payment(session, line.payment_id or "")
         if payment.settled_at is not None:
             raise TransitionNotAllowed({"line_id": line.id, "reason": "payment_already_settled"})
-    mover = _Mover(session, clock.now(), None, body.officer)
-    mover.move(line, to, f"officer_{body.action.value}", payment, body.note)
+    mover = _Mover(session, clock.now(), run=None, actor=body.officer)
+    mover.move(line, to, f"officer_{body.action.value}", payment=payment, note=body.note)
     await session.flush()
     return await line_detail(session, line.id)
 
 
 async def summaries(
-    session: AsyncSession, channel: Channel | None, day_from: date | None, day_to: date | None
+    session: AsyncSession,
+    *,
+    channel: Channel | None = None,
+    day_from: date | None = None,
+    day_to: date | None = None,
 ) -> list[DaySummary]:
     days: dict[tuple[Channel, date], list[tuple[LineState, int, int, int]]] = {}
     for c, d, state, n, file_fen, recorded_fen in await repository.state_totals(
-        session, channel, day_from, day_to
+        session, channel=channel, day_from=day_from, day_to=day_to
     ):
         days.setdefault((c, d), []).append((state, n, file_fen, recorded_fen))
     return [_summary(c, d, totals) for (c, d), totals in days.items()]
 
 
 async def summary(session: AsyncSession, channel: Channel, day: date) -> DaySummary:
-    found = await summaries(session, channel, day, day)
+    found = await summaries(session, channel=channel, day_from=day, day_to=day)
     return found[0] if found else _summary(channel, day, [])
 
 
@@ -414,9 +428,9 @@ async def day_of(session: AsyncSession, channel: Channel, day: date) -> DayOut:
 
 
 async def lines_page(
-    session: AsyncSession, channel: Channel, day: date, states: list[LineState], after: int, limit: int
+    session: AsyncSession, channel: Channel, day: date, *, states: list[LineState], after: int, limit: int
 ) -> LinePage:
-    found = await repository.page(session, channel, day, states, after, limit)
+    found = await repository.page(session, channel, day, states=states, after=after, limit=limit)
     return LinePage(
         items=[LineOut.of(line) for line in found],
         next_after=found[-1].id if len(found) == limit else None,

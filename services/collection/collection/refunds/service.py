@@ -48,18 +48,26 @@ async def request(
         raise BillNotPaid({"bill_id": bill.id, "status": bill.status.value})
     if body.reason not in bill.refundable_reasons:
         raise RefundNotAllowed({"reason": body.reason, "refundable_reasons": bill.refundable_reasons})
-    refund = await refund_in_full(session, bill, body.reason, clock.now(), body.requested_by, body.note)
+    refund = await refund_in_full(
+        session, bill, body.reason, clock.now(), requested_by=body.requested_by, note=body.note
+    )
     result = RefundOut.of(refund)
     idempotency.remember(session, stored_request, 201, result)
     return result, False
 
 
 async def refund_in_full(
-    session: AsyncSession, bill: Bill, reason: str, at: datetime, requested_by: str, note: str | None
+    session: AsyncSession,
+    bill: Bill,
+    reason: str,
+    at: datetime,
+    *,
+    requested_by: str,
+    note: str | None = None,
 ) -> Refund:
     """Everything paid goes back and the enrollment ends (the caller has checked the policy's reasons)."""
     payment, paid_fen = await _payment_of(session, bill)
-    refund = _refund(session, bill, payment, paid_fen - bill.refunded_fen, reason, True, at)
+    refund = _refund(session, bill, payment, paid_fen - bill.refunded_fen, reason, at, ends_enrollment=True)
     refund.requested_by, refund.note = requested_by, note
     bill.status = BillStatus.REFUNDED
     # Its subsidies are no longer owed either (a department that already paid is owed it back).
@@ -71,10 +79,11 @@ async def refund_in_full(
 async def after_repricing(
     session: AsyncSession,
     bill: Bill,
+    at: datetime,
+    *,
     personal_due_fen: int,
     lines: list[SubsidyLineData],
     price_version: int,
-    at: datetime,
 ) -> None:
     """The registry repriced a paid enrollment (its policy refunds within the coverage period): the bill takes
     the new subsidy lines, and what was paid beyond the new price goes back."""
@@ -88,7 +97,8 @@ async def after_repricing(
     payment, paid_fen = await _payment_of(session, bill)
     over = paid_fen - bill.refunded_fen - personal_due_fen
     if over > 0:
-        _refund(session, bill, payment, over, "repriced", False, at).requested_by = "registry"
+        refund = _refund(session, bill, payment, over, "repriced", at, ends_enrollment=False)
+        refund.requested_by = "registry"
     elif over < 0:
         # A higher price after payment is not collected again: the policy's price applied when paid.
         log.warning("price_rose_after_payment", bill_id=bill.id, short_fen=-over)
@@ -100,8 +110,9 @@ def _refund(
     payment: Payment,
     amount_fen: int,
     reason: str,
-    ends_enrollment: bool,
     at: datetime,
+    *,
+    ends_enrollment: bool,
 ) -> Refund:
     # Money the channel already settled into the treasury goes back out of the treasury (退库).
     source = accounts.TREASURY if payment.settled_at else accounts.money_in(payment.channel, payment.agent_id)

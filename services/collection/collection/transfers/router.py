@@ -10,7 +10,7 @@ from shared.auth import Role, allow
 from shared.clock import AppClock
 from shared.db import DbSession
 from shared.errors import error_responses
-from shared.regions import REGION_CODE_PATTERN
+from shared.fields import CoverageYearQuery, RegionCodeQuery
 
 router = APIRouter(
     prefix="/v1/subsidy-transfers", tags=["subsidy transfers"], dependencies=[allow(Role.TAX_OFFICER)]
@@ -44,7 +44,7 @@ async def record_transfer(
 async def funder_statement(
     session: DbSession,
     funder: Annotated[str, Query(min_length=1, max_length=64)],
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
 ) -> FunderStatement:
     return await service.statement(session, funder, region_code, coverage_year)

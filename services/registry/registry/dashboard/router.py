@@ -6,13 +6,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from registry.context import RegistryContext
 from registry.dashboard import service
-from registry.enrollment.dependencies import RegistryContext
 from registry.policy.errors import PolicyNotFound
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
-from shared.regions import REGION_CODE_PATTERN
+from shared.fields import CoverageYearQuery, RegionCodeQuery
 
 router = APIRouter(tags=["dashboard"])
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -33,8 +33,8 @@ async def dashboard(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: Annotated[str | None, Query(pattern=REGION_CODE_PATTERN)] = None,
-    coverage_year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    region_code: RegionCodeQuery | None = None,
+    coverage_year: CoverageYearQuery | None = None,
     as_of: Annotated[date | None, Query()] = None,
 ) -> HTMLResponse:
     if region_code is None or coverage_year is None:
@@ -46,5 +46,5 @@ async def dashboard(
         )
         return templates.TemplateResponse(request, "index.html", {"policies": policies})
     access.require_region(region_code)
-    built = await service.build(session, registry, region_code, coverage_year, as_of)
+    built = await service.build(session, registry, region_code, coverage_year, as_of=as_of)
     return templates.TemplateResponse(request, "dashboard.html", {"d": built})

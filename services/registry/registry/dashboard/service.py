@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.service import Registry
+from registry.context import Registry
 from registry.policy.models import Policy
 from registry.progress import service as progress
 from registry.progress.schemas import DailyPayments, ProgressReport
@@ -59,9 +59,9 @@ class Dashboard:
 
 
 async def build(
-    session: AsyncSession, registry: Registry, region_code: str, coverage_year: int, as_of: date | None
+    session: AsyncSession, registry: Registry, region_code: str, coverage_year: int, *, as_of: date | None
 ) -> Dashboard:
-    report = await progress.progress(session, registry, region_code, coverage_year, as_of)
+    report = await progress.progress(session, registry, region_code, coverage_year, as_of=as_of)
     policy = registry.policies.find(region_code, coverage_year)
     units = [
         Bar(r.unit, r.rate_of_target, f"{r.enrolled:,} 人", r.meets_target)
@@ -78,7 +78,7 @@ async def build(
         for c in report.categories
     ]
     follow_up, follow_up_total = await _follow_up(session, registry, policy)
-    daily = await progress.daily_payments(session, registry, region_code, coverage_year, report.as_of)
+    daily = await progress.daily_payments(session, registry, region_code, coverage_year, as_of=report.as_of)
     return Dashboard(
         policy=policy,
         region_code=region_code,

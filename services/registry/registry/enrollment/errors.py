@@ -1,3 +1,24 @@
+from registry.exclusion.errors import EnrolledElsewhere, InEmployeeInsurance
+from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch
+from registry.policy.errors import (
+    CoverageYearOver,
+    CoverageYearRequired,
+    EligibilityDocumentMismatch,
+    EligibilityNotInPolicy,
+    EligibilityNotMet,
+    EnrollmentWindowClosed,
+    EnrollmentWindowNotOpen,
+    LateCaseEvidenceInvalid,
+    LateCaseEvidenceMissing,
+    LateCaseExpired,
+    LateCaseNotInPolicy,
+    NewbornCoverageYearRequired,
+    NewbornsOnlyYear,
+    NewbornYearNotAllowed,
+    PolicyNotFound,
+    UnknownTownship,
+    UnknownWindowExtension,
+)
 from shared.errors import DomainError, NotFound
 from shared.inbox import EventRejected
 
@@ -44,3 +65,31 @@ class PaymentDoesNotMatch(EventRejected):
     for an enrollment paid otherwise): dead-lettered for an operator at once, never applied."""
 
     reason = "payment_does_not_match"
+
+
+ENROLLMENT_ERRORS: tuple[type[DomainError], ...] = (
+    *IDENTITY_ERRORS,
+    PolicyNotFound,
+    CoverageYearRequired,
+    NewbornCoverageYearRequired,
+    EligibilityNotInPolicy,
+    EligibilityDocumentMismatch,
+    EligibilityNotMet,
+    EnrollmentWindowNotOpen,
+    EnrollmentWindowClosed,
+    CoverageYearOver,
+    UnknownWindowExtension,
+    UnknownTownship,
+    LateCaseNotInPolicy,
+    LateCaseEvidenceMissing,
+    LateCaseEvidenceInvalid,
+    LateCaseExpired,
+    NewbornYearNotAllowed,
+    NewbornsOnlyYear,
+    AlreadyEnrolled,
+    InEmployeeInsurance,
+    EnrolledElsewhere,
+    PersonNameMismatch,
+)
+"""What enrolling a person can be refused for, wherever it is asked (alone, or for a household's members);
+endpoints declare these in OpenAPI."""

@@ -1,18 +1,85 @@
-"""Handlers for the events the registry consumes."""
+"""The registry's reactions to collection's events: a confirmed payment activates the enrollment it paid, a
+refund may end it. Each takes the enrollment's row lock."""
 
+from datetime import timedelta
+
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment import service
+from registry.enrollment import repository
+from registry.enrollment.errors import PaymentDoesNotMatch
+from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus
+from registry.policy.models import CoverageFrom
+from shared.clock import business_date
 from shared.events import Envelope, PaymentConfirmed, PaymentRefunded
 from shared.inbox import Handler
 
+log = structlog.get_logger(__name__)
+
+
+async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -> None:
+    """A settled bill activates the enrollment it is for, if it paid what this enrollment was priced at;
+    coverage that starts the day after payment starts on the Beijing business day after the payment. A
+    payment that crossed the enrollment's end (a cancellation, a lapse) is kept, not activated: collection
+    refunds it when the end reaches it."""
+    enrollment = await repository.get(session, confirmation.enrollment_id, for_update=True)
+    if enrollment is None:
+        raise PaymentDoesNotMatch(f"no enrollment {confirmation.enrollment_id}")
+    if enrollment.payment_id is not None:
+        if enrollment.payment_id == confirmation.payment_id:
+            return  # the same payment told again (a repair republished it)
+        raise PaymentDoesNotMatch(f"enrollment {enrollment.id} already paid by {enrollment.payment_id}")
+    # A payment of an earlier price version (the price changed while it was under way) is still a payment
+    # of this enrollment; the difference between paid and due is collection's to settle.
+    priced = _due_at_version(enrollment, confirmation.price_version)
+    if priced is None or confirmation.amount_fen != priced:
+        raise PaymentDoesNotMatch(
+            f"paid {confirmation.amount_fen} fen at price version {confirmation.price_version}, "
+            f"priced {priced} fen on {enrollment.id}"
+        )
+    enrollment.paid_fen = confirmation.amount_fen
+    enrollment.paid_at = confirmation.paid_at
+    enrollment.payment_id = confirmation.payment_id
+    enrollment.receipt_no = confirmation.receipt_no
+    if enrollment.status is not EnrollmentStatus.PENDING_PAYMENT:
+        log.warning("payment_after_end", enrollment_id=enrollment.id, status=enrollment.status.value)
+        # Counted in no progress figure: it ended before it was paid.
+        enrollment.cancelled_at = enrollment.cancelled_at or confirmation.paid_at
+        return
+    enrollment.status = EnrollmentStatus.ACTIVE
+    if enrollment.coverage_from is CoverageFrom.DAY_AFTER_PAYMENT:
+        enrollment.coverage_start = business_date(confirmation.paid_at) + timedelta(days=1)
+
+
+def _due_at_version(enrollment: Enrollment, version: int) -> int | None:
+    if version == enrollment.price_version:
+        return enrollment.personal_due_fen
+    return enrollment.earlier_dues.get(str(version))
+
+
+async def apply_refund(session: AsyncSession, refund: PaymentRefunded) -> None:
+    """Collection gave paid money back: all of it ends the enrollment (the person may enroll again for the
+    year, e.g. after an erroneous payment); what a lower price left over leaves it standing."""
+    enrollment = await repository.get(session, refund.enrollment_id, for_update=True)
+    if enrollment is None:
+        raise PaymentDoesNotMatch(f"no enrollment {refund.enrollment_id}")
+    if enrollment.payment_id != refund.payment_id:
+        raise PaymentDoesNotMatch(
+            f"refund of {refund.payment_id}, enrollment paid by {enrollment.payment_id}"
+        )
+    enrollment.refunded_fen += refund.amount_fen
+    if refund.ends_enrollment and enrollment.status not in ENDED:
+        enrollment.status = EnrollmentStatus.CANCELLED
+        enrollment.cancelled_at = refund.refunded_at
+        enrollment.cancellation_reason = refund.reason
+
 
 async def on_payment_confirmed(session: AsyncSession, envelope: Envelope) -> None:
-    await service.apply_payment(session, envelope.payload(PaymentConfirmed))
+    await apply_payment(session, envelope.payload(PaymentConfirmed))
 
 
 async def on_payment_refunded(session: AsyncSession, envelope: Envelope) -> None:
-    await service.apply_refund(session, envelope.payload(PaymentRefunded))
+    await apply_refund(session, envelope.payload(PaymentRefunded))
 
 
 HANDLERS: dict[str, Handler] = {

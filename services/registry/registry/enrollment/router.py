@@ -1,68 +1,22 @@
 from fastapi import APIRouter, status
 
 from registry import access as area
+from registry.context import RegistryContext
 from registry.enrollment import repository, service
-from registry.enrollment.dependencies import RegistryContext
 from registry.enrollment.errors import (
-    AlreadyEnrolled,
+    ENROLLMENT_ERRORS,
     CancellationNotAllowed,
     EnrollmentEnded,
     EnrollmentNotFound,
 )
 from registry.enrollment.models import Enrollment
 from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, EnrollmentOut
-from registry.exclusion.errors import EnrolledElsewhere, InEmployeeInsurance
-from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch
-from registry.policy.errors import (
-    CoverageYearOver,
-    CoverageYearRequired,
-    EligibilityDocumentMismatch,
-    EligibilityNotInPolicy,
-    EligibilityNotMet,
-    EnrollmentWindowClosed,
-    EnrollmentWindowNotOpen,
-    LateCaseEvidenceInvalid,
-    LateCaseEvidenceMissing,
-    LateCaseExpired,
-    LateCaseNotInPolicy,
-    NewbornCoverageYearRequired,
-    NewbornsOnlyYear,
-    NewbornYearNotAllowed,
-    PolicyNotFound,
-    UnknownTownship,
-    UnknownWindowExtension,
-)
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.crosscheck import StandingFilter, StandingPage, add_repair_routes
 from shared.db import DbSession
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
-
-ENROLLMENT_ERRORS = (
-    *IDENTITY_ERRORS,
-    PolicyNotFound,
-    CoverageYearRequired,
-    NewbornCoverageYearRequired,
-    EligibilityNotInPolicy,
-    EligibilityDocumentMismatch,
-    EligibilityNotMet,
-    EnrollmentWindowNotOpen,
-    EnrollmentWindowClosed,
-    CoverageYearOver,
-    UnknownWindowExtension,
-    UnknownTownship,
-    LateCaseNotInPolicy,
-    LateCaseEvidenceMissing,
-    LateCaseEvidenceInvalid,
-    LateCaseExpired,
-    NewbornYearNotAllowed,
-    NewbornsOnlyYear,
-    AlreadyEnrolled,
-    InEmployeeInsurance,
-    EnrolledElsewhere,
-    PersonNameMismatch,
-)
 
 
 @router.post(
@@ -81,7 +35,7 @@ async def create_enrollment(
     body: EnrollmentCreate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> EnrollmentOut:
     area.new_record(access, body.id_number, body.region_code)
-    claimant = area.claimant(access, body.region_code)
+    claimant = area.claimant(access, region_code=body.region_code)
     enrollment = await service.enroll(session, registry, body, claimant=claimant)
     return EnrollmentOut.of(enrollment, service.notices(registry, body, enrollment))
 

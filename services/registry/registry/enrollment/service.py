@@ -4,43 +4,32 @@ The figures and dates come from the policy engine (registry.policy.rules); this 
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
-import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.context import Registry
 from registry.database import OutboxMessage
-from registry.enrollment import repository
+from registry.enrollment import decision, repository
 from registry.enrollment.errors import (
     AlreadyEnrolled,
     CancellationNotAllowed,
     EnrollmentEnded,
     EnrollmentNotFound,
-    PaymentDoesNotMatch,
 )
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
 from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, Notice, RepriceOutcome
-from registry.exclusion.service import ExclusionLookup, refusal
+from registry.exclusion.service import refusal
 from registry.people import service as people
 from registry.people.models import Person
 from registry.people.service import Identity
 from registry.policy import rules
 from registry.policy.book import PolicyBook
 from registry.policy.errors import NewbornCoverageYearRequired
-from registry.policy.models import CoverageFrom, LateCaseKind, Policy
+from registry.policy.models import LateCaseKind, Policy
 from registry.subsidy import repository as subsidies
-from shared.clock import Clock, business_date
-from shared.crosscheck import (
-    ChangedStanding,
-    ChangePage,
-    ChangeQuery,
-    EnrollmentStanding,
-    Standing,
-    StandingPage,
-    StandingQuery,
-    change_page,
-)
+from shared.crosscheck import EnrollmentStanding, Standing, StandingReader
 from shared.errors import DomainError
 from shared.events import (
     REGISTRY_ENROLLMENTS,
@@ -48,8 +37,6 @@ from shared.events import (
     EnrollmentCreated,
     EnrollmentLapsed,
     EnrollmentRepriced,
-    PaymentConfirmed,
-    PaymentRefunded,
     SubsidyLineData,
     new_envelope,
 )
@@ -57,27 +44,17 @@ from shared.money import format_fen
 from shared.outbox import enqueue
 
 SOURCE = "/canbao/registry"
-log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class Registry:
-    """What enrolling consults besides the database: the policies, the exclusion lookup and the clock."""
-
-    policies: PolicyBook
-    exclusions: ExclusionLookup
-    clock: Clock
 
 
 async def enroll(
     session: AsyncSession,
     registry: Registry,
     request: EnrollmentCreate,
-    household_id: str | None = None,
     *,
+    household_id: str | None = None,
     claimant: people.Claimant = people.OFFICIAL,
 ) -> Enrollment:
-    (result,) = await enroll_many(session, registry, [request], household_id, claimant=claimant)
+    (result,) = await enroll_many(session, registry, [request], household_id=household_id, claimant=claimant)
     if isinstance(result, DomainError):
         raise result
     return result
@@ -87,9 +64,9 @@ async def enroll_many(
     session: AsyncSession,
     registry: Registry,
     requests: Sequence[EnrollmentCreate],
+    *,
     household_id: str | None = None,
     payer_organisation: str | None = None,
-    *,
     claimant: people.Claimant = people.OFFICIAL,
 ) -> list[Enrollment | DomainError]:
     """Enroll each request, or say why not, with a handful of queries for the lot: one person alone and a
@@ -100,81 +77,26 @@ async def enroll_many(
     checked: list[_Candidate] = []
     for i, request in enumerate(requests):
         try:
-            identity = people.identify(request, today)
-            policy = campaign_for(registry.policies, request, identity, today)
-            rules.check_place(policy, request.region_code, request.township)
-            rules.check_eligibility(policy, request.basis, identity, today)
+            checked.append(_check(registry.policies, i, request, today))
         except DomainError as exc:
             results[i] = exc
-            continue
-        checked.append(_Candidate(i, request, identity, policy))
-
-    allowed: list[_Candidate] = []
-    for year in sorted({c.policy.coverage_year for c in checked}):
-        of_year = [c for c in checked if c.policy.coverage_year == year]
-        kinds = await registry.exclusions.exclusions(session, [c.identity for c in of_year], year)
-        for candidate, found in zip(of_year, kinds, strict=True):
-            refused = refusal(found, year)
-            if refused is None:
-                allowed.append(candidate)
-            else:
-                results[candidate.index] = refused
-    allowed.sort(key=lambda c: c.index)
-
-    found_people = await people.find_or_register_many(
-        session,
-        [(c.identity, c.request.name, c.request.phone) for c in allowed],
-        claimant=claimant,
-        now=registry.clock.now(),
-    )
-    registered: list[tuple[_Candidate, Person]] = []
-    for candidate, person in zip(allowed, found_people, strict=True):
-        if isinstance(person, DomainError):
-            results[candidate.index] = person
-        else:
-            registered.append((candidate, person))
-
-    lapsing: list[tuple[Enrollment, str]] = []
+    allowed = await _not_excluded(session, registry, checked, results)
+    registered = await _registered(session, registry, allowed, results, claimant)
+    applicants, live = await _applicants(session, registered)
     new: list[Enrollment] = []
-    for year in sorted({c.policy.coverage_year for c, _ in registered}):
-        people_of_year = [(c, p) for c, p in registered if c.policy.coverage_year == year]
-        person_ids = [p.id for _, p in people_of_year]
-        existing = await repository.live_for_people(session, person_ids, year, for_update=True)
-        held_by_person = await subsidies.active_codes_many(session, person_ids, year)
-        taken: set[str] = set()
-        for candidate, person in people_of_year:
-            current = existing.get(person.id)
-            if person.id in taken or (current is not None and not _unpayable(current, today)):
-                results[candidate.index] = AlreadyEnrolled(
-                    {"coverage_year": year, "enrollment_id": current.id if current else None}
-                )
-                continue
-            taken.add(person.id)
-            try:
-                enrollment = _new_enrollment(
-                    registry, candidate, person, household_id, held_by_person.get(person.id, [])
-                )
-                enrollment.payer_organisation = payer_organisation
-            except DomainError as exc:
-                results[candidate.index] = exc
-                continue
-            if current is not None:
-                lapsing.append((current, enrollment.id))
-            new.append(enrollment)
-            results[candidate.index] = enrollment
-
-    if lapsing:
-        for enrollment, replaced_by in lapsing:
-            _lapse(session, registry, enrollment, replaced_by)
-        await session.flush()  # the old ones leave the one-live-enrollment index before the new ones enter
-    session.add_all(new)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        # A concurrent request enrolled one of these people first; the unique constraints decided.
-        raise AlreadyEnrolled({"coverage_year": new[0].coverage_year}) from exc
-    for enrollment in new:
-        _publish_created(session, enrollment, registry.policies.by_id(enrollment.policy_id))
+    lapsing: list[tuple[Enrollment, str]] = []
+    for (candidate, person, _), plan in zip(
+        applicants, decision.decide([a for *_, a in applicants], today), strict=True
+    ):
+        if isinstance(plan, DomainError):
+            results[candidate.index] = plan
+            continue
+        enrollment = _new_enrollment(registry, candidate, person, plan, household_id, payer_organisation)
+        if plan.replaces is not None:
+            lapsing.append((live[plan.replaces], enrollment.id))
+        new.append(enrollment)
+        results[candidate.index] = enrollment
+    await _write(session, registry, new, lapsing)
     return [r for r in results if r is not None]
 
 
@@ -263,18 +185,114 @@ class _Candidate:
     policy: Policy
 
 
+def _check(book: PolicyBook, index: int, request: EnrollmentCreate, today: date) -> _Candidate:
+    """A request's checks of its own: the identity, the campaign it falls under, the place, the basis."""
+    identity = people.identify(request, today)
+    policy = campaign_for(book, request, identity, today)
+    rules.check_place(policy, request.region_code, request.township)
+    rules.check_eligibility(policy, request.basis, identity, today)
+    return _Candidate(index, request, identity, policy)
+
+
+async def _not_excluded(
+    session: AsyncSession,
+    registry: Registry,
+    checked: list[_Candidate],
+    results: list[Enrollment | DomainError | None],
+) -> list[_Candidate]:
+    """不得重复参保: the candidates no exclusion list refuses, in request order; the others' refusals go
+    into `results`."""
+    allowed: list[_Candidate] = []
+    for year in sorted({c.policy.coverage_year for c in checked}):
+        of_year = [c for c in checked if c.policy.coverage_year == year]
+        kinds = await registry.exclusions.exclusions(session, [c.identity for c in of_year], year)
+        for candidate, found in zip(of_year, kinds, strict=True):
+            refused = refusal(found, year)
+            if refused is None:
+                allowed.append(candidate)
+            else:
+                results[candidate.index] = refused
+    allowed.sort(key=lambda c: c.index)
+    return allowed
+
+
+async def _registered(
+    session: AsyncSession,
+    registry: Registry,
+    allowed: list[_Candidate],
+    results: list[Enrollment | DomainError | None],
+    claimant: people.Claimant,
+) -> list[tuple[_Candidate, Person]]:
+    """Each candidate's person, found or registered; a refusal (a name that does not match the ID number
+    already held) goes into `results`."""
+    found = await people.find_or_register_many(
+        session,
+        [(c.identity, c.request.name, c.request.phone) for c in allowed],
+        claimant=claimant,
+        now=registry.clock.now(),
+    )
+    registered: list[tuple[_Candidate, Person]] = []
+    for candidate, person in zip(allowed, found, strict=True):
+        if isinstance(person, DomainError):
+            results[candidate.index] = person
+        else:
+            registered.append((candidate, person))
+    return registered
+
+
+async def _applicants(
+    session: AsyncSession, registered: list[tuple[_Candidate, Person]]
+) -> tuple[list[tuple[_Candidate, Person, decision.Applicant]], dict[str, Enrollment]]:
+    """Year by year, what the decision needs of each person: their live enrollment (locked, since it may
+    lapse) and the subsidy categories they hold; and those enrollments by id."""
+    applicants: list[tuple[_Candidate, Person, decision.Applicant]] = []
+    live: dict[str, Enrollment] = {}
+    for year in sorted({c.policy.coverage_year for c, _ in registered}):
+        of_year = [(c, p) for c, p in registered if c.policy.coverage_year == year]
+        person_ids = [p.id for _, p in of_year]
+        existing = await repository.live_for_people(session, person_ids, year, for_update=True)
+        held = await subsidies.active_codes_many(session, person_ids, year)
+        live.update({e.id: e for e in existing.values()})
+        for candidate, person in of_year:
+            current = existing.get(person.id)
+            applicant = decision.Applicant(
+                request=candidate.request,
+                policy=candidate.policy,
+                person_id=person.id,
+                birth_date=candidate.identity.birth_date,
+                live=decision.Live(current.id, current.status, current.payable_until) if current else None,
+                held=tuple(held.get(person.id, [])),
+            )
+            applicants.append((candidate, person, applicant))
+    return applicants, live
+
+
+async def _write(
+    session: AsyncSession, registry: Registry, new: list[Enrollment], lapsing: list[tuple[Enrollment, str]]
+) -> None:
+    if lapsing:
+        for enrollment, replaced_by in lapsing:
+            _lapse(session, registry, enrollment, replaced_by)
+        await session.flush()  # the old ones leave the one-live-enrollment index before the new ones enter
+    session.add_all(new)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # A concurrent request enrolled one of these people first; the unique constraints decided.
+        raise AlreadyEnrolled({"coverage_year": new[0].coverage_year}) from exc
+    for enrollment in new:
+        _publish_created(session, enrollment, registry.policies.by_id(enrollment.policy_id))
+
+
 def _new_enrollment(
-    registry: Registry, candidate: _Candidate, person: Person, household_id: str | None, held: list[str]
+    registry: Registry,
+    candidate: _Candidate,
+    person: Person,
+    plan: decision.Plan,
+    household_id: str | None,
+    payer_organisation: str | None,
 ) -> Enrollment:
-    request, policy = candidate.request, candidate.policy
-    claim = (
-        rules.LateClaim(request.late_case.kind, request.late_case.event_date, request.late_case.evidence_ref)
-        if request.late_case
-        else None
-    )
-    terms = rules.terms(
-        policy, registry.clock.today(), candidate.identity.birth_date, held, request.window_extension, claim
-    )
+    request, policy, terms = candidate.request, candidate.policy, plan.terms
     enrollment = Enrollment(
         id=str(uuid.uuid4()),
         person_id=person.id,
@@ -297,9 +315,10 @@ def _new_enrollment(
         coverage_start=terms.coverage_start,
         coverage_end=policy.coverage.end,
         created_at=registry.clock.now(),
+        payer_organisation=payer_organisation,
     )
     enrollment.person = person
-    _set_price(enrollment, rules.price(policy, held, terms.charge))
+    _set_price(enrollment, plan.price)
     return enrollment
 
 
@@ -392,46 +411,6 @@ def _reprice(
     return outcome
 
 
-async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -> None:
-    """A settled bill activates the enrollment it is for, if it paid what this enrollment was priced at;
-    coverage that starts the day after payment starts on the Beijing business day after the payment. A
-    payment that crossed the enrollment's end (a cancellation, a lapse) is kept, not activated: collection
-    refunds it when the end reaches it."""
-    enrollment = await repository.get(session, confirmation.enrollment_id, for_update=True)
-    if enrollment is None:
-        raise PaymentDoesNotMatch(f"no enrollment {confirmation.enrollment_id}")
-    if enrollment.payment_id is not None:
-        if enrollment.payment_id == confirmation.payment_id:
-            return  # the same payment told again (a repair republished it)
-        raise PaymentDoesNotMatch(f"enrollment {enrollment.id} already paid by {enrollment.payment_id}")
-    # A payment of an earlier price version (the price changed while it was under way) is still a payment
-    # of this enrollment; the difference between paid and due is collection's to settle.
-    priced = _due_at_version(enrollment, confirmation.price_version)
-    if priced is None or confirmation.amount_fen != priced:
-        raise PaymentDoesNotMatch(
-            f"paid {confirmation.amount_fen} fen at price version {confirmation.price_version}, "
-            f"priced {priced} fen on {enrollment.id}"
-        )
-    enrollment.paid_fen = confirmation.amount_fen
-    enrollment.paid_at = confirmation.paid_at
-    enrollment.payment_id = confirmation.payment_id
-    enrollment.receipt_no = confirmation.receipt_no
-    if enrollment.status is not EnrollmentStatus.PENDING_PAYMENT:
-        log.warning("payment_after_end", enrollment_id=enrollment.id, status=enrollment.status.value)
-        # Counted in no progress figure: it ended before it was paid.
-        enrollment.cancelled_at = enrollment.cancelled_at or confirmation.paid_at
-        return
-    enrollment.status = EnrollmentStatus.ACTIVE
-    if enrollment.coverage_from is CoverageFrom.DAY_AFTER_PAYMENT:
-        enrollment.coverage_start = business_date(confirmation.paid_at) + timedelta(days=1)
-
-
-def _due_at_version(enrollment: Enrollment, version: int) -> int | None:
-    if version == enrollment.price_version:
-        return enrollment.personal_due_fen
-    return enrollment.earlier_dues.get(str(version))
-
-
 async def cancel(
     session: AsyncSession, registry: Registry, enrollment_id: str, request: CancellationCreate
 ) -> Enrollment:
@@ -461,27 +440,6 @@ async def cancel(
     envelope = new_envelope(SOURCE, enrollment.id, cancelled, time=registry.clock.now())
     enqueue(session, OutboxMessage, REGISTRY_ENROLLMENTS, envelope)
     return enrollment
-
-
-async def apply_refund(session: AsyncSession, refund: PaymentRefunded) -> None:
-    """Collection gave paid money back: all of it ends the enrollment (the person may enroll again for the
-    year, e.g. after an erroneous payment); what a lower price left over leaves it standing."""
-    enrollment = await repository.get(session, refund.enrollment_id, for_update=True)
-    if enrollment is None:
-        raise PaymentDoesNotMatch(f"no enrollment {refund.enrollment_id}")
-    if enrollment.payment_id != refund.payment_id:
-        raise PaymentDoesNotMatch(
-            f"refund of {refund.payment_id}, enrollment paid by {enrollment.payment_id}"
-        )
-    enrollment.refunded_fen += refund.amount_fen
-    if refund.ends_enrollment and enrollment.status not in ENDED:
-        enrollment.status = EnrollmentStatus.CANCELLED
-        enrollment.cancelled_at = refund.refunded_at
-        enrollment.cancellation_reason = refund.reason
-
-
-def _unpayable(enrollment: Enrollment, today: date) -> bool:
-    return enrollment.status is EnrollmentStatus.PENDING_PAYMENT and enrollment.payable_until < today
 
 
 def _lapse(session: AsyncSession, registry: Registry, enrollment: Enrollment, replaced_by: str) -> None:
@@ -534,33 +492,6 @@ _STANDING = {
 }
 
 
-async def standings(session: AsyncSession, query: StandingQuery) -> StandingPage:
-    """Where every enrollment of a region's coverage year stands, as the registry holds it (核对)."""
-    found = await repository.of_region_year(
-        session, query.region_code, query.coverage_year, query.after, query.limit
-    )
-    return StandingPage(
-        items=[_standing(e) for e in found],
-        next_after=found[-1].id if len(found) == query.limit else None,
-    )
-
-
-async def changes(session: AsyncSession, query: ChangeQuery) -> ChangePage:
-    """Where the enrollments changed since a moment stand (the repair job)."""
-    after_at, after_id = query.position()
-    found = await repository.changed_since(session, after_at, after_id, query.limit)
-    return change_page(
-        [ChangedStanding(**_standing(e).model_dump(), changed_at=e.updated_at) for e in found], query.limit
-    )
-
-
-async def standings_of(session: AsyncSession, enrollment_ids: list[str]) -> StandingPage:
-    """Where the named enrollments stand; unknown ids are left out."""
-    return StandingPage(
-        items=[_standing(e) for e in await repository.get_many(session, enrollment_ids)], next_after=None
-    )
-
-
 def _standing(e: Enrollment) -> EnrollmentStanding:
     return EnrollmentStanding(
         enrollment_id=e.id,
@@ -571,3 +502,16 @@ def _standing(e: Enrollment) -> EnrollmentStanding:
         paid=e.paid_fen or 0,
         refunded=e.refunded_fen,
     )
+
+
+# The check's pages (核对, the repair job) over the registry's enrollments.
+_READER = StandingReader(
+    of_region_year=repository.of_region_year,
+    changed_since=repository.changed_since,
+    of_enrollments=repository.get_many,
+    standing=_standing,
+    changed_at=lambda e: e.updated_at,
+)
+standings = _READER.standings
+changes = _READER.changes
+standings_of = _READER.standings_of

@@ -1,3 +1,4 @@
+from registry.enrollment.errors import ENROLLMENT_ERRORS
 from shared.errors import DomainError, NotFound
 
 
@@ -40,3 +41,12 @@ class NoInvitation(DomainError):
     code = "no_household_invitation"
     message_zh = "您没有该家庭户待确认的邀请"
     message_en = "You have no pending invitation to this household"
+
+
+ENROLL_MEMBERS_ERRORS: tuple[type[DomainError], ...] = (
+    *ENROLLMENT_ERRORS,
+    HouseholdNotFound,
+    NotAHouseholdMember,
+    DuplicateMember,
+)
+"""What enrolling several members of a household at once can be refused for."""

@@ -1,18 +1,15 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from registry import access as area
-from registry.enrollment.dependencies import RegistryContext
-from registry.enrollment.router import ENROLLMENT_ERRORS
+from registry.context import RegistryContext
 from registry.household import service
 from registry.household.errors import (
+    ENROLL_MEMBERS_ERRORS,
     AlreadyInHousehold,
     DuplicateMember,
     HouseholdNeedsOneHead,
     HouseholdNotFound,
     NoInvitation,
-    NotAHouseholdMember,
 )
 from registry.household.models import Household
 from registry.household.schemas import (
@@ -25,6 +22,7 @@ from registry.people.errors import IDENTITY_ERRORS
 from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.fields import CoverageYearQuery
 
 router = APIRouter(prefix="/v1/households", tags=["households"])
 
@@ -100,9 +98,7 @@ async def refuse_invitation(household_id: str, session: DbSession, access: Curre
     status_code=status.HTTP_201_CREATED,
     summary="Enroll several members at once (为家人参保)",
     description="All listed members are enrolled, or none: a refusal names the member in `details.member`.",
-    responses=error_responses(
-        *ENROLLMENT_ERRORS, HouseholdNotFound, NotAHouseholdMember, DuplicateMember, *AREA_ERRORS
-    ),
+    responses=error_responses(*ENROLL_MEMBERS_ERRORS, *AREA_ERRORS),
     dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
 async def enroll_members(
@@ -128,7 +124,7 @@ async def household_enrollments(
     household_id: str,
     session: DbSession,
     access: CurrentAccess,
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    coverage_year: CoverageYearQuery,
 ) -> HouseholdEnrollments:
     await _household(session, access, household_id)
     return await service.summary(session, household_id, coverage_year)

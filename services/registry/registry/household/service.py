@@ -4,6 +4,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.context import Registry
 from registry.enrollment import service as enrollments
 from registry.enrollment.models import Enrollment, EnrollmentStatus
 from registry.enrollment.schemas import EnrollmentCreate, EnrollmentOut
@@ -33,7 +34,7 @@ from shared.errors import DomainError
 
 async def register(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     request: HouseholdCreate,
     *,
     claimant: people.Claimant = people.OFFICIAL,
@@ -100,9 +101,7 @@ async def _verified_members(
     return set(own) | together
 
 
-async def accept(
-    session: AsyncSession, registry: enrollments.Registry, household_id: str, own_number: str
-) -> Household:
+async def accept(session: AsyncSession, registry: Registry, household_id: str, own_number: str) -> Household:
     """The invited person accepts, from their own account: from now on the household may enroll, see and pay
     for them, and they the household."""
     household = await get(session, household_id)
@@ -141,7 +140,7 @@ async def get(session: AsyncSession, household_id: str) -> Household:
 
 async def enroll_members(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     household_id: str,
     request: HouseholdEnrollmentCreate,
 ) -> HouseholdEnrollments:

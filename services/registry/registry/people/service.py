@@ -75,17 +75,6 @@ class Claimant:
 OFFICIAL = Claimant()
 
 
-async def find_or_register(
-    session: AsyncSession, identity: Identity, name: str, phone: str | None, *, claimant: Claimant = OFFICIAL
-) -> Person:
-    """The person with this document, registered now if new. A known document with another name is refused
-    rather than overwritten: it is either a typing error or someone else's number (but see Claimant)."""
-    (found,) = await find_or_register_many(session, [(identity, name, phone)], claimant=claimant)
-    if isinstance(found, DomainError):
-        raise found
-    return found
-
-
 # Up to this many new people in one request are registered under locks (a household, a single enrollment).
 _LOCKED_REGISTRATIONS = 50
 
@@ -97,7 +86,9 @@ async def find_or_register_many(
     claimant: Claimant = OFFICIAL,
     now: datetime | None = None,
 ) -> list[Person | DomainError]:
-    """`find_or_register` for many people in one query; each entry gets its person or its refusal."""
+    """The person with each document, registered now if new, in one query; each entry gets its person or its
+    refusal. A known document with another name is refused rather than overwritten: it is either a typing
+    error or someone else's number (but see Claimant)."""
     documents = [(identity.document_type, identity.document_number) for identity, _, _ in entries]
     known = await repository.by_documents(session, documents)
     new = [key for key in documents if key not in known]
@@ -131,7 +122,7 @@ async def find_or_register_many(
             )
             results.append(person)
             continue
-        refusal = _named(session, person, name, phone, source, claimant, now)
+        refusal = _named(session, person, name, phone=phone, source=source, claimant=claimant, now=now)
         results.append(refusal or person)
     return results
 
@@ -140,6 +131,7 @@ def _named(
     session: AsyncSession,
     person: Person,
     name: str,
+    *,
     phone: str | None,
     source: PersonSource,
     claimant: Claimant,

@@ -330,7 +330,7 @@ class Policy(_Strict):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> Self:
+    def _no_duplicates(self) -> Self:
         for label, codes in (
             ("regions", [r.code for r in self.regions]),
             ("townships", [t.name for t in self.townships]),
@@ -341,22 +341,26 @@ class Policy(_Strict):
             duplicates = sorted({c for c in codes if codes.count(c) > 1})
             if duplicates:
                 raise ValueError(f"{label}: duplicates {duplicates}")
+        names = [n for c in self.subsidy_categories for n in {normalise_category_text(n) for n in c.names}]
+        ambiguous = sorted({n for n in names if names.count(n) > 1})
+        if ambiguous:
+            raise ValueError(f"subsidy_categories: names given to two categories {ambiguous}")
+        unknown = sorted({t.region_code for t in self.townships} - {r.code for r in self.regions})
+        if unknown:
+            raise ValueError(f"townships: region codes {unknown} are not among the regions")
+        return self
+
+    @model_validator(mode="after")
+    def _dates_agree(self) -> Self:
         if self.coverage.start.year != self.coverage_year:
             raise ValueError(
                 f"coverage.start {self.coverage.start} is not in coverage_year {self.coverage_year}"
             )
         if self.enrollment_window.start > self.coverage.end:
             raise ValueError("enrollment_window starts after the coverage period ends")
-        unknown = sorted({t.region_code for t in self.townships} - {r.code for r in self.regions})
-        if unknown:
-            raise ValueError(f"townships: region codes {unknown} are not among the regions")
         for extension in self.enrollment_window.extensions:
             if extension.end < self.enrollment_window.end:
                 raise ValueError(f"extension {extension.group} ends before the window does")
-        names = [n for c in self.subsidy_categories for n in {normalise_category_text(n) for n in c.names}]
-        ambiguous = sorted({n for n in names if names.count(n) > 1})
-        if ambiguous:
-            raise ValueError(f"subsidy_categories: names given to two categories {ambiguous}")
         current = self.newborns.current_year
         if current is not None:
             if "next_year" not in self.newborns.may_enroll_for:

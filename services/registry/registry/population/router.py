@@ -1,15 +1,13 @@
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from registry.enrollment.dependencies import RegistryContext
+from registry.context import RegistryContext
 from registry.policy.errors import PolicyNotFound
 from registry.population import service
 from registry.population.schemas import PopulationSummary
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
-from shared.regions import REGION_CODE_PATTERN
+from shared.fields import CoverageYearQuery, RegionCodeQuery
 
 router = APIRouter(prefix="/v1/population", tags=["population"])
 
@@ -26,8 +24,8 @@ async def population_summary(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
 ) -> PopulationSummary:
     access.require_region(region_code)
     return await service.summary(session, registry, region_code, coverage_year)

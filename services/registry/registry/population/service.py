@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.service import Registry
+from registry.context import Registry
 from registry.people.models import Person
 from registry.population import repository
 from registry.population.models import RegisteredResident

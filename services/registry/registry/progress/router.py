@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Response, UploadFile
 
-from registry.enrollment.dependencies import RegistryContext
+from registry.context import RegistryContext
 from registry.policy.errors import PolicyNotFound
 from registry.progress import report, service
 from registry.progress.errors import ProgressBaselineInvalid, ProgressBaselineTooLarge
@@ -11,13 +11,13 @@ from registry.progress.schemas import BaselineOut, DailyPayments, ProgressReport
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
+from shared.fields import CoverageYearQuery, RegionCodeQuery
 from shared.regions import REGION_CODE_PATTERN
 from shared.tabular import XLSX, xlsx_response
 
 router = APIRouter(prefix="/v1/progress", tags=["progress"])
 
-RegionCode = Annotated[str, Query(pattern=REGION_CODE_PATTERN, description="Any region of the policy")]
-CoverageYear = Annotated[int, Query(ge=2000, le=2100)]
+RegionCode = Annotated[RegionCodeQuery, Query(description="Any region of the policy")]
 AsOf = Annotated[date | None, Query(description="截止日期 (Beijing date); today when left out")]
 
 
@@ -36,11 +36,11 @@ async def progress(
     access: CurrentAccess,
     registry: RegistryContext,
     region_code: RegionCode,
-    coverage_year: CoverageYear,
+    coverage_year: CoverageYearQuery,
     as_of: AsOf = None,
 ) -> ProgressReport:
     access.require_region(region_code)
-    return await service.progress(session, registry, region_code, coverage_year, as_of)
+    return await service.progress(session, registry, region_code, coverage_year, as_of=as_of)
 
 
 @router.get(
@@ -55,11 +55,11 @@ async def progress_xlsx(
     access: CurrentAccess,
     registry: RegistryContext,
     region_code: RegionCode,
-    coverage_year: CoverageYear,
+    coverage_year: CoverageYearQuery,
     as_of: AsOf = None,
 ) -> Response:
     access.require_region(region_code)
-    found = await service.progress(session, registry, region_code, coverage_year, as_of)
+    found = await service.progress(session, registry, region_code, coverage_year, as_of=as_of)
     return xlsx_response(report.workbook(found), f"{found.policy_name}参保进度统计表-{found.as_of}.xlsx")
 
 
@@ -74,11 +74,11 @@ async def daily_payments(
     access: CurrentAccess,
     registry: RegistryContext,
     region_code: RegionCode,
-    coverage_year: CoverageYear,
+    coverage_year: CoverageYearQuery,
     as_of: AsOf = None,
 ) -> list[DailyPayments]:
     access.require_region(region_code)
-    return await service.daily_payments(session, registry, region_code, coverage_year, as_of)
+    return await service.daily_payments(session, registry, region_code, coverage_year, as_of=as_of)
 
 
 @router.get(
@@ -92,7 +92,7 @@ async def baseline(
     access: CurrentAccess,
     registry: RegistryContext,
     region_code: RegionCode,
-    coverage_year: CoverageYear,
+    coverage_year: CoverageYearQuery,
 ) -> BaselineOut:
     access.require_region(region_code)
     _, described = await service.baseline(session, registry.policies.find(region_code, coverage_year))

@@ -12,7 +12,7 @@ from typing import IO, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.service import Registry
+from registry.context import Registry
 from registry.policy.models import Policy
 from registry.progress import reading, repository
 from registry.progress.errors import ProgressBaselineInvalid, ProgressBaselineTooLarge
@@ -134,7 +134,7 @@ async def replace_baseline(
 
 
 async def progress(
-    session: AsyncSession, registry: Registry, region_code: str, coverage_year: int, as_of: date | None
+    session: AsyncSession, registry: Registry, region_code: str, coverage_year: int, *, as_of: date | None
 ) -> ProgressReport:
     policy = registry.policies.find(region_code, coverage_year)
     day = as_of or registry.clock.today()
@@ -144,7 +144,7 @@ async def progress(
     by_township = _by_township(policy, table)
     with_university_row = any(r.kind is UnitKind.UNIVERSITY for r in table)
 
-    def key(region: str, township: str | None, university: bool = False) -> Key:
+    def key(region: str, township: str | None, *, university: bool = False) -> Key:
         if university and with_university_row:
             return (UnitKind.UNIVERSITY,)
         if by_township:
@@ -155,7 +155,7 @@ async def progress(
     for region, township, university, n in await repository.enrolled_counts(
         session, regions, policy.coverage_year, until
     ):
-        tallies[key(region, township, university)].enrolled += n
+        tallies[key(region, township, university=university)].enrolled += n
     for region, township, category, holders, enrolled in await repository.category_counts(
         session, regions, policy.coverage_year, day, until
     ):
@@ -166,11 +166,11 @@ async def progress(
     basis: Literal["target", "enrolled_last_year"] = (
         "target" if any(r.figures["target"] is not None for r in table) else "enrolled_last_year"
     )
-    layout = _layout(policy, table, by_township)
+    layout = _layout(policy, table, by_township=by_township)
     extra = sorted(set(tallies) - {k for k, _ in layout})
     layout += [(k, None) for k in extra]
-    rows = [_row(policy, k, row, tallies.get(k, _Tally()), basis) for k, row in layout]
-    total = _total(policy, rows, by_township, basis)
+    rows = [_row(policy, k, row, tallies.get(k, _Tally()), basis=basis) for k, row in layout]
+    total = _total(policy, rows, by_township=by_township, basis=basis)
     return ProgressReport(
         policy_id=policy.policy_id,
         policy_name=policy.name,
@@ -195,7 +195,7 @@ def _by_township(policy: Policy, table: list[BaselineRow]) -> bool:
 
 
 def _layout(
-    policy: Policy, table: list[BaselineRow], by_township: bool
+    policy: Policy, table: list[BaselineRow], *, by_township: bool
 ) -> list[tuple[Key, BaselineRow | None]]:
     """The table's rows in its order; without a table, every township (or region) the policy lists."""
     if table:
@@ -218,6 +218,7 @@ def _row(
     key: Key,
     row: BaselineRow | None,
     tally: _Tally,
+    *,
     basis: Literal["target", "enrolled_last_year"],
 ) -> ProgressRow:
     kind = UnitKind(key[0])
@@ -294,7 +295,11 @@ def _categories(policy: Policy, holders: dict[str, int], enrolled: dict[str, int
 
 
 def _total(
-    policy: Policy, rows: list[ProgressRow], by_township: bool, basis: Literal["target", "enrolled_last_year"]
+    policy: Policy,
+    rows: list[ProgressRow],
+    *,
+    by_township: bool,
+    basis: Literal["target", "enrolled_last_year"],
 ) -> ProgressRow:
     """The total row: each figure summed over the rows that give it (the printed totals are not sums)."""
 
@@ -322,7 +327,7 @@ def _total(
 
 
 async def daily_payments(
-    session: AsyncSession, registry: Registry, region_code: str, coverage_year: int, as_of: date | None
+    session: AsyncSession, registry: Registry, region_code: str, coverage_year: int, *, as_of: date | None
 ) -> list[DailyPayments]:
     """Enrollments paid per business day from the window's opening to the day, every day listed."""
     policy = registry.policies.find(region_code, coverage_year)

@@ -1,13 +1,13 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, status
 
-from registry.enrollment.dependencies import RegistryContext
+from registry import access as registry_access
+from registry.context import RegistryContext
 from registry.policy.errors import PolicyNotFound
 from registry.reminder import repository, service
 from registry.reminder.errors import RemindersBusy
 from registry.reminder.schemas import ReminderBatch, ReminderOut, ReminderRequest
-from registry.screening.router import case_in_area
 from registry.settings import RegistrySettings
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.db import INT_MAX, DbSession
@@ -29,6 +29,7 @@ router = APIRouter(prefix="/v1/reminders", tags=["screening"])
 async def queue_reminders(
     body: ReminderRequest,
     request: Request,
+    tasks: BackgroundTasks,
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
@@ -36,7 +37,8 @@ async def queue_reminders(
     access.require_region(body.region_code)
     settings: RegistrySettings = request.app.state.settings
     batch = await service.queue(session, registry, body, settings.reminder_min_interval)
-    request.app.state.reminder_dispatcher.wake()
+    # Woken after the commit (which precedes the response), so the dispatcher sees the queued reminders.
+    tasks.add_task(request.app.state.reminder_dispatcher.wake)
     return batch
 
 
@@ -49,5 +51,5 @@ async def queue_reminders(
 async def case_reminders(
     session: DbSession, access: CurrentAccess, case_id: Annotated[int, Query(ge=1, le=INT_MAX)]
 ) -> list[ReminderOut]:
-    await case_in_area(session, access, case_id)
+    await registry_access.screening_case(session, access, case_id)
     return [ReminderOut.of(r) for r in await repository.of_case(session, case_id)]

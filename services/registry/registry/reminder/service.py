@@ -2,8 +2,6 @@
 and deliver them through the configured sender (at least once: a send whose outcome was not recorded is
 sent again)."""
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -12,7 +10,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.enrollment.service import Registry
+from registry.context import Registry
 from registry.people.models import Person
 from registry.policy.models import Policy
 from registry.reminder import repository
@@ -25,11 +23,13 @@ from registry.screening import service as screening
 from registry.screening.models import OPEN
 from shared.clock import Clock
 from shared.money import format_fen
+from shared.polling import Poller, until_idle
 
 log = structlog.get_logger()
 
 MAX_ATTEMPTS = 5
 FIRST_RETRY = timedelta(minutes=1)
+IDLE_WAIT_S = 2.0  # how often an idle dispatcher looks for due reminders; a queued batch wakes it at once
 
 
 def text_for(policy: Policy, region_name: str, person: Person) -> str:
@@ -116,37 +116,27 @@ class ReminderDispatcher:
         self.sender = sender
         self._clock = clock
         self._batch = batch
-        self._wake = asyncio.Event()
+        self._poller = Poller(
+            self._deliver_due, interval_s=IDLE_WAIT_S, failure_event="reminder_dispatch_failed"
+        )
 
     def wake(self) -> None:
-        self._wake.set()
+        self._poller.wake()
 
     async def run(self) -> None:
-        while True:
-            try:
-                sent = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a database outage: queued rows wait for the next round
-                log.warning("reminder_dispatch_failed", error=repr(exc))
-                sent = 0
-            if not sent:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 2.0)
+        await self._poller.run()
 
     async def run_until_idle(self) -> None:
-        while await self.run_once():
-            pass
+        await until_idle(self._deliver_due)
 
-    async def run_once(self) -> int:
-        """Deliver one batch of due reminders; how many were handled."""
+    async def _deliver_due(self) -> bool:
+        """Deliver one batch of due reminders; whether there were any."""
         async with self._sessionmaker()() as session, session.begin():
             now = self._clock().now()
             due = await repository.due(session, now, self._batch)
             for reminder in due:
                 await self._deliver(session, reminder, now)
-        return len(due)
+        return bool(due)
 
     async def _deliver(self, session: AsyncSession, reminder: Reminder, now: datetime) -> None:
         reminder.attempts += 1

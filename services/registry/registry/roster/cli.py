@@ -14,11 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.enrollment.service import Registry
+from registry.context import Registry
 from registry.exclusion.service import RegistryExclusionList
 from registry.policy.book import SHIPPED_POLICIES, PolicyBook
 from registry.roster import service
 from registry.roster.models import RosterKind, RosterUpload, UploadStatus
+from registry.roster.worker import RosterWorker
 from registry.settings import RegistrySettings
 from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
@@ -63,7 +64,7 @@ async def _work(
 ) -> None:
     settings = RegistrySettings()
     configure(settings.file_limits)
-    worker = service.RosterWorker(
+    worker = RosterWorker(
         lambda: sessionmaker,
         lambda: registry,
         settings.roster_chunk_rows,
@@ -72,7 +73,7 @@ async def _work(
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(label, total=total)
-        await worker.run_until_idle(lambda u: progress.update(task, completed=done(u)))
+        await worker.run_until_idle(progress=lambda u: progress.update(task, completed=done(u)))
 
 
 async def _approve(upload_id: str, by: str, note: str | None) -> RosterUpload:
@@ -82,7 +83,7 @@ async def _approve(upload_id: str, by: str, note: str | None) -> RosterUpload:
     registry = _registry(settings)
     try:
         async with sessionmaker() as session, session.begin():
-            upload = await service.review(session, registry, upload_id, by, True, note)
+            upload = await service.review(session, registry, upload_id, by=by, approve=True, note=note)
         await _work(sessionmaker, registry, "applying", upload.rows_accepted, lambda u: u.rows_applied)
         async with sessionmaker() as session:
             return await service.get(session, upload_id)

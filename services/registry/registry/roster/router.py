@@ -6,7 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response, 
 from fastapi.responses import FileResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment.dependencies import RegistryContext
+from registry.context import RegistryContext
 from registry.policy.errors import PolicyNotFound, UnknownSubsidyCategory
 from registry.roster import repository, service
 from registry.roster.errors import (
@@ -154,7 +154,9 @@ async def decide_row(
     upload_id: str, row_no: RowId, body: Decision, session: DbSession, access: CurrentAccess
 ) -> RowOut:
     await upload_in_area(session, access, upload_id)
-    row = await service.decide_held_row(session, upload_id, row_no, body.accept, body.decided_by, body.note)
+    row = await service.decide_held_row(
+        session, upload_id, row_no, accept=body.accept, by=body.decided_by, note=body.note
+    )
     return RowOut.of(row)
 
 
@@ -174,7 +176,9 @@ async def approve_upload(
     registry: RegistryContext,
 ) -> UploadOut:
     await upload_in_area(session, access, upload_id)
-    upload = await service.review(session, registry, upload_id, body.reviewed_by, True, body.note)
+    upload = await service.review(
+        session, registry, upload_id, by=body.reviewed_by, approve=True, note=body.note
+    )
     tasks.add_task(request.app.state.roster_worker.wake)  # after the commit, which precedes the response
     return UploadOut.of(upload)
 
@@ -190,7 +194,7 @@ async def reject_upload(
 ) -> UploadOut:
     await upload_in_area(session, access, upload_id)
     return UploadOut.of(
-        await service.review(session, registry, upload_id, body.reviewed_by, False, body.note)
+        await service.review(session, registry, upload_id, by=body.reviewed_by, approve=False, note=body.note)
     )
 
 

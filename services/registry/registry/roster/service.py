@@ -1,38 +1,24 @@
-"""Rosters (花名册): intake, validation and application, in committed chunks that survive restarts.
+"""Rosters (花名册): intake and review.
 
 Intake stores the file and checks its header at once (a file that cannot be read is refused and nothing is
-kept). A worker then judges every row (pending -> validated). The bureau reviews the report and approves
-or rejects the upload; approval lets the worker apply the accepted rows through the same paths single
-requests use (subsidy assignment, enrollment, exclusion). Progress is in the database, so a killed process
-resumes where its last committed chunk ended, and a lease keeps two workers off one upload.
+kept). The worker (`roster.worker`) then judges every row (pending -> validated). The bureau reviews the
+report, decides on rows held as suspected duplicates, and approves or rejects the upload; approval lets the
+worker apply the accepted rows (`roster.apply`).
 """
 
 import asyncio
-import contextlib
 import hashlib
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.enrollment import service as enrollments
-from registry.enrollment.errors import AlreadyEnrolled
-from registry.enrollment.schemas import EnrollmentCreate
-from registry.exclusion import service as exclusions
-from registry.exclusion.errors import ExclusionAlreadyRecorded
-from registry.exclusion.models import ExclusionKind
-from registry.people import service as people
-from registry.people.models import DocumentType
-from registry.people.schemas import PersonIn
+from registry.context import Registry
 from registry.policy.errors import UnknownSubsidyCategory
-from registry.policy.models import EligibilityKind, Payer, Policy, SubsidyCategory
-from registry.population import service as population
+from registry.policy.models import Policy, SubsidyCategory
 from registry.roster import repository
 from registry.roster.errors import (
     RosterCategoryRequired,
@@ -45,34 +31,10 @@ from registry.roster.errors import (
     RosterUploadNotFound,
 )
 from registry.roster.models import RosterKind, RosterRow, RosterUpload, RowStatus, UploadStatus
-from registry.roster.reading import open_sheet, open_whole
-from registry.roster.validation import (
-    REQUIRED,
-    REVIEWABLE,
-    STUDENT_KINDS,
-    SUBSIDY_KINDS,
-    RowRules,
-    duplicate_row,
-    find_category,
-    name_mismatch,
-    not_held,
-    on_employee_insurance,
-    same_name_and_birth,
-)
-from registry.subsidy import repository as subsidies
-from registry.subsidy import service as subsidy_service
-from registry.subsidy.errors import SubsidyAlreadyAssigned
-from registry.subsidy.schemas import AssignmentCreate
+from registry.roster.reading import open_whole
+from registry.roster.validation import REQUIRED, SUBSIDY_KINDS, find_category
 from shared import tabular
 from shared.auth import OutsideArea
-from shared.clock import utc_now
-from shared.db import statistics_stale_after
-from shared.errors import DomainError
-from shared.logging import mask_id_number
-
-log = structlog.get_logger(__name__)
-
-LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -90,7 +52,7 @@ class UploadRequest:
 
 async def receive(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     roster_dir: Path,
     request: UploadRequest,
     stream: IO[bytes],
@@ -209,8 +171,9 @@ async def get(session: AsyncSession, upload_id: str) -> RosterUpload:
 
 async def review(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     upload_id: str,
+    *,
     by: str,
     approve: bool,
     note: str | None,
@@ -227,7 +190,7 @@ async def review(
 
 
 async def decide_held_row(
-    session: AsyncSession, upload_id: str, row_no: int, accept: bool, by: str, note: str | None
+    session: AsyncSession, upload_id: str, row_no: int, *, accept: bool, by: str, note: str | None
 ) -> RosterRow:
     """A staff decision on a suspected duplicate: apply the row with the rest, or leave it out."""
     upload = await get(session, upload_id)
@@ -244,423 +207,3 @@ async def decide_held_row(
     else:
         upload.rows_rejected += 1
     return row
-
-
-def _status_of(problems: list[dict[str, str]]) -> RowStatus:
-    if not problems:
-        return RowStatus.ACCEPTED
-    if all(p["code"] in REVIEWABLE for p in problems):
-        return RowStatus.HELD
-    return RowStatus.REJECTED
-
-
-def _birth_date(id_number: str) -> date:
-    return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
-
-
-class RosterWorker:
-    """Validates and applies uploads in the background; `run_until_idle` does the same on demand."""
-
-    def __init__(
-        self,
-        sessionmaker: Callable[[], async_sessionmaker[AsyncSession]],
-        registry: Callable[[], enrollments.Registry],
-        chunk_rows: int,
-        owner: str | None = None,
-    ):
-        self._sessionmaker = sessionmaker
-        self._registry = registry
-        self._chunk_rows = chunk_rows
-        # A dead worker's lease lapses after LEASE; a worker under the same owner name takes it at once.
-        self._owner = owner or f"worker-{uuid.uuid4()}"
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                worked = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a database outage: try again later, progress is kept
-                log.warning("roster_worker_failed", error=repr(exc))
-                worked = False
-            if not worked:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 2.0)
-
-    async def run_until_idle(self, progress: Callable[[RosterUpload], None] | None = None) -> None:
-        while await self.run_once(progress):
-            pass
-
-    async def run_once(self, progress: Callable[[RosterUpload], None] | None = None) -> bool:
-        upload_id = await self._claim()
-        if upload_id is None:
-            return False
-        async with self._sessionmaker()() as session:
-            status = (await get(session, upload_id)).status
-        if status is UploadStatus.PENDING:
-            await self._validate(upload_id, progress)
-        else:
-            await self._apply(upload_id, progress)
-        return True
-
-    async def _claim(self) -> str | None:
-        now = utc_now()
-        async with self._sessionmaker()() as session, session.begin():
-            for upload_id in await repository.claimable(session, self._owner, now):
-                if await repository.take_lease(session, upload_id, self._owner, now, now + LEASE):
-                    return upload_id
-        return None
-
-    async def _renew(self, session: AsyncSession, upload_id: str) -> None:
-        now = utc_now()
-        if not await repository.take_lease(session, upload_id, self._owner, now, now + LEASE):
-            raise RuntimeError(f"lost the lease on roster upload {upload_id}")
-
-    async def _validate(self, upload_id: str, progress: Callable[[RosterUpload], None] | None) -> None:
-        registry = self._registry()
-        async with self._sessionmaker()() as session:
-            upload = await get(session, upload_id)
-        policy = registry.policies.by_id(upload.policy_id)
-        try:
-            sheet = open_sheet(Path(upload.stored_path), upload.filename, REQUIRED[upload.kind])
-        except (RosterFileInvalid, OSError) as exc:
-            await self._fail(upload_id, str(getattr(exc, "details", None) or exc))
-            return
-        category = policy.category(upload.category_code) if upload.category_code else None
-        if category is None and sheet.sheet_category:
-            category = find_category(policy, sheet.sheet_category)
-        row_rules = RowRules(
-            upload.kind, policy, upload.region_code, category, sheet.headers, registry.clock.today()
-        )
-        batch: list[tuple[int, dict[str, str]]] = []
-        chunks = 0
-        try:
-            for row_no, cells in sheet.rows:
-                if row_no <= upload.position or not any(c.strip() for c in cells):
-                    continue
-                batch.append((row_no, sheet.values(cells)))
-                if len(batch) >= self._chunk_rows:
-                    upload = await self._judge_chunk(
-                        upload_id, row_rules, batch, statistics_stale_after(chunks)
-                    )
-                    batch, chunks = [], chunks + 1
-                    if progress:
-                        progress(upload)
-        except RosterFileInvalid as exc:
-            await self._fail(upload_id, str(exc.details))
-            return
-        upload = await self._judge_chunk(upload_id, row_rules, batch, False, last=True)
-        if progress:
-            progress(upload)
-
-    async def _judge_chunk(
-        self,
-        upload_id: str,
-        row_rules: RowRules,
-        batch: list[tuple[int, dict[str, str]]],
-        refresh_statistics: bool,
-        last: bool = False,
-    ) -> RosterUpload:
-        judged = [(row_no, row_rules.judge(values)) for row_no, values in batch]
-        ids = sorted({j.id_number for _, j in judged if j.id_number})
-        async with self._sessionmaker()() as session, session.begin():
-            await self._renew(session, upload_id)
-            if refresh_statistics:
-                await repository.refresh_statistics(session)
-            upload = await get(session, upload_id)
-            earlier = await repository.earlier_rows(session, upload_id, ids)
-            known = await repository.known_people(session, ids)
-            held = await repository.held_categories(
-                session, [p.id for p in known.values()], upload.coverage_year
-            )
-            namesakes = await repository.namesakes(
-                session,
-                [(j.values.get("name", ""), _birth_date(j.id_number)) for _, j in judged if j.id_number],
-            )
-            insured = (
-                await repository.employee_insured(session, ids, upload.coverage_year)
-                if upload.kind in SUBSIDY_KINDS
-                else {}
-            )
-            records = []
-            for row_no, row in judged:
-                evidence: dict[str, Any] = {}
-                if row.id_number:
-                    person = known.get(row.id_number)
-                    if person is not None and person.name != row.values.get("name"):
-                        row.problems.append(name_mismatch(row_rules.column("name")))
-                        evidence["registered_name"] = person.name
-                    others = [
-                        n
-                        for n in namesakes.get((row.values.get("name", ""), _birth_date(row.id_number)), [])
-                        if n != row.id_number
-                    ]
-                    if others:
-                        row.problems.append(same_name_and_birth(row_rules.column("name")))
-                        evidence["same_name_and_birth_date"] = [mask_id_number(n) for n in others]
-                    if row.id_number in insured:
-                        row.problems.append(on_employee_insurance(row_rules.column("id_number")))
-                        evidence["employee_insurance"] = insured[row.id_number]
-                    if row.id_number in earlier:
-                        row.problems.append(
-                            duplicate_row(row_rules.column("id_number"), earlier[row.id_number])
-                        )
-                    else:
-                        earlier[row.id_number] = row_no
-                    if (
-                        upload.kind is RosterKind.SUBSIDY_REDUCTION
-                        and "category_code" in row.values
-                        and (person is None or (person.id, row.values["category_code"]) not in held)
-                    ):
-                        row.problems.append(not_held(row_rules.column("name")))
-                status = _status_of(row.problems)
-                records.append(
-                    {
-                        "upload_id": upload_id,
-                        "row_no": row_no,
-                        "status": status,
-                        "id_number": row.id_number,
-                        "values": row.values,
-                        "problems": row.problems,
-                        "outcome": None,
-                        "evidence": evidence or None,
-                        "decided_by": None,
-                        "decision_note": None,
-                    }
-                )
-            await repository.insert_rows(session, records)
-            upload.rows_read += len(records)
-            upload.rows_rejected += sum(1 for r in records if r["status"] is RowStatus.REJECTED)
-            upload.rows_held += sum(1 for r in records if r["status"] is RowStatus.HELD)
-            upload.rows_accepted += sum(1 for r in records if r["status"] is RowStatus.ACCEPTED)
-            if batch:
-                upload.position = batch[-1][0]
-            if last:
-                upload.status = UploadStatus.VALIDATED
-                upload.validated_at = self._registry().clock.now()
-                upload.lease_owner, upload.lease_until = None, None
-        return upload
-
-    async def _fail(self, upload_id: str, reason: str) -> None:
-        async with self._sessionmaker()() as session, session.begin():
-            upload = await get(session, upload_id)
-            upload.status, upload.failure = UploadStatus.REJECTED, reason
-            upload.lease_owner, upload.lease_until = None, None
-
-    async def _apply(self, upload_id: str, progress: Callable[[RosterUpload], None] | None) -> None:
-        registry = self._registry()
-        chunks = 0
-        while True:
-            async with self._sessionmaker()() as session, session.begin():
-                await self._renew(session, upload_id)
-                upload = await get(session, upload_id)
-                if statistics_stale_after(chunks):
-                    await repository.refresh_statistics(session)
-                chunks += 1
-                chunk = await repository.rows(session, upload_id, RowStatus.ACCEPTED, 0, self._chunk_rows)
-                try:
-                    async with session.begin_nested():
-                        outcomes = await apply_rows(session, registry, upload, chunk)
-                except AlreadyEnrolled:
-                    # Someone enrolled one of these people while the chunk was applied: go row by row, so
-                    # only that row says so.
-                    outcomes = [await _apply_alone(session, registry, upload, row) for row in chunk]
-                for row, outcome in zip(chunk, outcomes, strict=True):
-                    row.outcome, row.status = outcome, RowStatus.APPLIED
-                upload.rows_applied += len(chunk)
-                if len(chunk) < self._chunk_rows:
-                    upload.status = UploadStatus.APPLIED
-                    upload.applied_at = registry.clock.now()
-                    upload.lease_owner, upload.lease_until = None, None
-            if progress:
-                progress(upload)
-            if upload.status is UploadStatus.APPLIED:
-                return
-
-
-async def _apply_alone(
-    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow
-) -> str:
-    try:
-        async with session.begin_nested():
-            (outcome,) = await apply_rows(session, registry, upload, [row])
-    except DomainError as exc:
-        return f"refused:{exc.code}"
-    return outcome
-
-
-async def apply_rows(
-    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, rows: list[RosterRow]
-) -> list[str]:
-    """What applying each row did. Rows go through the same rules single requests use, in bulk: a refusal
-    is found before anything of that row is written, so one bad row leaves the others alone."""
-    if upload.kind is RosterKind.EMPLOYEE_INSURANCE:
-        return [await _refused_or(_exclude(session, registry, upload, row)) for row in rows]
-    if upload.kind is RosterKind.SUBSIDY_REDUCTION:
-        return [await _refused_or(_reduce(session, registry, upload, row)) for row in rows]
-    if upload.kind in STUDENT_KINDS:
-        return await _enroll_students(session, registry, upload, rows)
-    if upload.kind is RosterKind.HOUSEHOLD_REGISTRATION:
-        return await _record_residents(session, registry, upload, rows)
-    by = upload.reviewed_by or upload.uploaded_by
-    policy = registry.policies.by_id(upload.policy_id)
-    # The main roster speaks for the status on its cut-off day; an addition without a date, for today.
-    undated = policy.subsidy_rosters.cut_off if upload.kind is RosterKind.SUBSIDY else None
-    assigned = await subsidy_service.assign_many(
-        session,
-        registry,
-        within=frozenset({upload.region_code}),
-        requests=[
-            AssignmentCreate(
-                person=_person_in(row),
-                region_code=upload.region_code,
-                coverage_year=upload.coverage_year,
-                category=row.values["category_code"],
-                evidence_ref=f"{upload.department} 花名册 {upload.id} 第{row.row_no}行",
-                effective_date=date.fromisoformat(row.values["event_date"])
-                if row.values.get("event_date")
-                else undated,
-                assigned_by=by,
-                township=row.values.get("township") or None,
-                village=row.values.get("village") or None,
-                village_group=row.values.get("group") or None,
-                note=row.values.get("note") or None,
-                reason=row.values.get("reason") or None,
-            )
-            for row in rows
-        ],
-    )
-    outcomes: list[str | None] = [
-        f"refused:{r.code}"
-        if isinstance(r, DomainError) and not isinstance(r, SubsidyAlreadyAssigned)
-        else None
-        for r in assigned
-    ]
-    waiting = [i for i, outcome in enumerate(outcomes) if outcome is None]
-    holders = [
-        subsidy_service.Holder(_person_in(rows[i]), rows[i].values.get("township") or None) for i in waiting
-    ]
-    enrolled = await subsidy_service.enroll_holders(session, registry, policy, upload.region_code, holders)
-    for i, outcome in zip(waiting, enrolled, strict=True):
-        outcomes[i] = outcome
-    return [o or "" for o in outcomes]
-
-
-async def _refused_or(work: Awaitable[str]) -> str:
-    try:
-        return await work
-    except DomainError as exc:
-        return f"refused:{exc.code}"
-
-
-async def _enroll_students(
-    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, rows: list[RosterRow]
-) -> list[str]:
-    """Students are enrolled on the roster's word; the policy says whether their school pays for them as one
-    payer (a university for its batch) or each family pays."""
-    policy = registry.policies.by_id(upload.policy_id)
-    rosters = policy.student_rosters
-    payer = rosters.university_payer if upload.kind is RosterKind.UNIVERSITY else rosters.school_payer
-    by_school: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_school.setdefault(row.values.get("school") or upload.department, []).append(i)
-    outcomes = [""] * len(rows)
-    for school, indexes in by_school.items():
-        requests = [
-            EnrollmentCreate(
-                **_person_in(rows[i]).model_dump(),
-                region_code=upload.region_code,
-                township=rows[i].values.get("township") or None,
-                coverage_year=upload.coverage_year,
-                basis=EligibilityKind.STUDENT,
-            )
-            for i in indexes
-        ]
-        results = await enrollments.enroll_many(
-            session, registry, requests, payer_organisation=school if payer is Payer.ORGANISATION else None
-        )
-        for i, result in zip(indexes, results, strict=True):
-            if isinstance(result, AlreadyEnrolled):
-                outcomes[i] = "already_enrolled"
-            elif isinstance(result, DomainError):
-                outcomes[i] = f"refused:{result.code}"
-            else:
-                if upload.kind is RosterKind.UNIVERSITY:
-                    result.university = school  # progress reports count them city-wide (大学生)
-                outcomes[i] = "enrolled"
-    return outcomes
-
-
-async def _record_residents(
-    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, rows: list[RosterRow]
-) -> list[str]:
-    today = registry.clock.today()
-    found = await people.find_or_register_many(
-        session, [(people.identify(_person_in(row), today), row.values["name"], None) for row in rows]
-    )
-    outcomes = [f"refused:{p.code}" if isinstance(p, DomainError) else "" for p in found]
-    residences = [
-        population.Residence(
-            person,
-            row.values.get("township") or None,
-            row.values.get("village") or None,
-            row.values.get("group") or None,
-            f"{upload.department} {upload.id} 第{row.row_no}行",
-            row.values.get("household_no") or None,
-        )
-        for row, person in zip(rows, found, strict=True)
-        if not isinstance(person, DomainError)
-    ]
-    recorded = iter(
-        await population.record_many(session, registry, upload.region_code, upload.coverage_year, residences)
-    )
-    return [outcome or next(recorded) for outcome in outcomes]
-
-
-def _person_in(row: RosterRow) -> PersonIn:
-    return PersonIn(id_number=row.values["id_number"], name=row.values["name"])
-
-
-async def _exclude(
-    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow
-) -> str:
-    identity = people.identify(_person_in(row), registry.clock.today())
-    try:
-        await exclusions.record(
-            session,
-            registry.clock,
-            identity,
-            upload.coverage_year,
-            ExclusionKind.EMPLOYEE_INSURANCE,
-            f"{upload.department} 花名册 {upload.filename} 第{row.row_no}行",
-            upload.reviewed_by or upload.uploaded_by,
-        )
-    except ExclusionAlreadyRecorded:
-        return "already_excluded"
-    return "excluded"
-
-
-async def _reduce(
-    session: AsyncSession, registry: enrollments.Registry, upload: RosterUpload, row: RosterRow
-) -> str:
-    values = row.values
-    person = await people.find_known(session, DocumentType.RESIDENT_ID, values["id_number"], values["name"])
-    assignment = await subsidies.find_active(
-        session, person.id, upload.coverage_year, values["category_code"]
-    )
-    if assignment is None:
-        return "not_held"
-    _, outcome = await subsidy_service.remove(
-        session,
-        registry,
-        assignment.id,
-        upload.reviewed_by or upload.uploaded_by,
-        values["reason"],
-        within=frozenset({upload.region_code}),
-    )
-    return f"removed:{outcome}"

@@ -8,9 +8,10 @@ from registry.people.errors import PersonNameMismatch
 from registry.people.identity import parse_resident_id
 from registry.policy.errors import UnknownSubsidyCategory, UnknownTownship, UnknownVillage
 from registry.policy.models import Policy, SubsidyCategory
-from registry.roster.models import RosterKind
+from registry.roster.models import RosterKind, RowStatus
 from shared.errors import DomainError
 from shared.fields import has_invisible_characters
+from shared.logging import mask_id_number
 from shared.tabular import parse_date
 
 REQUIRED: dict[RosterKind, set[str]] = {
@@ -87,24 +88,33 @@ class RowRules:
                 id_number = parse_resident_id(values["id_number"], self.today).id_number
             except DomainError as exc:
                 problems.append(from_error(self.column("id_number"), exc))
-        township, village = values.get("township"), values.get("village")
-        if township and not self.policy.has_township(self.region_code, township):
-            problems.append(from_error(self.column("township"), UnknownTownship))
-        elif township and village and not self.policy.has_village(self.region_code, township, village):
-            problems.append(from_error(self.column("village"), UnknownVillage))
+        problems.extend(self._judge_place(values.get("township"), values.get("village")))
         out: dict[str, Any] = dict(values)
         if self.kind in SUBSIDY_KINDS:
-            category = (
-                find_category(self.policy, values["category"]) if values.get("category") else self.category
-            )
-            if category is None:
-                problems.append(from_error(self.column("category"), UnknownSubsidyCategory))
-            else:
-                out["category_code"] = category.code
+            problems.extend(self._judge_category(values, out))
         if values.get("event_date"):
             problems.extend(self._judge_date(values["event_date"], out))
         elif self.kind is RosterKind.SUBSIDY_ADDITION:
             problems.extend(self._judge_date(self.today.isoformat(), out))
+        problems.extend(self._judge_lengths(values))
+        return Judged(id_number, out, problems)
+
+    def _judge_place(self, township: str | None, village: str | None) -> list[dict[str, str]]:
+        if township and not self.policy.has_township(self.region_code, township):
+            return [from_error(self.column("township"), UnknownTownship)]
+        if township and village and not self.policy.has_village(self.region_code, township, village):
+            return [from_error(self.column("village"), UnknownVillage)]
+        return []
+
+    def _judge_category(self, values: dict[str, str], out: dict[str, Any]) -> list[dict[str, str]]:
+        category = find_category(self.policy, values["category"]) if values.get("category") else self.category
+        if category is None:
+            return [from_error(self.column("category"), UnknownSubsidyCategory)]
+        out["category_code"] = category.code
+        return []
+
+    def _judge_lengths(self, values: dict[str, str]) -> list[dict[str, str]]:
+        problems = []
         if len(values.get("household_no", "")) > HOUSEHOLD_NO_MAX:
             problems.append(
                 problem(
@@ -123,7 +133,7 @@ class RowRules:
                     f"A school name has at most {SCHOOL_NAME_MAX} characters",
                 )
             )
-        return Judged(id_number, out, problems)
+        return problems
 
     def _judge_date(self, text: str, out: dict[str, Any]) -> list[dict[str, str]]:
         column = self.column("event_date")
@@ -232,3 +242,83 @@ def not_held(column: str) -> dict[str, str]:
 
 # Problems that hold a row for review with its evidence, instead of rejecting it outright.
 REVIEWABLE = {PersonNameMismatch.code, "suspected_duplicate_person", "listed_in_employee_insurance"}
+
+
+def _status_of(problems: list[dict[str, str]]) -> RowStatus:
+    if not problems:
+        return RowStatus.ACCEPTED
+    if all(p["code"] in REVIEWABLE for p in problems):
+        return RowStatus.HELD
+    return RowStatus.REJECTED
+
+
+def birth_date(id_number: str) -> date:
+    """The birth date in a resident ID number that `RowRules.judge` accepted."""
+    return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+
+
+def namesake_keys(judged: list[tuple[int, Judged]]) -> list[tuple[str, date]]:
+    """(name, birth date) of each row with a valid ID number, to look up people registered alike."""
+    return [(j.values.get("name", ""), birth_date(j.id_number)) for _, j in judged if j.id_number]
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What the registry holds about a chunk's ID numbers, gathered before its rows are judged against it."""
+
+    earlier: dict[str, int]  # ID number -> the first row of this upload already stored with it
+    names: dict[str, str]  # ID number -> the name it is registered under
+    held: set[tuple[str, str]]  # (ID number, category code) held this coverage year
+    namesakes: dict[tuple[str, date], list[str]]  # (name, birth date) -> ID numbers registered with them
+    insured: dict[str, str]  # ID number -> the employee-insurance list naming it (subsidy rosters only)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    row_no: int
+    status: RowStatus
+    id_number: str | None
+    values: dict[str, Any]
+    problems: list[dict[str, str]]
+    evidence: dict[str, Any] | None
+
+
+def against_registered(
+    rules: RowRules, judged: list[tuple[int, Judged]], registered: Registered
+) -> list[Verdict]:
+    """The checks that need the registry, on what was gathered: a name registered otherwise, someone of the
+    same name and birth date under another number, a listing in employee insurance (held for review, with the
+    evidence); an ID number an earlier row gave, a reduction of a category not held (rejected)."""
+    earlier = dict(registered.earlier)
+    verdicts = []
+    for row_no, row in judged:
+        problems = list(row.problems)
+        evidence: dict[str, Any] = {}
+        if row.id_number:
+            name = row.values.get("name", "")
+            registered_name = registered.names.get(row.id_number)
+            if registered_name is not None and registered_name != row.values.get("name"):
+                problems.append(name_mismatch(rules.column("name")))
+                evidence["registered_name"] = registered_name
+            key = (name, birth_date(row.id_number))
+            others = [n for n in registered.namesakes.get(key, []) if n != row.id_number]
+            if others:
+                problems.append(same_name_and_birth(rules.column("name")))
+                evidence["same_name_and_birth_date"] = [mask_id_number(n) for n in others]
+            if row.id_number in registered.insured:
+                problems.append(on_employee_insurance(rules.column("id_number")))
+                evidence["employee_insurance"] = registered.insured[row.id_number]
+            if row.id_number in earlier:
+                problems.append(duplicate_row(rules.column("id_number"), earlier[row.id_number]))
+            else:
+                earlier[row.id_number] = row_no
+            if (
+                rules.kind is RosterKind.SUBSIDY_REDUCTION
+                and "category_code" in row.values
+                and (row.id_number, row.values["category_code"]) not in registered.held
+            ):
+                problems.append(not_held(rules.column("name")))
+        verdicts.append(
+            Verdict(row_no, _status_of(problems), row.id_number, row.values, problems, evidence or None)
+        )
+    return verdicts

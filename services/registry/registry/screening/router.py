@@ -2,7 +2,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from registry.enrollment.dependencies import RegistryContext
+from registry import access as registry_access
+from registry.context import RegistryContext
 from registry.policy.errors import PolicyNotFound
 from registry.screening import report, repository, service
 from registry.screening.errors import NotEnrolledYet, ScreeningCaseClosed, ScreeningCaseNotFound
@@ -16,16 +17,14 @@ from registry.screening.schemas import (
     ScreeningResult,
     ScreeningRun,
 )
-from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.db import INT_MAX, DbSession, RowId
 from shared.errors import error_responses
-from shared.regions import REGION_CODE_PATTERN
+from shared.fields import CoverageYearQuery, RegionCodeQuery
 from shared.tabular import XLSX, xlsx_response
 
 router = APIRouter(tags=["screening"])
 
-RegionCode = Annotated[str, Query(pattern=REGION_CODE_PATTERN)]
-CoverageYear = Annotated[int, Query(ge=2000, le=2100)]
 Township = Annotated[str | None, Query(min_length=1, max_length=32)]
 Village = Annotated[str | None, Query(min_length=1, max_length=64)]
 States = Annotated[
@@ -60,8 +59,8 @@ async def run_screening(
 async def list_cases(
     session: DbSession,
     access: CurrentAccess,
-    region_code: RegionCode,
-    coverage_year: CoverageYear,
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
     township: Township = None,
     village: Village = None,
     state: States = None,
@@ -101,8 +100,8 @@ async def follow_up_summary(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: RegionCode,
-    coverage_year: CoverageYear,
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
 ) -> FollowUpSummary:
     access.require_region(region_code)
     return await service.summary(session, registry, region_code, coverage_year)
@@ -119,8 +118,8 @@ async def door_to_door_list(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: RegionCode,
-    coverage_year: CoverageYear,
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
     township: Township = None,
     village: Village = None,
 ) -> Response:
@@ -149,7 +148,7 @@ async def door_to_door_list(
     dependencies=[allow(Role.STAFF)],
 )
 async def get_case(case_id: RowId, session: DbSession, access: CurrentAccess) -> CaseDetail:
-    await case_in_area(session, access, case_id)
+    await registry_access.screening_case(session, access, case_id)
     return await service.detail(session, case_id)
 
 
@@ -162,13 +161,5 @@ async def get_case(case_id: RowId, session: DbSession, access: CurrentAccess) ->
 async def follow_up(
     case_id: RowId, body: FollowUpUpdate, session: DbSession, registry: RegistryContext, access: CurrentAccess
 ) -> CaseDetail:
-    await case_in_area(session, access, case_id)
+    await registry_access.screening_case(session, access, case_id)
     return await service.follow_up(session, registry, case_id, body)
-
-
-async def case_in_area(session: DbSession, access: Access, case_id: int) -> None:
-    """A case is its region's staff's; a missing one is left for the service to report."""
-    case = await repository.get(session, case_id)
-    if case is not None:
-        access.require_region(case.region_code)
-        access.touch(case.person.document_number, f"screening-case:{case.id}")

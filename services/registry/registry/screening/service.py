@@ -4,18 +4,15 @@ students), leave out who need not (employee insurance, enrolled elsewhere, decea
 each listed person's follow-up by their township and village."""
 
 from collections import Counter
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.context import Registry
 from registry.enrollment.models import EnrollmentStatus
-from registry.enrollment.service import Registry
-from registry.exclusion.models import ExclusionKind
 from registry.people.models import Person
 from registry.people.service import Identity
-from registry.population.models import RegisteredResident
-from registry.screening import repository
+from registry.screening import decision, repository
 from registry.screening.errors import NotEnrolledYet, ScreeningCaseClosed, ScreeningCaseNotFound
 from registry.screening.models import OPEN, FollowUpState, ScreeningCase, ScreeningCaseEvent
 from registry.screening.schemas import (
@@ -29,19 +26,7 @@ from registry.screening.schemas import (
 )
 from registry.subsidy.service import UNNAMED_TOWNSHIP, per_township
 
-ELDERLY_AGE = 60
 RUN = "screening"
-
-
-@dataclass(frozen=True)
-class _Place:
-    township: str | None
-    village: str | None = None
-    village_group: str | None = None
-
-
-def age_on(birth_date: date, day: date) -> int:
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 def _identity(person: Person) -> Identity:
@@ -57,93 +42,10 @@ async def screen(
     are added, people who since enrolled (or need not) are closed, staff's follow-up is kept."""
     policy = registry.policies.find(region_code, coverage_year)
     year = policy.coverage_year
-    today, now = registry.clock.today(), registry.clock.now()
     compared = [year - 1, year - 2]
-
-    # Where each person was found, and where to look for them.
-    found_in: dict[str, list[str]] = {}
-    place: dict[str, _Place] = {}
-    student: dict[str, bool] = {}
-    for person_id, enrolled_year, township, is_student in sorted(
-        await repository.prior_enrollees(session, region_code, compared), key=lambda r: r[1]
-    ):
-        found_in.setdefault(person_id, []).append(f"enrolled_{enrolled_year}")
-        place[person_id] = _Place(township)  # the later year's place wins
-        student[person_id] = student.get(person_id, False) or is_student
-    registered: dict[str, RegisteredResident] = {
-        r.person_id: r for r in await repository.registered_in(session, region_code, year)
-    }
-    for person_id, r in registered.items():
-        found_in.setdefault(person_id, []).append("registered")
-        place[person_id] = _Place(r.township, r.village, r.village_group)
-
-    existing_open = await repository.open_case_people(session, region_code, year, OPEN)
-    everyone = set(found_in) | set(existing_open)
-    statuses = await repository.live_statuses(session, everyone, year)
-    dead = await repository.deceased(session, everyone)
-    moved = await repository.registered_elsewhere(session, everyone - set(registered), region_code, year)
-    people = await repository.people(session, everyone)
-    ordered = sorted(everyone)
-    kinds = dict(
-        zip(
-            ordered,
-            await registry.exclusions.exclusions(session, [_identity(people[p]) for p in ordered], year),
-            strict=True,
-        )
-    )
-
-    def outcome(person_id: str) -> FollowUpState | None:
-        """The state a case must close with, or None while the person is still to be followed up."""
-        if statuses.get(person_id) is EnrollmentStatus.ACTIVE:
-            return FollowUpState.ENROLLED
-        if person_id in dead or ExclusionKind.EMPLOYEE_INSURANCE in kinds[person_id]:
-            return FollowUpState.NOT_REQUIRED
-        if ExclusionKind.ENROLLED_ELSEWHERE in kinds[person_id]:
-            return FollowUpState.ENROLLED_ELSEWHERE
-        if person_id in moved:
-            return FollowUpState.MOVED_AWAY
-        return None
-
-    cases = await repository.cases_of_people(session, everyone, year)
-    closed: Counter[str] = Counter()
-    added = moved_in = 0
-    new_rows: list[ScreeningCase | ScreeningCaseEvent] = []
-    for person_id in ordered:
-        case = cases.get(person_id)
-        closing = outcome(person_id)
-        if closing is not None:
-            if case is not None and case.region_code == region_code and case.state in OPEN:
-                new_rows.append(_move(case, closing, "screening run", run_by, now))
-                closed[closing] += 1
-            continue
-        if person_id not in found_in:
-            continue  # an open case the data no longer mentions: staff's follow-up decides
-        where = place[person_id]
-        if case is None:
-            case = ScreeningCase(
-                person_id=person_id,
-                region_code=region_code,
-                coverage_year=year,
-                state=FollowUpState.NOT_CONTACTED,
-                listed_at=now,
-                updated_at=now,
-                updated_by=run_by,
-            )
-            new_rows.append(case)
-            added += 1
-        elif case.region_code != region_code:
-            if case.state not in OPEN:
-                continue
-            moved_in += 1
-        elif case.state not in OPEN:
-            continue
-        case.region_code = region_code
-        case.township, case.village, case.village_group = where.township, where.village, where.village_group
-        case.found_in = found_in[person_id]
-        case.aged_60_plus = age_on(people[person_id].birth_date, today) >= ELDERLY_AGE
-        case.student = student.get(person_id, False)
-        case.pending_payment = statuses.get(person_id) is EnrollmentStatus.PENDING_PAYMENT
-    repository.add_all(session, new_rows)
+    facts, cases = await _gather(session, registry, region_code, year, compared)
+    decided = decision.decide(region_code, registry.clock.today(), facts)
+    _write(session, region_code, year, decided, cases, run_by, registry.clock.now())
     await session.flush()
     listed = len(await repository.open_case_people(session, region_code, year, OPEN))
     return ScreeningResult(
@@ -151,10 +53,84 @@ async def screen(
         coverage_year=year,
         compared_years=compared,
         listed=listed,
-        added=added,
-        moved_in=moved_in,
-        closed=dict(closed),
+        added=decided.added,
+        moved_in=decided.moved_in,
+        closed=decided.closed,
     )
+
+
+async def _gather(
+    session: AsyncSession, registry: Registry, region_code: str, year: int, compared: list[int]
+) -> tuple[list[decision.PersonFacts], dict[str, ScreeningCase]]:
+    """Everyone the comparison finds or an open case names, with what the data says of them for the year,
+    and their cases."""
+    registered = await repository.registered_in(session, region_code, year)
+    sightings = decision.sightings(
+        await repository.prior_enrollees(session, region_code, compared),
+        [(r.person_id, decision.Place(r.township, r.village, r.village_group)) for r in registered],
+    )
+    existing_open = await repository.open_case_people(session, region_code, year, OPEN)
+    everyone = sorted(set(sightings) | set(existing_open))
+    statuses = await repository.live_statuses(session, everyone, year)
+    dead = await repository.deceased(session, everyone)
+    in_register = {r.person_id for r in registered}
+    moved = await repository.registered_elsewhere(
+        session, [p for p in everyone if p not in in_register], region_code, year
+    )
+    people = await repository.people(session, everyone)
+    kinds = await registry.exclusions.exclusions(session, [_identity(people[p]) for p in everyone], year)
+    cases = await repository.cases_of_people(session, everyone, year)
+    facts = [
+        decision.PersonFacts(
+            person_id=person_id,
+            birth_date=people[person_id].birth_date,
+            status=statuses.get(person_id),
+            deceased=person_id in dead,
+            exclusions=frozenset(found),
+            moved_away=person_id in moved,
+            sighting=sightings.get(person_id),
+            case=decision.CaseNow(case.region_code, case.state) if (case := cases.get(person_id)) else None,
+        )
+        for person_id, found in zip(everyone, kinds, strict=True)
+    ]
+    return facts, cases
+
+
+def _write(
+    session: AsyncSession,
+    region_code: str,
+    year: int,
+    decided: decision.ScreeningDecision,
+    cases: dict[str, ScreeningCase],
+    run_by: str,
+    now: datetime,
+) -> None:
+    """Open, move and close cases as decided; every closing leaves an event."""
+    new_rows: list[ScreeningCase | ScreeningCaseEvent] = []
+    for action in decided.actions:
+        if isinstance(action, decision.Closing):
+            new_rows.append(_move(cases[action.person_id], action.state, "screening run", run_by, now))
+            continue
+        case = cases.get(action.person_id)
+        if case is None:
+            case = ScreeningCase(
+                person_id=action.person_id,
+                coverage_year=year,
+                state=FollowUpState.NOT_CONTACTED,
+                listed_at=now,
+                updated_at=now,
+                updated_by=run_by,
+            )
+            new_rows.append(case)
+        case.region_code = region_code
+        case.township = action.place.township
+        case.village = action.place.village
+        case.village_group = action.place.village_group
+        case.found_in = action.found_in
+        case.aged_60_plus = action.aged_60_plus
+        case.student = action.student
+        case.pending_payment = action.pending_payment
+    repository.add_all(session, new_rows)
 
 
 def _move(

@@ -50,7 +50,7 @@ async def get(session: AsyncSession, assignment_id: str) -> SubsidyAssignment | 
 
 
 async def for_person(
-    session: AsyncSession, person_id: str, coverage_year: int | None
+    session: AsyncSession, person_id: str, *, coverage_year: int | None
 ) -> list[SubsidyAssignment]:
     query = select(SubsidyAssignment).where(SubsidyAssignment.person_id == person_id)
     if coverage_year is not None:
@@ -83,7 +83,7 @@ async def enrolled_per_township(
 
 
 async def unenrolled_holders(
-    session: AsyncSession, region_code: str, coverage_year: int, township: str | None = None
+    session: AsyncSession, region_code: str, coverage_year: int, *, township: str | None = None
 ) -> list[tuple[Person, SubsidyAssignment]]:
     """People holding a category in the region for the year with no live enrollment: each once, with their
     latest assignment (for where they live)."""

@@ -2,8 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from registry.enrollment.dependencies import RegistryContext
-from registry.enrollment.service import Registry
+from registry.context import Registry, RegistryContext
 from registry.people import repository as people_repository
 from registry.people import service as people
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch, PersonNotFound
@@ -31,7 +30,7 @@ from registry.subsidy.schemas import (
 from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow
 from shared.db import DbSession
 from shared.errors import error_responses
-from shared.regions import REGION_CODE_PATTERN
+from shared.fields import CoverageYearQuery, RegionCodeQuery
 from shared.tabular import XLSX, xlsx_response
 
 router = APIRouter(prefix="/v1/subsidy-assignments", tags=["subsidies"])
@@ -99,8 +98,8 @@ async def township_summary(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
     category: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> TownshipSummary:
     category = _category_in_area(access, registry, region_code, coverage_year, category)
@@ -120,8 +119,8 @@ async def township_summaryxlsx_response(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
     category: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> Response:
     category = _category_in_area(access, registry, region_code, coverage_year, category)
@@ -149,14 +148,14 @@ async def rosterxlsx_response(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
     category: Annotated[str, Query(min_length=1, max_length=64)],
     layout: RosterLayout = RosterLayout.MAIN,
 ) -> Response:
     category = _category_in_area(access, registry, region_code, coverage_year, category)
     policy, found, entries = await service.roster(
-        session, registry, region_code, coverage_year, category, layout
+        session, registry, region_code, coverage_year, category, layout=layout
     )
     content = roster_workbook(layout, policy.name, found.label, entries, registry.clock.today())
     return xlsx_response(content, f"{policy.name}-{found.name}-{layout.value}.xlsx")
@@ -189,12 +188,12 @@ async def mobilisation(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
     township: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ) -> MobilisationList:
     access.require_region(region_code)
-    return await service.mobilisation_list(session, registry, region_code, coverage_year, township)
+    return await service.mobilisation_list(session, registry, region_code, coverage_year, township=township)
 
 
 @router.get(
@@ -210,12 +209,14 @@ async def mobilisationxlsx_response(
     session: DbSession,
     registry: RegistryContext,
     access: CurrentAccess,
-    region_code: Annotated[str, Query(pattern=REGION_CODE_PATTERN)],
-    coverage_year: Annotated[int, Query(ge=2000, le=2100)],
+    region_code: RegionCodeQuery,
+    coverage_year: CoverageYearQuery,
     township: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ) -> Response:
     access.require_region(region_code)
-    listing = await service.mobilisation_list(session, registry, region_code, coverage_year, township)
+    listing = await service.mobilisation_list(
+        session, registry, region_code, coverage_year, township=township
+    )
     policy = registry.policies.find(region_code, coverage_year)
     return xlsx_response(
         mobilisation_workbook(listing, policy.name), f"{policy.name}动员名单-{township or '全部'}.xlsx"
@@ -235,10 +236,10 @@ async def list_categories(
     id_number: Annotated[str, Query(min_length=1, max_length=32)],
     name: Annotated[str, Query(min_length=1, max_length=64)],
     document_type: DocumentType = DocumentType.RESIDENT_ID,
-    coverage_year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    coverage_year: CoverageYearQuery | None = None,
 ) -> AssignmentList:
     person = await people.find_known(session, document_type, id_number, name)
-    assignments = await repository.for_person(session, person.id, coverage_year)
+    assignments = await repository.for_person(session, person.id, coverage_year=coverage_year)
     access.touch(person.document_number, "subsidy-assignments")
     return AssignmentList(items=[AssignmentOut.of(a) for a in assignments if _within(access, a)])
 

@@ -5,9 +5,11 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.context import Registry
 from registry.enrollment import repository as enrollments_repo
 from registry.enrollment import service as enrollments
 from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn, RepriceOutcome
@@ -16,11 +18,11 @@ from registry.people.models import Person
 from registry.people.schemas import PersonIn
 from registry.people.service import Identity
 from registry.policy import rules
+from registry.policy.book import PolicyBook
 from registry.policy.errors import UnknownSubsidyCategory
 from registry.policy.models import Charge, LateCaseKind, Policy, SubsidyCategory
-from registry.subsidy import repository
+from registry.subsidy import decision, repository
 from registry.subsidy.errors import (
-    SubsidyAlreadyAssigned,
     SubsidyAssignmentAlreadyRemoved,
     SubsidyAssignmentNotFound,
 )
@@ -56,7 +58,7 @@ def resolve_category(policy: Policy, text: str) -> SubsidyCategory:
 
 async def assign(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     request: AssignmentCreate,
     *,
     within: frozenset[str] | None = None,
@@ -69,7 +71,7 @@ async def assign(
 
 async def assign_many(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     requests: Sequence[AssignmentCreate],
     *,
     within: frozenset[str] | None = None,
@@ -80,75 +82,112 @@ async def assign_many(
     elsewhere is refused, since the assignment would change what they owe there."""
     today = registry.clock.today()
     results: list[tuple[SubsidyAssignment, RepriceOutcome] | DomainError | None] = [None] * len(requests)
-    checked: list[tuple[int, AssignmentCreate, Identity, Policy]] = []
+    checked: list[_Checked] = []
     for i, request in enumerate(requests):
         try:
-            identity = people.identify(request.person, today)
-            policy = registry.policies.find(request.region_code, request.coverage_year)
-            request = request.model_copy(update={"category": resolve_category(policy, request.category).code})
-            rules.check_place(policy, request.region_code, request.township, request.village)
+            checked.append(_check(registry.policies, i, request, today))
         except DomainError as exc:
             results[i] = exc
-            continue
-        checked.append((i, request, identity, policy))
     found = await people.find_or_register_many(
-        session, [(identity, r.person.name, r.person.phone) for _, r, identity, _ in checked]
+        session, [(c.identity, c.request.person.name, c.request.person.phone) for c in checked]
     )
-    for year in sorted({policy.coverage_year for *_, policy in checked}):
-        of_year = [(c, p) for c, p in zip(checked, found, strict=True) if c[3].coverage_year == year]
-        person_ids = [p.id for _, p in of_year if not isinstance(p, DomainError)]
-        enrolled_in = {
-            e.person_id: e.region_code
-            for e in (await enrollments_repo.live_for_people(session, person_ids, year)).values()
-        }
-        held = await repository.active_codes_many(session, person_ids, year)
-        taken = {(person_id, code) for person_id, codes in held.items() for code in codes}
+    registered: list[tuple[_Checked, Person]] = []
+    for candidate, person in zip(checked, found, strict=True):
+        if isinstance(person, DomainError):
+            results[candidate.index] = person
+        else:
+            registered.append((candidate, person))
+    for year in sorted({c.policy.coverage_year for c, _ in registered}):
+        of_year = [(c, p) for c, p in registered if c.policy.coverage_year == year]
+        claims, held = await _claims(session, of_year, year)
         added: list[tuple[int, SubsidyAssignment]] = []
-        for (i, request, _, policy), person in of_year:
-            if isinstance(person, DomainError):
-                results[i] = person
-                continue
-            if within is not None and enrolled_in.get(person.id, request.region_code) not in within:
-                results[i] = OutsideArea({"reason": "enrolled_outside_area"})
-                continue
-            if (person.id, request.category) in taken:
-                results[i] = SubsidyAlreadyAssigned({"category": request.category, "coverage_year": year})
-                continue
-            taken.add((person.id, request.category))
-            assignment = SubsidyAssignment(
-                id=str(uuid.uuid4()),
-                person_id=person.id,
-                policy_id=policy.policy_id,
-                region_code=request.region_code,
-                coverage_year=year,
-                category_code=request.category,
-                evidence_ref=request.evidence_ref,
-                effective_date=request.effective_date or today,
-                township=request.township,
-                village=request.village,
-                village_group=request.village_group,
-                note=request.note,
-                reason=request.reason,
-                assigned_by=request.assigned_by,
-                assigned_at=registry.clock.now(),
-            )
-            repository.add(session, assignment)
-            added.append((i, assignment))
-        await session.flush()
-        outcomes = await enrollments.reprice_many(
-            session,
-            registry,
-            {a.person_id: f"subsidy category {a.category_code} assigned" for _, a in added},
-            year,
-        )
-        for i, assignment in added:
-            results[i] = (assignment, outcomes[assignment.person_id])
+        for (candidate, person), refused in zip(
+            of_year, decision.decide(claims, held, within=within), strict=True
+        ):
+            if refused is None:
+                added.append((candidate.index, _assignment(registry, candidate, person)))
+            else:
+                results[candidate.index] = refused
+        for i, outcome in await _add_and_reprice(session, registry, added, year):
+            results[i] = outcome
     return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    index: int
+    request: AssignmentCreate  # naming the category by its code
+    identity: Identity
+    policy: Policy
+
+
+def _check(book: PolicyBook, index: int, request: AssignmentCreate, today: date) -> _Checked:
+    """A request's checks of its own: the identity, the policy, the category it names, the place."""
+    identity = people.identify(request.person, today)
+    policy = book.find(request.region_code, request.coverage_year)
+    request = request.model_copy(update={"category": resolve_category(policy, request.category).code})
+    rules.check_place(policy, request.region_code, request.township, request.village)
+    return _Checked(index, request, identity, policy)
+
+
+async def _claims(
+    session: AsyncSession, of_year: list[tuple[_Checked, Person]], year: int
+) -> tuple[list[decision.Claim], dict[str, list[str]]]:
+    """What the decision needs for one year: each claim with where its person is enrolled, and the
+    categories the people hold."""
+    person_ids = [p.id for _, p in of_year]
+    enrolled_in = {
+        e.person_id: e.region_code
+        for e in (await enrollments_repo.live_for_people(session, person_ids, year)).values()
+    }
+    held = await repository.active_codes_many(session, person_ids, year)
+    claims = [
+        decision.Claim(p.id, c.request.category, year, c.request.region_code, enrolled_in.get(p.id))
+        for c, p in of_year
+    ]
+    return claims, held
+
+
+def _assignment(registry: Registry, checked: _Checked, person: Person) -> SubsidyAssignment:
+    request = checked.request
+    return SubsidyAssignment(
+        id=str(uuid.uuid4()),
+        person_id=person.id,
+        policy_id=checked.policy.policy_id,
+        region_code=request.region_code,
+        coverage_year=checked.policy.coverage_year,
+        category_code=request.category,
+        evidence_ref=request.evidence_ref,
+        effective_date=request.effective_date or registry.clock.today(),
+        township=request.township,
+        village=request.village,
+        village_group=request.village_group,
+        note=request.note,
+        reason=request.reason,
+        assigned_by=request.assigned_by,
+        assigned_at=registry.clock.now(),
+    )
+
+
+async def _add_and_reprice(
+    session: AsyncSession, registry: Registry, added: list[tuple[int, SubsidyAssignment]], year: int
+) -> list[tuple[int, tuple[SubsidyAssignment, RepriceOutcome]]]:
+    """Store the year's new assignments and reprice their people's enrollments."""
+    for _, assignment in added:
+        repository.add(session, assignment)
+    await session.flush()
+    outcomes = await enrollments.reprice_many(
+        session,
+        registry,
+        {a.person_id: f"subsidy category {a.category_code} assigned" for _, a in added},
+        year,
+    )
+    return [(i, (a, outcomes[a.person_id])) for i, a in added]
 
 
 async def remove(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     assignment_id: str,
     removed_by: str,
     reason: str,
@@ -190,7 +229,7 @@ class Holder:
 
 async def enroll_holders(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     policy: Policy,
     region_code: str,
     holders: list[Holder],
@@ -243,7 +282,7 @@ def _fully_subsidised(policy: Policy, held: list[str]) -> bool:
 
 
 async def monthly_adjustment(
-    session: AsyncSession, registry: enrollments.Registry, region_code: str, coverage_year: int
+    session: AsyncSession, registry: Registry, region_code: str, coverage_year: int
 ) -> AdjustmentResult:
     """The monthly run after the window (动态调整): everyone holding a category for the year who is not
     enrolled goes through `enroll_holders`; running it twice enrolls nobody twice."""
@@ -270,15 +309,18 @@ async def monthly_adjustment(
 
 async def mobilisation_list(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     region_code: str,
     coverage_year: int,
+    *,
     township: str | None,
 ) -> MobilisationList:
     """动员名单: people with a partial subsidy who have not enrolled, by township, and what they would pay."""
     policy = registry.policies.find(region_code, coverage_year)
     rules.check_place(policy, region_code, township)
-    waiting = await repository.unenrolled_holders(session, region_code, policy.coverage_year, township)
+    waiting = await repository.unenrolled_holders(
+        session, region_code, policy.coverage_year, township=township
+    )
     held = await repository.active_codes_many(session, [p.id for p, _ in waiting], policy.coverage_year)
     items = []
     for person, assignment in waiting:
@@ -304,10 +346,11 @@ async def mobilisation_list(
 
 async def roster(
     session: AsyncSession,
-    registry: enrollments.Registry,
+    registry: Registry,
     region_code: str,
     coverage_year: int,
     category: str,
+    *,
     layout: RosterLayout,
 ) -> tuple[Policy, SubsidyCategory, list[tuple[Person, SubsidyAssignment]]]:
     """The people of one category in an attachment's layout: the main roster holds who qualified by the
@@ -344,7 +387,7 @@ def per_township(policy: Policy, region_code: str, counts: dict[str | None, int]
 
 
 async def township_summary(
-    session: AsyncSession, registry: enrollments.Registry, region_code: str, coverage_year: int, category: str
+    session: AsyncSession, registry: Registry, region_code: str, coverage_year: int, category: str
 ) -> TownshipSummary:
     policy = registry.policies.find(region_code, coverage_year)
     found = resolve_category(policy, category)

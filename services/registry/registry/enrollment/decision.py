@@ -1,0 +1,88 @@
+"""The enrollment decision, over plain data: which requests become enrollments, on what terms and at what
+price, and which unpayable enrollments give way to them. The service gathers the facts (the person, their
+live enrollment for the year, the subsidy categories they hold) and writes what this decides."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from registry.enrollment.errors import AlreadyEnrolled
+from registry.enrollment.models import EnrollmentStatus
+from registry.enrollment.schemas import EnrollmentCreate
+from registry.policy import rules
+from registry.policy.models import Policy
+from shared.errors import DomainError
+
+
+@dataclass(frozen=True)
+class Live:
+    """A person's live enrollment for the year (pending payment or active)."""
+
+    enrollment_id: str
+    status: EnrollmentStatus
+    payable_until: date
+
+    def unpayable(self, today: date) -> bool:
+        """Unpaid past its last day to pay: a new enrollment may replace it."""
+        return self.status is EnrollmentStatus.PENDING_PAYMENT and self.payable_until < today
+
+
+@dataclass(frozen=True)
+class Applicant:
+    """A request that passed the checks of its own, for a registered person, with what the data says of them
+    for the policy's year."""
+
+    request: EnrollmentCreate
+    policy: Policy
+    person_id: str
+    birth_date: date
+    live: Live | None = None
+    held: tuple[str, ...] = ()  # subsidy category codes held for the year
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An enrollment to make: its terms and price, and the unpayable enrollment it replaces (which lapses)."""
+
+    terms: rules.Terms
+    price: rules.Price
+    replaces: str | None
+
+
+def decide(applicants: Sequence[Applicant], today: date) -> list[Plan | DomainError]:
+    """One live enrollment per person and year: someone already enrolled on a price they can still pay, or
+    named twice in the batch, is refused; the rest are priced by the policy engine (a refusal of its own,
+    e.g. a late case out of time, still counts as the person's one try in the batch)."""
+    taken: set[tuple[str, int]] = set()
+    decided: list[Plan | DomainError] = []
+    for applicant in applicants:
+        year, live = applicant.policy.coverage_year, applicant.live
+        key = (applicant.person_id, year)
+        if key in taken or (live is not None and not live.unpayable(today)):
+            decided.append(
+                AlreadyEnrolled(
+                    {"coverage_year": year, "enrollment_id": live.enrollment_id if live else None}
+                )
+            )
+            continue
+        taken.add(key)
+        try:
+            decided.append(_plan(applicant, today))
+        except DomainError as exc:
+            decided.append(exc)
+    return decided
+
+
+def _plan(applicant: Applicant, today: date) -> Plan:
+    request, policy = applicant.request, applicant.policy
+    claim = (
+        rules.LateClaim(request.late_case.kind, request.late_case.event_date, request.late_case.evidence_ref)
+        if request.late_case
+        else None
+    )
+    terms = rules.terms(policy, today, applicant.birth_date, applicant.held, request.window_extension, claim)
+    return Plan(
+        terms,
+        rules.price(policy, applicant.held, terms.charge),
+        applicant.live.enrollment_id if applicant.live else None,
+    )

@@ -1,0 +1,237 @@
+"""The roster worker: judges every row of a pending upload (pending -> validated) and applies an approved one
+(applying -> applied), in committed chunks. Progress is in the database, so a killed process resumes where
+its last committed chunk ended, and a lease keeps two workers off one upload."""
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from registry.context import Registry
+from registry.enrollment.errors import AlreadyEnrolled
+from registry.roster import repository
+from registry.roster.apply import apply_alone, apply_rows
+from registry.roster.errors import RosterFileInvalid
+from registry.roster.models import RosterUpload, RowStatus, UploadStatus
+from registry.roster.reading import open_sheet
+from registry.roster.service import get
+from registry.roster.validation import (
+    REQUIRED,
+    SUBSIDY_KINDS,
+    Judged,
+    Registered,
+    RowRules,
+    Verdict,
+    against_registered,
+    find_category,
+    namesake_keys,
+)
+from shared.clock import utc_now
+from shared.db import statistics_stale_after
+from shared.polling import Poller, until_idle
+
+LEASE = timedelta(seconds=60)
+IDLE_WAIT_S = 2.0  # how often an idle worker looks for uploads; an upload or approval wakes it at once
+
+Progress = Callable[[RosterUpload], None]
+
+
+class RosterWorker:
+    """Validates and applies uploads in the background; `run_until_idle` does the same on demand."""
+
+    def __init__(
+        self,
+        sessionmaker: Callable[[], async_sessionmaker[AsyncSession]],
+        registry: Callable[[], Registry],
+        chunk_rows: int,
+        *,
+        owner: str | None = None,
+    ):
+        self._sessionmaker = sessionmaker
+        self._registry = registry
+        self._chunk_rows = chunk_rows
+        # A dead worker's lease lapses after LEASE; a worker under the same owner name takes it at once.
+        self._owner = owner or f"worker-{uuid.uuid4()}"
+        self._poller = Poller(self.run_once, interval_s=IDLE_WAIT_S, failure_event="roster_worker_failed")
+
+    def wake(self) -> None:
+        self._poller.wake()
+
+    async def run(self) -> None:
+        await self._poller.run()
+
+    async def run_until_idle(self, *, progress: Progress | None = None) -> None:
+        await until_idle(lambda: self.run_once(progress=progress))
+
+    async def run_once(self, *, progress: Progress | None = None) -> bool:
+        upload_id = await self._claim()
+        if upload_id is None:
+            return False
+        async with self._sessionmaker()() as session:
+            status = (await get(session, upload_id)).status
+        if status is UploadStatus.PENDING:
+            await self._validate(upload_id, progress)
+        else:
+            await self._apply(upload_id, progress)
+        return True
+
+    async def _claim(self) -> str | None:
+        now = utc_now()
+        async with self._sessionmaker()() as session, session.begin():
+            for upload_id in await repository.claimable(session, self._owner, now):
+                if await repository.take_lease(session, upload_id, self._owner, now, now + LEASE):
+                    return upload_id
+        return None
+
+    async def _renew(self, session: AsyncSession, upload_id: str) -> None:
+        now = utc_now()
+        if not await repository.take_lease(session, upload_id, self._owner, now, now + LEASE):
+            raise RuntimeError(f"lost the lease on roster upload {upload_id}")
+
+    async def _validate(self, upload_id: str, progress: Progress | None) -> None:
+        registry = self._registry()
+        async with self._sessionmaker()() as session:
+            upload = await get(session, upload_id)
+        policy = registry.policies.by_id(upload.policy_id)
+        try:
+            sheet = open_sheet(Path(upload.stored_path), upload.filename, REQUIRED[upload.kind])
+        except (RosterFileInvalid, OSError) as exc:
+            await self._fail(upload_id, str(getattr(exc, "details", None) or exc))
+            return
+        category = policy.category(upload.category_code) if upload.category_code else None
+        if category is None and sheet.sheet_category:
+            category = find_category(policy, sheet.sheet_category)
+        row_rules = RowRules(
+            upload.kind, policy, upload.region_code, category, sheet.headers, registry.clock.today()
+        )
+        batch: list[tuple[int, dict[str, str]]] = []
+        chunks = 0
+        try:
+            for row_no, cells in sheet.rows:
+                if row_no <= upload.position or not any(c.strip() for c in cells):
+                    continue
+                batch.append((row_no, sheet.values(cells)))
+                if len(batch) >= self._chunk_rows:
+                    upload = await self._judge_chunk(
+                        upload_id, row_rules, batch, refresh_statistics=statistics_stale_after(chunks)
+                    )
+                    batch, chunks = [], chunks + 1
+                    if progress:
+                        progress(upload)
+        except RosterFileInvalid as exc:
+            await self._fail(upload_id, str(exc.details))
+            return
+        upload = await self._judge_chunk(upload_id, row_rules, batch, refresh_statistics=False, last=True)
+        if progress:
+            progress(upload)
+
+    async def _judge_chunk(
+        self,
+        upload_id: str,
+        row_rules: RowRules,
+        batch: list[tuple[int, dict[str, str]]],
+        *,
+        refresh_statistics: bool,
+        last: bool = False,
+    ) -> RosterUpload:
+        """Judge and store one chunk of rows, and move the upload's position past it, in one transaction."""
+        judged = [(row_no, row_rules.judge(values)) for row_no, values in batch]
+        async with self._sessionmaker()() as session, session.begin():
+            await self._renew(session, upload_id)
+            if refresh_statistics:
+                await repository.refresh_statistics(session)
+            upload = await get(session, upload_id)
+            registered = await _registered(session, upload, judged)
+            verdicts = against_registered(row_rules, judged, registered)
+            await _record(session, upload, verdicts)
+            if batch:
+                upload.position = batch[-1][0]
+            if last:
+                upload.status = UploadStatus.VALIDATED
+                upload.validated_at = self._registry().clock.now()
+                upload.lease_owner, upload.lease_until = None, None
+        return upload
+
+    async def _fail(self, upload_id: str, reason: str) -> None:
+        async with self._sessionmaker()() as session, session.begin():
+            upload = await get(session, upload_id)
+            upload.status, upload.failure = UploadStatus.REJECTED, reason
+            upload.lease_owner, upload.lease_until = None, None
+
+    async def _apply(self, upload_id: str, progress: Progress | None) -> None:
+        registry = self._registry()
+        chunks = 0
+        while True:
+            async with self._sessionmaker()() as session, session.begin():
+                await self._renew(session, upload_id)
+                upload = await get(session, upload_id)
+                if statistics_stale_after(chunks):
+                    await repository.refresh_statistics(session)
+                chunks += 1
+                chunk = await repository.rows(session, upload_id, RowStatus.ACCEPTED, 0, self._chunk_rows)
+                try:
+                    async with session.begin_nested():
+                        outcomes = await apply_rows(session, registry, upload, chunk)
+                except AlreadyEnrolled:
+                    # Someone enrolled one of these people while the chunk was applied: go row by row, so
+                    # only that row says so.
+                    outcomes = [await apply_alone(session, registry, upload, row) for row in chunk]
+                for row, outcome in zip(chunk, outcomes, strict=True):
+                    row.outcome, row.status = outcome, RowStatus.APPLIED
+                upload.rows_applied += len(chunk)
+                if len(chunk) < self._chunk_rows:
+                    upload.status = UploadStatus.APPLIED
+                    upload.applied_at = registry.clock.now()
+                    upload.lease_owner, upload.lease_until = None, None
+            if progress:
+                progress(upload)
+            if upload.status is UploadStatus.APPLIED:
+                return
+
+
+async def _registered(
+    session: AsyncSession, upload: RosterUpload, judged: list[tuple[int, Judged]]
+) -> Registered:
+    """What the registry holds about a chunk's ID numbers: earlier rows of this upload, registered names
+    and namesakes, categories held this year, and (for subsidy rosters) the employee-insurance lists."""
+    ids = sorted({j.id_number for _, j in judged if j.id_number})
+    people = await repository.known_people(session, ids)
+    number_of = {person.id: number for number, person in people.items()}
+    held = await repository.held_categories(session, list(number_of), upload.coverage_year)
+    return Registered(
+        earlier=await repository.earlier_rows(session, upload.id, ids),
+        names={number: person.name for number, person in people.items()},
+        held={(number_of[person_id], code) for person_id, code in held},
+        namesakes=await repository.namesakes(session, namesake_keys(judged)),
+        insured=await repository.employee_insured(session, ids, upload.coverage_year)
+        if upload.kind in SUBSIDY_KINDS
+        else {},
+    )
+
+
+async def _record(session: AsyncSession, upload: RosterUpload, verdicts: list[Verdict]) -> None:
+    """Store a chunk's rows as judged and count them on the upload."""
+    await repository.insert_rows(
+        session,
+        [
+            {
+                "upload_id": upload.id,
+                "row_no": v.row_no,
+                "status": v.status,
+                "id_number": v.id_number,
+                "values": v.values,
+                "problems": v.problems,
+                "outcome": None,
+                "evidence": v.evidence,
+                "decided_by": None,
+                "decision_note": None,
+            }
+            for v in verdicts
+        ],
+    )
+    upload.rows_read += len(verdicts)
+    upload.rows_rejected += sum(1 for v in verdicts if v.status is RowStatus.REJECTED)
+    upload.rows_held += sum(1 for v in verdicts if v.status is RowStatus.HELD)
+    upload.rows_accepted += sum(1 for v in verdicts if v.status is RowStatus.ACCEPTED)
