@@ -36,7 +36,8 @@ def pg_url(database: str) -> str:
 def recreate_pg_database(name: str) -> str:
     """Drop and create a PostgreSQL database; returns its URL.
 
-    CANBAO_TEST_DB_PREFIX namespaces every database a run makes, so runs from several checkouts can share one server.
+    CANBAO_TEST_DB_PREFIX namespaces every database a run makes, so runs from several checkouts can share one
+    server.
     """
     namespace = os.environ.get("CANBAO_TEST_DB_PREFIX")
     if namespace and not name.startswith(namespace):

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -27,6 +28,7 @@ from registry.enrollment.schemas import EnrollmentCreate
 from registry.exclusion import service as exclusions
 from registry.exclusion.errors import ExclusionAlreadyRecorded
 from registry.exclusion.models import ExclusionKind
+from registry.metrics import ROSTER_ROWS_APPLIED, ROSTER_ROWS_JUDGED
 from registry.people import service as people
 from registry.people.models import DocumentType
 from registry.people.schemas import PersonIn
@@ -444,6 +446,8 @@ class RosterWorker:
                 upload.status = UploadStatus.VALIDATED
                 upload.validated_at = self._registry().clock.now()
                 upload.lease_owner, upload.lease_until = None, None
+        for verdict, count in Counter(str(r["status"]) for r in records).items():
+            ROSTER_ROWS_JUDGED.labels(upload.kind.value, verdict).inc(count)
         return upload
 
     async def _fail(self, upload_id: str, reason: str) -> None:
@@ -477,6 +481,7 @@ class RosterWorker:
                     upload.status = UploadStatus.APPLIED
                     upload.applied_at = registry.clock.now()
                     upload.lease_owner, upload.lease_until = None, None
+            ROSTER_ROWS_APPLIED.labels(upload.kind.value).inc(len(chunk))
             if progress:
                 progress(upload)
             if upload.status is UploadStatus.APPLIED:
