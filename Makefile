@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The compose specification's JSON Schema ships inside this PyPI wheel; the compose test validates against it.
 COMPOSE_WHEEL_DIR := $(VENV)/wheels
 
-.PHONY: install browser run test test-fast lint typecheck pytest bench schemas clean
+.PHONY: install browser promtool run test test-fast lint typecheck pytest bench schemas clean
 
 install: $(STAMP)
 
@@ -27,6 +27,18 @@ browser:
 		|| { apt-get update -q >/dev/null && apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null; }; \
 	fi
 
+# Prometheus's own checker, for the tests of deploy/prometheus (configuration, alert rules and their unit tests,
+# the dashboard's queries, the metrics' format). Taken out of Debian's prometheus package without installing
+# the package, which would start a Prometheus server.
+PROMTOOL := $(BIN)/promtool
+promtool: $(PROMTOOL)
+$(PROMTOOL): | $(STAMP)
+	rm -rf $(VENV)/promtool-deb && mkdir -p $(VENV)/promtool-deb
+	cd $(VENV)/promtool-deb && { apt-get download -q prometheus >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null && apt-get download -q prometheus >/dev/null 2>&1; }; }
+	dpkg-deb --fsys-tarfile $(VENV)/promtool-deb/prometheus_*.deb | tar -xO ./usr/bin/promtool > $(PROMTOOL).part
+	chmod +x $(PROMTOOL).part && mv $(PROMTOOL).part $(PROMTOOL) && rm -rf $(VENV)/promtool-deb
+
 # The shipped policies are the 2023 campaigns: the business clock starts inside Hefei's window.
 # `make run CLOCK=` runs on real time.
 CLOCK ?= 2023-10-08T09:00:00+08:00
@@ -38,7 +50,7 @@ test: install browser lint typecheck pytest
 
 # The edit loop: lint, types and every test that does not start the real processes (tests/e2e: the end-to-end,
 # fault, race and fuzz tests). `make test` stays the whole suite, and is what CI runs.
-test-fast: install lint typecheck
+test-fast: install promtool lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup --ignore=tests/e2e -q
 
 lint: install
@@ -49,7 +61,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy .
 
-pytest: install browser
+pytest: install browser promtool
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: install

@@ -327,3 +327,158 @@ def _print_report(report: crosscheck.CheckReport) -> None:
         )
     console.print(f"ledger check: {'ok' if report.ledger.get('ok') else report.ledger}")
     console.print("[green]consistent[/green]" if report.ok else "[red]not consistent[/red]")
+
+
+accounts = typer.Typer(
+    help="Staff, department, tax, audit and administrator accounts (the registry's /v1/accounts): "
+    "an administrator's token (--token, CANBAO_TOKEN; default: the development key's, for make run)",
+    no_args_is_help=True,
+)
+app.add_typer(accounts, name="accounts")
+
+_REGISTRY_URL = typer.Option("http://127.0.0.1:8001", "--registry-url", envvar="CANBAO_REGISTRY_URL")
+_ADMIN_TOKEN = typer.Option(
+    None, "--token", envvar="CANBAO_TOKEN", help="An administrator's bearer token (default: make run's)"
+)
+_PASSWORD_STDIN = typer.Option(
+    False, "--password-stdin", help="Read the password from standard input instead of asking for it"
+)
+
+
+def _password(from_stdin: bool) -> str:
+    """Asked twice without echo, or read from standard input: never an argument, which `ps` would show."""
+    import sys
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _accounts_call(registry_url: str, token: str | None, call: str, *args: object) -> None:
+    """Run one call of canbao.accounts.Accounts; print the answer as JSON, exit 1 when refused."""
+    import httpx
+
+    from canbao.accounts import Accounts, AccountsApiError
+
+    bearer = token or dev_token(Role.ADMIN, sub="canbao-accounts")
+    try:
+        with Accounts(registry_url, bearer) as client:
+            result = getattr(client, call)(*args)
+    except AccountsApiError as exc:
+        typer.echo(json.dumps(exc.body, ensure_ascii=False, indent=2), err=True)
+        raise typer.Exit(1) from exc
+    except httpx.HTTPError as exc:
+        typer.echo(f"the registry at {registry_url} did not answer: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@accounts.command("list")
+def accounts_list(
+    role: Role | None = typer.Option(None, help="Only this role"),
+    enabled: bool | None = typer.Option(None, "--enabled/--disabled", help="Only enabled or disabled ones"),
+    registry_url: str = _REGISTRY_URL,
+    token: str | None = _ADMIN_TOKEN,
+) -> None:
+    """List the accounts."""
+    _accounts_call(registry_url, token, "listing", role.value if role else None, enabled)
+
+
+@accounts.command("create")
+def accounts_create(
+    username: str = typer.Argument(..., help="What they sign in with"),
+    name: str = typer.Option(..., "--name", help="Their name, as pages show it"),
+    role: Role = typer.Option(..., help="staff, department, tax_officer, auditor or admin"),
+    region: list[str] = typer.Option([], help="A region code they work in (staff, department); repeat"),
+    category: list[str] = typer.Option([], help="A subsidy category (department); repeat"),
+    password_stdin: bool = _PASSWORD_STDIN,
+    registry_url: str = _REGISTRY_URL,
+    token: str | None = _ADMIN_TOKEN,
+) -> None:
+    """Open an account; its password is asked for (at least 12 characters, not the account name)."""
+    body = {
+        "username": username,
+        "display_name": name,
+        "role": role.value,
+        "regions": region,
+        "categories": category,
+        "password": _password(password_stdin),
+    }
+    _accounts_call(registry_url, token, "create", body)
+
+
+@accounts.command("change")
+def accounts_change(
+    username: str = typer.Argument(...),
+    name: str | None = typer.Option(None, "--name"),
+    role: Role | None = typer.Option(None),
+    region: list[str] | None = typer.Option(None, help="Replaces the regions; repeat"),
+    category: list[str] | None = typer.Option(None, help="Replaces the categories; repeat"),
+    no_regions: bool = typer.Option(False, "--no-regions", help="Clear the regions (another role)"),
+    no_categories: bool = typer.Option(False, "--no-categories", help="Clear the categories"),
+    password: bool = typer.Option(
+        False, "--password", help="Set a new password (asked for); ends its sessions"
+    ),
+    password_stdin: bool = _PASSWORD_STDIN,
+    registry_url: str = _REGISTRY_URL,
+    token: str | None = _ADMIN_TOKEN,
+) -> None:
+    """Change an account's name, role, regions, categories or password."""
+    body: dict[str, object] = {}
+    if name is not None:
+        body["display_name"] = name
+    if role is not None:
+        body["role"] = role.value
+    if region or no_regions:
+        body["regions"] = [] if no_regions else region
+    if category or no_categories:
+        body["categories"] = [] if no_categories else category
+    if password or password_stdin:
+        body["password"] = _password(password_stdin)
+    _accounts_call(registry_url, token, "change", username, body)
+
+
+@accounts.command("disable")
+def accounts_disable(
+    username: str = typer.Argument(...),
+    reason: str = typer.Option(..., help="Why (kept with the account)"),
+    registry_url: str = _REGISTRY_URL,
+    token: str | None = _ADMIN_TOKEN,
+) -> None:
+    """Disable an account: its sessions end at once."""
+    _accounts_call(registry_url, token, "disable", username, reason)
+
+
+@accounts.command("enable")
+def accounts_enable(
+    username: str = typer.Argument(...),
+    registry_url: str = _REGISTRY_URL,
+    token: str | None = _ADMIN_TOKEN,
+) -> None:
+    """Enable a disabled account again."""
+    _accounts_call(registry_url, token, "enable", username)
+
+
+@accounts.command("create-admin")
+def accounts_create_admin(
+    username: str = typer.Argument(..., help="The administrator's account name"),
+    name: str = typer.Option("系统管理员", "--name"),
+    password_stdin: bool = _PASSWORD_STDIN,
+) -> None:
+    """Create an administrator account straight in the registry's database (REGISTRY_DATABASE_URL and the
+    other REGISTRY_* settings), for when no administrator can sign in: a first start without
+    REGISTRY_BOOTSTRAP_ADMIN_PASSWORD, or every administrator's password lost."""
+    from pydantic import ValidationError
+
+    from registry.accounts.cli import create_admin
+    from registry.settings import RegistrySettings
+    from shared.errors import DomainError
+
+    password = _password(password_stdin)
+    try:
+        account = create_admin(RegistrySettings(), username, name, password)
+    except (DomainError, ValidationError) as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"created the administrator account {account.username!r} ({account.id})")

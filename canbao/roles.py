@@ -28,7 +28,10 @@ kinds), residents only their own and their household's records (`shared/auth.py`
 carry their own signature). The sandbox routes exist outside production only.
 
 Roles: `resident` 参保人, `staff` 社区/乡镇经办人员, `department` 部门 (民政、残联、退役军人…),
-`tax_officer` 税务, `auditor` 审计, `admin` 管理员. Tokens: `canbao token --role …` (README).
+`tax_officer` 税务, `auditor` 审计, `admin` 管理员. Callers: accounts signing in (`POST /v1/sessions`, or
+for browsers the registry's sign-in page, /sign-in, which is not API and not listed), the bureau's identity
+provider's tokens, residents' front-end tokens; in development `canbao token --role …` (README,
+docs/operations.md).
 """
 
 

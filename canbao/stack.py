@@ -298,6 +298,8 @@ def _start_all(
     for name in SERVICES:
         s = settings[name]
         print(f"{name:<10} http://{s.host}:{s.port}/docs")
+    registry = settings["registry"]
+    print(f"sign-in    http://{registry.host}:{registry.port}/sign-in (staff and operators; README)")
     if stack.repair:
         children.append(Child("repair", start_repair(env, settings, stack.var_dir)))
         every = env.get("CANBAO_REPAIR_EVERY_S", "60")

@@ -1,8 +1,8 @@
 """The audit trail (审计日志): who read or changed which person's record, when, and through which endpoint.
 
 Each service keeps its own `audit_events` table. A row is written for every change, for every read that
-touched a person's record, and for every request an auditor makes; auditors and admins query it with
-`GET /v1/audit-events`.
+touched a person's record, for every request an auditor makes, and (registry) for every sign-in attempt and
+sign-out; auditors and admins query it with `GET /v1/audit-events`.
 """
 
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ class AuditMixin:
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
     actor: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(8), doc="read or change")
+    action: Mapped[str] = mapped_column(String(8), doc="read, change, sign_in or sign_out")
     method: Mapped[str] = mapped_column(String(8))
     route: Mapped[str] = mapped_column(String(256), doc="The endpoint's path template")
     person: Mapped[str | None] = mapped_column(String(32), doc="The ID number whose record was touched")
@@ -65,6 +65,23 @@ class AuditTrail:
                     record=record,
                 )
             )
+
+    def note(
+        self, session: AsyncSession, *, actor: str, role: str, action: str, route: str, record: str
+    ) -> None:
+        """An event with no verified caller's request behind it: a sign-in attempt (`actor` is the account
+        name it gave), a sign-out."""
+        session.add(
+            self.model(  # type: ignore[call-arg]
+                actor=actor[:128],
+                role=role,
+                action=action,
+                method="POST",
+                route=route,
+                person=None,
+                record=record,
+            )
+        )
 
 
 class AuditEventOut(BaseModel):

@@ -1,25 +1,34 @@
-"""Who is calling and what they may do: bearer tokens (JWT, HS256, keys from settings), roles, areas.
+"""Who is calling and what they may do: bearer tokens, sign-in sessions, roles, areas.
+
+A caller is identified (`identify`) by a bearer token — HS256 with the keys from settings (the development
+key, `canbao token`, the front-ends' resident tokens, the registry's sign-in tokens), or RS256/ES256 from an
+external OpenID Connect provider (shared.oidc) — or, where the service keeps sign-in sessions (the registry),
+by the browser's session cookie. A token that names a sign-in session (`sid`), and every cookie, are good at
+the registry only while the session is live and its account enabled; a request signed in by the cookie that
+changes something must carry the page's CSRF token in `X-CSRF-Token`.
 
 Every endpoint except health, readiness and the OpenAPI pages declares the roles it serves with `allow()`;
-admins may do everything and auditors may read everything. The token and the role are checked before anything
-of the request's body is read (`shared.middleware.AuthenticateFirst`, with `verify_bearer` and `authorise`
+admins may do everything and auditors may read everything. The caller and the role are checked before anything
+of the request's body is read (`shared.middleware.AuthenticateFirst`, with `identify` and `authorise`
 below, the one implementation the dependencies use too). Area rules (a staff member's region codes, a
 department's subsidy categories, a resident's own and household's records) are checked by the endpoint
 through the request's `Access`, which also collects the people whose records were read or changed for the
 audit trail (see shared.audit).
 """
 
+import hmac
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
 import jwt
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from starlette.requests import cookie_parser
 
 from shared.db import DbSession
 from shared.errors import DomainError
@@ -67,6 +76,15 @@ class RoleNotAllowed(DomainError):
     message_en = "Your role may not do this"
 
 
+class CsrfRefused(DomainError):
+    status_code = 403
+    code = "csrf_token_invalid"
+    message_zh = "页面已过期或请求来源不明：以登录会话提交的请求须带本页的防跨站令牌，请刷新页面后重试"
+    message_en = (
+        "A request signed in by the session cookie that changes something must carry the page's X-CSRF-Token"
+    )
+
+
 class OutsideArea(DomainError):
     status_code = 403
     code = "outside_area"
@@ -81,7 +99,7 @@ class NotYourRecord(DomainError):
     message_en = "Residents may only see or act on their own and their household's records"
 
 
-ACCESS_ERRORS: tuple[type[DomainError], ...] = (Unauthenticated, RoleNotAllowed)
+ACCESS_ERRORS: tuple[type[DomainError], ...] = (Unauthenticated, RoleNotAllowed, CsrfRefused)
 AREA_ERRORS: tuple[type[DomainError], ...] = (OutsideArea, NotYourRecord)
 
 
@@ -93,6 +111,8 @@ class Principal:
     categories: frozenset[str] = frozenset()
     id_number: str | None = None
     name: str | None = None
+    # The sign-in session the caller came through (a session cookie, or a token the registry issued).
+    session_id: str | None = None
 
     @property
     def sees_full_pii(self) -> bool:
@@ -176,27 +196,7 @@ def _claims_of(
         raise Unauthenticated({"reason": "invalid_token"}) from exc
 
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT from `canbao token` (development) or the issuer")
-# Where the request's verified principal is kept (its state), so that it is verified once.
-PRINCIPAL_STATE_KEY = "canbao_principal"
-
-
-def verify_bearer(authorization: str | None, settings: "ServiceSettings") -> Principal:
-    """The caller of an `Authorization: Bearer <JWT>` header, or Unauthenticated. A header over
-    MAX_AUTHORIZATION_BYTES is refused without being parsed."""
-    if authorization is not None and len(authorization) > MAX_AUTHORIZATION_BYTES:
-        raise Unauthenticated({"reason": "token_too_large", "limit_bytes": MAX_AUTHORIZATION_BYTES})
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated({"reason": "missing_token"})
-    keys = {kid: secret.get_secret_value() for kid, secret in settings.auth_keys.items()}
-    claims = _claims_of(
-        token.strip(),
-        keys,
-        settings.auth_issuer,
-        settings.auth_audience,
-        timedelta(seconds=settings.auth_max_token_lifetime_s),
-    )
+def principal_of(claims: TokenClaims) -> Principal:
     return Principal(
         subject=claims.sub,
         role=claims.role,
@@ -204,17 +204,107 @@ def verify_bearer(authorization: str | None, settings: "ServiceSettings") -> Pri
         categories=frozenset(claims.categories),
         id_number=claims.id_number,
         name=claims.name,
+        session_id=claims.sid,
     )
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT: from `canbao token` (development), the registry's sign-in (`POST /v1/sessions`), "
+    "the residents' front-ends, or the bureau's OpenID Connect provider",
+)
+# Where the request's verified principal is kept (its state), so that it is verified once.
+PRINCIPAL_STATE_KEY = "canbao_principal"
+# The browser's sign-in session (the registry's /sign-in sets it), and the header that carries the page's
+# CSRF token on a request signed in by it that changes something.
+SESSION_COOKIE = "canbao_session"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+class SessionStore(Protocol):
+    """Where a service keeps sign-in sessions (the registry's accounts). Each method raises Unauthenticated
+    when the session has ended, expired or idled out, or its account is disabled."""
+
+    async def principal_of_session(self, session_id: str) -> Principal:
+        """The caller of a live session named by a token's `sid`, as its account stands now."""
+        ...
+
+    async def principal_of_cookie(self, secret: str) -> Principal:
+        """The caller of a browser's session cookie."""
+        ...
+
+    def csrf_token(self, session_id: str) -> str:
+        """The CSRF token of a session: the pages carry it in their forms."""
+        ...
+
+
+class ExternalTokens(Protocol):
+    """Tokens of an external identity provider (shared.oidc), verified with its own keys."""
+
+    async def verify(self, token: str) -> Principal: ...
+
+
+async def verify_bearer(
+    authorization: str, settings: "ServiceSettings", external: ExternalTokens | None = None
+) -> Principal:
+    """The caller of an `Authorization: Bearer <JWT>` header, or Unauthenticated. A header over
+    MAX_AUTHORIZATION_BYTES is refused without being parsed. HS256 tokens are verified with the configured
+    keys; any other algorithm only by the external provider, when one is configured (each path names the
+    algorithms it accepts, so a token cannot pass one path as the other)."""
+    if len(authorization) > MAX_AUTHORIZATION_BYTES:
+        raise Unauthenticated({"reason": "token_too_large", "limit_bytes": MAX_AUTHORIZATION_BYTES})
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated({"reason": "missing_token"})
+    try:
+        algorithm = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated({"reason": "invalid_token"}) from exc
+    if algorithm != ALGORITHM and external is not None:
+        return await external.verify(token)
+    keys = {kid: secret.get_secret_value() for kid, secret in settings.auth_keys.items()}
+    claims = _claims_of(
+        token,
+        keys,
+        settings.auth_issuer,
+        settings.auth_audience,
+        timedelta(seconds=settings.auth_max_token_lifetime_s),
+    )
+    return principal_of(claims)
+
+
+async def identify(headers: Mapping[str, str], method: str, state: Any) -> Principal:
+    """The request's caller: its bearer token, else (where the service keeps sessions) its session cookie.
+    `state` is the application's state: its settings, `session_store` and `oidc`, where set."""
+    store: SessionStore | None = getattr(state, "session_store", None)
+    authorization = headers.get("authorization", "")
+    if authorization.strip():
+        principal = await verify_bearer(authorization, state.settings, getattr(state, "oidc", None))
+        if principal.session_id is None or store is None:
+            # A service without the session store (collection) relies on the sign-in token's short life.
+            return principal
+        return await store.principal_of_session(principal.session_id)
+    secret = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE) if store is not None else None
+    if store is None or not secret:
+        raise Unauthenticated({"reason": "missing_token"})
+    principal = await store.principal_of_cookie(secret)
+    # A browser sends the cookie with whatever page asks: a change must also show the page's token.
+    if method not in _READ_METHODS and principal.session_id is not None:
+        expected = store.csrf_token(principal.session_id)
+        if not hmac.compare_digest(headers.get(CSRF_HEADER.lower(), "").encode(), expected.encode()):
+            raise CsrfRefused()
+    return principal
 
 
 async def authenticate(
     request: Request,
-    # Declares the bearer scheme in OpenAPI; the header itself is read by verify_bearer.
+    # Declares the bearer scheme in OpenAPI; the header (or the session cookie) is read by identify.
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Access:
     principal = request.scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
     if not isinstance(principal, Principal):  # no body was read before the dependencies ran
-        principal = verify_bearer(request.headers.get("authorization"), request.app.state.settings)
+        principal = await identify(request.headers, request.method, request.app.state)
         request.scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
     route = getattr(request.scope.get("route"), "path", request.url.path)
     access = Access(principal, request.method, route)

@@ -7,28 +7,36 @@ outage is not the message's fault: the consumer waits and retries without advanc
 """
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from pydantic import ValidationError
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared import tracing
 from shared.db import UTCDateTime, database_unavailable
 from shared.events import EVENT_TYPES, Envelope, dead_letter_topic
 from shared.kafka import client_options, ensure_topics, start_within, stop_within
 from shared.logging import mask_pii
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENT_HANDLING, event_type_label
 from shared.outbox import OutboxMixin, enqueue_raw
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+Outcome = Literal["applied", "redelivered", "dead_lettered"]
 
 
 class InboxMixin:
@@ -111,6 +119,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._owner.commit_pending()
         except Exception as exc:
             log.warning("commit_on_revoke_failed", error=repr(exc))
+        self._owner.forget_lag(revoked)
         log.info("partitions_revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -127,6 +136,8 @@ class IdempotentConsumer:
         dead_letters: type[DeadLetterMixin],
         outbox: type[OutboxMixin],
         handlers: dict[str, Handler],
+        *,
+        tracer: Tracer | None = None,
     ):
         unknown = set(handlers) - set(EVENT_TYPES)
         if unknown:
@@ -138,8 +149,10 @@ class IdempotentConsumer:
         self._dead_letters = dead_letters
         self._outbox = outbox
         self._handlers = handlers
+        self._tracer = tracer
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}
+        self._lagging: set[TopicPartition] = set()
 
     async def run(self) -> None:
         failures = 0
@@ -169,6 +182,7 @@ class IdempotentConsumer:
             finally:
                 self._consumer = None
                 self._pending.clear()
+                self.forget_lag(list(self._lagging))
                 await stop_within(consumer, self._settings.kafka_request_timeout_s)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -179,6 +193,27 @@ class IdempotentConsumer:
                     await self.handle(record)
                     self._pending[tp] = record.offset + 1
             await self.commit_pending()
+            await self._measure_lag(consumer)
+
+    async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """What is left on each assigned partition after this poll's records were handled."""
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:  # nothing fetched from it yet
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except (TimeoutError, IllegalStateError):  # being reset or revoked: measured next poll
+                continue
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+            self._lagging.add(tp)
+
+    def forget_lag(self, partitions: list[TopicPartition]) -> None:
+        """Partitions no longer consumed here leave the lag gauge (another member reports them)."""
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+            self._lagging.discard(tp)
 
     async def commit_pending(self) -> None:
         if self._consumer is None or not self._pending:
@@ -187,16 +222,38 @@ class IdempotentConsumer:
         await asyncio.wait_for(self._consumer.commit(offsets), self._settings.kafka_request_timeout_s)
 
     async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """Apply one record exactly once, or set it aside in the dead-letter table."""
+        """Apply one record exactly once, or set it aside in the dead-letter table; timed per event type, and
+        traced as a consumer span in the trace the event carries."""
+        started = time.perf_counter()
+        fields = tracing.fields_of(record.value or b"")
+        event_type = event_type_label(fields.get("type"))
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "canbao.event_type": event_type,
+        }
+        context = tracing.context_of(fields) if self._tracer is not None else None
+        with tracing.span(
+            self._tracer, f"process {record.topic}", SpanKind.CONSUMER, context, attributes
+        ) as span:
+            outcome = await self._handle(record)
+            span.set_attribute("canbao.outcome", outcome)
+            if outcome == "dead_lettered":
+                span.set_status(Status(StatusCode.ERROR, "dead_lettered"))
+        EVENT_HANDLING.labels(event_type, outcome).observe(time.perf_counter() - started)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
         attempts = 0
         while True:
             attempts += 1
             try:
-                await self._apply(record)
-                return
+                return await self._apply(record)
             except _PermanentFailure as failure:
                 await self._dead_letter(record, failure.reason, failure.error, attempts)
-                return
+                return "dead_lettered"
             except Exception as exc:
                 if database_unavailable(exc):
                     # Not the message's fault: wait for the database without giving up or advancing.
@@ -207,10 +264,10 @@ class IdempotentConsumer:
                 log.warning("event_handling_failed", error=repr(exc), attempt=attempts, offset=record.offset)
                 if attempts >= self._settings.consumer_max_attempts:
                     await self._dead_letter(record, "handler_failed", repr(exc), attempts)
-                    return
+                    return "dead_lettered"
                 await asyncio.sleep(min(0.1 * 2**attempts, 5.0))
 
-    async def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _apply(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
         try:
             envelope = Envelope.from_bytes(record.value or b"")
         except ValidationError as exc:
@@ -227,7 +284,7 @@ class IdempotentConsumer:
                 )
                 if not applied:
                     log.info("event_redelivered_skipped", event_id=envelope.id, type=envelope.type)
-                    return
+                    return "redelivered"
         except ValidationError as exc:
             raise _PermanentFailure("invalid_payload", str(exc)) from exc
         except EventRejected as exc:
@@ -236,9 +293,10 @@ class IdempotentConsumer:
             # Another member of the group applied it concurrently (a rebalance); the inbox row proves it.
             async with self._sessionmaker() as session:
                 if await session.get(self._inbox, envelope.id) is not None:
-                    return
+                    return "redelivered"
             raise
         log.info("event_applied", event_id=envelope.id, type=envelope.type, subject=envelope.subject)
+        return "applied"
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], reason: str, error: str, attempts: int
@@ -273,3 +331,4 @@ class IdempotentConsumer:
                 record.key.decode(errors="replace") if record.key else "",
                 record.value or b"",
             )
+        DEAD_LETTERED.labels(record.topic, reason).inc()

@@ -24,7 +24,7 @@ from shared.auth import (
     Role,
     authenticate,
     authorise,
-    verify_bearer,
+    identify,
 )
 from shared.errors import DomainError, ErrorBody, ErrorResponse
 from shared.logging import mask_pii
@@ -108,14 +108,14 @@ class HeaderSizeLimit:
 
 
 class AuthenticateFirst:
-    """For a route that needs a bearer token, verifies the token and the caller's role (with the functions
-    the `authenticate` and `allow()` dependencies use) before the application reads anything of the request's
-    body: FastAPI reads a body, a multipart upload included, before it runs the route's dependencies. The
-    check runs when the application first asks for the body, once the router has chosen the route; a refusal
-    is answered at once (401/403 in the project's error format, the connection closed when a body was on its
-    way) and the application is told the client left. Routes without a token (health, OpenAPI, the channels'
-    signed notifications) are untouched. The verified principal is left in the request's state, where
-    `authenticate` takes it."""
+    """For a route that needs a caller, identifies it (bearer token or session cookie) and checks its role
+    (with the functions the `authenticate` and `allow()` dependencies use) before the application reads
+    anything of the request's body: FastAPI reads a body, a multipart upload included, before it runs the
+    route's dependencies. The check runs when the application first asks for the body, once the router has
+    chosen the route; a refusal is answered at once (401/403 in the project's error format, the connection
+    closed when a body was on its way) and the application is told the client left. Routes without a token
+    (health, OpenAPI, the channels' signed notifications, the sign-in pages) are untouched. The verified
+    principal is left in the request's state, where `authenticate` takes it."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -131,7 +131,7 @@ class AuthenticateFirst:
             nonlocal checked, refused
             if not checked:
                 checked = True
-                refusal = self._refusal(scope)
+                refusal = await self._refusal(scope)
                 if refusal is not None:
                     refused = True
                     await _answer(scope, send, refusal)
@@ -145,7 +145,7 @@ class AuthenticateFirst:
 
         await self.app(scope, checking_receive, guarded_send)
 
-    def _refusal(self, scope: Scope) -> DomainError | None:
+    async def _refusal(self, scope: Scope) -> DomainError | None:
         route = scope.get("route")
         if route is None:
             return None
@@ -158,9 +158,7 @@ class AuthenticateFirst:
         try:
             principal = state.get(PRINCIPAL_STATE_KEY)
             if not isinstance(principal, Principal):
-                principal = verify_bearer(
-                    Headers(scope=scope).get("authorization"), scope["app"].state.settings
-                )
+                principal = await identify(Headers(scope=scope), scope["method"], scope["app"].state)
             for roles in requirement.roles:
                 authorise(principal, scope["method"], requirement.path, roles)
         except DomainError as refusal:

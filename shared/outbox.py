@@ -8,10 +8,13 @@ a crash between acknowledgement and marking can cause.
 
 import asyncio
 import zlib
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from sqlalchemy import (
     BigInteger,
     Index,
@@ -27,9 +30,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
+from shared import tracing
 from shared.db import UTCDateTime
 from shared.events import Envelope
 from shared.kafka import KafkaLink
+from shared.metrics import OUTBOX_FAILURES, OUTBOX_PUBLISHED
 from shared.polling import Poller
 
 log = structlog.get_logger(__name__)
@@ -69,8 +74,10 @@ class OutboxMixin:
 
 
 def enqueue(session: AsyncSession, model: type[OutboxMixin], topic: str, envelope: Envelope) -> None:
-    """Add an event to the current transaction's outbox, keyed by its subject (the enrollment id)."""
-    enqueue_raw(session, model, topic, envelope.id, envelope.type, envelope.subject, envelope.to_bytes())
+    """Add an event to the current transaction's outbox, keyed by its subject (the enrollment id). Within a
+    recorded trace the event carries its context (shared.tracing), so the consumer's work joins the trace."""
+    traced = envelope.model_copy(update=tracing.trace_fields())
+    enqueue_raw(session, model, topic, traced.id, traced.type, traced.subject, traced.to_bytes())
 
 
 def enqueue_raw(
@@ -106,10 +113,12 @@ class OutboxRelay:
         *,
         batch_size: int,
         poll_interval_s: float,
+        tracer: Tracer | None = None,
     ):
         self._sessionmaker = sessionmaker
         self._model = model
         self._link = link
+        self._tracer = tracer
         self._batch_size = batch_size
         # A broker outage backs off, doubling up to 10 s; the link is dropped to reconnect afresh.
         self._poller = Poller(
@@ -117,7 +126,7 @@ class OutboxRelay:
             interval_s=poll_interval_s,
             failure_event="outbox_publish_failed",
             max_backoff_s=10.0,
-            recover=link.reset,
+            recover=self._recover,
         )
         self._lock_key = zlib.crc32(model.__tablename__.encode())
         sync_session_class = sessionmaker.kw.get("sync_session_class", Session)
@@ -129,6 +138,10 @@ class OutboxRelay:
 
     async def run(self) -> None:
         await self._poller.run()
+
+    async def _recover(self) -> None:
+        OUTBOX_FAILURES.inc()
+        await self._link.reset()
 
     async def _publish(self) -> bool:
         # A full batch means more may be waiting: publish on at once.
@@ -153,11 +166,42 @@ class OutboxRelay:
             if not rows:
                 return 0
             producer = await self._link.producer()
-            # send() only enqueues; gathering the acknowledgements afterwards lets batches fill.
-            pending = [await producer.send(r.topic, r.payload, key=r.key.encode()) for r in rows]
-            await asyncio.wait_for(asyncio.gather(*pending), self._link.timeout_s)
+            spans = self._sending(rows)
+            try:
+                # send() only enqueues; gathering the acknowledgements afterwards lets batches fill.
+                pending = [await producer.send(r.topic, r.payload, key=r.key.encode()) for r in rows]
+                await asyncio.wait_for(asyncio.gather(*pending), self._link.timeout_s)
+            except BaseException as exc:
+                for span in spans:
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
+            finally:
+                for span in spans:
+                    span.end()
             await session.execute(
                 update(model).where(model.id.in_([r.id for r in rows])).values(published_at=datetime.now(UTC))
             )
+        for topic, count in Counter(r.topic for r in rows).items():
+            OUTBOX_PUBLISHED.labels(topic).inc(count)
         log.debug("outbox_published", count=len(rows))
         return len(rows)
+
+    def _sending(self, rows: Sequence[OutboxMixin]) -> list[Span]:
+        """A producer span per event, in the trace the event carries (none when tracing is off or the event
+        carries no trace: the sampler starts no trace at a producer)."""
+        if self._tracer is None:
+            return []
+        return [
+            self._tracer.start_span(
+                f"send {row.topic}",
+                context=tracing.context_of(tracing.fields_of(row.payload)),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": row.topic,
+                    "messaging.message.id": row.event_id,
+                },
+            )
+            for row in rows
+        ]

@@ -5,7 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from fastapi import APIRouter, FastAPI
 
+from shared import tracing
 from shared.audit import AuditMixin, AuditTrail, audit_router
 from shared.auth import ACCESS_ERRORS
 from shared.clock import Clock
@@ -36,10 +37,16 @@ from shared.health import router as health_router
 from shared.inbox import DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
 from shared.kafka import KafkaLink
 from shared.logging import configure_logging
+from shared.metrics import Probe, RequestMetrics, ServiceMetrics, dead_letter_probe, outbox_probe
+from shared.metrics import router as metrics_router
 from shared.middleware import AccessLog, AuthenticateFirst, BodySizeLimit, HeaderSizeLimit, MaskPersonalData
+from shared.oidc import OidcVerifier
 from shared.outbox import OutboxMixin, OutboxRelay
 from shared.settings import ServiceSettings
 from shared.tabular import configure as configure_file_limits
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = structlog.get_logger(__name__)
 
@@ -61,14 +68,26 @@ class ServiceSpec:
     routers: list[APIRouter] = field(default_factory=list)
     # Other background loops the service runs for its lifetime, each given the app.
     workers: list[Callable[[FastAPI], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # The service's own figures read from its database for GET /metrics (shared/metrics.py).
+    metric_probes: list[Probe] = field(default_factory=list)
 
 
-def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+def create_service_app(
+    spec: ServiceSpec, settings: ServiceSettings, *, tracer_provider: "TracerProvider | None" = None
+) -> FastAPI:
+    """`tracer_provider`: where the service's spans go; by default the settings' OTLP endpoint, or none."""
+    provider = tracer_provider or tracing.provider_for(spec.name, settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_json)
         engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(engine)
+        tracer = None
+        if provider is not None:
+            tracing.instrument_engine(engine, provider)
+            tracing.instrument_httpx(provider)
+            tracer = provider.get_tracer("canbao")
         dead_letter_topics = [dead_letter_topic(t) for t in spec.consumes]
         link = KafkaLink(settings, sorted({*spec.produces, *spec.consumes, *dead_letter_topics}))
         relay = OutboxRelay(
@@ -77,9 +96,17 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             link,
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
+            tracer=tracer,
         )
         consumer = IdempotentConsumer(
-            settings, spec.consumes, sessionmaker, spec.inbox, spec.dead_letters, spec.outbox, spec.handlers
+            settings,
+            spec.consumes,
+            sessionmaker,
+            spec.inbox,
+            spec.dead_letters,
+            spec.outbox,
+            spec.handlers,
+            tracer=tracer,
         )
         app.state.engine, app.state.sessionmaker, app.state.kafka = engine, sessionmaker, link
         tasks = [
@@ -96,6 +123,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await asyncio.gather(*tasks, return_exceptions=True)
             await link.close()
             await engine.dispose()
+            if provider is not None:
+                tracing.uninstrument_httpx()
+                if tracer_provider is None:  # ours: send what is left
+                    provider.shutdown()
             log.info("service_stopped", service=spec.name)
 
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
@@ -103,17 +134,43 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     configure_file_limits(settings.file_limits)  # every file this process reads from outside
     app.state.clock = Clock(settings.clock_start)
     app.state.audit_trail = AuditTrail(spec.audit)
+    app.state.metrics = ServiceMetrics(
+        app.state,
+        [
+            outbox_probe(spec.outbox, [*spec.produces, *(dead_letter_topic(t) for t in spec.consumes)]),
+            dead_letter_probe(spec.dead_letters),
+            *spec.metric_probes,
+        ],
+        max_age_s=settings.metrics_cache_s,
+    )
+    # The bureau's identity provider, when configured: its tokens are accepted besides the HS256 ones.
+    app.state.oidc = OidcVerifier.of(settings)
     # Upload routes add their own limits (path -> bytes); the middleware reads them per request.
     app.state.body_limits = {}
     install_error_handlers(app)
-    # The last added runs first: each request is logged; its head is bounded; its token and role are checked
-    # before any body is read, and the body's size as it is read; responses are masked innermost.
+    _add_middleware(app, settings, provider)
+    _include_routers(app, spec)
+    _declare_common_errors(app)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: ServiceSettings, provider: "TracerProvider | None") -> None:
+    # The last added runs first: each request is traced (when on) and counted, then logged; its head is
+    # bounded; its token and role are checked before any body is read, and the body's size as it is read;
+    # responses are masked innermost.
     app.add_middleware(MaskPersonalData)
     app.add_middleware(BodySizeLimit, default_bytes=settings.max_body_bytes)
     app.add_middleware(AuthenticateFirst)
     app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     app.add_middleware(AccessLog)
+    app.add_middleware(RequestMetrics)
+    if provider is not None:
+        tracing.instrument_app(app, provider)
+
+
+def _include_routers(app: FastAPI, spec: ServiceSpec) -> None:
     app.include_router(health_router)
+    app.include_router(metrics_router)
     operators = [
         audit_router(spec.audit),
         dead_letter_router(spec.dead_letters, spec.inbox, spec.handlers),
@@ -121,8 +178,6 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     ]
     for router in [*spec.routers, *operators]:
         app.include_router(router)
-    _declare_common_errors(app)
-    return app
 
 
 def _declare_common_errors(app: FastAPI) -> None:

@@ -1,10 +1,11 @@
 """Settings base: each service subclasses it with its own env prefix (REGISTRY_, COLLECTION_)."""
 
 from datetime import datetime
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from shared.auth import (
@@ -16,8 +17,14 @@ from shared.auth import (
     MIN_KEY_LENGTH,
 )
 from shared.file_limits import FileLimits
+from shared.oidc import OidcClaimMapping
 
 Environment = Literal["development", "test", "production"]
+OidcAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+
+
+# Who is served GET /metrics unless configured otherwise: this host only.
+LOOPBACK: tuple[IPv4Network | IPv6Network, ...] = (IPv4Network("127.0.0.1/32"), IPv6Network("::1/128"))
 
 
 class ServiceSettings(BaseSettings):
@@ -60,6 +67,20 @@ class ServiceSettings(BaseSettings):
         ge=60,
         description="A token whose exp lies further ahead than this is refused (401 lifetime_too_long)",
     )
+    # An external OpenID Connect provider (统一身份认证) whose tokens are accepted besides the HS256 ones
+    # (shared/oidc.py, docs/operations.md); off unless an issuer is set.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = Field(default=None, description="Where the provider publishes its keys")
+    oidc_algorithms: list[OidcAlgorithm] = Field(default=["RS256", "ES256"], min_length=1)
+    oidc_claims: OidcClaimMapping = Field(
+        default_factory=OidcClaimMapping,
+        description="Which claims carry the subject, role, regions and categories, as JSON",
+    )
+    oidc_jwks_ttl_s: int = Field(default=3600, ge=60, description="How long fetched keys are used")
+    oidc_jwks_refetch_min_interval_s: float = Field(
+        default=30.0, ge=0, description="Fetches for a token naming an unknown key are at most this often"
+    )
     # JSON bodies are small; file uploads have their own, larger limits.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # The request line and all headers together; beyond it the server answers 400 and closes the connection
@@ -78,6 +99,16 @@ class ServiceSettings(BaseSettings):
     upload_max_shared_strings_bytes: int = Field(default=FileLimits.max_shared_strings_bytes, ge=1024 * 1024)
     upload_max_cells_per_row: int = Field(default=FileLimits.max_cells_per_row, ge=16)
     upload_max_row_bytes: int = Field(default=FileLimits.max_row_bytes, ge=4096)
+    # Operations (shared/metrics.py, shared/tracing.py, docs/operations.md). GET /metrics answers without a
+    # token, to these networks only; what it reads from the database is read at most once per metrics_cache_s.
+    metrics_allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [*LOOPBACK],
+        description='Client networks served GET /metrics, as JSON: ["127.0.0.1/32", "10.0.0.0/24"]',
+    )
+    metrics_cache_s: float = Field(default=10.0, ge=0)
+    # Traces go by OTLP/HTTP to this URL (e.g. http://collector:4318/v1/traces); unset: no tracing at all.
+    tracing_otlp_endpoint: AnyHttpUrl | None = None
+    tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1, description="Share of traces begun here")
 
     @property
     def is_sqlite(self) -> bool:
@@ -94,30 +125,39 @@ class ServiceSettings(BaseSettings):
         )
 
     @model_validator(mode="after")
-    def _refuse_embedded_defaults_in_production(self) -> Self:
-        if self.environment == "production" and self.is_sqlite:
-            raise ValueError("production needs a PostgreSQL database_url, not the embedded SQLite default")
-        if self.environment == "production" and self.clock_start is not None:
-            raise ValueError("clock_start is for development and tests; production runs on real time")
+    def _settings_agree(self) -> Self:
         if not self.auth_keys:
             raise ValueError("auth_keys: at least one token key is needed")
-        if self.environment == "production":
-            weak = sorted(
-                kid
-                for kid, key in self.auth_keys.items()
-                if key.get_secret_value().startswith(DEV_KEY_PREFIX)
-                or len(key.get_secret_value()) < MIN_KEY_LENGTH
-            )
-            if weak:
-                raise ValueError(f"production needs real token keys of {MIN_KEY_LENGTH}+ characters: {weak}")
+        oidc = (self.oidc_issuer, self.oidc_audience, self.oidc_jwks_url)
+        if any(oidc) and not all(oidc):
+            raise ValueError("oidc_issuer, oidc_audience and oidc_jwks_url go together")
         sasl = self.kafka_security_protocol.startswith("SASL")
         if sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
             raise ValueError("kafka_sasl_username and kafka_sasl_password go with a SASL security protocol")
-        if self.environment == "production" and not sasl:
+        if self.clock_start is not None and self.clock_start.tzinfo is None:
+            raise ValueError("clock_start needs a time zone, e.g. 2023-10-08T09:00:00+08:00")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_embedded_defaults_in_production(self) -> Self:
+        if self.environment != "production":
+            return self
+        if self.is_sqlite:
+            raise ValueError("production needs a PostgreSQL database_url, not the embedded SQLite default")
+        if self.clock_start is not None:
+            raise ValueError("clock_start is for development and tests; production runs on real time")
+        weak = sorted(
+            kid
+            for kid, secret in ((k, v.get_secret_value()) for k, v in self.auth_keys.items())
+            if secret.startswith(DEV_KEY_PREFIX) or len(secret) < MIN_KEY_LENGTH
+        )
+        if weak:
+            raise ValueError(f"production needs real token keys of {MIN_KEY_LENGTH}+ characters: {weak}")
+        if self.oidc_jwks_url and not self.oidc_jwks_url.startswith("https://"):
+            raise ValueError("production fetches the identity provider's keys over https")
+        if not self.kafka_security_protocol.startswith("SASL"):
             raise ValueError(
                 "production brokers authenticate their clients: kafka_security_protocol SASL_SSL or "
                 "SASL_PLAINTEXT with a SCRAM user per service"
             )
-        if self.clock_start is not None and self.clock_start.tzinfo is None:
-            raise ValueError("clock_start needs a time zone, e.g. 2023-10-08T09:00:00+08:00")
         return self

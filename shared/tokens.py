@@ -45,6 +45,12 @@ class TokenClaims(BaseModel):
         default=None, description="A resident's own ID number (a lowercase check character x is the same X)"
     )
     name: str | None = Field(default=None, max_length=64)
+    sid: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The sign-in session the token belongs to (tokens the registry issues at sign-in): the "
+        "registry refuses it once the session ends or the account is disabled",
+    )
 
 
 def issue_token(

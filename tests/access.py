@@ -117,5 +117,6 @@ def covered(app: FastAPI, calls: list[Call]) -> set[str]:
     return found
 
 
-# Public by design: probes and the channels' signed notifications (authenticated by their signature).
-PUBLIC = {"GET /healthz", "GET /readyz", "POST /v1/channels/{channel}/notifications"}
+# Public by design: probes, the channels' signed notifications (authenticated by their signature), and
+# signing in (an account name and password; tests/registry/test_accounts.py).
+PUBLIC = {"GET /healthz", "GET /readyz", "POST /v1/channels/{channel}/notifications", "POST /v1/sessions"}

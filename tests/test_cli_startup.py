@@ -1,6 +1,7 @@
 """`canbao` starts fast: `--help` and `token` import neither the services nor the web and database stacks
 (issue 17: `canbao token` took about 2 s). Commands that need the services import them when they run."""
 
+import asyncio
 import json
 import os
 import resource
@@ -79,7 +80,7 @@ def test_the_light_token_module_is_the_one_the_services_check() -> None:
         cwd=ROOT,
     ).stdout.strip()
     settings = RegistrySettings(environment="test", database_url="sqlite+aiosqlite://")
-    principal = auth.verify_bearer(f"Bearer {issued}", settings)
+    principal = asyncio.run(auth.verify_bearer(f"Bearer {issued}", settings))
     assert (principal.role, principal.regions, principal.categories) == (
         auth.Role.DEPARTMENT,
         frozenset({"340104"}),

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 
 class EventData(BaseModel):
@@ -16,6 +17,11 @@ class EventData(BaseModel):
 
 
 _E = TypeVar("_E", bound=EventData)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """An optional extension attribute is simply absent: its schema names no null default."""
+    schema.pop("default", None)
 
 
 class Envelope(BaseModel):
@@ -29,9 +35,22 @@ class Envelope(BaseModel):
     subject: str = Field(description="The enrollment id the event is about; also the Kafka key")
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
+    # The CloudEvents distributed-tracing extension: the W3C trace context of the work that produced the
+    # event, so the consumer's work joins its trace. Absent when tracing is off, and in older events.
+    traceparent: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="W3C traceparent of the producing work (CloudEvents distributed-tracing extension)",
+        json_schema_extra=_no_default,
+    )
+    tracestate: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="W3C tracestate that goes with traceparent, when there is one",
+        json_schema_extra=_no_default,
+    )
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        # An absent extension is left out, not sent as null: consumers without it read the event as before.
+        return self.model_dump_json(exclude_none=True).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Envelope":

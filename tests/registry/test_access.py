@@ -32,6 +32,7 @@ NOBODY = "00000000-0000-0000-0000-000000000000"
 AREA: dict[str, Any] = {"region_code": "340104", "coverage_year": 2024}
 CATEGORY_AREA: dict[str, Any] = AREA | {"category": CATEGORY}
 STAFF_SIDE = ("staff", "other_staff")  # same role; other_staff's region is 340102
+SIGNED_IN = tuple(name for name in TOKENS if name != "anonymous")
 
 REGISTRY_CALLS: list[Call] = [
     call("POST", "/v1/enrollments", "resident", "staff", json=person(ID_A, NAME_A) | HEFEI),
@@ -142,6 +143,25 @@ REGISTRY_CALLS: list[Call] = [
     call("POST", "/v1/events/republications", ok=True, json={"subjects": ["x"], "requested_by": "t"}),
     call("POST", "/v1/dead-letters/999999/replay"),
     call("POST", "/v1/dead-letters/999999/discard", json={"note": "n"}),
+    # Accounts: administrators (auditors read). A token that names no sign-in session has none to refresh
+    # or end (400), but every signed-in role gets that far.
+    call("GET", "/v1/accounts", ok=True),
+    call(
+        "POST",
+        "/v1/accounts",
+        json={
+            "username": "wang.wu",
+            "display_name": "王五",
+            "role": "auditor",
+            "password": "correct-horse-9",
+        },
+    ),
+    call("GET", "/v1/accounts/{account_a}", ok=True),
+    call("PATCH", "/v1/accounts/{account_a}", json={"display_name": "赵六"}),
+    call("POST", "/v1/accounts/{account_a}/deactivation", json={"reason": "调离岗位"}),
+    call("POST", "/v1/accounts/{account_a}/reactivation"),
+    call("POST", "/v1/sessions/current/token", *SIGNED_IN),
+    call("POST", "/v1/sessions/current/end", *SIGNED_IN),
     # Last: they end what the calls above read.
     call(
         "POST",
@@ -168,7 +188,19 @@ async def _records(registry: Harness) -> dict[str, Any]:
     assignment = await assign(registry, person(ID_A, NAME_A), HEFEI, CATEGORY)
     assert assignment.status_code == 201, assignment.text
     await enrolled(registry, person(ID_B, NAME_B), OTHER_DISTRICT)
+    account = await registry.client.post(
+        "/v1/accounts",
+        json={
+            "username": "staff.baohe",
+            "display_name": "赵六",
+            "role": "staff",
+            "regions": ["340104"],
+            "password": "correct-horse-1",
+        },
+    )
+    assert account.status_code == 201, account.text
     return {
+        "account_a": account.json()["account_id"],
         "enrollment_a": enrollment["enrollment_id"],
         "household_a": household.json()["household_id"],
         "assignment_a": assignment.json()["assignment_id"],

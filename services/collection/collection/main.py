@@ -1,5 +1,7 @@
 """The collection service (税务局): bills and payments."""
 
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 
 from collection.agents.router import router as agents_router
@@ -8,6 +10,7 @@ from collection.billing.router import router as bills_router
 from collection.books.router import router as books_router
 from collection.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
 from collection.ledger.router import router as ledger_router
+from collection.metrics import bills_probe
 from collection.notifications.router import rejections_router
 from collection.notifications.router import router as notifications_router
 from collection.orders.router import router as orders_router
@@ -23,6 +26,9 @@ from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
 from shared.middleware import MULTIPART_SLACK_BYTES
 from shared.service import ServiceSpec, create_service_app
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 SPEC = ServiceSpec(
     name="collection",
     title="Canbao collection (税务局)",
@@ -35,6 +41,7 @@ SPEC = ServiceSpec(
     produces=[COLLECTION_PAYMENTS],
     consumes=[REGISTRY_ENROLLMENTS],
     handlers=HANDLERS,
+    metric_probes=[bills_probe],
     routers=[
         bills_router,
         orders_router,
@@ -53,9 +60,11 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(settings: CollectionSettings | None = None) -> FastAPI:
+def create_app(
+    settings: CollectionSettings | None = None, *, tracer_provider: "TracerProvider | None" = None
+) -> FastAPI:
     settings = settings or CollectionSettings()
-    app = create_service_app(SPEC, settings)
+    app = create_service_app(SPEC, settings, tracer_provider=tracer_provider)
     if settings.payment_sandbox:  # plays the channels; production refuses the setting
         app.include_router(sandbox_router)
     app.state.body_limits |= {

@@ -4,11 +4,13 @@ from pathlib import Path
 
 import typer
 
+from registry.accounts.cli import first_admin
 from registry.main import create_app
 from registry.policy.book import load_policy_file
 from registry.policy.errors import PolicyFileInvalid
 from registry.roster.cli import cli as roster_cli
 from registry.settings import RegistrySettings
+from shared.errors import DomainError
 from shared.service import migrate as run_migrations
 from shared.service import serve as run_server
 
@@ -27,8 +29,17 @@ def serve() -> None:
 
 @cli.command()
 def migrate() -> None:
-    """Apply the database migrations (alembic upgrade head)."""
-    run_migrations(MIGRATIONS, RegistrySettings().database_url)
+    """Apply the database migrations (alembic upgrade head); at first start, create the first administrator
+    account (REGISTRY_BOOTSTRAP_ADMIN_USERNAME, REGISTRY_BOOTSTRAP_ADMIN_PASSWORD)."""
+    settings = RegistrySettings()
+    run_migrations(MIGRATIONS, settings.database_url)
+    try:
+        created = first_admin(settings)
+    except DomainError as exc:
+        typer.echo(f"the first administrator account was not created: {exc.en} ({exc.zh})", err=True)
+        raise typer.Exit(1) from exc
+    if created is not None:
+        typer.echo(f"created the first administrator account {created.username!r}")
 
 
 @cli.command("check-policy")

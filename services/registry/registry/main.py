@@ -1,7 +1,14 @@
 """The registry service (医保局): people, policies, enrollments, progress, screening."""
 
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 
+from registry.accounts.pages import pages as sign_in_pages
+from registry.accounts.pages import send_browsers_to_sign_in
+from registry.accounts.router import accounts as accounts_router
+from registry.accounts.router import sessions_router
+from registry.accounts.service import Sessions
 from registry.context import get_registry_of
 from registry.dashboard.router import router as dashboard_router
 from registry.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
@@ -10,6 +17,7 @@ from registry.enrollment.router import router as enrollment_router
 from registry.exclusion.router import router as exclusion_router
 from registry.exclusion.service import RegistryExclusionList
 from registry.household.router import router as household_router
+from registry.metrics import PROBES as METRIC_PROBES
 from registry.people.router import router as people_router
 from registry.policy.book import SHIPPED_POLICIES, PolicyBook
 from registry.population.router import router as population_router
@@ -27,6 +35,9 @@ from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
 from shared.middleware import MULTIPART_SLACK_BYTES
 from shared.service import ServiceSpec, create_service_app
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 SPEC = ServiceSpec(
     name="registry",
     title="Canbao registry (医保局)",
@@ -40,6 +51,7 @@ SPEC = ServiceSpec(
     produces=[REGISTRY_ENROLLMENTS],
     consumes=[COLLECTION_PAYMENTS],
     handlers=HANDLERS,
+    metric_probes=METRIC_PROBES,
     routers=[
         enrollment_router,
         household_router,
@@ -52,14 +64,19 @@ SPEC = ServiceSpec(
         screening_router,
         reminder_router,
         dashboard_router,
+        accounts_router,
+        sessions_router,
+        sign_in_pages,
     ],
     workers=[lambda app: app.state.roster_worker.run(), lambda app: app.state.reminder_dispatcher.run()],
 )
 
 
-def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+def create_app(
+    settings: RegistrySettings | None = None, *, tracer_provider: "TracerProvider | None" = None
+) -> FastAPI:
     settings = settings or RegistrySettings()
-    app = create_service_app(SPEC, settings)
+    app = create_service_app(SPEC, settings, tracer_provider=tracer_provider)
     directories = [SHIPPED_POLICIES] + ([settings.policy_dir] if settings.policy_dir else [])
     # Uploads are refused with 413 before they are read when over their limit (a multipart envelope's worth
     # of slack over the file's own).
@@ -68,6 +85,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         "/v1/progress/baseline": BASELINE_MAX_BYTES + MULTIPART_SLACK_BYTES,
     }
     app.state.policies = PolicyBook.load(*directories)
+    # Sign-in sessions: a session cookie, or a token naming a session, is checked here (shared.auth).
+    app.state.session_store = Sessions(settings, lambda: app.state.sessionmaker, lambda: app.state.clock)
+    send_browsers_to_sign_in(app)
     app.state.exclusion_lookup = RegistryExclusionList()
     app.state.roster_worker = RosterWorker(
         lambda: app.state.sessionmaker, lambda: get_registry_of(app), settings.roster_chunk_rows

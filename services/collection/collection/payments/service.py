@@ -8,6 +8,7 @@ from datetime import date, datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection import metrics
 from collection.agents import service as agents
 from collection.billing import repository as bills
 from collection.billing.errors import BillNotFound
@@ -195,6 +196,7 @@ def _record(session: AsyncSession, settled: list[Bill], receipt: Receipt) -> Pay
         ],
     )
     repository.add(session, payment)
+    metrics.payment_recorded(session, channel, payment.amount_fen)
     if channel is not Channel.SUBSIDY:
         ledger.post(
             session,

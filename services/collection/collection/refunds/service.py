@@ -9,6 +9,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection import metrics
 from collection.billing import repository as bills
 from collection.billing.errors import BillNotFound
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine
@@ -129,6 +130,7 @@ def _refund(
         from_account=source,
     )
     repository.add(session, refund)
+    metrics.refund_recorded(session, reason, amount_fen)
     bill.refunded_fen += amount_fen
     ledger.post(
         session,

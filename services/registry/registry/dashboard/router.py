@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from registry.accounts.dependencies import viewer_of
 from registry.context import RegistryContext
 from registry.dashboard import service
 from registry.policy.errors import PolicyNotFound
@@ -23,9 +24,16 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
     summary="The operators' dashboard (参保工作看板), in Chinese",
     description="Without a region and year: the policies to choose from. With them: coverage per district "
     "or township against the target, subsidised groups against 应保尽保, payments per day, and screening "
-    "follow-up per township, as of `as_of` (today when left out).",
+    "follow-up per township, as of `as_of` (today when left out). Browsers sign in at `/sign-in`: the "
+    "session cookie is accepted as a bearer token is.",
     response_class=HTMLResponse,
-    responses=error_responses(PolicyNotFound, *AREA_ERRORS),
+    responses=error_responses(
+        PolicyNotFound,
+        *AREA_ERRORS,
+        extra={
+            303: {"description": "A browser without a (live) sign-in: to the sign-in page, and back after"}
+        },
+    ),
     dependencies=[allow(Role.STAFF)],
 )
 async def dashboard(
@@ -44,7 +52,11 @@ async def dashboard(
             key=lambda p: (p.coverage_year, p.policy_id),
             reverse=True,
         )
-        return templates.TemplateResponse(request, "index.html", {"policies": policies})
+        return templates.TemplateResponse(
+            request, "index.html", {"policies": policies, "viewer": viewer_of(request, access)}
+        )
     access.require_region(region_code)
     built = await service.build(session, registry, region_code, coverage_year, as_of=as_of)
-    return templates.TemplateResponse(request, "dashboard.html", {"d": built})
+    return templates.TemplateResponse(
+        request, "dashboard.html", {"d": built, "viewer": viewer_of(request, access)}
+    )

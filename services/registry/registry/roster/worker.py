@@ -3,6 +3,7 @@
 its last committed chunk ended, and a lease keeps two workers off one upload."""
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry.context import Registry
 from registry.enrollment.errors import AlreadyEnrolled
+from registry.metrics import ROSTER_ROWS_APPLIED, ROSTER_ROWS_JUDGED
 from registry.roster import repository
 from registry.roster.apply import apply_alone, apply_rows
 from registry.roster.errors import RosterFileInvalid
@@ -152,6 +154,9 @@ class RosterWorker:
                 upload.status = UploadStatus.VALIDATED
                 upload.validated_at = self._registry().clock.now()
                 upload.lease_owner, upload.lease_until = None, None
+        # Counted once the chunk's transaction committed.
+        for verdict, count in Counter(v.status.value for v in verdicts).items():
+            ROSTER_ROWS_JUDGED.labels(upload.kind.value, verdict).inc(count)
         return upload
 
     async def _fail(self, upload_id: str, reason: str) -> None:
@@ -185,6 +190,7 @@ class RosterWorker:
                     upload.status = UploadStatus.APPLIED
                     upload.applied_at = registry.clock.now()
                     upload.lease_owner, upload.lease_until = None, None
+            ROSTER_ROWS_APPLIED.labels(upload.kind.value).inc(len(chunk))
             if progress:
                 progress(upload)
             if upload.status is UploadStatus.APPLIED:
