@@ -338,8 +338,11 @@ class ServiceMetrics(Collector):
 class MetricsNotAllowed(DomainError):
     status_code = 403
     code = "metrics_not_allowed"
-    message_zh = "监控指标只向允许的地址提供"
-    message_en = "Metrics are served only to the addresses METRICS_ALLOWED_NETWORKS allows"
+    message_zh = "监控指标只向允许的地址直接提供（不经代理）"
+    message_en = (
+        "Metrics are served only to the addresses METRICS_ALLOWED_NETWORKS allows, asking directly "
+        "(not through a proxy)"
+    )
 
 
 def address_allowed(host: str | None, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
@@ -354,14 +357,20 @@ def address_allowed(host: str | None, networks: Sequence[IPv4Network | IPv6Netwo
     return any(address in network for network in networks)
 
 
+# Headers a proxy adds. Prometheus scrapes each replica directly; a request carrying one came through a proxy,
+# and the address it shows may be the proxy's own (one on an allowed network would pass everyone it serves).
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
 router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    """Prometheus text format, without a token, to the addresses `METRICS_ALLOWED_NETWORKS` allows."""
+    """Prometheus text format, without a token, to the addresses `METRICS_ALLOWED_NETWORKS` allows, asking
+    directly (not through a proxy)."""
     client = request.client.host if request.client else None
-    if not address_allowed(client, request.app.state.settings.metrics_allowed_networks):
+    proxied = any(name in request.headers for name in FORWARDING_HEADERS)
+    if proxied or not address_allowed(client, request.app.state.settings.metrics_allowed_networks):
         raise MetricsNotAllowed()
     collector: ServiceMetrics = request.app.state.metrics
     await collector.refresh()

@@ -5,7 +5,10 @@ signs: verified with the keys the provider publishes at its JWKS URL, for the co
 within the services' longest token lifetime. The keys are cached for `oidc_jwks_ttl_s` and fetched again when
 a token names a key the cache does not hold (the provider rotated its keys), but never more often than every
 `oidc_jwks_refetch_min_interval_s`: tokens with made-up key ids cannot turn the services into a flood of
-requests to the provider. When a fetch fails the keys already held stay in use; with none, callers get 503.
+requests to the provider. A fetch has a deadline for the whole answer (a provider trickling bytes cannot hold
+it open), follows no redirect and reads at most MAX_JWKS_BYTES; meanwhile tokens signed by a key already
+held are verified with it, not made to wait. A fetch that fails — an error, a timeout, or a document with no
+key to verify with — leaves the keys already held in use; with none, callers get 503.
 
 The provider's claims become a role, regions and categories through `OidcClaimMapping` (docs/operations.md):
 which claim holds each, and how the provider's role values translate. Residents do not sign in here (their
@@ -33,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 # A provider's key set is a few kilobytes; anything much larger is not one.
 MAX_JWKS_BYTES = 512 * 1024
+# The key type each family of algorithms verifies with: a token naming one family is never checked with a key
+# of another (the provider's RSA key offered to ES256 is a refusal, not an error).
+KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 
 class OidcClaimMapping(BaseModel):
@@ -93,7 +99,8 @@ def map_claims(payload: dict[str, Any], mapping: OidcClaimMapping) -> TokenClaim
             role=roles.pop(),
             regions=_values(_claim(payload, mapping.regions)),
             categories=_values(_claim(payload, mapping.categories)),
-            name=name if isinstance(name, str) else None,
+            # Only shown on pages: a long one is cut, not a reason to refuse anyone.
+            name=(name.strip()[:64] or None) if isinstance(name, str) else None,
         )
     except ValidationError as exc:
         raise Unauthenticated({"reason": "claims_invalid"}) from exc
@@ -124,8 +131,8 @@ class Jwks:
 
     async def key(self, key_id: str | None) -> jwt.PyJWK:
         known = self._find(key_id)
-        if known is not None and self._fresh():
-            return known
+        if known is not None and (self._fresh() or self._lock.locked()):
+            return known  # stale, and being fetched again: still the provider's key until that succeeds
         async with self._lock:  # one fetch at a time; whoever waited finds its result
             known = self._find(key_id)
             if known is not None and self._fresh():
@@ -144,18 +151,12 @@ class Jwks:
     async def _refresh(self) -> None:
         self.fetches += 1
         try:
-            document = await self._fetch()
-        except (httpx.HTTPError, ValueError) as exc:
+            async with asyncio.timeout(self.timeout_s):  # the whole answer, however slowly it comes
+                document = await self._fetch()
+            keys = _signing_keys(document)
+        except (httpx.HTTPError, ValueError, TimeoutError) as exc:
             log.warning("jwks_fetch_failed", url=self.url, error=type(exc).__name__)
             return
-        keys: dict[str, jwt.PyJWK] = {}
-        for entry in document.get("keys", []):
-            if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
-                continue
-            try:
-                keys[str(entry.get("kid", ""))] = jwt.PyJWK(entry)
-            except jwt.PyJWTError as exc:  # a key type or curve we do not verify with
-                log.warning("jwks_key_skipped", kid=entry.get("kid"), error=str(exc))
         self._keys = keys
         self._fetched_at = time.monotonic()
         log.info("jwks_fetched", url=self.url, keys=sorted(keys))
@@ -175,6 +176,25 @@ class Jwks:
         if not isinstance(document, dict):
             raise ValueError("a JWKS document is a JSON object")
         return document
+
+
+def _signing_keys(document: dict[str, Any]) -> dict[str, jwt.PyJWK]:
+    """The signing keys of a JWKS document by key id; ValueError when it has none to verify with (a provider
+    answering `{}` or an empty set by mistake must not take away the keys in use)."""
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        raise ValueError("a JWKS document has a list of keys")
+    keys: dict[str, jwt.PyJWK] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            keys[str(entry.get("kid", ""))] = jwt.PyJWK(entry)
+        except jwt.PyJWTError as exc:  # a key type or curve we do not verify with
+            log.warning("jwks_key_skipped", kid=str(entry.get("kid"))[:64], error=str(exc))
+    if not keys:
+        raise ValueError("the JWKS document holds no signing key")
+    return keys
 
 
 class OidcVerifier:
@@ -225,6 +245,8 @@ class OidcVerifier:
             raise Unauthenticated({"reason": "algorithm_not_allowed"})
         key_id = header.get("kid")
         key = await self.jwks.key(None if key_id is None else str(key_id))
+        if key.key_type != KEY_TYPES.get(str(algorithm)[:2]):
+            raise Unauthenticated({"reason": "invalid_token"})
         try:
             payload = jwt.decode(
                 token,

@@ -54,6 +54,29 @@ async def test_the_allowed_networks_are_a_setting(registry: Harness) -> None:
         assert (await local.get("/metrics")).status_code == 403  # the setting replaces the default
 
 
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        {"X-Forwarded-For": "127.0.0.1"},
+        {"X-Forwarded-For": "203.0.113.5, 10.89.0.7"},
+        {"Forwarded": "for=203.0.113.5"},
+        {"X-Real-IP": "203.0.113.5"},
+    ],
+)
+async def test_a_request_through_a_proxy_is_refused_whatever_address_it_shows(
+    registry: Harness, forwarded: dict[str, str]
+) -> None:
+    """An ingress on the monitoring network (or any proxy uvicorn does not trust) connects from an allowed
+    address on behalf of anyone: what it forwards is not a scrape."""
+    registry.app.state.settings = registry.app.state.settings.model_copy(
+        update={"metrics_allowed_networks": [ip_network("10.89.0.0/24")]}
+    )
+    async with from_address(registry, "10.89.0.7") as ingress:
+        response = await ingress.get("/metrics", headers=forwarded)
+        assert (response.status_code, problem(response)["code"]) == (403, "metrics_not_allowed")
+        assert (await ingress.get("/metrics")).status_code == 200  # Prometheus itself, asking directly
+
+
 async def test_requests_are_counted_by_route_template_never_by_raw_path(registry: Harness) -> None:
     before = await scrape(registry.client)
     missing = "00000000-0000-4000-8000-000000000000"

@@ -227,7 +227,10 @@ async def test_a_disabled_account_is_refused_on_its_next_request(registry: Harne
     token = (await sign_in(registry.client, "zhang.wei")).json()["access_token"]
     async with browser(registry) as page:
         assert (await sign_in_page(page, "zhang.wei")).status_code == 303
-        assert (await page.get("/dashboard", params=YAOHAI)).status_code == 200
+        shown = await page.get("/dashboard", params=YAOHAI)
+        assert shown.status_code == 200
+        # Not kept by caches: the back button after signing out shows nothing; not framed by other sites.
+        assert (shown.headers["Cache-Control"], shown.headers["X-Frame-Options"]) == ("no-store", "DENY")
         assert (
             await registry.client.get("/dashboard", params=YAOHAI, headers=bearer(token))
         ).status_code == 200

@@ -15,8 +15,11 @@ async def get(session: AsyncSession, account_id: str, *, lock: bool = False) -> 
     return (await session.scalars(query)).one_or_none()
 
 
-async def by_username(session: AsyncSession, username: str) -> Account | None:
-    return (await session.scalars(select(Account).where(Account.username == username))).one_or_none()
+async def by_username(session: AsyncSession, username: str, *, lock: bool = False) -> Account | None:
+    query = select(Account).where(Account.username == username)
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
 
 
 async def listing(session: AsyncSession, *, role: Role | None, enabled: bool | None) -> list[Account]:

@@ -181,6 +181,8 @@ async def refresh_token(session: DbSession, sessions: SessionsDep, access: Curre
     "/current/end",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Sign out (退出登录): the caller's session ends; its tokens and cookie stop working",
+    description="At the registry at once; collection, which keeps no sessions, accepts a token already "
+    "issued until it expires (REGISTRY_SESSION_TOKEN_TTL_S).",
     responses=error_responses(NotASignInSession),
 )
 async def sign_out(session: DbSession, sessions: SessionsDep, access: CurrentAccess) -> Response:

@@ -7,8 +7,10 @@
   account name.
 - A sign-in is refused alike for an unknown name, a wrong password and a disabled account, after checking a
   password hash in every case (an unknown name costs what a known one does). Failures are counted per account
-  name and per client address in the database (every replica counts alike); past either limit within the
-  window, sign-in is refused with the time to wait, before any password is checked. Every attempt is on the
+  name and per client address (an IPv6 client by its /64, which one subscriber holds whole) in the database
+  (every replica counts alike); past either limit within the window, sign-in is refused with the time to
+  wait, before any password is checked. Attempts on one name or from one address are judged one at a time,
+  so that parallel guesses cannot all pass the count before any failure is recorded. Every attempt is on the
   audit trail.
 - A sign-in opens a session: a browser's (its secret in an HttpOnly cookie, only its hash stored) or an API
   client's (short-lived tokens naming it). Requests through it are accepted while it has not ended, is
@@ -26,6 +28,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from argon2 import PasswordHasher, Type
@@ -53,7 +56,7 @@ from registry.settings import RegistrySettings
 from shared.audit import AuditTrail
 from shared.auth import Principal, Role, TokenClaims, Unauthenticated, issue_token
 from shared.clock import Clock
-from shared.db import database_unavailable
+from shared.db import database_unavailable, lock_keys
 from shared.errors import DomainError, ServiceUnavailable
 
 # How often a session's last use is written down: its idle timeout is judged to within this.
@@ -330,6 +333,21 @@ class SignedIn:
     secret: str | None  # a browser session's cookie value; shown once, never stored
 
 
+def throttled_address(address: str) -> str:
+    """What failures from `address` count under: an IPv4 address (IPv4-mapped IPv6 too) itself, an IPv6
+    address its /64 — a subscriber gets the whole prefix and may use any address in it, so counting single
+    addresses would let one client try without end."""
+    try:
+        found = ip_address(address)
+    except ValueError:
+        return address  # not an address (a proxy's odd header): counted as it is
+    if found.version == 6 and found.ipv4_mapped is not None:
+        return str(found.ipv4_mapped)
+    if found.version == 6:
+        return str(ip_network((found.packed, 64), strict=False))
+    return str(found)
+
+
 def throttle_wait(
     failures: Mapping[str, list[datetime]], limits: Mapping[str, int], now: datetime, window: timedelta
 ) -> timedelta | None:
@@ -357,12 +375,18 @@ async def sign_in(
     settings = sessions.settings
     now = sessions.now()
     name = username.strip().lower()
-    account_key, address_key = f"account:{name}"[:160], f"address:{address}"[:160]
+    account_key = f"account:{name}"[:160]
+    address_key = f"address:{throttled_address(address)}"[:160]
     limits = {
         account_key: settings.sign_in_failures_allowed,
         address_key: settings.sign_in_address_failures_allowed,
     }
     window = timedelta(seconds=settings.sign_in_failure_window_s)
+    # One attempt at a time per name and per address until this one's failure (if any) is committed, else
+    # parallel guesses all read the count before any adds to it; and the account locked, so that a password
+    # changed or an account disabled meanwhile cannot leave behind a session opened with what it was.
+    await lock_keys(session, list(limits))
+    account = await repository.by_username(session, name, lock=True) if name else None
     failures = await repository.failures_since(session, list(limits), now - window)
     wait = throttle_wait(failures, limits, now, window)
 
@@ -380,7 +404,6 @@ async def sign_in(
         audit("throttled", None)
         seconds = max(1, int(wait.total_seconds()) + 1)
         return TooManySignInFailures({"retry_after_s": seconds}, headers={"Retry-After": str(seconds)})
-    account = await repository.by_username(session, name) if name else None
     matches = await sessions.passwords.verify(account.password_hash if account else None, password)
     if account is None or not matches or not account.enabled:
         outcome = (

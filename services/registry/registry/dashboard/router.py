@@ -16,6 +16,14 @@ from shared.errors import error_responses
 from shared.fields import CoverageYearQuery, RegionCodeQuery
 
 router = APIRouter(tags=["dashboard"])
+
+# The figures are not kept by caches (the back button after signing out shows nothing) nor framed by others.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
@@ -53,10 +61,13 @@ async def dashboard(
             reverse=True,
         )
         return templates.TemplateResponse(
-            request, "index.html", {"policies": policies, "viewer": viewer_of(request, access)}
+            request,
+            "index.html",
+            {"policies": policies, "viewer": viewer_of(request, access)},
+            headers=PAGE_HEADERS,
         )
     access.require_region(region_code)
     built = await service.build(session, registry, region_code, coverage_year, as_of=as_of)
     return templates.TemplateResponse(
-        request, "dashboard.html", {"d": built, "viewer": viewer_of(request, access)}
+        request, "dashboard.html", {"d": built, "viewer": viewer_of(request, access)}, headers=PAGE_HEADERS
     )
