@@ -155,6 +155,9 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"production needs real token keys of {MIN_KEY_LENGTH}+ characters: {weak}")
         if self.oidc_jwks_url and not self.oidc_jwks_url.startswith("https://"):
             raise ValueError("production fetches the identity provider's keys over https")
+        if self.oidc_jwks_url and not self.oidc_claims.role_values:
+            # Without it any provider role spelled like one of ours (`admin`) would be ours.
+            raise ValueError("production maps the provider's roles explicitly: oidc_claims.role_values")
         if not self.kafka_security_protocol.startswith("SASL"):
             raise ValueError(
                 "production brokers authenticate their clients: kafka_security_protocol SASL_SSL or "

@@ -3,6 +3,7 @@ document by a real HTTP server on a free port, fetched by the services over HTTP
 accepted by both services with their claims mapped to a role, regions and categories; everything else
 refused; keys cached, fetched again when rotated, and never fetched in a flood."""
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -29,9 +30,9 @@ from registry.main import create_app as create_registry_app
 from registry.settings import RegistrySettings
 from shared.auth import Role, Unauthenticated, dev_token
 from shared.errors import ServiceUnavailable
-from shared.oidc import Jwks, OidcClaimMapping, OidcVerifier
+from shared.oidc import MAX_JWKS_BYTES, Jwks, OidcClaimMapping, OidcVerifier
 from tests.conftest import DEFAULT_NOW, Harness, _harness
-from tests.support import free_port, problem
+from tests.support import eventually, free_port, problem
 
 ISSUER = "https://sso.ah.example.gov.cn/realms/ybj"
 AUDIENCE = "canbao"
@@ -55,6 +56,8 @@ class Provider:
         self.published: list[dict[str, Any]] = [self.jwk(self.rsa, "rsa-1"), self.jwk(self.ec, "ec-1")]
         self.requests = 0
         self.broken = False
+        self.document: Any = None  # when set, served instead of the key set (a provider's mistake)
+        self.trickle = False  # when set, the answer comes a byte at a time, without end
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -64,7 +67,17 @@ class Provider:
                     self.send_response(500)
                     self.end_headers()
                     return
-                body = json.dumps({"keys": provider.published}).encode()
+                if provider.trickle:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(MAX_JWKS_BYTES))
+                    self.end_headers()
+                    while provider.trickle:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    return
+                document = {"keys": provider.published} if provider.document is None else provider.document
+                body = json.dumps(document).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -134,7 +147,7 @@ async def registry_with_provider(
     provider: Provider, migrated_urls: Any, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     provider.published = [provider.jwk(provider.rsa, "rsa-1"), provider.jwk(provider.ec, "ec-1")]
-    provider.broken = False
+    provider.broken, provider.document, provider.trickle = False, None, False
     settings = RegistrySettings(
         environment="test",
         database_url="sqlite+aiosqlite://",
@@ -233,6 +246,13 @@ def _forged_hs256(provider: Provider) -> str:
     return (signing_input + b"." + part(signature)).decode()
 
 
+def _relabelled(token: str, algorithm: str, kid: str) -> str:
+    """A token with its header changed to name another algorithm and key (its signature left as it was)."""
+    header = json.dumps({"alg": algorithm, "kid": kid, "typ": "JWT"}).encode()
+    _, payload, signature = token.split(".")
+    return ".".join([base64.urlsafe_b64encode(header).rstrip(b"=").decode(), payload, signature])
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
@@ -255,6 +275,12 @@ def _forged_hs256(provider: Provider) -> str:
         (lambda p: p.token(["offline_access"]), "role_not_mapped"),
         (lambda p: p.token(["ybj-jbry", "ybj-admin"]), "several_roles"),
         (lambda p: p.token(["ybj-jbry"], canbao_regions=["not-a-region"]), "claims_invalid"),
+        # An algorithm of another family than the key named: refused, never an error.
+        (lambda p: _relabelled(p.token(["ybj-jbry"]), "ES256", "rsa-1"), "invalid_token"),
+        (
+            lambda p: _relabelled(p.token(["ybj-jbry"], key=p.ec, kid="ec-1"), "RS256", "ec-1"),
+            "invalid_token",
+        ),
     ],
     ids=[
         "issuer",
@@ -267,6 +293,8 @@ def _forged_hs256(provider: Provider) -> str:
         "no-role",
         "two-roles",
         "bad-region",
+        "es256-with-the-rsa-key",
+        "rs256-with-the-ec-key",
     ],
 )
 async def test_tokens_not_made_for_us_are_refused(
@@ -277,14 +305,25 @@ async def test_tokens_not_made_for_us_are_refused(
 
 
 def _verifier(
-    provider: Provider, *, ttl_s: float, min_refetch_interval_s: float, url: str | None = None
+    provider: Provider,
+    *,
+    ttl_s: float,
+    min_refetch_interval_s: float,
+    url: str | None = None,
+    timeout_s: float = 5.0,
 ) -> OidcVerifier:
+    provider.broken, provider.document, provider.trickle = False, None, False
     return OidcVerifier(
         issuer=ISSUER,
         audience=AUDIENCE,
         algorithms=["RS256", "ES256"],
         mapping=MAPPING,
-        jwks=Jwks(url or provider.url, ttl_s=ttl_s, min_refetch_interval_s=min_refetch_interval_s),
+        jwks=Jwks(
+            url or provider.url,
+            ttl_s=ttl_s,
+            min_refetch_interval_s=min_refetch_interval_s,
+            timeout_s=timeout_s,
+        ),
         max_lifetime=timedelta(hours=24),
     )
 
@@ -333,6 +372,59 @@ async def test_an_unreachable_provider_answers_503_until_its_keys_are_had(provid
         await verifier.verify(provider.token(["ybj-jbry"]))
 
 
+async def test_a_long_display_name_is_cut_not_refused(
+    registry_with_provider: Harness, provider: Provider
+) -> None:
+    """The provider's display name (an office's full title, say) is shown, not checked: it cannot lock anyone
+    out."""
+    title = "安徽省合肥市瑶海区医疗保障局城乡居民基本医疗保险参保征缴工作专班经办窗口工作人员" * 2
+    staff = provider.token(["ybj-jbry"], name=title)
+    response = await registry_with_provider.client.get("/dashboard", params=YAOHAI, headers=_bearer(staff))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("document", [{"keys": []}, {}, {"keys": None}, {"keys": "rsa-1"}, [1, 2]])
+async def test_a_key_set_with_no_key_in_it_is_a_failed_fetch(provider: Provider, document: Any) -> None:
+    """A provider answering 200 with an empty or broken key set (a deployment gone wrong) neither signs
+    everybody out nor breaks the service: the keys held stay in use, and with none the answer is 503."""
+    provider.published = [provider.jwk(provider.rsa, "rsa-1")]
+    verifier = _verifier(provider, ttl_s=0, min_refetch_interval_s=0)  # stale at once: fetched every time
+    assert (await verifier.verify(provider.token(["ybj-jbry"]))).role is Role.STAFF
+    provider.document = document
+    assert (await verifier.verify(provider.token(["ybj-jbry"]))).role is Role.STAFF
+    assert verifier.jwks.fetches == 2
+    fresh = _verifier(provider, ttl_s=3600, min_refetch_interval_s=0)
+    provider.document = document
+    with pytest.raises(ServiceUnavailable):
+        await fresh.verify(provider.token(["ybj-jbry"]))
+
+
+async def test_a_provider_trickling_its_answer_cannot_hold_the_services(provider: Provider) -> None:
+    """Each read of a byte at a time is within the client's timeout; the fetch as a whole has a deadline.
+    Meanwhile a token signed by a key already held is verified with it, without waiting for the fetch."""
+    provider.published = [provider.jwk(provider.rsa, "rsa-1")]
+    starved = _verifier(provider, ttl_s=3600, min_refetch_interval_s=0, timeout_s=0.5)
+    provider.trickle = True
+    try:
+        with pytest.raises(ServiceUnavailable):
+            # The guard only keeps a failing run from hanging: without the deadline the fetch never ends.
+            await asyncio.wait_for(starved.verify(provider.token(["ybj-jbry"])), 60)
+        stale = _verifier(provider, ttl_s=0, min_refetch_interval_s=0, timeout_s=60)
+        assert (await stale.verify(provider.token(["ybj-jbry"]))).role is Role.STAFF
+        provider.trickle = True
+        fetching = asyncio.create_task(stale.verify(provider.token(["ybj-jbry"])))
+
+        async def fetching_again() -> bool | None:
+            return stale.jwks.fetches == 2 or None
+
+        await eventually(fetching_again)
+        assert (await stale.verify(provider.token(["ybj-jbry"]))).role is Role.STAFF
+        assert not fetching.done()
+        fetching.cancel()
+    finally:
+        provider.trickle = False
+
+
 def test_a_provider_is_configured_whole_and_over_https_in_production() -> None:
     with pytest.raises(ValidationError, match="go together"):
         RegistrySettings(environment="test", database_url="sqlite+aiosqlite://", oidc_issuer=ISSUER)
@@ -348,6 +440,22 @@ def test_a_provider_is_configured_whole_and_over_https_in_production() -> None:
             oidc_audience=AUDIENCE,
             oidc_jwks_url="http://sso.internal/certs",
         )
+    production = {
+        "environment": "production",
+        "database_url": "postgresql+asyncpg://u@db/x",
+        "auth_keys": {"k": "s" * 40},
+        "kafka_security_protocol": "SASL_SSL",
+        "kafka_sasl_username": "svc",
+        "kafka_sasl_password": "p" * 20,
+        "oidc_issuer": ISSUER,
+        "oidc_audience": AUDIENCE,
+        "oidc_jwks_url": "https://sso.internal/certs",
+    }
+    # A provider's role named like ours is not ours in production unless the mapping says so.
+    with pytest.raises(ValidationError, match="role_values"):
+        RegistrySettings.model_validate(production)
+    mapped = {**production, "oidc_claims": {"role_values": {"ybj-jbry": "staff"}}}
+    assert RegistrySettings.model_validate(mapped).oidc_claims.role_values == {"ybj-jbry": Role.STAFF}
     mapping = RegistrySettings.model_validate(
         {
             "database_url": "sqlite+aiosqlite://",
