@@ -3,7 +3,8 @@ with the registry's own command line, next to a raw COPY of the same rows in the
 
 Creates (and drops first) its own database on the given server, migrates it with `python -m registry migrate`,
 then times `roster import` (intake + validation) and `roster approve` (application), each a separate process
-as an operator runs them, and `COPY … FROM STDIN` of the same file into a plain table.
+as an operator runs them, and `COPY … FROM STDIN` of the same file into a plain table. It prints each rate
+beside the floor's (`*_vs_copy`) and the machine's load average, since other work on the machine slows all.
 
     .venv/bin/python bench/roster.py --rows 1000000
 """
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=2000, help="REGISTRY_ROSTER_CHUNK_ROWS")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     asyncio.run(recreate(args.server, args.database))
     dsn = f"{args.server}/{args.database}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,8 +134,10 @@ def main() -> None:
         size_mb = roster.stat().st_size / 1e6
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
 
+    copy_rate = args.rows / copy_s
     figures = {
         "rows": args.rows,
+        "chunk_rows": args.chunk_rows,
         "file_mb": round(size_mb, 1),
         "import_and_validate_s": round(validate_s, 1),
         "validate_rows_per_s": round(args.rows / validate_s),
@@ -141,12 +145,18 @@ def main() -> None:
         "apply_rows_per_s": round(args.rows / apply_s),
         "end_to_end_rows_per_s": round(args.rows / (validate_s + apply_s)),
         "copy_s": round(copy_s, 2),
-        "copy_rows_per_s": round(args.rows / copy_s),
+        "copy_rows_per_s": round(copy_rate),
+        # Each against the floor measured in the same run, on the same machine under the same load.
+        "validate_vs_copy": round(args.rows / validate_s / copy_rate, 4),
+        "apply_vs_copy": round(args.rows / apply_s / copy_rate, 4),
         "peak_rss_mb": round(peak_mb),
+        # The machine's 1-minute load average before and after: other work on it slows every figure.
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
     }
     table = Table("figure", "value", title=f"roster of {args.rows:,} rows on PostgreSQL")
     for key, value in figures.items():
-        table.add_row(key, f"{value:,}")
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     Console().print(table)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -5,17 +5,20 @@ touched a person's record, for every request an auditor makes, and (registry) fo
 sign-out; auditors and admins query it with `GET /v1/audit-events`.
 """
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import BigInteger, Index, Integer, String, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BigInteger, Index, Integer, String, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from shared.auth import Access, Role, allow
-from shared.db import BIGINT_MAX, DbSession, UTCDateTime
+from shared.db import BIGINT_MAX, DbSession, UTCDateTime, after_commit
 from shared.logging import mask_id_number
 
 _READS = frozenset({"GET", "HEAD"})
@@ -45,26 +48,52 @@ class AuditMixin:
 
 
 class AuditTrail:
-    def __init__(self, model: type[AuditMixin]):
-        self.model = model
+    """Writes the trail. A change's rows join the request's own transaction, so the change and its record
+    commit together or not at all. A read changed nothing to commit with: its rows are written once the
+    request's transaction has ended and before the response is sent (`shared.db.after_commit`), by a group
+    commit that writes the rows of every read waiting at that moment with one INSERT and one commit. A read
+    whose rows could not be written is answered with the error (503 when the database is away), never with
+    the record: no audited read goes unrecorded. Without `sessionmaker_of` reads join the request's
+    transaction too."""
 
-    def record(self, session: AsyncSession, access: Access) -> None:
+    def __init__(
+        self,
+        model: type[AuditMixin],
+        sessionmaker_of: Callable[[], async_sessionmaker[AsyncSession]] | None = None,
+        *,
+        batch_max: int = 1000,
+    ):
+        self.model = model
+        self._insert = insert(model.__table__)  # type: ignore[attr-defined]
+        self._reads = _GroupCommit(model, sessionmaker_of, batch_max) if sessionmaker_of else None
+
+    async def record(self, session: AsyncSession, access: Access) -> None:
         read = access.method in _READS
-        touched: list[tuple[str | None, str | None]] = list(access.touched)
+        # A record read twice in one request (a long-poll reads it again when it changes) is one row.
+        touched: list[tuple[str | None, str | None]] = list(dict.fromkeys(access.touched))
         if not touched and (not read or access.role is Role.AUDITOR):
             touched = [(None, None)]  # a change, or an auditor's read, that named no person
-        for person, record in touched:
-            session.add(
-                self.model(  # type: ignore[call-arg]
-                    actor=access.principal.subject,
-                    role=access.role.value,
-                    action="read" if read else "change",
-                    method=access.method,
-                    route=access.route,
-                    person=person,
-                    record=record,
-                )
-            )
+        at = datetime.now(UTC)
+        rows = [
+            {
+                "at": at,
+                "actor": access.principal.subject,
+                "role": access.role.value,
+                "action": "read" if read else "change",
+                "method": access.method,
+                "route": access.route,
+                "person": person,
+                "record": record,
+            }
+            for person, record in touched
+        ]
+        if not rows:
+            return
+        if read and self._reads is not None:
+            after_commit(session, partial(self._reads.write, rows))
+            return
+        # A plain INSERT in the request's transaction: the session has nothing to track about these rows.
+        await session.execute(self._insert, rows[0] if len(rows) == 1 else rows)
 
     def note(
         self, session: AsyncSession, *, actor: str, role: str, action: str, route: str, record: str
@@ -143,3 +172,49 @@ def audit_router(model: type[AuditMixin]) -> APIRouter:
         return AuditPage(items=items, next_after=rows[-1].id if more else None)
 
     return router
+
+
+class _GroupCommit:
+    """Rows written by whoever waits together: the first writer starts a round that takes every row waiting,
+    writes them with one INSERT and one commit, and goes on while more arrived meanwhile; each writer returns
+    once its own rows are committed, or raises what failed them."""
+
+    def __init__(
+        self,
+        model: type[AuditMixin],
+        sessionmaker_of: Callable[[], async_sessionmaker[AsyncSession]],
+        batch_max: int,
+    ):
+        self._insert = insert(model.__table__)  # type: ignore[attr-defined]
+        self._sessionmaker_of = sessionmaker_of
+        self._batch_max = batch_max
+        self._waiting: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._round: asyncio.Task[None] | None = None
+
+    async def write(self, rows: list[dict[str, Any]]) -> None:
+        written = asyncio.get_running_loop().create_future()
+        self._waiting.append((rows, written))
+        if self._round is None or self._round.done():
+            self._round = asyncio.create_task(self._rounds())
+        await written
+
+    async def _rounds(self) -> None:
+        while self._waiting:
+            batch: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+            size = 0
+            while self._waiting and (not batch or size + len(self._waiting[0][0]) <= self._batch_max):
+                batch.append(self._waiting.pop(0))
+                size += len(batch[-1][0])
+            failure: BaseException | None = None
+            try:
+                async with self._sessionmaker_of()() as session, session.begin():
+                    await session.execute(self._insert, [row for rows, _ in batch for row in rows])
+            except Exception as exc:
+                failure = exc
+            for _, written in batch:
+                if written.done():  # its request went away meanwhile
+                    continue
+                if failure is None:
+                    written.set_result(None)
+                else:
+                    written.set_exception(failure)

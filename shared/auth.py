@@ -349,7 +349,7 @@ def allow(*roles: Role) -> Any:
     ) -> AsyncIterator[Access]:
         authorise(access.principal, access.method, access.route, allowed)
         yield access
-        request.app.state.audit_trail.record(session, access)
+        await request.app.state.audit_trail.record(session, access)
 
     ROLE_CHECKS[check_role] = allowed
     return Depends(check_role, scope="function")

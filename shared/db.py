@@ -1,13 +1,15 @@
 """Database engine, sessions, and the one-transaction-per-request dependency."""
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Path, Request
 from sqlalchemy import DateTime, Dialect, Enum, String, TypeDecorator, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -51,7 +53,30 @@ def enum_column(kind: type[enum.StrEnum]) -> Enum:
     return Enum(kind, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+# The connection pool's defaults (ServiceSettings.database_pool_*, docs/performance.md). Connections are
+# opened as needed up to the pool's size and kept; past it, up to the overflow more are opened and closed
+# again, which costs a connection's set-up and its prepared statements each time: the pool is sized for the
+# usual load.
+POOL_SIZE = 20
+POOL_MAX_OVERFLOW = 10
+# A connection is not tested before each use (a pre-ping is a round trip, a BEGIN/SELECT/ROLLBACK on asyncpg,
+# on every checkout): one the server closed fails the request that drew it with 503 service_unavailable, and
+# the pool then drops every connection as old as it (SQLAlchemy invalidates the pool on a disconnect), so the
+# next request connects afresh. Connections older than this are replaced before use, which keeps them under
+# the idle limits of servers, poolers and firewalls.
+POOL_RECYCLE_S = 1800
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = POOL_SIZE,
+    max_overflow: int = POOL_MAX_OVERFLOW,
+    pre_ping: bool = False,
+    recycle_s: int = POOL_RECYCLE_S,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """The service's engine. SQLite (a file, no server) ignores the pool options."""
     # A statement's parameters (names, ID numbers, birth dates…) stay out of error messages and tracebacks,
     # and so out of the logs.
     kwargs.setdefault("hide_parameters", True)
@@ -60,15 +85,26 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: ConnectionPoolEntry) -> None:
-            # WAL lets the relay read while a request writes; busy_timeout waits instead of failing.
+            # WAL lets the relay read while a request writes; busy_timeout waits instead of failing. In WAL,
+            # synchronous=NORMAL syncs at checkpoints rather than at every commit (each ~3-6 ms, under the one
+            # write lock): a process crash loses nothing, a power cut may lose the last commits
+            # (docs/architecture.md, Transactions). PostgreSQL, in production, is not affected.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    return create_async_engine(
+        url,
+        pool_pre_ping=pre_ping,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=recycle_s,
+        **kwargs,
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -96,15 +132,80 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             except BaseException:
                 await session.rollback()
                 raise
+            then = session.info.pop(_AFTER_COMMIT, [])
+        for work in then:
+            await work()
     except Exception as exc:
-        if database_unavailable(exc):
-            raise ServiceUnavailable({"reason": "database_unavailable"}) from exc
-        if isinstance(exc, DBAPIError) and _sqlstate(exc) in _UNSTORABLE_TEXT:
-            raise InvalidCharacters() from exc
-        if unique_violation(exc):
-            # A concurrent request wrote the same record first: the caller may retry and see it.
-            raise ConcurrentChange() from exc
-        raise
+        refusal = _as_refusal(exc)
+        if refusal is exc:
+            raise
+        raise refusal from exc
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """For an endpoint that only reads. On PostgreSQL its statements run outside a transaction, each seeing
+    what was committed when it began, which spares the BEGIN and COMMIT round trips of a transaction that
+    would change nothing; a connection bound to an outer transaction (the tests') is read inside it. Writing
+    through it is a programming error: what it holds unflushed is refused, never written."""
+    try:
+        async with _reader_of(request.app.state.sessionmaker)() as session:
+            yield session
+            if session.new or session.dirty or session.deleted:
+                raise RuntimeError("a read-only request changed something")
+    except Exception as exc:
+        refusal = _as_refusal(exc)
+        if refusal is exc:
+            raise
+        raise refusal from exc
+
+
+async def release(session: AsyncSession) -> None:
+    """Give a read-only request's connection back to the pool while it waits (a long-poll); its next
+    statement takes one again. What it read stays readable (detached from the session)."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read-only request changed something")
+    await session.close()
+
+
+# Each request sessionmaker's reading twin (None: it reads as it is), made once.
+_READERS: "WeakKeyDictionary[async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession] | None]" = (
+    WeakKeyDictionary()
+)
+
+
+def _reader_of(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    if sessionmaker not in _READERS:
+        bind = sessionmaker.kw.get("bind")
+        reader = None
+        if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+            autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
+            reader = async_sessionmaker(class_=sessionmaker.class_, **{**sessionmaker.kw, "bind": autocommit})
+        _READERS[sessionmaker] = reader
+    return _READERS[sessionmaker] or sessionmaker
+
+
+def _as_refusal(exc: Exception) -> Exception:
+    """What a request answers for an error of its database work: 503 when the database cannot serve now, the
+    domain's refusals for text it cannot store and for a record written concurrently; anything else as is."""
+    if database_unavailable(exc):
+        return ServiceUnavailable({"reason": "database_unavailable"})
+    if isinstance(exc, DBAPIError) and _sqlstate(exc) in _UNSTORABLE_TEXT:
+        return InvalidCharacters()
+    if unique_violation(exc):
+        # A concurrent request wrote the same record first: the caller may retry and see it.
+        return ConcurrentChange()
+    return exc
+
+
+_AFTER_COMMIT = "canbao_after_commit"
+
+
+def after_commit(session: AsyncSession, work: Callable[[], Awaitable[None]]) -> None:
+    """Have `get_db_session` run `work` once the request's transaction has committed and given its
+    connection back, before the response is sent; what `work` raises is the request's error. For writes that
+    take no part in the request's transaction yet must be done before the caller hears back (the audit rows
+    of reads, shared.audit)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(work)
 
 
 def unique_violation(exc: BaseException) -> bool:
@@ -150,8 +251,8 @@ _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
 def database_unavailable(exc: BaseException) -> bool:
     """The database cannot be reached or refuses connections now: not the request's or the message's fault,
     so a request gets 503 and a consumer waits rather than dead-lettering."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError):
-        return True
+    if isinstance(exc, OperationalError | InterfaceError | OSError | PoolTimeout):
+        return True  # a pool timeout: every connection busy for pool_timeout, the server overloaded
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated:
@@ -170,6 +271,7 @@ BigRowId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
 
 # scope="function": the commit happens before the response is sent, so a 2xx means committed.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 def statistics_stale_after(chunks: int) -> bool:

@@ -26,7 +26,8 @@ _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def has_invisible_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in _INVISIBLE for ch in text)
+    # Letters and digits (a Chinese name is all letters) are never invisible: most names need no more.
+    return not text.isalnum() and any(unicodedata.category(ch) in _INVISIBLE for ch in text)
 
 
 def _visible(name: str) -> str:

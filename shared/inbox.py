@@ -1,15 +1,18 @@
 """Idempotent consumer: the event id goes into an inbox table in the same transaction as the effect, and
 the Kafka offset is committed only after that database commit. Redelivery then changes nothing.
 
-A message that cannot be processed (malformed, unknown type, or failing after a bounded number of tries)
-is written to the service's dead-letter table and skipped, so it never blocks its partition. A database
-outage is not the message's fault: the consumer waits and retries without advancing.
+What one poll brings is applied in one transaction (one inbox lookup, one commit for the lot, each partition's
+records in their order); if anything in it fails, that transaction is rolled back whole and the records are
+applied one by one, each in its own transaction, as before. A message that cannot be processed (malformed,
+unknown type, or failing after a bounded number of tries) is written to the service's dead-letter table and
+skipped, so it never blocks its partition. A database outage is not the message's fault: the consumer waits
+and retries without advancing.
 """
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -17,9 +20,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -85,13 +89,17 @@ async def apply_once(
     """Apply an event in the caller's transaction unless the inbox shows it applied; False if it was."""
     if await session.get(inbox, envelope.id) is not None:
         return False
-    session.add(
-        inbox(  # type: ignore[call-arg]
-            event_id=envelope.id, event_type=envelope.type, topic=topic, partition=partition, offset=offset
-        )
-    )
+    session.add(_inbox_row(inbox, envelope, topic, partition, offset))
     await handler(session, envelope)
     return True
+
+
+def _inbox_row(
+    inbox: type[InboxMixin], envelope: Envelope, topic: str, partition: int, offset: int
+) -> InboxMixin:
+    return inbox(  # type: ignore[call-arg]
+        event_id=envelope.id, event_type=envelope.type, topic=topic, partition=partition, offset=offset
+    )
 
 
 class EventRejected(Exception):
@@ -162,6 +170,7 @@ class IdempotentConsumer:
                 group_id=self._settings.kafka_consumer_group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                fetch_max_wait_ms=int(self._settings.kafka_fetch_max_wait_s * 1000),
                 **client_options(self._settings),
             )
             consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
@@ -187,11 +196,12 @@ class IdempotentConsumer:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            for tp, records in batches.items():
-                for record in records:
-                    await self.handle(record)
-                    self._pending[tp] = record.offset + 1
+            batches = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
+            records = [record for partition in batches.values() for record in partition]
+            if records:
+                await self.handle_batch(records)
+                for tp, partition in batches.items():
+                    self._pending[tp] = partition[-1].offset + 1
             await self.commit_pending()
             await self._measure_lag(consumer)
 
@@ -221,23 +231,93 @@ class IdempotentConsumer:
         offsets, self._pending = self._pending, {}
         await asyncio.wait_for(self._consumer.commit(offsets), self._settings.kafka_request_timeout_s)
 
+    async def handle_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply records exactly once: together in one transaction (one inbox lookup, one commit), and if
+        anything among them fails, one by one with `handle` (a handler's error is retried and set aside for
+        that record alone). Each partition's records must come in their order; they are applied in it."""
+        if len(records) > 1:
+            started = time.perf_counter()
+            applied = await self._apply_together(records)
+            if applied is not None:
+                elapsed = time.perf_counter() - started  # each waited for the whole batch's commit
+                for event_type, outcome in applied:
+                    EVENT_HANDLING.labels(event_type, outcome).observe(elapsed)
+                return
+        for record in records:
+            await self.handle(record)
+
+    async def _apply_together(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> list[tuple[str, Outcome]] | None:
+        """Each record's event type and outcome, or None when the transaction was rolled back (nothing of it
+        stays) and the records are to be handled one by one."""
+        try:
+            events = [(record, *self._decode(record)) for record in records]
+        except _PermanentFailure:
+            return None  # set aside one by one, the others applied around it
+        spans: list[Span] = []
+        outcomes: list[tuple[str, Outcome]] = []
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                inbox = self._inbox
+                ids = {envelope.id for _, envelope, _ in events}
+                seen = set(await session.scalars(select(inbox.event_id).where(inbox.event_id.in_(ids))))
+                rows = []
+                for record, envelope, handler in events:
+                    if envelope.id in seen:  # applied before, or twice in this poll
+                        outcomes.append((event_type_label(envelope.type), "redelivered"))
+                        continue
+                    seen.add(envelope.id)
+                    span = self._start_span(record)
+                    spans.append(span)
+                    with trace.use_span(span, end_on_exit=False):
+                        await handler(session, envelope)
+                    rows.append(_inbox_row(inbox, envelope, record.topic, record.partition, record.offset))
+                    outcomes.append((event_type_label(envelope.type), "applied"))
+                # Written together at the commit; a member that applied one meanwhile fails it on the key.
+                session.add_all(rows)
+        except Exception as exc:
+            for span in spans:
+                span.set_attribute("canbao.outcome", "retried_alone")
+                span.end()
+            log.info("event_batch_retried_one_by_one", size=len(records), error=mask_pii(repr(exc)))
+            return None
+        for span in spans:
+            span.set_attribute("canbao.outcome", "applied")
+            span.end()
+        for (_, envelope, _), (_, outcome) in zip(events, outcomes, strict=True):
+            if outcome == "redelivered":
+                log.info("event_redelivered_skipped", event_id=envelope.id, type=envelope.type)
+            else:
+                log.info("event_applied", event_id=envelope.id, type=envelope.type, subject=envelope.subject)
+        return outcomes
+
+    def _start_span(self, record: ConsumerRecord[bytes, bytes]) -> Span:
+        """The record's consumer span in the trace its event carries, not yet current (a no-op when off)."""
+        if self._tracer is None:
+            return trace.INVALID_SPAN
+        fields = tracing.fields_of(record.value or b"")
+        return self._tracer.start_span(
+            f"process {record.topic}",
+            context=tracing.context_of(fields),
+            kind=SpanKind.CONSUMER,
+            attributes=_span_attributes(record, event_type_label(fields.get("type"))),
+            record_exception=False,
+        )
+
     async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Apply one record exactly once, or set it aside in the dead-letter table; timed per event type, and
         traced as a consumer span in the trace the event carries."""
         started = time.perf_counter()
         fields = tracing.fields_of(record.value or b"")
         event_type = event_type_label(fields.get("type"))
-        attributes: dict[str, str | int] = {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": record.topic,
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
-            "canbao.event_type": event_type,
-        }
         context = tracing.context_of(fields) if self._tracer is not None else None
         with tracing.span(
-            self._tracer, f"process {record.topic}", SpanKind.CONSUMER, context, attributes
+            self._tracer,
+            f"process {record.topic}",
+            SpanKind.CONSUMER,
+            context,
+            _span_attributes(record, event_type),
         ) as span:
             outcome = await self._handle(record)
             span.set_attribute("canbao.outcome", outcome)
@@ -267,7 +347,8 @@ class IdempotentConsumer:
                     return "dead_lettered"
                 await asyncio.sleep(min(0.1 * 2**attempts, 5.0))
 
-    async def _apply(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Envelope, Handler]:
+        """The record's envelope and its handler; a permanent failure if it has neither."""
         try:
             envelope = Envelope.from_bytes(record.value or b"")
         except ValidationError as exc:
@@ -277,6 +358,10 @@ class IdempotentConsumer:
             family = envelope.type.rpartition(".")[0]  # the type without its version suffix
             known = any(t.rpartition(".")[0] == family for t in self._handlers)
             raise _PermanentFailure("unsupported_version" if known else "unknown_event_type", envelope.type)
+        return envelope, handler
+
+    async def _apply(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
+        envelope, handler = self._decode(record)
         try:
             async with self._sessionmaker() as session, session.begin():
                 applied = await apply_once(
@@ -332,3 +417,14 @@ class IdempotentConsumer:
                 record.value or b"",
             )
         DEAD_LETTERED.labels(record.topic, reason).inc()
+
+
+def _span_attributes(record: ConsumerRecord[bytes, bytes], event_type: str) -> dict[str, str | int]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": record.topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.kafka.offset": record.offset,
+        "canbao.event_type": event_type,
+    }

@@ -11,8 +11,9 @@ report the same such figures (dashboards take their `max`).
 Labels are bounded: route templates (never the raw path), event types the code knows, topics, channels,
 statuses, region codes and years; never an ID number, a name or any value of one person.
 
-One process serves each replica (`python -m <service> serve` runs one uvicorn worker), so there is no
-multiprocess mode: Prometheus scrapes every replica.
+One process serves each replica (`python -m <service> serve` runs one uvicorn worker unless `WORKERS` says
+more), so there is no multiprocess mode: Prometheus scrapes every replica (with several workers, whichever one
+answers; docs/operations.md).
 """
 
 import asyncio

@@ -40,6 +40,8 @@ from shared.polling import Poller
 log = structlog.get_logger(__name__)
 
 _PENDING_FLAG = "outbox_pending"
+# How soon a relay tries again when another replica's relay held the lock while events committed here wait.
+_LOCKED_OUT_RETRY_S = 0.02
 
 
 class OutboxMixin:
@@ -103,7 +105,9 @@ def wake_relay(session: AsyncSession) -> None:
 
 class OutboxRelay:
     """Publishes outbox rows in order. On PostgreSQL an advisory lock keeps one active relay per service,
-    so several replicas never interleave (and so reorder) one enrollment's events."""
+    so several replicas never interleave (and so reorder) one enrollment's events. A relay that finds the
+    lock held while events committed in its own process wait tries again within moments rather than after
+    the poll interval (the holder reads them only if something wakes it)."""
 
     def __init__(
         self,
@@ -129,11 +133,14 @@ class OutboxRelay:
             recover=self._recover,
         )
         self._lock_key = zlib.crc32(model.__tablename__.encode())
+        # Events were committed here since this relay last read the outbox under the lock.
+        self._owed = False
         sync_session_class = sessionmaker.kw.get("sync_session_class", Session)
         event.listen(sync_session_class, "after_commit", self._after_commit)
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_PENDING_FLAG, False):
+            self._owed = True
             self._poller.wake()
 
     async def run(self) -> None:
@@ -144,25 +151,29 @@ class OutboxRelay:
         await self._link.reset()
 
     async def _publish(self) -> bool:
+        published = await self._round()
+        if published is None:  # another replica's relay is publishing
+            if self._owed:
+                await asyncio.sleep(_LOCKED_OUT_RETRY_S)
+                return True
+            return False
         # A full batch means more may be waiting: publish on at once.
-        return await self.publish_batch() >= self._batch_size
+        return published >= self._batch_size
 
     async def publish_batch(self) -> int:
         """Publish up to one batch; return how many rows were published."""
+        return await self._round() or 0
+
+    async def _round(self) -> int | None:
+        """Publish up to one batch: how many rows were, or None if another relay held the lock."""
         model = self._model
         async with self._sessionmaker() as session, session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
-                if not locked:
-                    return 0
-            rows = (
-                await session.scalars(
-                    select(model)
-                    .where(model.published_at.is_(None))
-                    .order_by(model.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+            # Cleared before the read: a commit from here on is owed again (and wakes the next round).
+            owed, self._owed = self._owed, False
+            rows = await self._unpublished(session, ask_holder=owed)
+            if rows is None:
+                self._owed = self._owed or owed  # the lock was another's: still owed
+                return None
             if not rows:
                 return 0
             producer = await self._link.producer()
@@ -185,6 +196,21 @@ class OutboxRelay:
             OUTBOX_PUBLISHED.labels(topic).inc(count)
         log.debug("outbox_published", count=len(rows))
         return len(rows)
+
+    async def _unpublished(self, session: AsyncSession, *, ask_holder: bool) -> list[OutboxMixin] | None:
+        """The next unpublished rows in id order, or None if another relay holds the lock (PostgreSQL). The
+        lock is tried in the same statement as the read (an uncorrelated subquery: evaluated once, before any
+        row is read); a read that finds nothing asks again whose the lock is only if `ask_holder` (events of
+        this process wait): an idle poll is one statement."""
+        model = self._model
+        query = select(model).where(model.published_at.is_(None)).order_by(model.id).limit(self._batch_size)
+        if session.get_bind().dialect.name != "postgresql":
+            return list((await session.scalars(query)).all())
+        try_lock = select(func.pg_try_advisory_xact_lock(self._lock_key))
+        rows = list((await session.scalars(query.where(try_lock.scalar_subquery()))).all())
+        if not rows and ask_holder and not await session.scalar(try_lock):
+            return None
+        return rows
 
     def _sending(self, rows: Sequence[OutboxMixin]) -> list[Span]:
         """A producer span per event, in the trace the event carries (none when tracing is off or the event

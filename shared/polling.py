@@ -4,12 +4,15 @@ an interval or as soon as someone says there is work.
 The outbox relay, the registry's roster worker and its reminder dispatcher each run one. `Poller.run()` is
 the background task; cancelling that task stops it (a step cut short rolls its transaction back, what earlier
 steps committed stays). Tests and command-line tools call `until_idle()` to do the same work in the
-foreground.
+foreground. `LoopThread` runs such tasks on an event loop of their own, in a thread, so that a busy request
+loop does not hold them up (the services' event path: outbox relay and consumer).
 """
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -49,11 +52,18 @@ class Poller:
         self._failure_event = failure_event
         self._recover = recover
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        """Start the next round now; safe to call from any thread (a commit on another loop)."""
+        loop = self._loop
+        if loop is None or loop is _running_loop():
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         failures = 0
         while True:
             self._wake.clear()
@@ -73,3 +83,54 @@ class Poller:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._interval_s):
                         await self._wake.wait()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # called outside any loop
+        return None
+
+
+class LoopThread:
+    """Runs one coroutine on an event loop of its own, in a daemon thread, until `stop()`.
+
+    What runs there must not share loop-bound objects (database connections, Kafka clients) with the
+    caller's loop: it makes its own. Python switches threads at least every few milliseconds, so work here
+    goes on while the caller's loop is saturated by requests, instead of waiting a whole turn of that loop
+    at each await."""
+
+    def __init__(self, name: str, main: Callable[[], Coroutine[Any, Any, None]]):
+        self._name = name
+        self._main = main
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._main(), name=self._name)
+        self._started.set()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            log.error("loop_thread_failed", thread=self._name, error=repr(exc))
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Cancel the coroutine (what it holds is released on its own loop) and wait for the thread."""
+        if self._loop is not None and self._task is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing left to cancel
+                self._loop.call_soon_threadsafe(self._task.cancel)
+        await asyncio.to_thread(self._thread.join, timeout_s)
+        if self._thread.is_alive():
+            log.warning("loop_thread_did_not_stop", thread=self._name, timeout_s=timeout_s)

@@ -12,6 +12,7 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import tracing
 from shared.audit import AuditMixin, AuditTrail, audit_router
@@ -42,6 +43,7 @@ from shared.metrics import router as metrics_router
 from shared.middleware import AccessLog, AuthenticateFirst, BodySizeLimit, HeaderSizeLimit, MaskPersonalData
 from shared.oidc import OidcVerifier
 from shared.outbox import OutboxMixin, OutboxRelay
+from shared.polling import LoopThread
 from shared.settings import ServiceSettings
 from shared.tabular import configure as configure_file_limits
 
@@ -81,39 +83,23 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_json)
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pre_ping=settings.database_pool_pre_ping,
+            recycle_s=settings.database_pool_recycle_s,
+        )
         sessionmaker = create_sessionmaker(engine)
-        tracer = None
         if provider is not None:
             tracing.instrument_engine(engine, provider)
             tracing.instrument_httpx(provider)
-            tracer = provider.get_tracer("canbao")
-        dead_letter_topics = [dead_letter_topic(t) for t in spec.consumes]
-        link = KafkaLink(settings, sorted({*spec.produces, *spec.consumes, *dead_letter_topics}))
-        relay = OutboxRelay(
-            sessionmaker,
-            spec.outbox,
-            link,
-            batch_size=settings.outbox_batch_size,
-            poll_interval_s=settings.outbox_poll_interval_s,
-            tracer=tracer,
-        )
-        consumer = IdempotentConsumer(
-            settings,
-            spec.consumes,
-            sessionmaker,
-            spec.inbox,
-            spec.dead_letters,
-            spec.outbox,
-            spec.handlers,
-            tracer=tracer,
-        )
+        # The broker link of requests (readiness); the event path has its own, on its own loop.
+        link = KafkaLink(settings, _topics(spec))
+        events = LoopThread(f"{spec.name}-events", _event_path(spec, settings, sessionmaker, provider))
         app.state.engine, app.state.sessionmaker, app.state.kafka = engine, sessionmaker, link
-        tasks = [
-            asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"),
-            asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer"),
-            *(asyncio.create_task(worker(app), name=f"{spec.name}-worker") for worker in spec.workers),
-        ]
+        events.start()
+        tasks = [asyncio.create_task(worker(app), name=f"{spec.name}-worker") for worker in spec.workers]
         log.info("service_started", service=spec.name, port=settings.port)
         try:
             yield
@@ -121,6 +107,7 @@ def create_service_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await events.stop()
             await link.close()
             await engine.dispose()
             if provider is not None:
@@ -133,7 +120,7 @@ def create_service_app(
     app.state.settings = settings
     configure_file_limits(settings.file_limits)  # every file this process reads from outside
     app.state.clock = Clock(settings.clock_start)
-    app.state.audit_trail = AuditTrail(spec.audit)
+    app.state.audit_trail = AuditTrail(spec.audit, lambda: app.state.sessionmaker)
     app.state.metrics = ServiceMetrics(
         app.state,
         [
@@ -152,6 +139,69 @@ def create_service_app(
     _include_routers(app, spec)
     _declare_common_errors(app)
     return app
+
+
+# The event path's own pool: the relay and the consumer hold one connection each at a time.
+EVENT_POOL_SIZE = 2
+
+
+def _topics(spec: ServiceSpec) -> list[str]:
+    return sorted({*spec.produces, *spec.consumes, *(dead_letter_topic(t) for t in spec.consumes)})
+
+
+def _event_path(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    requests: async_sessionmaker[AsyncSession],
+    provider: "TracerProvider | None",
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The outbox relay and the consumer, to run on an event loop of their own (`LoopThread`): on the
+    request loop, every round trip of theirs waited for a whole turn of a loop busy with requests, and under
+    load an event's hop took seconds. Connections belong to the loop that made them, so they get their own
+    engine and broker link; their sessions are of the requests' Session class, so that a request's commit
+    wakes the relay (and a consumer's commit too)."""
+    engine = create_engine(
+        settings.database_url,
+        pool_size=EVENT_POOL_SIZE,
+        max_overflow=EVENT_POOL_SIZE,
+        pre_ping=settings.database_pool_pre_ping,
+        recycle_s=settings.database_pool_recycle_s,
+    )
+    tracer = None
+    if provider is not None:
+        tracing.instrument_engine(engine, provider)
+        tracer = provider.get_tracer("canbao")
+    sessionmaker = async_sessionmaker(
+        engine, expire_on_commit=False, sync_session_class=requests.kw["sync_session_class"]
+    )
+    link = KafkaLink(settings, _topics(spec))
+    relay = OutboxRelay(
+        sessionmaker,
+        spec.outbox,
+        link,
+        batch_size=settings.outbox_batch_size,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        tracer=tracer,
+    )
+    consumer = IdempotentConsumer(
+        settings,
+        spec.consumes,
+        sessionmaker,
+        spec.inbox,
+        spec.dead_letters,
+        spec.outbox,
+        spec.handlers,
+        tracer=tracer,
+    )
+
+    async def run() -> None:
+        try:
+            await asyncio.gather(relay.run(), consumer.run())
+        finally:
+            await link.close()
+            await engine.dispose()
+
+    return run
 
 
 def _add_middleware(app: FastAPI, settings: ServiceSettings, provider: "TracerProvider | None") -> None:
@@ -246,14 +296,22 @@ def alembic_config(migrations_dir: Path, database_url: str) -> Config:
     return config
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
+def serve(app: FastAPI | str, settings: ServiceSettings) -> None:
     """The h11 protocol bounds the request line and headers together (`max_header_bytes`): a head still
     arriving past the bound is answered 400 and the connection closed before it is parsed (httptools,
     uvicorn's default, has no such bound and buffers whatever comes); HeaderSizeLimit refuses one that
     arrived whole. uvicorn's own access log is off: it prints query strings whole, and lookups carry ID
-    numbers and names there; AccessLog writes one without their values."""
+    numbers and names there; AccessLog writes one without their values.
+
+    `app` is the application, or where its factory is ("registry.main:create_app"), which `workers` > 1
+    needs: each worker process builds its own (its pool, outbox relay and consumer; they share the work as
+    replicas do: one relay at a time by the advisory lock, the consumers as members of one group)."""
+    if settings.workers > 1 and not isinstance(app, str):
+        raise ValueError("several workers build their own application: give its factory's import path")
     uvicorn.run(
         app,
+        factory=isinstance(app, str),
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=None,

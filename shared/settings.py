@@ -16,6 +16,7 @@ from shared.auth import (
     MAX_AUTHORIZATION_BYTES,
     MIN_KEY_LENGTH,
 )
+from shared.db import POOL_MAX_OVERFLOW, POOL_RECYCLE_S, POOL_SIZE
 from shared.file_limits import FileLimits
 from shared.oidc import OidcClaimMapping
 
@@ -32,6 +33,15 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     database_url: str
+    # The connection pool (shared.db, docs/performance.md); SQLite ignores it. No pre-ping by default: a
+    # connection the server closed fails the one request that drew it (503) and the pool is renewed.
+    database_pool_size: int = Field(default=POOL_SIZE, ge=1)
+    database_max_overflow: int = Field(default=POOL_MAX_OVERFLOW, ge=0)
+    database_pool_pre_ping: bool = False
+    database_pool_recycle_s: int = Field(default=POOL_RECYCLE_S, ge=-1, description="-1: never")
+    # Server processes (uvicorn workers) on one port, each with its own pool, relay and consumer; more than
+    # one needs PostgreSQL (docs/performance.md).
+    workers: int = Field(default=1, ge=1, le=64)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_client_id: str = "canbao"
     kafka_consumer_group: str
@@ -39,6 +49,9 @@ class ServiceSettings(BaseSettings):
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_request_timeout_s: float = Field(default=10.0, gt=0)
+    # How long the broker may hold a consumer's fetch when nothing is there. Kafka answers as soon as a record
+    # arrives; the embedded broker (Tansu) answers late: ~0.1 s per event hop at Kafka's default 0.5 s.
+    kafka_fetch_max_wait_s: float = Field(default=0.1, gt=0)
     # Broker authentication: production brokers authenticate clients (SASL) and authorise topics (ACLs), so
     # that only registry writes registry.enrollments.v1 and only collection writes collection.payments.v1.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -51,6 +64,8 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=200, ge=1)
     consumer_max_attempts: int = Field(default=5, ge=1)
+    # Records the consumer applies in one transaction (shared.inbox): one commit for up to this many.
+    consumer_batch_size: int = Field(default=100, ge=1)
     # Outside production only: the business clock starts at this moment (with zone) and runs on from there.
     clock_start: datetime | None = None
     log_level: str = "INFO"
@@ -136,6 +151,9 @@ class ServiceSettings(BaseSettings):
             raise ValueError("kafka_sasl_username and kafka_sasl_password go with a SASL security protocol")
         if self.clock_start is not None and self.clock_start.tzinfo is None:
             raise ValueError("clock_start needs a time zone, e.g. 2023-10-08T09:00:00+08:00")
+        if self.workers > 1 and self.is_sqlite:
+            # One SQLite file serialises its writers, and its outbox has no lock to keep one relay at a time.
+            raise ValueError("workers > 1 needs PostgreSQL; SQLite runs one server process")
         return self
 
     @model_validator(mode="after")

@@ -3,12 +3,13 @@ dispatcher run on: rounds until idle, wakes, back-off after failures, and stoppi
 is read: idle waits are an hour long, so a round that comes sooner came from a wake."""
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
 from structlog.testing import capture_logs
 
-from shared.polling import Poller, until_idle
+from shared.polling import LoopThread, Poller, until_idle
 
 AN_HOUR = 3600.0
 GUARD_S = 30.0  # only so that a broken loop fails the test instead of hanging it
@@ -153,3 +154,45 @@ async def test_a_stop_that_comes_with_a_wake_still_stops() -> None:
     poller.wake()  # e.g. a request commits as the service shuts down
     await stop(task)
     assert step.calls == 1
+
+
+async def test_a_poller_on_its_own_loop_thread_is_woken_from_another_loop() -> None:
+    """The services' relay runs on a thread of its own; a request's commit wakes it from the request loop."""
+    rounds: list[int] = []
+    first, second = threading.Event(), threading.Event()
+
+    async def step() -> bool:
+        rounds.append(threading.get_ident())
+        (second if first.is_set() else first).set()
+        return False
+
+    poller = Poller(step, interval_s=AN_HOUR, failure_event="test_failed")
+    thread = LoopThread("test-events", poller.run)
+    thread.start()
+    assert await asyncio.to_thread(first.wait, GUARD_S)
+    poller.wake()  # from this loop, on this thread
+    assert await asyncio.to_thread(second.wait, GUARD_S)
+    await thread.stop()
+    assert len(rounds) == 2
+    assert threading.get_ident() not in rounds
+
+
+async def test_stopping_a_loop_thread_cancels_its_work_which_cleans_up_on_its_own_loop() -> None:
+    started, cleaned = threading.Event(), threading.Event()
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def work() -> None:
+        loops.append(asyncio.get_running_loop())
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            loops.append(asyncio.get_running_loop())
+            cleaned.set()
+
+    thread = LoopThread("test-events", work)
+    thread.start()
+    assert await asyncio.to_thread(started.wait, GUARD_S)
+    await thread.stop(timeout_s=GUARD_S)
+    assert cleaned.is_set()
+    assert loops[0] is loops[1] is not asyncio.get_running_loop()

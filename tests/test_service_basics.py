@@ -1,6 +1,7 @@
 """Behaviour both services share: settings safety, database outages, unknown routes."""
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,13 @@ def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.M
     assert (RegistrySettings().port, CollectionSettings().port) == (9101, 9102)
 
 
+@pytest.mark.parametrize("settings_class", [RegistrySettings, CollectionSettings])
+def test_several_workers_need_postgresql(settings_class: type[RegistrySettings]) -> None:
+    with pytest.raises(ValidationError, match="workers"):
+        settings_class(workers=2)  # the SQLite default
+    assert settings_class(workers=2, database_url="postgresql+asyncpg://u@db/x").workers == 2
+
+
 async def test_an_unreachable_database_gives_503_with_a_retry_hint(tmp_path: Path) -> None:
     app = create_app(RegistrySettings(environment="test"))
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'registry.db'}")
@@ -66,10 +74,12 @@ async def test_an_unreachable_database_gives_503_with_a_retry_hint(tmp_path: Pat
             "/v1/enrollments",
             json={"id_number": resident_id(), "name": "张三", "region_code": "340104", "coverage_year": 2024},
         )
+        read = await client.get(f"/v1/enrollments/{uuid.uuid4()}")  # a read-only request too
     await engine.dispose()
-    assert response.status_code == 503
-    assert response.headers["Retry-After"]
-    assert problem(response)["code"] == "service_unavailable"
+    for answer in (response, read):
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"]
+        assert problem(answer)["code"] == "service_unavailable"
 
 
 async def test_unknown_routes_use_the_error_format() -> None:

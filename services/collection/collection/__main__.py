@@ -18,7 +18,7 @@ cli = typer.Typer(help="Canbao collection service (税务局)", no_args_is_help=
 def serve() -> None:
     """Start the HTTP API, the outbox relay and the enrollment consumer."""
     settings = CollectionSettings()
-    run_server(create_app(settings), settings)
+    run_server(create_app(settings) if settings.workers == 1 else "collection.main:create_app", settings)
 
 
 @cli.command()

@@ -24,7 +24,7 @@ cli.add_typer(roster_cli, name="roster")
 def serve() -> None:
     """Start the HTTP API, the outbox relay and the payment consumer."""
     settings = RegistrySettings()
-    run_server(create_app(settings), settings)
+    run_server(create_app(settings) if settings.workers == 1 else "registry.main:create_app", settings)
 
 
 @cli.command()

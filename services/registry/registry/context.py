@@ -24,7 +24,8 @@ def get_registry_of(app: FastAPI) -> Registry:
     return Registry(policies=state.policies, exclusions=state.exclusion_lookup, clock=state.clock)
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
+    # async: FastAPI runs a plain function dependency on a worker thread, a hop for nothing here.
     return get_registry_of(request.app)
 
 

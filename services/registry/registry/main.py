@@ -14,6 +14,7 @@ from registry.dashboard.router import router as dashboard_router
 from registry.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
 from registry.enrollment.events import HANDLERS
 from registry.enrollment.router import router as enrollment_router
+from registry.enrollment.watch import EnrollmentWatch
 from registry.exclusion.router import router as exclusion_router
 from registry.exclusion.service import RegistryExclusionList
 from registry.household.router import router as household_router
@@ -89,6 +90,11 @@ def create_app(
     app.state.session_store = Sessions(settings, lambda: app.state.sessionmaker, lambda: app.state.clock)
     send_browsers_to_sign_in(app)
     app.state.exclusion_lookup = RegistryExclusionList()
+    app.state.enrollment_watch = EnrollmentWatch(
+        lambda: app.state.sessionmaker,
+        max_waiters=settings.enrollment_waiters_max,
+        recheck_s=settings.enrollment_wait_recheck_s,
+    )
     app.state.roster_worker = RosterWorker(
         lambda: app.state.sessionmaker, lambda: get_registry_of(app), settings.roster_chunk_rows
     )

@@ -2,7 +2,7 @@
 year and roster uploads by kind and status, read from the database; roster rows judged and applied, counted
 as each chunk commits."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,11 @@ ROSTER_ROWS_JUDGED = Counter(
 )
 ROSTER_ROWS_APPLIED = Counter(
     "canbao_roster_rows_applied", "Accepted roster rows applied, by roster kind", ["kind"], registry=PROCESS
+)
+ENROLLMENT_WAITERS = Gauge(
+    "canbao_enrollment_waiters",
+    "Requests of this process waiting for an enrollment to change (GET /v1/enrollments/{id}?wait_s=)",
+    registry=PROCESS,
 )
 
 

@@ -36,6 +36,10 @@ class RegistrySettings(ServiceSettings):
     reminder_log: Path = Path("var/reminders.log")
     reminder_min_interval_hours: int = Field(default=72, ge=1, le=24 * 365)
     reminder_batch: int = Field(default=100, ge=1, le=10_000)
+    # Requests waiting for an enrollment to change (GET /v1/enrollments/{id}?wait_s=, enrollment/watch.py): at
+    # most this many per process (beyond: 429), and how often changes made by other processes are looked for.
+    enrollment_waiters_max: int = Field(default=1000, ge=0)
+    enrollment_wait_recheck_s: float = Field(default=1.0, gt=0, le=30)
 
     # Accounts and sign-in (registry/accounts, docs/operations.md).
     bootstrap_admin_username: str = Field(default="admin", pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$")

@@ -2,6 +2,8 @@ from datetime import datetime
 
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
 from collection.payments.models import PaymentItem
@@ -73,8 +75,16 @@ async def get_for_update(session: AsyncSession, bill_id: str) -> Bill | None:
 
 
 async def get_many_for_update(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
-    # Locked in id order, so two family payments sharing a bill cannot deadlock each other.
-    query = select(Bill).where(Bill.id.in_(bill_ids)).order_by(Bill.id).with_for_update()
+    """The bills, locked for settling. Locked in id order, so two family payments sharing a bill cannot
+    deadlock each other. Settling reads no subsidy lines, so they are not loaded (a read of them would fail
+    loudly rather than find none)."""
+    query = (
+        select(Bill)
+        .where(Bill.id.in_(bill_ids))
+        .order_by(Bill.id)
+        .options(raiseload(Bill.subsidy_lines))
+        .with_for_update()
+    )
     return {b.id: b for b in (await session.scalars(query)).all()}
 
 
@@ -83,16 +93,21 @@ def add(session: AsyncSession, bill: Bill) -> None:
 
 
 async def settle_if_open(session: AsyncSession, bill: Bill, paid_at: datetime) -> bool:
-    """Mark an open bill paid; False if another payment settled it first (the WHERE decides, not a read)."""
-    result = await session.execute(
-        update(Bill)
-        .where(Bill.id == bill.id, Bill.status == BillStatus.OPEN)
-        .values(status=BillStatus.PAID, paid_at=paid_at)
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    """Mark an open bill paid; False if another payment settled it first (the WHERE decides, not a read).
+    The bill takes what was written from the statement's RETURNING, without reading the row back."""
+    written = (
+        await session.execute(
+            update(Bill)
+            .where(Bill.id == bill.id, Bill.status == BillStatus.OPEN)
+            .values(status=BillStatus.PAID, paid_at=paid_at)
+            .returning(Bill.status, Bill.paid_at, Bill.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if written is None:
         return False
-    await session.refresh(bill)
+    for name, value in written._mapping.items():
+        set_committed_value(bill, name, value)
     return True
 
 

@@ -95,9 +95,8 @@ async def record(
         return refusal
     result = PaymentOut.of(payment)
     idempotency.remember(session, request, 200, result)
-    rejected = await repository.rejection_of(session, channel, notification.notification_id)
-    if rejected is not None:
-        rejected.payment_id = payment.id
+    # An earlier delivery of it refused (say, before its order existed) is settled by this payment.
+    await repository.settle_rejection(session, channel, notification.notification_id, payment.id)
     return result, earlier
 
 

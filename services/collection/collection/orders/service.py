@@ -101,7 +101,8 @@ async def complete(
     amount_fen: int,
     transaction_id: str,
 ) -> Payment:
-    """The channel says it took the order's money: record the payment, once, for exactly the order's bills."""
+    """The channel says it took the order's money: record the payment, once, for exactly the order's bills.
+    The caller found the channel's transaction id unused, under the notification's lock."""
     order = await awaiting(session, clock, channel=channel, reference=reference)
     now = clock.now()
     if amount_fen != order.amount_fen:
@@ -110,7 +111,7 @@ async def complete(
     receipt = payments.Receipt(
         amount_fen, channel, now, PaymentOrigin.NOTIFICATION, reference=transaction_id, payer=order.created_by
     )
-    payment = await payments.settle(session, to_pay, receipt)
+    payment = await payments.settle(session, to_pay, receipt, reference_checked=True)
     await session.flush()  # the payment row first: the order refers to it
     completed_by(order, payment, now)
     return payment

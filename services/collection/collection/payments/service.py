@@ -105,10 +105,11 @@ async def record_notified(
     amount_fen: int,
     reference: str,
 ) -> Payment:
-    """A channel's signed notification names the bills it took money for (a bank counter, say): no order."""
+    """A channel's signed notification names the bills it took money for (a bank counter, say): no order.
+    The caller found the channel's transaction id unused, under the notification's lock."""
     to_pay = await bills_named(session, bill_ids)
     receipt = Receipt(amount_fen, channel, clock.now(), PaymentOrigin.NOTIFICATION, reference=reference)
-    return await settle(session, to_pay, receipt)
+    return await settle(session, to_pay, receipt, reference_checked=True)
 
 
 async def get_payment(session: AsyncSession, payment_id: str) -> Payment:
@@ -148,20 +149,26 @@ async def bills_named(session: AsyncSession, bill_ids: list[str], *, for_update:
     return [found[bill_id] for bill_id in bill_ids]
 
 
-async def settle(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> Payment:
-    """Settle the bills in full with what the channel took, or refuse and change nothing."""
-    await _check(session, to_pay, receipt)
+async def settle(
+    session: AsyncSession, to_pay: list[Bill], receipt: Receipt, *, reference_checked: bool = False
+) -> Payment:
+    """Settle the bills in full with what the channel took, or refuse and change nothing.
+    `reference_checked`: the caller already found the channel's transaction id unused in this transaction
+    (a notification, under its lock), so it is not looked up again."""
+    await _check(session, to_pay, receipt, reference_checked=reference_checked)
     return await _write(session, to_pay, receipt)
 
 
-async def _check(session: AsyncSession, to_pay: list[Bill], receipt: Receipt) -> None:
+async def _check(
+    session: AsyncSession, to_pay: list[Bill], receipt: Receipt, *, reference_checked: bool = False
+) -> None:
     """Every refusal, before anything is written."""
     for bill in to_pay:
         check_payable(bill, business_date(receipt.paid_at))
     due = sum(bill.amount_due_fen for bill in to_pay)
     if receipt.amount_fen != due:
         raise AmountMismatch({"amount_due": format_fen(due), "amount": format_fen(receipt.amount_fen)})
-    if receipt.reference is not None:
+    if receipt.reference is not None and not reference_checked:
         earlier = await repository.by_channel_reference(session, receipt.channel, receipt.reference)
         if earlier is not None:
             raise ChannelReferenceUsed({"channel_reference": receipt.reference, "payment_id": earlier.id})

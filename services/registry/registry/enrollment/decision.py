@@ -10,7 +10,7 @@ from registry.enrollment.errors import AlreadyEnrolled
 from registry.enrollment.models import EnrollmentStatus
 from registry.enrollment.schemas import EnrollmentCreate
 from registry.policy import rules
-from registry.policy.models import Policy
+from registry.policy.models import Charge, Policy
 from shared.errors import DomainError
 
 
@@ -54,6 +54,7 @@ def decide(applicants: Sequence[Applicant], today: date) -> list[Plan | DomainEr
     named twice in the batch, is refused; the rest are priced by the policy engine (a refusal of its own,
     e.g. a late case out of time, still counts as the person's one try in the batch)."""
     taken: set[tuple[str, int]] = set()
+    prices: _Prices = {}
     decided: list[Plan | DomainError] = []
     for applicant in applicants:
         year, live = applicant.policy.coverage_year, applicant.live
@@ -67,13 +68,18 @@ def decide(applicants: Sequence[Applicant], today: date) -> list[Plan | DomainEr
             continue
         taken.add(key)
         try:
-            decided.append(_plan(applicant, today))
+            decided.append(_plan(applicant, today, prices))
         except DomainError as exc:
             decided.append(exc)
     return decided
 
 
-def _plan(applicant: Applicant, today: date) -> Plan:
+# A price depends on the policy, the categories held and the charge alone: a batch (a roster chunk of
+# thousands) works each distinct one out once.
+_Prices = dict[tuple[str, frozenset[str], Charge], rules.Price]
+
+
+def _plan(applicant: Applicant, today: date, prices: _Prices) -> Plan:
     request, policy = applicant.request, applicant.policy
     claim = (
         rules.LateClaim(request.late_case.kind, request.late_case.event_date, request.late_case.evidence_ref)
@@ -81,8 +87,8 @@ def _plan(applicant: Applicant, today: date) -> Plan:
         else None
     )
     terms = rules.terms(policy, today, applicant.birth_date, applicant.held, request.window_extension, claim)
-    return Plan(
-        terms,
-        rules.price(policy, applicant.held, terms.charge),
-        applicant.live.enrollment_id if applicant.live else None,
-    )
+    key = (policy.policy_id, frozenset(applicant.held), terms.charge)
+    price = prices.get(key)
+    if price is None:
+        price = prices[key] = rules.price(policy, applicant.held, terms.charge)
+    return Plan(terms, price, applicant.live.enrollment_id if applicant.live else None)

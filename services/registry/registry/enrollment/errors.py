@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from registry.exclusion.errors import EnrolledElsewhere, InEmployeeInsurance
 from registry.people.errors import IDENTITY_ERRORS, PersonNameMismatch
 from registry.policy.errors import (
@@ -51,6 +53,17 @@ class CancellationNotAllowed(DomainError):
         "policy refunds only the reasons in `refundable_reasons` (erroneous payment, death), so it cannot be "
         "ended for this one; for those, state that reason with its evidence"
     )
+
+
+class TooManyWaiting(DomainError):
+    status_code = 429
+    code = "too_many_waiting"
+    message_zh = "等待参保登记变化的请求过多，请稍后再试，或不等待直接查询"
+    message_en = (
+        "Too many requests are waiting for enrollments to change here; try again shortly, "
+        "or ask without waiting"
+    )
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
 
 
 class EnrollmentEnded(DomainError):

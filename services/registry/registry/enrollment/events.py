@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.enrollment import repository
 from registry.enrollment.errors import PaymentDoesNotMatch
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus
+from registry.enrollment.watch import changed_on_commit
 from registry.policy.models import CoverageFrom
 from shared.clock import business_date
 from shared.events import Envelope, PaymentConfirmed, PaymentRefunded
@@ -37,6 +38,7 @@ async def apply_payment(session: AsyncSession, confirmation: PaymentConfirmed) -
             f"paid {confirmation.amount_fen} fen at price version {confirmation.price_version}, "
             f"priced {priced} fen on {enrollment.id}"
         )
+    changed_on_commit(session, enrollment.id)  # a front-end waiting for "paid" hears it at once
     enrollment.paid_fen = confirmation.amount_fen
     enrollment.paid_at = confirmation.paid_at
     enrollment.payment_id = confirmation.payment_id
@@ -67,6 +69,7 @@ async def apply_refund(session: AsyncSession, refund: PaymentRefunded) -> None:
         raise PaymentDoesNotMatch(
             f"refund of {refund.payment_id}, enrollment paid by {enrollment.payment_id}"
         )
+    changed_on_commit(session, enrollment.id)
     enrollment.refunded_fen += refund.amount_fen
     if refund.ends_enrollment and enrollment.status not in ENDED:
         enrollment.status = EnrollmentStatus.CANCELLED

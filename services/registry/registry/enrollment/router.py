@@ -1,4 +1,7 @@
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import access as area
 from registry.context import RegistryContext
@@ -8,15 +11,20 @@ from registry.enrollment.errors import (
     CancellationNotAllowed,
     EnrollmentEnded,
     EnrollmentNotFound,
+    TooManyWaiting,
 )
-from registry.enrollment.models import Enrollment
+from registry.enrollment.models import Enrollment, EnrollmentStatus
 from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, EnrollmentOut
+from registry.enrollment.watch import Watch
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.crosscheck import StandingFilter, StandingPage, add_repair_routes
-from shared.db import DbSession
+from shared.db import INT_MAX, DbSession, ReadSession
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
+
+# A long-poll ends well within the usual proxy and client timeouts (60 s).
+MAX_WAIT_S = 30
 
 
 @router.post(
@@ -78,15 +86,42 @@ add_repair_routes(router, records="enrollments", changed=service.changes, of=ser
 
 @router.get(
     "/{enrollment_id}",
-    summary="An enrollment's current state",
-    responses=error_responses(EnrollmentNotFound, *AREA_ERRORS),
+    summary="An enrollment's current state, at once or once it changes (long-poll)",
+    description="With `wait_s`, a front-end waiting for the payment need not ask again and again: the "
+    "answer comes as soon as the enrollment's status or price version differs from `known_status` and "
+    "`known_price_version` (those not given: as the request found it), e.g. the moment the payment's "
+    "confirmation is applied, or after `wait_s` seconds with the enrollment as it stands (unchanged). The "
+    "same checks of who may see it apply. A process serves a bounded number of waiting requests: beyond "
+    "them 429 `too_many_waiting` with Retry-After.",
+    responses=error_responses(EnrollmentNotFound, TooManyWaiting, *AREA_ERRORS),
     dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
-async def get_enrollment(enrollment_id: str, session: DbSession, access: CurrentAccess) -> EnrollmentOut:
-    return EnrollmentOut.of(await _enrollment(session, access, enrollment_id))
+async def get_enrollment(
+    enrollment_id: str,
+    session: ReadSession,
+    access: CurrentAccess,
+    watch: Watch,
+    wait_s: Annotated[
+        int, Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for a change; 0: answer at once")
+    ] = 0,
+    known_status: Annotated[EnrollmentStatus | None, Query(description="The status the caller has")] = None,
+    known_price_version: Annotated[
+        int | None, Query(ge=1, le=INT_MAX, description="The price version the caller has")
+    ] = None,
+) -> EnrollmentOut:
+    if wait_s == 0:
+        return EnrollmentOut.of(await _enrollment(session, access, enrollment_id))
+    enrollment = await service.wait_for_change(
+        session,
+        watch,
+        lambda: _enrollment(session, access, enrollment_id),
+        service.Known(known_status, known_price_version),
+        wait_s=wait_s,
+    )
+    return EnrollmentOut.of(enrollment)
 
 
-async def _enrollment(session: DbSession, access: CurrentAccess, enrollment_id: str) -> Enrollment:
+async def _enrollment(session: AsyncSession, access: CurrentAccess, enrollment_id: str) -> Enrollment:
     enrollment = await repository.get(session, enrollment_id)
     if enrollment is None:
         raise EnrollmentNotFound({"enrollment_id": enrollment_id})

@@ -1,8 +1,9 @@
 """Enrollment rules: who may enroll for which year, at what price, and when an enrollment becomes active.
 The figures and dates come from the policy engine (registry.policy.rules); this module applies them."""
 
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,6 +21,7 @@ from registry.enrollment.errors import (
 )
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
 from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, Notice, RepriceOutcome
+from registry.enrollment.watch import EnrollmentWatch, changed_on_commit
 from registry.exclusion.service import refusal
 from registry.people import service as people
 from registry.people.models import Person
@@ -30,6 +32,7 @@ from registry.policy.errors import NewbornCoverageYearRequired
 from registry.policy.models import LateCaseKind, Policy
 from registry.subsidy import repository as subsidies
 from shared.crosscheck import EnrollmentStanding, Standing, StandingReader
+from shared.db import release
 from shared.errors import DomainError
 from shared.events import (
     REGISTRY_ENROLLMENTS,
@@ -98,6 +101,40 @@ async def enroll_many(
         results[candidate.index] = enrollment
     await _write(session, registry, new, lapsing)
     return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a caller waiting for an enrollment to change has of it; unset, as the waiting request first
+    reads it."""
+
+    status: EnrollmentStatus | None = None
+    price_version: int | None = None
+
+
+async def wait_for_change(
+    session: AsyncSession,
+    watch: EnrollmentWatch,
+    read: Callable[[], Awaitable[Enrollment]],
+    known: Known,
+    *,
+    wait_s: float,
+) -> Enrollment:
+    """The enrollment once its status or price version is not what the caller has, or as it stands after
+    `wait_s` seconds. Read again (`read` checks who may see it) at each wake-up; no connection is held while
+    waiting."""
+    enrollment = await read()
+    expected = (known.status or enrollment.status, known.price_version or enrollment.price_version)
+    deadline = time.monotonic() + wait_s
+    while (enrollment.status, enrollment.price_version) == expected:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        seen = enrollment.updated_at
+        await release(session)
+        await watch.wait(enrollment.id, seen, remaining)
+        enrollment = await read()
+    return enrollment
 
 
 def campaign_for(book: PolicyBook, request: EnrollmentCreate, identity: Identity, today: date) -> Policy:
@@ -244,12 +281,13 @@ async def _applicants(
     session: AsyncSession, registered: list[tuple[_Candidate, Person]]
 ) -> tuple[list[tuple[_Candidate, Person, decision.Applicant]], dict[str, Enrollment]]:
     """Year by year, what the decision needs of each person: their live enrollment (locked, since it may
-    lapse) and the subsidy categories they hold; and those enrollments by id."""
+    lapse) and the subsidy categories they hold; and those enrollments by id. Someone registered by this
+    very request has neither, so only people already on record are looked up."""
     applicants: list[tuple[_Candidate, Person, decision.Applicant]] = []
     live: dict[str, Enrollment] = {}
     for year in sorted({c.policy.coverage_year for c, _ in registered}):
         of_year = [(c, p) for c, p in registered if c.policy.coverage_year == year]
-        person_ids = [p.id for _, p in of_year]
+        person_ids = [p.id for _, p in of_year if not people.registered_now(session, p)]
         existing = await repository.live_for_people(session, person_ids, year, for_update=True)
         held = await subsidies.active_codes_many(session, person_ids, year)
         live.update({e.id: e for e in existing.values()})
@@ -275,13 +313,13 @@ async def _write(
             _lapse(session, registry, enrollment, replaced_by)
         await session.flush()  # the old ones leave the one-live-enrollment index before the new ones enter
     session.add_all(new)
+    for enrollment in new:  # queued before the flush: the enrollments and their events go in one flush
+        _publish_created(session, enrollment, registry.policies.by_id(enrollment.policy_id))
     try:
         await session.flush()
     except IntegrityError as exc:
         # A concurrent request enrolled one of these people first; the unique constraints decided.
         raise AlreadyEnrolled({"coverage_year": new[0].coverage_year}) from exc
-    for enrollment in new:
-        _publish_created(session, enrollment, registry.policies.by_id(enrollment.policy_id))
 
 
 def _new_enrollment(
@@ -393,6 +431,7 @@ def _reprice(
     }
     _set_price(enrollment, price)
     enrollment.price_version += 1
+    changed_on_commit(session, enrollment.id)
     repriced = EnrollmentRepriced(
         enrollment_id=enrollment.id,
         personal_due_fen=enrollment.personal_due_fen,
@@ -434,6 +473,7 @@ async def cancel(
         enrollment.status = EnrollmentStatus.CANCELLED
         enrollment.cancelled_at = registry.clock.now()
         enrollment.cancellation_reason = request.reason
+        changed_on_commit(session, enrollment.id)
     cancelled = EnrollmentCancelled(
         enrollment_id=enrollment.id, reason=request.reason, evidence_ref=request.evidence_ref
     )
@@ -446,6 +486,7 @@ def _lapse(session: AsyncSession, registry: Registry, enrollment: Enrollment, re
     """An unpaid enrollment whose price could no longer be paid gives way to a new one; collection cancels
     its bill."""
     enrollment.status = EnrollmentStatus.LAPSED
+    changed_on_commit(session, enrollment.id)
     lapsed = EnrollmentLapsed(enrollment_id=enrollment.id, replaced_by=replaced_by)
     envelope = new_envelope(SOURCE, enrollment.id, lapsed, time=registry.clock.now())
     enqueue(session, OutboxMessage, REGISTRY_ENROLLMENTS, envelope)

@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.exclusion.models import Exclusion, ExclusionKind
 from registry.people.models import DocumentType
+from shared import bulk
 
 
 async def active_for(
@@ -26,10 +27,11 @@ async def active_kinds(
     numbers = sorted({number for _, number in documents})
     if not numbers:
         return found
-    query = select(Exclusion.document_type, Exclusion.document_number, Exclusion.kind).where(
-        Exclusion.document_number.in_(numbers),
-        Exclusion.coverage_year == coverage_year,
-        Exclusion.removed_at.is_(None),
+    listed = Exclusion.__table__.c  # table columns: plain rows, without the ORM's loading
+    query = select(listed.document_type, listed.document_number, listed.kind).where(
+        bulk.among(session, listed.document_number, numbers),
+        listed.coverage_year == coverage_year,
+        listed.removed_at.is_(None),
     )
     for document_type, number, kind in (await session.execute(query)).all():
         found.setdefault((document_type, number), set()).add(kind)

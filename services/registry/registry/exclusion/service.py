@@ -38,7 +38,7 @@ class RegistryExclusionList:
         found = await repository.active_kinds(
             session, [(p.document_type, p.document_number) for p in people], coverage_year
         )
-        return [sorted(found.get((p.document_type, p.document_number), set())) for p in people]
+        return [sorted(found.get((p.document_type, p.document_number)) or ()) for p in people]
 
 
 def refusal(kinds: list[ExclusionKind], coverage_year: int) -> DomainError | None:

@@ -1,9 +1,13 @@
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
-from registry.people.models import DocumentType, IdentityReview, IdentityReviewState, Person
+from registry.people.models import DocumentType, IdentityReview, IdentityReviewState, Person, PersonSource
+from shared import bulk
 
 
 async def get_by_document(session: AsyncSession, document_type: DocumentType, number: str) -> Person | None:
@@ -19,12 +23,89 @@ async def by_documents(
         by_type.setdefault(document_type, set()).add(number)
     found: dict[tuple[DocumentType, str], Person] = {}
     for document_type, numbers in by_type.items():
-        query = select(Person).where(
-            Person.document_type == document_type, Person.document_number.in_(sorted(numbers))
-        )
-        for person in (await session.scalars(query)).all():
+        chosen = {"document_type": document_type, "numbers": sorted(numbers)}
+        for person in (await session.scalars(_BY_DOCUMENTS, chosen)).all():
             found[(person.document_type, person.document_number)] = person
     return found
+
+
+# Built once: each use only binds its values (every enrollment and registration looks people up).
+_BY_DOCUMENTS = select(Person).where(
+    Person.document_type == bindparam("document_type"),
+    Person.document_number.in_(bindparam("numbers", expanding=True)),
+)
+
+
+def _registering(insert: Any) -> Any:
+    table = Person.__table__
+    registering = insert(table).on_conflict_do_nothing(index_elements=["document_number", "document_type"])
+    return registering.returning(table.c.document_type, table.c.document_number)
+
+
+# INSERT … ON CONFLICT DO NOTHING, by dialect: built once, so each use only binds its rows.
+_REGISTER = {"postgresql": _registering(postgresql.insert), "sqlite": _registering(sqlite.insert)}
+
+
+async def register(session: AsyncSession, people: Sequence[Person]) -> set[tuple[DocumentType, str]]:
+    """Insert these people now, but none whose document is registered already: committed, or being registered
+    by a concurrent transaction, whose end the unique index waits for. Returns the documents inserted; those
+    people join the session as records already written."""
+    if not people:
+        return set()
+    columns = [column.key for column in Person.__table__.columns]
+    rows = [{key: getattr(person, key) for key in columns} for person in people]
+    statement = _REGISTER[session.get_bind().dialect.name]
+    inserted = {(kind, number) for kind, number in (await session.execute(statement, rows)).all()}
+    for person in people:
+        if (person.document_type, person.document_number) in inserted:
+            make_transient_to_detached(person)
+            session.add(person)
+    return inserted
+
+
+class PersonRef(NamedTuple):
+    id: str
+    name: str
+    source: PersonSource
+
+
+async def refs_by_documents(
+    session: AsyncSession, keys: Iterable[tuple[DocumentType, str]]
+) -> dict[tuple[DocumentType, str], PersonRef]:
+    """`by_documents` as plain rows (id, name, source), for thousands of documents at once."""
+    by_type: dict[DocumentType, set[str]] = {}
+    for document_type, number in keys:
+        by_type.setdefault(document_type, set()).add(number)
+    found: dict[tuple[DocumentType, str], PersonRef] = {}
+    for document_type, numbers in by_type.items():
+        person = Person.__table__.c  # table columns: plain rows, without the ORM's loading
+        query = select(person.document_number, person.id, person.name, person.source).where(
+            bulk.among(session, person.document_number, sorted(numbers)),
+            person.document_type == document_type,
+        )
+        for number, person_id, name, source in (await session.execute(query)).all():
+            found[(document_type, number)] = PersonRef(person_id, name, source)
+    return found
+
+
+# The columns of a person registered in bulk, in the order `insert_many` takes them.
+PERSON_COLUMNS = (
+    "id",
+    "document_type",
+    "document_number",
+    "nationality",
+    "name",
+    "birth_date",
+    "sex",
+    "phone",
+    "source",
+    "recorded_by",
+    "created_at",
+)
+
+
+async def insert_many(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+    await bulk.insert_rows(session, Person, PERSON_COLUMNS, rows)
 
 
 def add(session: AsyncSession, person: Person) -> Person:

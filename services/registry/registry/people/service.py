@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.people import repository
@@ -17,10 +18,10 @@ from registry.people.errors import (
     PersonNameMismatch,
     PersonNotFound,
 )
-from registry.people.identity import parse_resident_id
+from registry.people.identity import birth_date_of, parse_resident_id, sex_of
 from registry.people.models import DocumentType, IdentityReview, IdentityReviewState, Person, PersonSource
 from registry.people.schemas import IdentityDecision, PersonIn
-from shared.db import lock_keys
+from shared import bulk
 from shared.errors import DomainError
 
 _FOREIGN_NUMBER = re.compile(r"^[A-Z0-9]{5,20}$")
@@ -54,6 +55,19 @@ def identify(person: PersonIn, today: date) -> Identity:
     return Identity(person.document_type, number, person.nationality, person.birth_date, person.sex)
 
 
+def accepted_resident(number: str) -> Identity:
+    """The identity a resident ID number that was checked already (`identify`, e.g. when a roster row was
+    validated) gives: what it says of birth date and sex, without checking it again."""
+    return Identity(DocumentType.RESIDENT_ID, number, "CHN", birth_date_of(number), sex_of(number))
+
+
+def identity_of(person: Person) -> Identity:
+    """A registered person's identity, as `identify` gave it when they were registered."""
+    return Identity(
+        person.document_type, person.document_number, person.nationality, person.birth_date, person.sex
+    )
+
+
 @dataclass(frozen=True)
 class Claimant:
     """Who names the people of a request, which decides what their naming may do. Staff, departments and
@@ -75,8 +89,10 @@ class Claimant:
 OFFICIAL = Claimant()
 
 
-# Up to this many new people in one request are registered under locks (a household, a single enrollment).
-_LOCKED_REGISTRATIONS = 50
+# Up to this many new people in one request are registered at once (a household, a single enrollment).
+_REGISTERED_AT_ONCE = 50
+# The people find_or_register_many registered in the session's current transaction.
+_REGISTERED = "canbao_registered_people"
 
 
 async def find_or_register_many(
@@ -91,40 +107,147 @@ async def find_or_register_many(
     error or someone else's number (but see Claimant)."""
     documents = [(identity.document_type, identity.document_number) for identity, _, _ in entries]
     known = await repository.by_documents(session, documents)
-    new = [key for key in documents if key not in known]
-    if 0 < len(new) <= _LOCKED_REGISTRATIONS:
-        # Two requests registering the same new person wait for each other here, and the second finds the
-        # first's person instead of failing on the unique index. (A roster chunk is larger: a clash there
-        # fails its flush and the worker redoes the chunk row by row, through this path.)
-        await lock_keys(session, [f"person:{kind.value}:{number}" for kind, number in new])
-        known |= await repository.by_documents(session, new)
+    new: dict[tuple[DocumentType, str], Person] = {}
+    for identity, name, phone in entries:
+        key = (identity.document_type, identity.document_number)
+        if key not in known and key not in new:
+            new[key] = _new_person(identity, name, phone, claimant)
+    if len(new) <= _REGISTERED_AT_ONCE:
+        # Written at once, unless a concurrent request registers the same person first: the unique index
+        # makes this one wait for it, and it then finds that person instead of failing. (A roster chunk is
+        # larger: a clash there fails its flush and the worker redoes the chunk row by row, through here.)
+        inserted = await repository.register(session, list(new.values()))
+        if taken := [key for key in new if key not in inserted]:
+            known |= await repository.by_documents(session, taken)
+        new = {key: new[key] for key in inserted}
+        _registered(session).update(person.id for person in new.values())
+    else:
+        for person in new.values():
+            repository.add(session, person)
     results: list[Person | DomainError] = []
     for identity, name, phone in entries:
         key = (identity.document_type, identity.document_number)
-        source = claimant.source_for(identity.document_number)
-        person = known.get(key)
-        if person is None:
-            person = known[key] = repository.add(
-                session,
-                Person(
-                    id=str(uuid.uuid4()),
-                    document_type=identity.document_type,
-                    document_number=identity.document_number,
-                    nationality=identity.nationality,
-                    name=name,
-                    birth_date=identity.birth_date,
-                    sex=identity.sex,
-                    # Another resident never sets someone's contact data (reminders would go to them).
-                    phone=None if source is PersonSource.OTHER_RESIDENT else phone,
-                    source=source,
-                    recorded_by=claimant.subject,
-                ),
-            )
-            results.append(person)
+        if key in new:
+            results.append(known.setdefault(key, new[key]))  # later entries of the same person are checked
             continue
+        person = known[key]
+        source = claimant.source_for(identity.document_number)
         refusal = _named(session, person, name, phone=phone, source=source, claimant=claimant, now=now)
         results.append(refusal or person)
     return results
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Each entry's person id or refusal, and the ids of the people registered now."""
+
+    people: list[str | DomainError]
+    new: frozenset[str]
+
+
+async def find_or_register_bulk(
+    session: AsyncSession, entries: Sequence[tuple[Identity, str]], *, now: datetime
+) -> Registration:
+    """`find_or_register_many` for an official list of thousands (a roster chunk; no phone numbers), giving
+    each entry its person's id or its refusal. People known under the same name are found with one query and
+    new ones registered with one bulk insert; the rest (a known number under another name or on a record
+    another resident made, a document given twice, a handful of new people) go through
+    `find_or_register_many`, whose rules decide them."""
+    known = await repository.refs_by_documents(
+        session, [(i.document_type, i.document_number) for i, _ in entries]
+    )
+    results: list[str | DomainError | None] = [None] * len(entries)
+    seen: set[tuple[DocumentType, str]] = set()
+    new: list[int] = []
+    others: list[int] = []
+    for i, (identity, name) in enumerate(entries):
+        key = (identity.document_type, identity.document_number)
+        ref = known.get(key)
+        if key in seen:
+            others.append(i)
+        elif ref is None:
+            new.append(i)
+        elif ref.name == name and ref.source is not PersonSource.OTHER_RESIDENT:
+            results[i] = ref.id
+        else:
+            others.append(i)
+        seen.add(key)
+    registered: set[str] = set()
+    if len(new) > _REGISTERED_AT_ONCE:
+        for i, person_id in await _register_in_bulk(session, [(i, *entries[i]) for i in new], now):
+            results[i] = person_id
+            registered.add(person_id)
+    else:
+        others += new
+    others.sort()
+    rest = [(entries[i][0], entries[i][1], None) for i in others]
+    found = await find_or_register_many(session, rest, now=now)
+    for i, person in zip(others, found, strict=True):
+        results[i] = person if isinstance(person, DomainError) else person.id
+        if not isinstance(person, DomainError) and registered_now(session, person):
+            registered.add(person.id)
+    return Registration([r for r in results if r is not None], frozenset(registered))
+
+
+async def _register_in_bulk(
+    session: AsyncSession, entries: Sequence[tuple[int, Identity, str]], now: datetime
+) -> list[tuple[int, str]]:
+    """New people of an official list, written with one bulk insert; each entry's index and person id."""
+    rows = []
+    ids = []
+    new_ids = bulk.new_ids()  # in order: the indexes they lead grow at one end
+    for i, identity, name in entries:
+        person_id = next(new_ids)
+        rows.append(
+            (
+                person_id,
+                identity.document_type,
+                identity.document_number,
+                identity.nationality,
+                name,
+                identity.birth_date,
+                identity.sex,
+                None,
+                PersonSource.OFFICIAL,
+                None,
+                now,
+            )
+        )
+        ids.append((i, person_id))
+    await repository.insert_many(session, rows)
+    return ids
+
+
+def registered_now(session: AsyncSession, person: Person) -> bool:
+    """Whether this person was registered in the session's current transaction: someone that new has nothing
+    else on record yet."""
+    return inspect(person).pending or person.id in _registered(session)
+
+
+def _registered(session: AsyncSession) -> set[str]:
+    transaction = session.sync_session.get_transaction()
+    entry: tuple[object, set[str]] | None = session.info.get(_REGISTERED)
+    if entry is None or entry[0] is not transaction:
+        entry = session.info[_REGISTERED] = (transaction, set())
+    return entry[1]
+
+
+def _new_person(identity: Identity, name: str, phone: str | None, claimant: Claimant) -> Person:
+    source = claimant.source_for(identity.document_number)
+    return Person(
+        id=str(uuid.uuid4()),
+        document_type=identity.document_type,
+        document_number=identity.document_number,
+        nationality=identity.nationality,
+        name=name,
+        birth_date=identity.birth_date,
+        sex=identity.sex,
+        # Another resident never sets someone's contact data (reminders would go to them).
+        phone=None if source is PersonSource.OTHER_RESIDENT else phone,
+        source=source,
+        recorded_by=claimant.subject,
+        created_at=datetime.now(UTC),
+    )
 
 
 def _named(

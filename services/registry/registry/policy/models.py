@@ -8,6 +8,7 @@ import enum
 import re
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -369,19 +370,23 @@ class Policy(_Strict):
                 raise ValueError(f"newborns.current_year.coverage_year must be {self.coverage_year - 1}")
         return self
 
+    @cached_property
+    def _places(self) -> dict[str, dict[str, frozenset[str]]]:
+        """Region code -> township name -> its villages: a roster checks a million rows against them."""
+        places: dict[str, dict[str, frozenset[str]]] = {}
+        for t in self.townships:
+            villages = places.setdefault(t.region_code, {}).get(t.name, frozenset())
+            places[t.region_code][t.name] = villages | frozenset(t.villages)
+        return places
+
     def has_township(self, region_code: str, name: str) -> bool:
         """A township the policy lists for the region; any name, where it lists none to check against."""
-        listed = [t.name for t in self.townships if t.region_code == region_code]
+        listed = self._places.get(region_code)
         return not listed or name in listed
 
     def has_village(self, region_code: str, township: str, village: str) -> bool:
         """A village the policy lists for the township; any name, where it lists none to check against."""
-        listed = [
-            v
-            for t in self.townships
-            if (t.region_code, t.name) == (region_code, township)
-            for v in t.villages
-        ]
+        listed = self._places.get(region_code, {}).get(township)
         return not listed or village in listed
 
     def category(self, code: str) -> SubsidyCategory | None:

@@ -8,9 +8,8 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.context import Registry
-from registry.enrollment import service as enrollments
+from registry.enrollment import bulk as enrollment_bulk
 from registry.enrollment.errors import AlreadyEnrolled
-from registry.enrollment.schemas import EnrollmentCreate
 from registry.exclusion import service as exclusions
 from registry.exclusion.errors import ExclusionAlreadyRecorded
 from registry.exclusion.models import ExclusionKind
@@ -19,17 +18,18 @@ from registry.people.models import DocumentType
 from registry.people.schemas import PersonIn
 from registry.policy.models import EligibilityKind, Payer
 from registry.population import service as population
-from registry.roster.models import RosterKind, RosterRow, RosterUpload
+from registry.roster.models import RosterKind, RosterUpload
+from registry.roster.repository import Accepted
 from registry.roster.validation import STUDENT_KINDS
+from registry.subsidy import bulk as subsidy_bulk
 from registry.subsidy import repository as subsidies
 from registry.subsidy import service as subsidy_service
 from registry.subsidy.errors import SubsidyAlreadyAssigned
-from registry.subsidy.schemas import AssignmentCreate
 from shared.errors import DomainError
 
 
 async def apply_rows(
-    session: AsyncSession, registry: Registry, upload: RosterUpload, rows: list[RosterRow]
+    session: AsyncSession, registry: Registry, upload: RosterUpload, rows: list[Accepted]
 ) -> list[str]:
     """What applying each row did. Rows go through the same rules single requests use, in bulk: a refusal
     is found before anything of that row is written, so one bad row leaves the others alone."""
@@ -41,48 +41,58 @@ async def apply_rows(
         return await _enroll_students(session, registry, upload, rows)
     if upload.kind is RosterKind.HOUSEHOLD_REGISTRATION:
         return await _record_residents(session, registry, upload, rows)
-    by = upload.reviewed_by or upload.uploaded_by
+    return await _assign_and_enroll(session, registry, upload, rows)
+
+
+async def _assign_and_enroll(
+    session: AsyncSession, registry: Registry, upload: RosterUpload, rows: list[Accepted]
+) -> list[str]:
+    """A subsidy roster's rows: the category assigned (most generous wins, enrollments repriced), then the
+    holders enrolled (`subsidy.service.enroll_holders`)."""
     policy = registry.policies.by_id(upload.policy_id)
     # The main roster speaks for the status on its cut-off day; an addition without a date, for today.
     undated = policy.subsidy_rosters.cut_off if upload.kind is RosterKind.SUBSIDY else None
-    assigned = await subsidy_service.assign_many(
-        session,
-        registry,
+    listed = [_listed(upload, row, undated) for row in rows]
+    source = subsidy_bulk.Source(
+        upload.region_code,
+        upload.coverage_year,
+        upload.reviewed_by or upload.uploaded_by,
         within=frozenset({upload.region_code}),
-        requests=[
-            AssignmentCreate(
-                person=_person_in(row),
-                region_code=upload.region_code,
-                coverage_year=upload.coverage_year,
-                category=row.values["category_code"],
-                evidence_ref=f"{upload.department} 花名册 {upload.id} 第{row.row_no}行",
-                effective_date=date.fromisoformat(row.values["event_date"])
-                if row.values.get("event_date")
-                else undated,
-                assigned_by=by,
-                township=row.values.get("township") or None,
-                village=row.values.get("village") or None,
-                village_group=row.values.get("group") or None,
-                note=row.values.get("note") or None,
-                reason=row.values.get("reason") or None,
-            )
-            for row in rows
-        ],
     )
+    assigned = await subsidy_bulk.assign_listed(session, registry, source, listed)
     outcomes: list[str | None] = [
-        f"refused:{r.code}"
-        if isinstance(r, DomainError) and not isinstance(r, SubsidyAlreadyAssigned)
-        else None
-        for r in assigned
+        f"refused:{r.code}" if r is not None and not isinstance(r, SubsidyAlreadyAssigned) else None
+        for r in assigned.refusals
     ]
     waiting = [i for i, outcome in enumerate(outcomes) if outcome is None]
     holders = [
-        subsidy_service.Holder(_person_in(rows[i]), rows[i].values.get("township") or None) for i in waiting
+        subsidy_service.Holder(
+            str(assigned.people[i]), listed[i].identity, listed[i].name, listed[i].township
+        )
+        for i in waiting
     ]
-    enrolled = await subsidy_service.enroll_holders(session, registry, policy, upload.region_code, holders)
+    enrolled = await subsidy_service.enroll_holders(
+        session, registry, policy, upload.region_code, holders, standing=assigned.standing
+    )
     for i, outcome in zip(waiting, enrolled, strict=True):
         outcomes[i] = outcome
     return [o or "" for o in outcomes]
+
+
+def _listed(upload: RosterUpload, row: Accepted, undated: date | None) -> subsidy_bulk.Listed:
+    values = row.values
+    return subsidy_bulk.Listed(
+        identity=people.accepted_resident(row.id_number),
+        name=values["name"],
+        category=values["category_code"],
+        evidence_ref=f"{upload.department} 花名册 {upload.id} 第{row.row_no}行",
+        effective_date=date.fromisoformat(values["event_date"]) if values.get("event_date") else undated,
+        township=values.get("township") or None,
+        village=values.get("village") or None,
+        village_group=values.get("group") or None,
+        note=values.get("note") or None,
+        reason=values.get("reason") or None,
+    )
 
 
 async def _refused_or(work: Awaitable[str]) -> str:
@@ -93,45 +103,57 @@ async def _refused_or(work: Awaitable[str]) -> str:
 
 
 async def _enroll_students(
-    session: AsyncSession, registry: Registry, upload: RosterUpload, rows: list[RosterRow]
+    session: AsyncSession, registry: Registry, upload: RosterUpload, rows: list[Accepted]
 ) -> list[str]:
     """Students are enrolled on the roster's word; the policy says whether their school pays for them as one
     payer (a university for its batch) or each family pays."""
     policy = registry.policies.by_id(upload.policy_id)
     rosters = policy.student_rosters
     payer = rosters.university_payer if upload.kind is RosterKind.UNIVERSITY else rosters.school_payer
+    identities = [people.accepted_resident(row.id_number) for row in rows]
+    found = (
+        await people.find_or_register_bulk(
+            session,
+            [(i, row.values["name"]) for i, row in zip(identities, rows, strict=True)],
+            now=registry.clock.now(),
+        )
+    ).people
+    outcomes = [f"refused:{p.code}" if isinstance(p, DomainError) else "" for p in found]
     by_school: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
-        by_school.setdefault(row.values.get("school") or upload.department, []).append(i)
-    outcomes = [""] * len(rows)
+        if not outcomes[i]:
+            by_school.setdefault(row.values.get("school") or upload.department, []).append(i)
     for school, indexes in by_school.items():
-        requests = [
-            EnrollmentCreate(
-                **_person_in(rows[i]).model_dump(),
-                region_code=upload.region_code,
-                township=rows[i].values.get("township") or None,
-                coverage_year=upload.coverage_year,
-                basis=EligibilityKind.STUDENT,
+        terms = enrollment_bulk.RosterTerms(
+            policy,
+            upload.region_code,
+            EligibilityKind.STUDENT,
+            payer_organisation=school if payer is Payer.ORGANISATION else None,
+            # Progress reports count university students city-wide (大学生).
+            university=school if upload.kind is RosterKind.UNIVERSITY else None,
+        )
+        entrants = [
+            enrollment_bulk.Entrant(
+                str(found[i]), identities[i], rows[i].values["name"], rows[i].values.get("township") or None
             )
             for i in indexes
         ]
-        results = await enrollments.enroll_many(
-            session, registry, requests, payer_organisation=school if payer is Payer.ORGANISATION else None
-        )
+        results = await enrollment_bulk.enroll_roster(session, registry, terms, entrants)
         for i, result in zip(indexes, results, strict=True):
-            if isinstance(result, AlreadyEnrolled):
-                outcomes[i] = "already_enrolled"
-            elif isinstance(result, DomainError):
-                outcomes[i] = f"refused:{result.code}"
-            else:
-                if upload.kind is RosterKind.UNIVERSITY:
-                    result.university = school  # progress reports count them city-wide (大学生)
-                outcomes[i] = "enrolled"
+            outcomes[i] = _enrolled(result)
     return outcomes
 
 
+def _enrolled(result: enrollment_bulk.Enrolled | DomainError) -> str:
+    if isinstance(result, AlreadyEnrolled):
+        return "already_enrolled"
+    if isinstance(result, DomainError):
+        return f"refused:{result.code}"
+    return "enrolled"
+
+
 async def _record_residents(
-    session: AsyncSession, registry: Registry, upload: RosterUpload, rows: list[RosterRow]
+    session: AsyncSession, registry: Registry, upload: RosterUpload, rows: list[Accepted]
 ) -> list[str]:
     today = registry.clock.today()
     found = await people.find_or_register_many(
@@ -156,11 +178,11 @@ async def _record_residents(
     return [outcome or next(recorded) for outcome in outcomes]
 
 
-def _person_in(row: RosterRow) -> PersonIn:
+def _person_in(row: Accepted) -> PersonIn:
     return PersonIn(id_number=row.values["id_number"], name=row.values["name"])
 
 
-async def _exclude(session: AsyncSession, registry: Registry, upload: RosterUpload, row: RosterRow) -> str:
+async def _exclude(session: AsyncSession, registry: Registry, upload: RosterUpload, row: Accepted) -> str:
     identity = people.identify(_person_in(row), registry.clock.today())
     try:
         await exclusions.record(
@@ -177,7 +199,7 @@ async def _exclude(session: AsyncSession, registry: Registry, upload: RosterUplo
     return "excluded"
 
 
-async def _reduce(session: AsyncSession, registry: Registry, upload: RosterUpload, row: RosterRow) -> str:
+async def _reduce(session: AsyncSession, registry: Registry, upload: RosterUpload, row: Accepted) -> str:
     values = row.values
     person = await people.find_known(session, DocumentType.RESIDENT_ID, values["id_number"], values["name"])
     assignment = await subsidies.find_active(
@@ -196,7 +218,7 @@ async def _reduce(session: AsyncSession, registry: Registry, upload: RosterUploa
     return f"removed:{outcome}"
 
 
-async def apply_alone(session: AsyncSession, registry: Registry, upload: RosterUpload, row: RosterRow) -> str:
+async def apply_alone(session: AsyncSession, registry: Registry, upload: RosterUpload, row: Accepted) -> str:
     """One row on its own: a refusal is its outcome, and nothing of it is written."""
     try:
         async with session.begin_nested():

@@ -1,14 +1,15 @@
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.exclusion.models import Exclusion, ExclusionKind
 from registry.people.models import DocumentType, Person
 from registry.roster.models import RosterRow, RosterUpload, RowStatus, UploadStatus
 from registry.subsidy.models import SubsidyAssignment
-from shared import db
+from shared import bulk, db
 
 
 async def get(session: AsyncSession, upload_id: str) -> RosterUpload | None:
@@ -62,15 +63,57 @@ async def take_lease(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(RosterRow), rows)
+# Bulk lookups select table columns (Core): rows come back as they are, without the ORM's loading.
+_ROWS = cast(Table, RosterRow.__table__)
+_PEOPLE = cast(Table, Person.__table__)
+
+# The columns of rows stored as judged, in the order `insert_rows` takes them.
+ROW_COLUMNS = ("upload_id", "row_no", "status", "id_number", "values", "problems", "evidence")
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+    await bulk.insert_rows(session, RosterRow, ROW_COLUMNS, rows)
+
+
+class Accepted(NamedTuple):
+    """An accepted row, to apply: its number in the file, its ID number as validated, its values."""
+
+    row_no: int
+    id_number: str
+    values: dict[str, Any]
+
+
+async def accepted_after(session: AsyncSession, upload_id: str, after_row: int, limit: int) -> list[Accepted]:
+    """The next accepted rows after `after_row`, in file order."""
+    row = _ROWS.c
+    query = (
+        select(row.row_no, row.id_number, row["values"])
+        .where(row.upload_id == upload_id, row.status == RowStatus.ACCEPTED, row.row_no > after_row)
+        .order_by(row.row_no)
+        .limit(limit)
+    )
+    return [Accepted(*row) for row in (await session.execute(query)).all()]
+
+
+async def mark_applied(session: AsyncSession, upload_id: str, outcomes: Sequence[tuple[int, str]]) -> None:
+    """Rows applied, with what applying each did: one statement per distinct outcome."""
+    by_outcome: dict[str, list[int]] = {}
+    for row_no, outcome in outcomes:
+        by_outcome.setdefault(outcome, []).append(row_no)
+    row = _ROWS.c
+    for outcome, row_nos in by_outcome.items():
+        await session.execute(
+            update(_ROWS)
+            .where(row.upload_id == upload_id, bulk.among(session, row.row_no, row_nos))
+            .values(status=RowStatus.APPLIED, outcome=outcome)
+        )
 
 
 async def earlier_rows(session: AsyncSession, upload_id: str, id_numbers: list[str]) -> dict[str, int]:
     """The first row of this upload already holding each ID number."""
-    query = select(RosterRow.id_number, RosterRow.row_no).where(
-        RosterRow.upload_id == upload_id, RosterRow.id_number.in_(id_numbers)
+    row = _ROWS.c
+    query = select(row.id_number, row.row_no).where(
+        row.upload_id == upload_id, bulk.among(session, row.id_number, id_numbers)
     )
     first: dict[str, int] = {}
     for id_number, row_no in (await session.execute(query)).all():
@@ -79,20 +122,26 @@ async def earlier_rows(session: AsyncSession, upload_id: str, id_numbers: list[s
     return first
 
 
-async def known_people(session: AsyncSession, id_numbers: list[str]) -> dict[str, Person]:
-    query = select(Person).where(
-        Person.document_type == DocumentType.RESIDENT_ID, Person.document_number.in_(id_numbers)
+async def known_people(session: AsyncSession, id_numbers: list[str]) -> dict[str, tuple[str, str]]:
+    """(person id, registered name) by resident ID number."""
+    person = _PEOPLE.c
+    query = select(person.document_number, person.id, person.name).where(
+        bulk.among(session, person.document_number, id_numbers),
+        person.document_type == DocumentType.RESIDENT_ID,
     )
-    return {p.document_number: p for p in (await session.scalars(query)).all()}
+    return {number: (person_id, name) for number, person_id, name in (await session.execute(query)).all()}
 
 
 async def held_categories(
     session: AsyncSession, person_ids: list[str], coverage_year: int
 ) -> set[tuple[str, str]]:
-    query = select(SubsidyAssignment.person_id, SubsidyAssignment.category_code).where(
-        SubsidyAssignment.person_id.in_(person_ids),
-        SubsidyAssignment.coverage_year == coverage_year,
-        SubsidyAssignment.removed_at.is_(None),
+    if not person_ids:
+        return set()
+    held = SubsidyAssignment.__table__.c
+    query = select(held.person_id, held.category_code).where(
+        bulk.among(session, held.person_id, person_ids),
+        held.coverage_year == coverage_year,
+        held.removed_at.is_(None),
     )
     return {(p, c) for p, c in (await session.execute(query)).all()}
 
@@ -111,7 +160,10 @@ async def namesakes(session: AsyncSession, keys: list[tuple[str, date]]) -> dict
     if not keys:
         return {}
     names = sorted({name for name, _ in keys})
-    query = select(Person.name, Person.birth_date, Person.document_number).where(Person.name.in_(names))
+    person = _PEOPLE.c
+    query = select(person.name, person.birth_date, person.document_number).where(
+        bulk.among(session, person.name, names)
+    )
     found: dict[tuple[str, date], list[str]] = {}
     wanted = set(keys)
     for name, birth, number in (await session.execute(query)).all():
@@ -123,12 +175,13 @@ async def namesakes(session: AsyncSession, keys: list[tuple[str, date]]) -> dict
 async def employee_insured(
     session: AsyncSession, id_numbers: list[str], coverage_year: int
 ) -> dict[str, str]:
-    query = select(Exclusion.document_number, Exclusion.source).where(
-        Exclusion.document_type == DocumentType.RESIDENT_ID,
-        Exclusion.document_number.in_(id_numbers),
-        Exclusion.coverage_year == coverage_year,
-        Exclusion.kind == ExclusionKind.EMPLOYEE_INSURANCE,
-        Exclusion.removed_at.is_(None),
+    listed = Exclusion.__table__.c
+    query = select(listed.document_number, listed.source).where(
+        listed.document_type == DocumentType.RESIDENT_ID,
+        bulk.among(session, listed.document_number, id_numbers),
+        listed.coverage_year == coverage_year,
+        listed.kind == ExclusionKind.EMPLOYEE_INSURANCE,
+        listed.removed_at.is_(None),
     )
     return {number: source for number, source in (await session.execute(query)).all()}
 
@@ -137,11 +190,11 @@ async def row(session: AsyncSession, upload_id: str, row_no: int) -> RosterRow |
     return await session.get(RosterRow, (upload_id, row_no))
 
 
-# The tables a roster fills, whose statistics a bulk load makes stale.
-_LOADED_TABLES = (
-    "roster_rows, people, subsidy_assignments, enrollments, enrollment_subsidy_lines, exclusions, outbox"
-)
+# The tables validating and applying a roster fill and look up by the thousand, whose statistics a bulk load
+# makes stale (the subsidy lines and the outbox that applying fills are never looked up that way).
+_VALIDATING_TABLES = "roster_rows"
+_APPLYING_TABLES = "people, subsidy_assignments, enrollments"
 
 
-async def refresh_statistics(session: AsyncSession) -> None:
-    await db.refresh_statistics(session, _LOADED_TABLES)
+async def refresh_statistics(session: AsyncSession, *, applying: bool) -> None:
+    await db.refresh_statistics(session, _APPLYING_TABLES if applying else _VALIDATING_TABLES)

@@ -1,6 +1,7 @@
 """Judging roster rows: each problem gets the column, a machine code and a Chinese and English message."""
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -24,10 +25,16 @@ REQUIRED: dict[RosterKind, set[str]] = {
     RosterKind.UNIVERSITY: {"name", "id_number"},  # the uploading university, unless a 学校 column says
     RosterKind.HOUSEHOLD_REGISTRATION: {"name", "id_number"},
 }
+_REQUIRED_IN_ORDER = {kind: tuple(sorted(fields)) for kind, fields in REQUIRED.items()}
 SUBSIDY_KINDS = {RosterKind.SUBSIDY, RosterKind.SUBSIDY_ADDITION, RosterKind.SUBSIDY_REDUCTION}
 STUDENT_KINDS = {RosterKind.STUDENT, RosterKind.UNIVERSITY}
 HOUSEHOLD_NO_MAX = 32  # registered_residents.household_no
 SCHOOL_NAME_MAX = 64
+# What applying a row stores of its cells, at most as long as the columns that keep them: the person's name,
+# where they live (assignments, enrollments, registered residence), the note and reason (assignments).
+_SEEN_MAX = 10_000
+CELL_MAX = {"name": 64, "township": 32, "village": 64, "group": 32, "note": 256, "reason": 256}
+_SHORT = min(*CELL_MAX.values(), HOUSEHOLD_NO_MAX, SCHOOL_NAME_MAX)
 
 
 def problem(column: str, code: str, zh: str, en: str) -> dict[str, str]:
@@ -49,6 +56,7 @@ class Judged:
     id_number: str | None
     values: dict[str, Any]
     problems: list[dict[str, str]]
+    birth_date: date | None = None  # as the ID number gives it, when it is valid
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class RowRules:
     category: SubsidyCategory | None  # for the whole upload, when one is given
     headers: dict[str, str]
     today: date
+    # What was judged of a cell text (a place, a category, a date) that rows repeat: judged once.
+    _seen: dict[tuple[str, str, str | None], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def column(self, field: str) -> str:
         return self.headers.get(field, field)
@@ -66,12 +76,10 @@ class RowRules:
     def judge(self, values: dict[str, str]) -> Judged:
         """Checks that need no database: presence, ID number, township, category, dates."""
         problems: list[dict[str, str]] = []
-        for field in sorted(REQUIRED[self.kind]):
-            if not values.get(field):
+        for name in _REQUIRED_IN_ORDER[self.kind]:
+            if not values.get(name):
                 problems.append(
-                    problem(
-                        self.column(field), "missing_value", "此项不能为空", "This cell must not be empty"
-                    )
+                    problem(self.column(name), "missing_value", "此项不能为空", "This cell must not be empty")
                 )
         if has_invisible_characters(values.get("name", "")):
             problems.append(
@@ -82,13 +90,17 @@ class RowRules:
                     "The name contains control, zero-width or bidirectional-override characters",
                 )
             )
-        id_number: str | None = None
+        id_number, born = None, None
         if values.get("id_number"):
             try:
-                id_number = parse_resident_id(values["id_number"], self.today).id_number
+                resident = parse_resident_id(values["id_number"], self.today)
+                id_number, born = resident.id_number, resident.birth_date
             except DomainError as exc:
                 problems.append(from_error(self.column("id_number"), exc))
-        problems.extend(self._judge_place(values.get("township"), values.get("village")))
+        township, village = values.get("township") or "", values.get("village")
+        problems.extend(
+            self._once(("place", township, village), lambda: self._judge_place(township, village))
+        )
         out: dict[str, Any] = dict(values)
         if self.kind in SUBSIDY_KINDS:
             problems.extend(self._judge_category(values, out))
@@ -97,7 +109,16 @@ class RowRules:
         elif self.kind is RosterKind.SUBSIDY_ADDITION:
             problems.extend(self._judge_date(self.today.isoformat(), out))
         problems.extend(self._judge_lengths(values))
-        return Judged(id_number, out, problems)
+        return Judged(id_number, out, problems, born)
+
+    def _once(self, key: tuple[str, str, str | None], judge: Callable[[], Any]) -> Any:
+        """What `judge` says of a cell text, judged once for all the rows that repeat it."""
+        if key in self._seen:
+            return self._seen[key]
+        if len(self._seen) >= _SEEN_MAX:
+            self._seen.clear()  # a file of endless distinct texts keeps no more than this
+        found = self._seen[key] = judge()
+        return found
 
     def _judge_place(self, township: str | None, village: str | None) -> list[dict[str, str]]:
         if township and not self.policy.has_township(self.region_code, township):
@@ -107,14 +128,30 @@ class RowRules:
         return []
 
     def _judge_category(self, values: dict[str, str], out: dict[str, Any]) -> list[dict[str, str]]:
-        category = find_category(self.policy, values["category"]) if values.get("category") else self.category
+        text = values.get("category")
+        category = (
+            self._once(("category", text, None), lambda: find_category(self.policy, text))
+            if text
+            else self.category
+        )
         if category is None:
             return [from_error(self.column("category"), UnknownSubsidyCategory)]
         out["category_code"] = category.code
         return []
 
     def _judge_lengths(self, values: dict[str, str]) -> list[dict[str, str]]:
-        problems = []
+        if max(map(len, values.values()), default=0) <= _SHORT:
+            return []  # most rows: nothing near any limit
+        problems = [
+            problem(
+                self.column(name),
+                "value_too_long",
+                f"此项不能超过 {limit} 个字符",
+                f"This cell holds at most {limit} characters",
+            )
+            for name, limit in CELL_MAX.items()
+            if len(values.get(name, "")) > limit
+        ]
         if len(values.get("household_no", "")) > HOUSEHOLD_NO_MAX:
             problems.append(
                 problem(
@@ -137,7 +174,7 @@ class RowRules:
 
     def _judge_date(self, text: str, out: dict[str, Any]) -> list[dict[str, str]]:
         column = self.column("event_date")
-        day = parse_date(text)
+        day = self._once(("date", text, None), lambda: parse_date(text))
         if day is None:
             return [
                 problem(
@@ -259,7 +296,7 @@ def birth_date(id_number: str) -> date:
 
 def namesake_keys(judged: list[tuple[int, Judged]]) -> list[tuple[str, date]]:
     """(name, birth date) of each row with a valid ID number, to look up people registered alike."""
-    return [(j.values.get("name", ""), birth_date(j.id_number)) for _, j in judged if j.id_number]
+    return [(j.values.get("name", ""), j.birth_date) for _, j in judged if j.birth_date]
 
 
 @dataclass(frozen=True)
@@ -300,7 +337,7 @@ def against_registered(
             if registered_name is not None and registered_name != row.values.get("name"):
                 problems.append(name_mismatch(rules.column("name")))
                 evidence["registered_name"] = registered_name
-            key = (name, birth_date(row.id_number))
+            key = (name, row.birth_date or birth_date(row.id_number))
             others = [n for n in registered.namesakes.get(key, []) if n != row.id_number]
             if others:
                 problems.append(same_name_and_birth(rules.column("name")))

@@ -2,13 +2,15 @@
 (applying -> applied), in committed chunks. Progress is in the database, so a killed process resumes where
 its last committed chunk ended, and a lease keeps two workers off one upload."""
 
+import asyncio
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from registry.context import Registry
 from registry.enrollment.errors import AlreadyEnrolled
@@ -16,7 +18,7 @@ from registry.metrics import ROSTER_ROWS_APPLIED, ROSTER_ROWS_JUDGED
 from registry.roster import repository
 from registry.roster.apply import apply_alone, apply_rows
 from registry.roster.errors import RosterFileInvalid
-from registry.roster.models import RosterUpload, RowStatus, UploadStatus
+from registry.roster.models import RosterKind, RosterUpload, RowStatus, UploadStatus
 from registry.roster.reading import open_sheet
 from registry.roster.service import get
 from registry.roster.validation import (
@@ -31,7 +33,7 @@ from registry.roster.validation import (
     namesake_keys,
 )
 from shared.clock import utc_now
-from shared.db import statistics_stale_after
+from shared.db import statistics_stale_after, unique_violation
 from shared.polling import Poller, until_idle
 
 LEASE = timedelta(seconds=60)
@@ -112,7 +114,7 @@ class RosterWorker:
         chunks = 0
         try:
             for row_no, cells in sheet.rows:
-                if row_no <= upload.position or not any(c.strip() for c in cells):
+                if row_no <= upload.position or not "".join(cells).strip():
                     continue
                 batch.append((row_no, sheet.values(cells)))
                 if len(batch) >= self._chunk_rows:
@@ -143,7 +145,7 @@ class RosterWorker:
         async with self._sessionmaker()() as session, session.begin():
             await self._renew(session, upload_id)
             if refresh_statistics:
-                await repository.refresh_statistics(session)
+                await repository.refresh_statistics(session, applying=False)
             upload = await get(session, upload_id)
             registered = await _registered(session, upload, judged)
             verdicts = against_registered(row_rules, judged, registered)
@@ -166,35 +168,104 @@ class RosterWorker:
             upload.lease_owner, upload.lease_until = None, None
 
     async def _apply(self, upload_id: str, progress: Progress | None) -> None:
-        registry = self._registry()
+        """Apply the accepted rows chunk by chunk. On PostgreSQL two chunks are under way at once, so that one
+        chunk's rules run while the database writes the other's rows; each waits for the one before it to
+        commit before it commits (so the upload's counts advance in file order), and a failure of one undoes
+        the one after it."""
+        lanes = self._lanes()
+        ahead: deque[asyncio.Task[RosterUpload]] = deque()
+        after_row: int | None = 0
         chunks = 0
-        while True:
-            async with self._sessionmaker()() as session, session.begin():
-                await self._renew(session, upload_id)
-                upload = await get(session, upload_id)
+        try:
+            while after_row is not None:
+                if len(ahead) == lanes:
+                    self._report(await ahead.popleft(), progress)
                 if statistics_stale_after(chunks):
-                    await repository.refresh_statistics(session)
+                    await self._refresh_statistics()
                 chunks += 1
-                chunk = await repository.rows(session, upload_id, RowStatus.ACCEPTED, 0, self._chunk_rows)
-                try:
-                    async with session.begin_nested():
-                        outcomes = await apply_rows(session, registry, upload, chunk)
-                except AlreadyEnrolled:
-                    # Someone enrolled one of these people while the chunk was applied: go row by row, so
-                    # only that row says so.
-                    outcomes = [await apply_alone(session, registry, upload, row) for row in chunk]
-                for row, outcome in zip(chunk, outcomes, strict=True):
-                    row.outcome, row.status = outcome, RowStatus.APPLIED
+                read: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+                before = ahead[-1] if ahead else None
+                ahead.append(
+                    asyncio.create_task(self._apply_chunk(upload_id, after_row, read, before, lanes > 1))
+                )
+                after_row = await read
+            while ahead:
+                self._report(await ahead.popleft(), progress)
+        finally:
+            for task in ahead:
+                task.cancel()
+            await asyncio.gather(*ahead, return_exceptions=True)
+
+    async def _apply_chunk(
+        self,
+        upload_id: str,
+        after_row: int,
+        read: "asyncio.Future[int | None]",
+        before: "asyncio.Task[RosterUpload] | None",
+        pipelined: bool,
+    ) -> RosterUpload:
+        """One chunk in one transaction: its rows (`read` gets the last one's number, or None for the last
+        chunk), applied, and the upload's counts, once the chunk before it committed. The lease is renewed
+        last when chunks overlap (the next one would wait on the upload's row), else first: on SQLite that
+        write is what opens the transaction, so that the savepoint below nests inside it."""
+        registry = self._registry()
+        try:
+            async with self._sessionmaker()() as session, session.begin():
+                if not pipelined:
+                    await self._renew(session, upload_id)
+                upload = await get(session, upload_id)
+                chunk = await repository.accepted_after(session, upload_id, after_row, self._chunk_rows)
+                last = len(chunk) < self._chunk_rows
+                read.set_result(None if last else chunk[-1].row_no)
+                outcomes = await _applied(session, registry, upload, chunk)
+                await repository.mark_applied(
+                    session, upload_id, [(row.row_no, o) for row, o in zip(chunk, outcomes, strict=True)]
+                )
+                if before is not None:
+                    await before
+                if pipelined:
+                    await self._renew(session, upload_id)
+                upload = await get(session, upload_id)
                 upload.rows_applied += len(chunk)
-                if len(chunk) < self._chunk_rows:
+                if last:
                     upload.status = UploadStatus.APPLIED
                     upload.applied_at = registry.clock.now()
                     upload.lease_owner, upload.lease_until = None, None
-            ROSTER_ROWS_APPLIED.labels(upload.kind.value).inc(len(chunk))
-            if progress:
-                progress(upload)
-            if upload.status is UploadStatus.APPLIED:
-                return
+        except BaseException as exc:
+            if not read.done():
+                read.set_exception(exc)
+            raise
+        ROSTER_ROWS_APPLIED.labels(upload.kind.value).inc(len(chunk))
+        return upload
+
+    @staticmethod
+    def _report(upload: RosterUpload, progress: Progress | None) -> None:
+        if progress:
+            progress(upload)
+
+    def _lanes(self) -> int:
+        """Two chunks at once on PostgreSQL, over two connections of the pool; one at a time on SQLite (one
+        writer at a time; a reader's snapshot cannot become a writer's) or on one connection (a test's)."""
+        bind = self._sessionmaker().kw.get("bind")
+        return 2 if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" else 1
+
+    async def _refresh_statistics(self) -> None:
+        async with self._sessionmaker()() as session, session.begin():
+            await repository.refresh_statistics(session, applying=True)
+
+
+async def _applied(
+    session: AsyncSession, registry: Registry, upload: RosterUpload, chunk: list[repository.Accepted]
+) -> list[str]:
+    """What applying each row of the chunk did, the chunk at once; if someone enrolled or registered one of
+    its people meanwhile (a unique index refused a row), row by row, so that only that row says so."""
+    try:
+        async with session.begin_nested():
+            return await apply_rows(session, registry, upload, chunk)
+    except (AlreadyEnrolled, IntegrityError) as exc:
+        if isinstance(exc, IntegrityError) and not unique_violation(exc):
+            raise
+    return [await apply_alone(session, registry, upload, row) for row in chunk]
 
 
 async def _registered(
@@ -204,11 +275,15 @@ async def _registered(
     and namesakes, categories held this year, and (for subsidy rosters) the employee-insurance lists."""
     ids = sorted({j.id_number for _, j in judged if j.id_number})
     people = await repository.known_people(session, ids)
-    number_of = {person.id: number for number, person in people.items()}
-    held = await repository.held_categories(session, list(number_of), upload.coverage_year)
+    number_of = {person_id: number for number, (person_id, _) in people.items()}
+    held = (
+        await repository.held_categories(session, list(number_of), upload.coverage_year)
+        if upload.kind is RosterKind.SUBSIDY_REDUCTION
+        else set()
+    )
     return Registered(
         earlier=await repository.earlier_rows(session, upload.id, ids),
-        names={number: person.name for number, person in people.items()},
+        names={number: name for number, (_, name) in people.items()},
         held={(number_of[person_id], code) for person_id, code in held},
         namesakes=await repository.namesakes(session, namesake_keys(judged)),
         insured=await repository.employee_insured(session, ids, upload.coverage_year)
@@ -222,18 +297,7 @@ async def _record(session: AsyncSession, upload: RosterUpload, verdicts: list[Ve
     await repository.insert_rows(
         session,
         [
-            {
-                "upload_id": upload.id,
-                "row_no": v.row_no,
-                "status": v.status,
-                "id_number": v.id_number,
-                "values": v.values,
-                "problems": v.problems,
-                "outcome": None,
-                "evidence": v.evidence,
-                "decided_by": None,
-                "decision_note": None,
-            }
+            (upload.id, v.row_no, v.status.value, v.id_number, v.values, v.problems, v.evidence)
             for v in verdicts
         ],
     )

@@ -1,4 +1,5 @@
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -6,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.enrollment.models import ENDED, Enrollment
 from registry.people.models import Person
 from registry.subsidy.models import SubsidyAssignment
+from shared import bulk
 
 
 async def active_codes(session: AsyncSession, person_id: str, coverage_year: int) -> list[str]:
@@ -22,10 +24,11 @@ async def active_codes_many(
 ) -> dict[str, list[str]]:
     if not person_ids:
         return {}
-    query = select(SubsidyAssignment.person_id, SubsidyAssignment.category_code).where(
-        SubsidyAssignment.person_id.in_(sorted(set(person_ids))),
-        SubsidyAssignment.coverage_year == coverage_year,
-        SubsidyAssignment.removed_at.is_(None),
+    held = SubsidyAssignment.__table__.c  # table columns: plain rows, without the ORM's loading
+    query = select(held.person_id, held.category_code).where(
+        bulk.among(session, held.person_id, sorted(set(person_ids))),
+        held.coverage_year == coverage_year,
+        held.removed_at.is_(None),
     )
     codes: dict[str, list[str]] = {}
     for person_id, code in (await session.execute(query)).all():
@@ -60,6 +63,31 @@ async def for_person(
 
 def add(session: AsyncSession, assignment: SubsidyAssignment) -> None:
     session.add(assignment)
+
+
+# The columns of assignments made in bulk (a roster chunk's), in the order `insert_many` takes them.
+ASSIGNMENT_COLUMNS = (
+    "id",
+    "person_id",
+    "policy_id",
+    "region_code",
+    "coverage_year",
+    "category_code",
+    "evidence_ref",
+    "effective_date",
+    "township",
+    "village",
+    "village_group",
+    "note",
+    "reason",
+    "assigned_by",
+    "assigned_at",
+)
+
+
+async def insert_many(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+    """New assignments; the one-active-assignment index refuses one made meanwhile with IntegrityError."""
+    await bulk.insert_rows(session, SubsidyAssignment, ASSIGNMENT_COLUMNS, rows)
 
 
 async def enrolled_per_township(

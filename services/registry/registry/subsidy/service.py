@@ -3,24 +3,25 @@ and department rosters both come through here, so repricing follows every change
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.context import Registry
+from registry.enrollment import bulk as enrollment_bulk
 from registry.enrollment import repository as enrollments_repo
 from registry.enrollment import service as enrollments
-from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn, RepriceOutcome
+from registry.enrollment.schemas import RepriceOutcome
 from registry.people import service as people
 from registry.people.models import Person
-from registry.people.schemas import PersonIn
 from registry.people.service import Identity
 from registry.policy import rules
 from registry.policy.book import PolicyBook
 from registry.policy.errors import UnknownSubsidyCategory
-from registry.policy.models import Charge, LateCaseKind, Policy, SubsidyCategory
+from registry.policy.models import Charge, EligibilityKind, LateCaseKind, Policy, SubsidyCategory
 from registry.subsidy import decision, repository
 from registry.subsidy.errors import (
     SubsidyAssignmentAlreadyRemoved,
@@ -219,11 +220,12 @@ async def remove(
     return assignment, outcome
 
 
-@dataclass(frozen=True)
-class Holder:
-    """Someone holding a subsidy category, and the township they live in."""
+class Holder(NamedTuple):
+    """Someone registered who holds a subsidy category, and the township they live in."""
 
-    person: PersonIn
+    person_id: str
+    identity: Identity
+    name: str
     township: str | None
 
 
@@ -233,43 +235,46 @@ async def enroll_holders(
     policy: Policy,
     region_code: str,
     holders: list[Holder],
+    *,
+    standing: enrollment_bulk.Standing | None = None,
 ) -> list[str]:
     """People with a subsidy are enrolled for them: in the window all of them, at their share; after it, those
     with a full subsidy (the policy's late case for the newly subsidised), while the others are listed for
     their township to mobilise. Says for each what happened: enrolled, enrolled_fully_subsidised,
-    already_enrolled, mobilise or refused:<code>."""
-    today = registry.clock.today()
-    found = await people.find_or_register_many(
-        session, [(people.identify(h.person, today), h.person.name, None) for h in holders]
-    )
-    person_ids = [p.id for p in found if not isinstance(p, DomainError)]
-    existing = await enrollments_repo.live_for_people(session, person_ids, policy.coverage_year)
-    in_window = today <= policy.enrollment_window.end
-    held = {} if in_window else await repository.active_codes_many(session, person_ids, policy.coverage_year)
+    already_enrolled, mobilise or refused:<code>. Thousands at once (a roster chunk) take a few queries;
+    `standing`: the holders' standing for the year, when the caller gathered it in this transaction."""
+    if standing is None:
+        standing = await enrollment_bulk.standing_of(
+            session, [h.person_id for h in holders], policy.coverage_year
+        )
+    in_window = registry.clock.today() <= policy.enrollment_window.end
     late_case = None if in_window else policy.late_case(LateCaseKind.NEWLY_SUBSIDISED)
+    full: dict[frozenset[str], bool] = {}  # by the categories held: each distinct set priced once
     outcomes: list[str] = []
-    requests: list[tuple[int, EnrollmentCreate]] = []
-    for holder, person in zip(holders, found, strict=True):
-        if isinstance(person, DomainError):
-            outcomes.append(f"refused:{person.code}")
-            continue
-        if person.id in existing:
+    entrants: list[tuple[int, enrollment_bulk.Entrant]] = []
+    for holder in holders:
+        if holder.person_id in standing.live:
             outcomes.append("already_enrolled")
             continue
-        if not in_window and (late_case is None or not _fully_subsidised(policy, held.get(person.id, []))):
-            outcomes.append("mobilise")
-            continue
+        if not in_window:
+            codes = frozenset(standing.held.get(holder.person_id, []))
+            if codes not in full:
+                full[codes] = _fully_subsidised(policy, codes)
+            if late_case is None or not full[codes]:
+                outcomes.append("mobilise")
+                continue
         outcomes.append("")
-        request = EnrollmentCreate(
-            **holder.person.model_dump(),
-            region_code=region_code,
-            township=holder.township,
-            coverage_year=policy.coverage_year,
-            late_case=None if in_window else LateCaseIn(kind=LateCaseKind.NEWLY_SUBSIDISED),
-        )
-        requests.append((len(outcomes) - 1, request))
-    created = await enrollments.enroll_many(session, registry, [request for _, request in requests])
-    for (i, _), result in zip(requests, created, strict=True):
+        entrants.append((len(outcomes) - 1, enrollment_bulk.Entrant(*holder)))
+    terms = enrollment_bulk.RosterTerms(
+        policy,
+        region_code,
+        EligibilityKind.HOUSEHOLD_REGISTRATION,
+        late_case=None if in_window else LateCaseKind.NEWLY_SUBSIDISED,
+    )
+    created = await enrollment_bulk.enroll_roster(
+        session, registry, terms, [e for _, e in entrants], standing=standing
+    )
+    for (i, _), result in zip(entrants, created, strict=True):
         if isinstance(result, DomainError):
             outcomes[i] = f"refused:{result.code}"
         else:
@@ -277,7 +282,7 @@ async def enroll_holders(
     return outcomes
 
 
-def _fully_subsidised(policy: Policy, held: list[str]) -> bool:
+def _fully_subsidised(policy: Policy, held: Iterable[str]) -> bool:
     return rules.price(policy, held, Charge.PERSONAL).personal_due_fen == 0
 
 
@@ -293,7 +298,7 @@ async def monthly_adjustment(
         registry,
         policy,
         region_code,
-        [Holder(PersonIn(id_number=p.document_number, name=p.name), a.township) for p, a in waiting],
+        [Holder(p.id, people.identity_of(p), p.name, a.township) for p, a in waiting],
     )
     counts = Counter(o.split(":")[0] for o in outcomes)
     return AdjustmentResult(

@@ -1,0 +1,119 @@
+"""What one poll of the broker brings is applied in one transaction, in its order; a record that fails sends
+that batch back to one by one, so the others are still applied exactly once and only that one is set aside."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+from structlog.testing import capture_logs
+
+from collection.database import DeadLetter, InboxMessage
+from shared.events import Envelope
+from tests.collection.helpers import consumer, enrollment_event, record, repricing_event
+from tests.conftest import Harness
+
+
+@contextmanager
+def commits() -> Iterator[list[Session]]:
+    """The sessions committed meanwhile, one entry per commit."""
+    seen: list[Session] = []
+
+    def committed(session: Session) -> None:
+        seen.append(session)
+
+    event.listen(Session, "after_commit", committed)
+    try:
+        yield seen
+    finally:
+        event.remove(Session, "after_commit", committed)
+
+
+def records(*events: Envelope) -> list[ConsumerRecord[bytes, bytes]]:
+    return [record(e.to_bytes(), key=e.subject) for e in events]
+
+
+async def amounts_due(h: Harness, *events: Envelope) -> list[list[str]]:
+    found = []
+    for e in events:
+        response = await h.client.get("/v1/bills", params={"enrollment_id": e.subject})
+        found.append([bill["amount_due"] for bill in response.json()["items"]])
+    return found
+
+
+async def inbox_size(h: Harness) -> int:
+    async with h.sessionmaker() as s:
+        return int(await s.scalar(select(func.count()).select_from(InboxMessage)) or 0)
+
+
+async def test_a_batch_is_one_commit_and_applies_its_events_in_order(collection: Harness) -> None:
+    first, second = enrollment_event(38000), enrollment_event(38000)
+    repriced = repricing_event(first, 20000, version=2)  # after its enrollment, in the same poll
+
+    with commits() as committed, capture_logs() as logs:
+        await consumer(collection).handle_batch(records(first, second, repriced))
+
+    assert len(committed) == 1
+    assert await amounts_due(collection, first, second) == [["200.00"], ["380.00"]]
+    assert await inbox_size(collection) == 3
+    assert [e["event"] for e in logs if e["event"].startswith("event_")] == ["event_applied"] * 3
+    assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
+
+
+async def test_a_batch_delivered_again_or_repeating_an_event_applies_each_once(collection: Harness) -> None:
+    event, other = enrollment_event(), enrollment_event()
+    c = consumer(collection)
+
+    with capture_logs() as logs:
+        await c.handle_batch(records(event, event, other))
+        await c.handle_batch(records(other, event))
+
+    assert await amounts_due(collection, event, other) == [["380.00"], ["380.00"]]
+    assert await inbox_size(collection) == 2
+    skipped = [e["event_id"] for e in logs if e["event"] == "event_redelivered_skipped"]
+    assert sorted(skipped) == sorted([event.id, other.id, event.id])
+
+
+async def test_a_failing_record_is_set_aside_alone_and_the_rest_of_its_batch_applied(
+    collection: Harness,
+) -> None:
+    good, later = enrollment_event(), enrollment_event()
+    # A repricing whose bill does not exist: retried, then set aside (the helper's consumer tries twice).
+    orphan = repricing_event(enrollment_event(), 0, version=2)
+    missing_field = enrollment_event()
+    del missing_field.data["personal_due_fen"]
+    batch = [
+        *records(good),
+        record(b"{not json"),
+        *records(orphan, missing_field, later),
+    ]
+
+    with capture_logs() as logs:
+        await consumer(collection).handle_batch(batch)
+
+    assert await amounts_due(collection, good, later, missing_field) == [["380.00"], ["380.00"], []]
+    assert await inbox_size(collection) == 2
+    async with collection.sessionmaker() as s:
+        reasons = sorted((await s.scalars(select(DeadLetter.reason))).all())
+    assert reasons == ["handler_failed", "invalid_payload", "malformed_envelope"]
+    # A message that is not an event is seen before any transaction: the batch goes one by one at once.
+    assert [e for e in logs if e["event"] == "event_batch_retried_one_by_one"] == []
+    assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
+
+
+async def test_a_handler_failing_inside_a_batch_undoes_the_batch_before_one_by_one(
+    collection: Harness,
+) -> None:
+    good = enrollment_event()
+    orphan = repricing_event(enrollment_event(), 0, version=2)
+
+    with capture_logs() as logs:
+        await consumer(collection).handle_batch(records(good, orphan))
+
+    [retried] = [e for e in logs if e["event"] == "event_batch_retried_one_by_one"]
+    assert retried["size"] == 2
+    assert await amounts_due(collection, good) == [["380.00"]]
+    assert await inbox_size(collection) == 1  # the good one once, not twice: the batch left nothing behind
+    async with collection.sessionmaker() as s:
+        assert (await s.scalars(select(DeadLetter.reason))).all() == ["handler_failed"]
