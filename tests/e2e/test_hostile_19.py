@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.auth import Role, dev_token
 from tests.e2e.paying import pay_online
+from tests.spreadsheets import csv_bytes
 from tests.support import PG_ADMIN_URL, SERVICES, Stack, eventually, recreate_pg_database, resident_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -243,3 +244,76 @@ async def test_a_caller_whose_audit_row_cannot_be_stored_fails_no_one_elses_read
     others = [a.status_code for a in answers[1::3] + answers[2::3]]
     assert 200 not in theirs  # that caller's own reads cannot be audited, so are not answered
     assert set(others) == {200}, sorted(others)
+
+
+async def test_a_roster_applied_while_its_people_enroll_themselves_enrolls_each_once_at_the_share(
+    pg_stack: Stack,
+) -> None:
+    """A subsidy roster's bulk apply (COPY, prices per category set) racing the people it lists enrolling
+    one by one: each ends with one live enrollment at the category's price, and collection bills that."""
+    numbers = [resident_id(REGION) for _ in range(1500)]
+    rows = [[i + 1, "孙八", number] for i, number in enumerate(numbers)]
+    early, late = numbers[:50], numbers[-150:]
+    racing = early + late
+    async with pg_stack.client("registry", STAFF) as registry:
+        created = await registry.post(
+            "/v1/rosters",
+            files={"file": ("低保花名册.csv", csv_bytes(["序号", "姓名", "身份证号码"], rows, "utf-8"))},
+            data={
+                "kind": "subsidy",
+                "department": "市民政局",
+                "uploaded_by": "dept-01",
+                "category": "minimum_living",
+                "region_code": REGION,
+                "coverage_year": str(YEAR),
+            },
+        )
+        assert created.status_code == 201, created.text
+        upload_id = created.json()["upload_id"]
+
+        async def status(*wanted: str) -> dict[str, Any] | None:
+            found: dict[str, Any] = (await registry.get(f"/v1/rosters/{upload_id}")).json()
+            return found if found["status"] in wanted else None
+
+        validated = await eventually(lambda: status("validated"), timeout_s=120)
+        assert validated["rows_accepted"] == len(numbers), validated
+
+        async def enroll(number: str) -> httpx.Response:
+            return await registry.post(
+                "/v1/enrollments", json=enrollment_body({"id_number": number, "name": "孙八"})
+            )
+
+        # Some enroll before the roster is approved (repriced by it), the others while it is applied.
+        answers = list(await asyncio.gather(*(enroll(n) for n in early)))
+
+        async def approve() -> httpx.Response:
+            return await registry.post(
+                f"/v1/rosters/{upload_id}/approval", json={"reviewed_by": "bureau-01", "note": "核对无误"}
+            )
+
+        approved, *during = await asyncio.gather(approve(), *(enroll(n) for n in late))
+        assert approved.status_code == 200, approved.text
+        answers += during
+        await eventually(lambda: status("applied"), timeout_s=180)
+        print(
+            "H19",
+            sorted(a.status_code for a in answers),
+            [a.json()["error"]["code"] for a in answers if a.status_code == 409][:5],
+        )
+        assert {a.status_code for a in answers} <= {201, 409}, [
+            a.text for a in answers if a.status_code >= 500
+        ]
+        standings = [await enrollment_of(registry, {"id_number": n, "name": "孙八"}) for n in racing]
+    dues = sorted({s["personal_due"] for s in standings})
+    assert dues == ["38.00"], dues
+    async with pg_stack.client("collection") as collection:
+
+        async def billed_at_share() -> bool:
+            for standing in standings:
+                found = await collection.get("/v1/bills", params={"enrollment_id": standing["enrollment_id"]})
+                items = found.json()["items"]
+                if [b["amount_due"] for b in items if b["status"] != "cancelled"] != ["38.00"]:
+                    return False
+            return True
+
+        await eventually(billed_at_share, timeout_s=120)
