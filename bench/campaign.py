@@ -589,7 +589,7 @@ async def subsidy_rosters(campaign: Campaign, population: Population, progress: 
 async def _run_one(
     unit: Unit,
     campaign: Campaign,
-    progress: "Bar",
+    progress: "Bar | None",
     started: float,
     flow: Callable[[], Awaitable[float | None]],
 ) -> None:
@@ -600,7 +600,8 @@ async def _run_one(
         campaign.outcome.results.append(Result(unit.label, len(unit.members), started, done, to_active))
     except (FlowFailed, httpx.HTTPError) as exc:
         campaign.outcome.failures.append((unit.label, f"{type(exc).__name__}: {exc}"))
-    progress.advance(1, [unit])
+    if progress is not None:
+        progress.advance(1, [unit])
 
 
 async def window(
@@ -1048,10 +1049,59 @@ async def drop_databases(server: str, prefix: str) -> None:
         await admin.close()
 
 
+def baseline_units(population: Population, count: int) -> list[Unit]:
+    """People outside the population for the same-run baseline, in its districts."""
+    gen = Generator(population.seed + 1)
+    gen.used = {p.id_number for u in population.units for p in u.members}
+    weights = {code: w for code, w in districts().items() if code in population.regions}
+    units = []
+    for _ in range(count):
+        region = gen.region(weights)
+        units.append(Unit("baseline", region, [gen.resident(region, 18, 59)], "wechat"))
+    return units
+
+
+async def baseline(
+    units: list[Unit], registry_url: str, collection_url: str, *, concurrency: int, timeout_s: float
+) -> tuple[Outcome, Rates]:
+    """The same-run baseline: bench/flow.py's flow (one resident enrolls, pays a WeChat order, waits until
+    active), all at once at the campaign's concurrency, before the campaign."""
+    outcome = Outcome()
+    regions = sorted({u.region for u in units})
+    staff = {"Authorization": f"Bearer {dev_token(Role.STAFF, sub='campaign-staff', regions=regions)}"}
+    officer = {"Authorization": f"Bearer {dev_token(Role.TAX_OFFICER, sub='campaign-officer')}"}
+    limits = httpx.Limits(max_connections=concurrency * 4, keepalive_expiry=2.0)
+    semaphore = asyncio.Semaphore(concurrency)
+    async with (
+        httpx.AsyncClient(base_url=registry_url, timeout=60, limits=limits, headers=staff) as registry,
+        httpx.AsyncClient(base_url=collection_url, timeout=60, limits=limits, headers=officer) as collection,
+    ):
+        campaign = Campaign(registry, collection, timeout_s, outcome)
+
+        async def one(unit: Unit) -> None:
+            async with semaphore:
+                started = time.perf_counter()
+                await _run_one(
+                    unit, campaign, None, started, lambda: campaign.individual(unit, started + timeout_s)
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(u) for u in units))
+    return outcome, Rates(len(outcome.results), len(outcome.results), time.perf_counter() - started)
+
+
 async def measured(
     args: argparse.Namespace, population: Population, urls: tuple[str, str], meter: CpuMeter, console: Console
 ) -> bool:
     load_before = os.getloadavg()[0]
+    warmup = args.concurrency if args.baseline_flows else 0
+    plain = baseline_units(population, args.baseline_flows + warmup)
+    # A warm-up first (connections, prepared statements, the consumers' first fetches), not measured.
+    warm, _ = await baseline(plain[:warmup], *urls, concurrency=args.concurrency, timeout_s=args.timeout)
+    start = await meter.sample()
+    base, base_rates = await baseline(
+        plain[warmup:], *urls, concurrency=args.concurrency, timeout_s=args.timeout
+    )
     before = await meter.sample()
     outcome = await replay(
         population,
@@ -1063,9 +1113,30 @@ async def measured(
     )
     cpu = CpuMeter.spent(before, await meter.sample())
     loads = (load_before, os.getloadavg()[0])
-    verdict = await account(population, outcome, *urls)
+    outcome.failures.extend(warm.failures + base.failures)
+    # Everyone the run enrolled, the baseline's people included, is counted and checked.
+    everyone = Population(population.scale, population.seed, population.units + plain)
+    verdict = await account(everyone, outcome, *urls)
     report(console, population, outcome, verdict, cpu, loads)
+    if args.baseline_flows:
+        _print_baseline(console, base, base_rates, CpuMeter.spent(start, before), rates(outcome)[1])
     return verdict.ok
+
+
+def _print_baseline(
+    console: Console, base: Outcome, plain: Rates, cpu: dict[str, float], rush: Rates
+) -> None:
+    console.print(
+        f"same-run baseline, bench/flow.py's flow (one resident, WeChat) before the campaign: "
+        f"[bold]{plain.flows_per_s:.1f} flows/s[/bold] ({plain.flows} flows in {plain.seconds:.1f}s), "
+        f"latency {_percentiles([r.done - r.started for r in base.results])} s, payment → active "
+        f"{_percentiles([r.to_active for r in base.results if r.to_active is not None])} s; CPU per flow "
+        + ", ".join(
+            f"{part} {seconds / max(plain.flows, 1) * 1000:.1f} ms" for part, seconds in sorted(cpu.items())
+        )
+        + f". The rush against it: {rush.flows_per_s / max(plain.flows_per_s, 1e-9):.2f}× in flows/s, "
+        f"{rush.residents_per_s / max(plain.residents_per_s, 1e-9):.2f}× in residents/s"
+    )
 
 
 def main() -> None:
@@ -1075,6 +1146,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.0003, help="share of Hefei's 5.51 M (0.01 = 55,100)")
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--baseline-flows",
+        type=int,
+        default=200,
+        help="plain flows before the campaign, after --concurrency more to warm up: the same-run baseline",
+    )
     parser.add_argument(
         "--campaign-s", type=float, help="seconds the window is compressed into (default: flows/12)"
     )
