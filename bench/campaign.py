@@ -35,7 +35,7 @@ sizes or when people pay. Assumptions (stated here and in docs/performance.md):
   rising to 31 December; university batches in September and the first half of October.
 
 The 122 days of the window are compressed into `--campaign-s` seconds (default: one second per 12 flows: about
-5 flows/s offered from September to November, 24 on average in December and twice that on its last days), so
+6 flows/s offered from September to November, 28 on average in December and twice that on its last days), so
 December's offered load exceeds what the machine can carry and the rush runs at capacity: "flows/s during the
 rush" is the system's throughput, and the projected time for the whole city is 5.51 M residents at that rate.
 At most `--concurrency` flows are under way at once; a flow's latency runs from its start to its last
