@@ -763,9 +763,10 @@ class Verdict:
 
 
 async def account(
-    population: Population, outcome: Outcome, registry_url: str, collection_url: str
+    population: Population, outcome: Outcome, registry_url: str, collection_url: str, *, wait_s: float = 60.0
 ) -> Verdict:
-    """`canbao check --no-repair` over every district, and the registry's counts against the population."""
+    """`canbao check --no-repair` over every district (waiting up to wait_s for events in flight), and the
+    registry's counts against the population."""
     token = dev_token(Role.ADMIN, sub="campaign-bench")
     report = await check.run(
         registry_url,
@@ -773,7 +774,7 @@ async def account(
         population.regions,
         YEAR,
         repair=False,
-        wait_s=60.0,
+        wait_s=wait_s,
         requested_by="campaign-bench",
         token=token,
     )
