@@ -73,7 +73,7 @@ from rich.table import Table
 from stdnum.cn import ric
 
 from canbao import check
-from canbao.harness import ROOT, Stack
+from canbao.harness import DEMO_CLOCK_START, ROOT, Stack
 from canbao.stack import SERVICES
 from shared.auth import Role, dev_token
 from shared.crosscheck import PAGE_LIMIT, Standing, StandingPage
@@ -205,7 +205,7 @@ class Generator:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)  # noqa: S311  (a reproducible population, not a secret)
         self.used: set[str] = set()
-        self.today = date(2023, 10, 8)
+        self.today = date.fromisoformat(DEMO_CLOCK_START[:10])  # the stack's business clock starts there
 
     def person(self, birth_region: str, youngest: int, oldest: int, due_fen: int = PERSONAL_FEN) -> Person:
         while True:
@@ -271,7 +271,7 @@ def _families(gen: Generator, weights: dict[str, float], people: int) -> list[Un
     placed = 0
     while placed < in_households or not units:
         size = gen.rng.choices(list(HOUSEHOLD_SIZES), weights=list(HOUSEHOLD_SIZES.values()))[0]
-        size = max(2, min(size, people - placed)) if people - placed >= 2 else 2
+        size = min(size, max(people - placed, 2))
         region = gen.region(weights)
         head = gen.resident(region, 25, 80)
         members = [head, gen.resident(region, 25, 80)]
@@ -309,7 +309,7 @@ class Result:
     residents: int
     started: float
     done: float
-    to_active: float | None = None  # from the payment recorded to the last member seen active
+    to_active: float | None = None  # from starting to pay (order or counter) to the last member seen active
 
 
 @dataclass
