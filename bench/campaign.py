@@ -39,9 +39,11 @@ The 122 days of the window are compressed into `--campaign-s` seconds (default: 
 December's offered load exceeds what the machine can carry and the rush runs at capacity: "flows/s during the
 rush" is the system's throughput, and the projected time for the whole city is 5.51 M residents at that rate.
 At most `--concurrency` flows are under way at once; a flow's latency runs from its start to its last
-enrollment seen active. Ends with `canbao check --no-repair` over every district, the counts (every resident
-enrolled once and paid, the money what the policy charges) and exits non-zero if anything is not clean or a
-flow failed.
+enrollment seen active. Before the campaign, on the same stack, `--baseline-flows` of bench/flow.py's flow
+(one resident, WeChat; after `--concurrency` more to warm up) give the same-run baseline the rush is compared
+with; its people are enrolled, counted and checked with the rest. Ends with `canbao check --no-repair` over
+every district, the counts (every resident enrolled once and paid, the money what the policy charges) and
+exits non-zero if anything is not clean or a flow failed.
 
     .venv/bin/python bench/campaign.py                                  # SQLite, the default scale
     .venv/bin/python bench/campaign.py --scale 0.002 --concurrency 50 --postgres postgresql://127.0.0.1:5432
