@@ -1,7 +1,7 @@
 """Campaign replay (issue 19): a scaled Hefei 2024 campaign through the whole system, over HTTP and Kafka.
 
 A seeded population of `--scale` × 5.51 M residents (Hefei's 2022 enrollees, 合医保发〔2023〕12号
-attachment 2; 0.01 = 55,100 residents, the default 0.0003 = 1,653 runs in about two minutes), spread over
+attachment 2; 0.01 = 55,100 residents, the default 0.0003 = 1,653 runs in a few minutes), spread over
 the districts by last year's enrollees (registry/progress/data), goes through the paths the system offers:
 
 - **subsidised people** (资助参保) come on department rosters, one per district and category as the documents
