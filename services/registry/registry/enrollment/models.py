@@ -36,7 +36,14 @@ class Enrollment(Base):
             postgresql_where=text("status NOT IN ('lapsed', 'cancelled')"),
             sqlite_where=text("status NOT IN ('lapsed', 'cancelled')"),
         ),
-        Index("ix_enrollments_region_paid_at", "region_code", "paid_at"),
+        # Every query by payment time asks for paid ones: enrollments waiting for payment are left out.
+        Index(
+            "ix_enrollments_region_paid_at",
+            "region_code",
+            "paid_at",
+            postgresql_where=text("paid_at IS NOT NULL"),
+            sqlite_where=text("paid_at IS NOT NULL"),
+        ),
         Index("ix_enrollments_region_year", "region_code", "coverage_year", "id"),
         Index("ix_enrollments_updated_at", "updated_at", "id"),
         # Most enrollments (a roster's, anyone's on their own) belong to no household: not indexed.
