@@ -335,8 +335,8 @@ def against_registered(
             if registered_name is not None and registered_name != row.values.get("name"):
                 problems.append(name_mismatch(rules.column("name")))
                 evidence["registered_name"] = registered_name
-            key = (name, row.birth_date or birth_date(row.id_number))
-            others = [n for n in registered.namesakes.get(key, []) if n != row.id_number]
+            namesakes = registered.namesakes.get((name, row.birth_date or birth_date(row.id_number)))
+            others = [n for n in namesakes if n != row.id_number] if namesakes else None
             if others:
                 problems.append(same_name_and_birth(rules.column("name")))
                 evidence["same_name_and_birth_date"] = [mask_id_number(n) for n in others]
