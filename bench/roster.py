@@ -18,9 +18,11 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 from rich.console import Console
@@ -59,10 +61,68 @@ def write_roster(path: Path, rows: int) -> None:
             writer.writerow([i, f"居民{i}", id_number, town, f"{town[:2]}村", f"{i % 12 + 1}组", ""])
 
 
-def registry_cli(env: dict[str, str], *args: str) -> float:
+class Phase(NamedTuple):
+    wall_s: float
+    cpu_s: float  # the registry process's own (user + system)
+    database_cpu_s: float  # PostgreSQL's backends serving this database, sampled from /proc
+
+
+def registry_cli(env: dict[str, str], database: str, *args: str) -> Phase:
+    before = _children_cpu()
+    watch = _BackendCpu(env["REGISTRY_DATABASE_URL"].replace("+asyncpg", ""), database)
+    watch.start()
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "registry", *args], env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    return Phase(wall, _children_cpu() - before, watch.stop())
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _BackendCpu(threading.Thread):
+    """CPU time of the PostgreSQL backends serving the bench's database (the server runs on this machine),
+    sampled every 0.2 s: a backend's last fraction of a second before it exits is missed."""
+
+    def __init__(self, dsn: str, database: str):
+        super().__init__(daemon=True)
+        self._dsn, self._database = dsn, database
+        self._seen: dict[int, float] = {}
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._watch())
+
+    async def _watch(self) -> None:
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            while not self._done.is_set():
+                pids = await connection.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    self._database,
+                )
+                for (pid,) in pids:
+                    cpu = _process_cpu(pid)
+                    if cpu is not None:
+                        self._seen[pid] = cpu
+                await asyncio.sleep(0.2)
+        finally:
+            await connection.close()
+
+    def stop(self) -> float:
+        self._done.set()
+        self.join()
+        return sum(self._seen.values())
+
+
+def _process_cpu(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def recreate(server: str, name: str) -> None:
@@ -125,15 +185,18 @@ def main() -> None:
             "REGISTRY_LOG_LEVEL": "warning",
             "REGISTRY_ROSTER_CHUNK_ROWS": str(args.chunk_rows),
         }
-        registry_cli(env, "migrate")
+        registry_cli(env, args.database, "migrate")
         common = ["--kind", "subsidy", "--region", REGION, "--year", "2023", "--department", "县民政局"]
-        validate_s = registry_cli(env, "roster", "import", str(roster), *common, "--by", "bench")
+        validating = registry_cli(
+            env, args.database, "roster", "import", str(roster), *common, "--by", "bench"
+        )
         identifier = asyncio.run(upload_id(dsn))
-        apply_s = registry_cli(env, "roster", "approve", identifier, "--by", "bench")
+        applying = registry_cli(env, args.database, "roster", "approve", identifier, "--by", "bench")
         copy_s = asyncio.run(copy_rows(dsn, roster))
         size_mb = roster.stat().st_size / 1e6
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
 
+    validate_s, apply_s = validating.wall_s, applying.wall_s
     copy_rate = args.rows / copy_s
     figures = {
         "rows": args.rows,
@@ -150,6 +213,11 @@ def main() -> None:
         "validate_vs_copy": round(args.rows / validate_s / copy_rate, 4),
         "apply_vs_copy": round(args.rows / apply_s / copy_rate, 4),
         "peak_rss_mb": round(peak_mb),
+        # CPU per row, which the machine's load changes far less than the rates (start-up included).
+        "validate_process_us_per_row": round(validating.cpu_s / args.rows * 1e6, 1),
+        "validate_postgres_us_per_row": round(validating.database_cpu_s / args.rows * 1e6, 1),
+        "apply_process_us_per_row": round(applying.cpu_s / args.rows * 1e6, 1),
+        "apply_postgres_us_per_row": round(applying.database_cpu_s / args.rows * 1e6, 1),
         # The machine's 1-minute load average before and after: other work on it slows every figure.
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),

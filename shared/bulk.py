@@ -119,13 +119,20 @@ def new_ids() -> Iterator[str]:
         now = time.time_ns() // 1_000_000
         if now > millisecond:
             millisecond, counter = now, 0
+        head = _head(millisecond)
         tail = os.urandom(8 * _IDS_AT_ONCE).hex()
         for i in range(0, len(tail), 16):
             if counter > 0xFFF:  # more than 4,096 in one millisecond: borrow the next
                 millisecond, counter = millisecond + 1, 0
-            stamp, bits = f"{millisecond:012x}", tail[i : i + 16]
-            yield f"{stamp[:8]}-{stamp[8:]}-7{counter:03x}-{_VARIANT[bits[0]]}{bits[1:4]}-{bits[4:]}"
+                head = _head(millisecond)
+            yield f"{head}{counter:03x}-{_VARIANT[tail[i]]}{tail[i + 1 : i + 4]}-{tail[i + 4 : i + 16]}"
             counter += 1
+
+
+def _head(millisecond: int) -> str:
+    """An id's first 15 characters: the millisecond and the version."""
+    stamp = f"{millisecond:012x}"
+    return f"{stamp[:8]}-{stamp[8:]}-7"
 
 
 # RFC 9562's variant: the top two bits of the ninth byte are 10, so its first hex digit is 8, 9, a or b.

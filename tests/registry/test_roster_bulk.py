@@ -18,6 +18,7 @@ from registry.enrollment.models import Enrollment
 from registry.enrollment.schemas import EnrollmentCreate
 from registry.enrollment.service import enroll
 from registry.main import create_app
+from registry.roster.worker import RosterWorker
 from registry.settings import RegistrySettings
 from shared.db import create_engine, create_sessionmaker
 from shared.events import REGISTRY_ENROLLMENTS, EnrollmentCreated, Envelope
@@ -174,3 +175,41 @@ async def _waiting_on_a_lock(h: Harness) -> bool:
             )
         )
     return bool(waiting)
+
+
+async def test_rows_repeating_an_earlier_chunk_are_rejected_while_chunks_are_judged_ahead(
+    registry: Harness,
+) -> None:
+    """Validation judges a chunk while the one before is stored: a number given in the chunk just before, or
+    further back, still rejects the row repeating it, naming the first row, and the rest apply."""
+    registry.at(JING_WINDOW)
+    a, b, c, d = (jing_id() for _ in range(4))
+    numbers = [a, b, c, a, d, c, b]  # rows 4-10, chunks of two: (a b) (c a) (d c) (b)
+    rows = [[i, f"居民{i}", n, "泾川镇", "", "", ""] for i, n in enumerate(numbers, 1)]
+    created = await upload(registry, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保花名册.xlsx")
+    upload_id = created.json()["upload_id"]
+    worker = RosterWorker(lambda: registry.app.state.sessionmaker, lambda: get_registry_of(registry.app), 2)
+
+    await worker.run_until_idle()
+    judged = await rows_of(registry, upload_id)
+    assert [r["status"] for r in judged] == ["accepted"] * 3 + ["rejected"] + ["accepted"] + ["rejected"] * 2
+    first_row = {a: 4, b: 5, c: 6}
+    for item in judged:
+        if item["status"] == "rejected":
+            (problem,) = item["problems"]
+            assert problem["code"] == "duplicate_row"
+            assert f"第 {first_row[item['values']['id_number']]} 行" in problem["message_zh"]
+    assert [r["row_no"] for r in await rows_of(registry, upload_id, "rejected")] == [7, 9, 10]
+    assert (await review(registry, upload_id)).status_code == 200
+    await worker.run_until_idle()
+
+    outcomes = [(r["status"], r["outcome"]) for r in await rows_of(registry, upload_id)]
+    assert (
+        outcomes
+        == [("applied", "enrolled")] * 3
+        + [("rejected", None)]
+        + [("applied", "enrolled")]
+        + [("rejected", None)] * 2
+    )
+    async with registry.sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 4

@@ -36,16 +36,30 @@ class Enrollment(Base):
             postgresql_where=text("status NOT IN ('lapsed', 'cancelled')"),
             sqlite_where=text("status NOT IN ('lapsed', 'cancelled')"),
         ),
-        Index("ix_enrollments_region_paid_at", "region_code", "paid_at"),
+        # Every query by payment time asks for paid ones: enrollments waiting for payment are left out.
+        Index(
+            "ix_enrollments_region_paid_at",
+            "region_code",
+            "paid_at",
+            postgresql_where=text("paid_at IS NOT NULL"),
+            sqlite_where=text("paid_at IS NOT NULL"),
+        ),
         Index("ix_enrollments_region_year", "region_code", "coverage_year", "id"),
         Index("ix_enrollments_updated_at", "updated_at", "id"),
+        # Most enrollments (a roster's, anyone's on their own) belong to no household: not indexed.
+        Index(
+            "ix_enrollments_household_id",
+            "household_id",
+            postgresql_where=text("household_id IS NOT NULL"),
+            sqlite_where=text("household_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
-    household_id: Mapped[str | None] = mapped_column(ForeignKey("households.id"), index=True)
+    household_id: Mapped[str | None] = mapped_column(ForeignKey("households.id"))
     policy_id: Mapped[str] = mapped_column(String(64))
-    region_code: Mapped[str] = mapped_column(String(6), index=True)
+    region_code: Mapped[str] = mapped_column(String(6))  # ix_enrollments_region_year leads with it
     township: Mapped[str | None] = mapped_column(String(32))
     payer_organisation: Mapped[str | None] = mapped_column(
         String(64), default=None, doc="A school paying for its students as one payer"

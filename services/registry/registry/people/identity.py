@@ -43,6 +43,15 @@ def _is_known_division(code: str) -> bool:
 def parse_resident_id(raw: str, today: date) -> ResidentIdentity:
     """Validate an 18-character ID number: format, ISO 7064 MOD 11-2 check character (may be X),
     a real birth date not in the future, and a division code that exists."""
+    number, birth_date = checked_resident_id(raw, today)
+    return ResidentIdentity(
+        id_number=number, birth_date=birth_date, sex=sex_of(number), birth_region_code=number[:6]
+    )
+
+
+def checked_resident_id(raw: str, today: date) -> tuple[str, date]:
+    """`parse_resident_id`'s checks alone, giving the number as stored and its birth date: what a roster's
+    million rows need of it."""
     # An ASCII number needs none of stdnum's Unicode clean-up (a roster checks a million of them).
     number = raw.strip().upper() if raw.isascii() else ric.compact(raw)
     if len(number) != 18 or not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
@@ -57,14 +66,17 @@ def parse_resident_id(raw: str, today: date) -> ResidentIdentity:
         raise IdNumberBadBirthDate({"field": "id_number", "birth_date": birth_date.isoformat()})
     if not _is_known_division(number[:6]):
         raise IdNumberBadRegion({"field": "id_number"})
-    return ResidentIdentity(
-        id_number=number, birth_date=birth_date, sex=sex_of(number), birth_region_code=number[:6]
-    )
+    return number, birth_date
 
 
 def birth_date_of(number: str) -> date:
     """The birth date digits of an 18-character number (ValueError if they name no day)."""
-    return date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    return _day(number[6:14])
+
+
+@lru_cache(maxsize=65_536)  # a century of days: a roster's people share their birthdays
+def _day(digits: str) -> date:
+    return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
 
 
 def sex_of(number: str) -> Sex:

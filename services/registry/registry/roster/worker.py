@@ -19,7 +19,7 @@ from registry.roster import repository
 from registry.roster.apply import apply_alone, apply_rows
 from registry.roster.errors import RosterFileInvalid
 from registry.roster.models import RosterKind, RosterUpload, RowStatus, UploadStatus
-from registry.roster.reading import open_sheet
+from registry.roster.reading import Sheet, open_sheet
 from registry.roster.service import get
 from registry.roster.validation import (
     REQUIRED,
@@ -38,6 +38,7 @@ from shared.polling import Poller, until_idle
 
 LEASE = timedelta(seconds=60)
 IDLE_WAIT_S = 2.0  # how often an idle worker looks for uploads; an upload or approval wakes it at once
+_JUDGED_BETWEEN_YIELDS = 128  # rows judged between two turns of the event loop (a few milliseconds)
 
 Progress = Callable[[RosterUpload], None]
 
@@ -110,38 +111,58 @@ class RosterWorker:
         row_rules = RowRules(
             upload.kind, policy, upload.region_code, category, sheet.headers, registry.clock.today()
         )
-        batch: list[tuple[int, dict[str, str]]] = []
-        chunks = 0
         try:
-            for row_no, cells in sheet.rows:
-                if row_no <= upload.position or not "".join(cells).strip():
-                    continue
-                batch.append((row_no, sheet.values(cells)))
-                if len(batch) >= self._chunk_rows:
-                    upload = await self._judge_chunk(
-                        upload_id, row_rules, batch, refresh_statistics=statistics_stale_after(chunks)
-                    )
-                    batch, chunks = [], chunks + 1
-                    if progress:
-                        progress(upload)
+            batch = await self._judge_file(upload_id, upload.position, sheet, row_rules, progress)
         except RosterFileInvalid as exc:
             await self._fail(upload_id, str(exc.details))
             return
         upload = await self._judge_chunk(upload_id, row_rules, batch, refresh_statistics=False, last=True)
-        if progress:
-            progress(upload)
+        self._report(upload, progress)
+
+    async def _judge_file(
+        self, upload_id: str, position: int, sheet: Sheet, row_rules: RowRules, progress: Progress | None
+    ) -> list[tuple[int, Judged]]:
+        """Judge the rows after line `position` and store them chunk by chunk; the last chunk's rows are left
+        to the caller. The chunk before is stored while this one is read and judged: the rules need no
+        database, and the checks that do (an ID number an earlier row gave) wait for that chunk to commit."""
+        storing: asyncio.Task[RosterUpload] | None = None
+        batch: list[tuple[int, Judged]] = []
+        chunks = 0
+        try:
+            for row_no, cells in sheet.rows:
+                if row_no <= position or not "".join(cells).strip():
+                    continue
+                batch.append((row_no, row_rules.judge(sheet.values(cells))))
+                if len(batch) % _JUDGED_BETWEEN_YIELDS == 0:
+                    await asyncio.sleep(0)  # the chunk being stored gets its next round trip going
+                if len(batch) >= self._chunk_rows:
+                    if storing is not None:
+                        self._report(await storing, progress)
+                    stale = statistics_stale_after(chunks)
+                    storing = asyncio.create_task(
+                        self._judge_chunk(upload_id, row_rules, batch, refresh_statistics=stale)
+                    )
+                    batch, chunks = [], chunks + 1
+            if storing is not None:
+                self._report(await storing, progress)
+                storing = None
+            return batch
+        finally:
+            # A bad line further on: the chunks before it stay stored, as they were.
+            if storing is not None:
+                await asyncio.gather(storing, return_exceptions=True)
 
     async def _judge_chunk(
         self,
         upload_id: str,
         row_rules: RowRules,
-        batch: list[tuple[int, dict[str, str]]],
+        judged: list[tuple[int, Judged]],
         *,
         refresh_statistics: bool,
         last: bool = False,
     ) -> RosterUpload:
-        """Judge and store one chunk of rows, and move the upload's position past it, in one transaction."""
-        judged = [(row_no, row_rules.judge(values)) for row_no, values in batch]
+        """Judge one chunk of rows against the registry, store them and move the upload's position past them,
+        in one transaction."""
         async with self._sessionmaker()() as session, session.begin():
             await self._renew(session, upload_id)
             if refresh_statistics:
@@ -150,8 +171,8 @@ class RosterWorker:
             registered = await _registered(session, upload, judged)
             verdicts = against_registered(row_rules, judged, registered)
             await _record(session, upload, verdicts)
-            if batch:
-                upload.position = batch[-1][0]
+            if judged:
+                upload.position = judged[-1][0]
             if last:
                 upload.status = UploadStatus.VALIDATED
                 upload.validated_at = self._registry().clock.now()
