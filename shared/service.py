@@ -308,15 +308,18 @@ def serve(app: FastAPI | str, settings: ServiceSettings) -> None:
     replicas do: one relay at a time by the advisory lock, the consumers as members of one group)."""
     if settings.workers > 1 and not isinstance(app, str):
         raise ValueError("several workers build their own application: give its factory's import path")
-    uvicorn.run(
-        app,
-        factory=isinstance(app, str),
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-        http="h11",
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        access_log=False,
-    )
+    uvicorn.run(app, factory=isinstance(app, str), **server_options(settings))
+
+
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """How uvicorn serves a service (`serve`); the benchmarks' floor app is served the same way."""
+    return {
+        "workers": settings.workers,
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "timeout_graceful_shutdown": 10,
+        "http": "h11",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "access_log": False,
+    }
