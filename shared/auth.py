@@ -132,6 +132,8 @@ class Access:
     method: str
     route: str
     touched: list[tuple[str | None, str]] = field(default_factory=list)
+    # Its audit rows were handed to the endpoint to write with its change (shared.audit.AuditTrail.claim).
+    audited: bool = False
 
     @property
     def role(self) -> Role:
