@@ -4,18 +4,17 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import Date, String, bindparam, column, insert, select, text, tuple_, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from registry.database import AuditEvent, OutboxMessage
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
-from registry.exclusion.models import Exclusion
 from registry.people.models import DocumentType, Person, PersonSource
-from registry.subsidy.models import SubsidyAssignment
 from shared import bulk
 from shared.clock import utc_now
+from shared.db import DriverStatement
 from shared.outbox import wake_relay
 
 # Its person and subsidy lines joined: one round trip for what showing an enrollment needs. Built once, so
@@ -215,67 +214,53 @@ class Facts(NamedTuple):
     live_payable_until: date | None
 
 
-_SEPARATOR = "\x1f"  # between the codes one column gathers: none contains it
-_people, _listed, _held, _live = (
-    Person.__table__.c,
-    Exclusion.__table__.c,
-    SubsidyAssignment.__table__.c,
-    Enrollment.__table__.c,
-)
-_FACTS = select(
-    select(func.aggregate_strings(_listed.kind, _SEPARATOR))
-    .where(
-        _listed.document_number == bindparam("number"),
-        _listed.document_type == bindparam("document_type"),
-        _listed.coverage_year == bindparam("year"),
-        _listed.removed_at.is_(None),
-    )
-    .scalar_subquery(),
-    _people.id,
-    _people.name,
-    _people.source,
-    _people.phone,
-    select(func.aggregate_strings(_held.category_code, _SEPARATOR))
-    .where(
-        _held.person_id == _people.id,
-        _held.coverage_year == bindparam("year"),
-        _held.removed_at.is_(None),
-    )
-    .scalar_subquery(),
-    _live.id,
-    _live.status,
-    _live.payable_until,
-).select_from(
-    # One row whatever is found: the person and their live enrollment joined to a constant.
-    select(literal(1).label("one"))
-    .subquery("one")
-    .outerjoin(
-        Person.__table__,
-        and_(
-            _people.document_number == bindparam("number"),
-            _people.document_type == bindparam("document_type"),
-        ),
-    )
-    .outerjoin(
-        Enrollment.__table__,
-        and_(
-            _live.person_id == _people.id,
-            _live.coverage_year == bindparam("year"),
-            _live.status.not_in(ENDED),
-        ),
-    )
+# Each column that gathers codes (exclusion kinds, category codes: identifiers) separates them by commas.
+_FACTS = """
+SELECT
+    (SELECT {gather}(x.kind, ',') FROM exclusions x
+     WHERE x.document_number = :number AND x.document_type = :document_type AND x.coverage_year = :year
+       AND x.removed_at IS NULL),
+    p.id, p.name, p.source, p.phone,
+    (SELECT {gather}(s.category_code, ',') FROM subsidy_assignments s
+     WHERE s.person_id = p.id AND s.coverage_year = :year AND s.removed_at IS NULL),
+    e.id, e.status, e.payable_until
+FROM (SELECT 1 AS one) AS one
+LEFT JOIN people p ON p.document_number = :number AND p.document_type = :document_type
+LEFT JOIN enrollments e ON e.person_id = p.id AND e.coverage_year = :year AND e.status NOT IN ({ended})
+"""
+_ENDED = ", ".join(f"'{status.value}'" for status in ENDED)
+_FACTS_PG = DriverStatement(text(_FACTS.format(gather="string_agg", ended=_ENDED)))
+_FACTS_SQLITE = text(_FACTS.format(gather="group_concat", ended=_ENDED)).columns(
+    column("exclusions", String),
+    column("person_id", String),
+    column("name", String),
+    column("source", String),
+    column("phone", String),
+    column("held", String),
+    column("live_id", String),
+    column("live_status", String),
+    column("live_payable_until", Date),
 )
 
 
 async def facts(session: AsyncSession, document_type: DocumentType, number: str, coverage_year: int) -> Facts:
-    chosen = {"document_type": document_type, "number": number, "year": coverage_year}
-    row = (await session.execute(_FACTS, chosen)).one()
-    exclusions, held = row[0], row[5]
+    """Facts for a document and year, in one round trip."""
+    chosen = {"document_type": document_type.value, "number": number, "year": coverage_year}
+    if session.get_bind().dialect.name == "postgresql":
+        row = tuple(await _FACTS_PG.fetchrow(session, chosen))
+    else:
+        row = tuple((await session.execute(_FACTS_SQLITE, chosen)).one())
+    exclusions, person_id, name, source, phone, held, live_id, status, payable_until = row
     return Facts(
-        exclusions.split(_SEPARATOR) if exclusions else [],
-        *row[1:5],
-        held.split(_SEPARATOR) if held else [],
-        *row[6:],
+        exclusions.split(",") if exclusions else [],
+        person_id,
+        name,
+        PersonSource(source) if source else None,
+        phone,
+        held.split(",") if held else [],
+        live_id,
+        EnrollmentStatus(status) if status else None,
+        payable_until,
     )
 
 
@@ -380,8 +365,8 @@ _REGISTER = """
 INSERT INTO people ({columns}) VALUES ({values})
 ON CONFLICT (document_number, document_type) DO NOTHING RETURNING id
 """.format(columns=", ".join(_PERSON_COLUMNS), values=", ".join(f":p_{c}" for c in _PERSON_COLUMNS))
-_WRITE_FOR_NEW_PERSON = text(_WRITE.format(person=_REGISTER, **_WRITE_PARTS))
-_WRITE_FOR_KNOWN_PERSON = text(_WRITE.format(person="SELECT 1", **_WRITE_PARTS))
+_WRITE_FOR_NEW_PERSON = DriverStatement(text(_WRITE.format(person=_REGISTER, **_WRITE_PARTS)))
+_WRITE_FOR_KNOWN_PERSON = DriverStatement(text(_WRITE.format(person="SELECT 1", **_WRITE_PARTS)))
 
 
 async def _write_in_one_statement(session: AsyncSession, new: NewEnrollment) -> bool:
@@ -399,7 +384,7 @@ async def _write_in_one_statement(session: AsyncSession, new: NewEnrollment) -> 
     if new.person is not None:
         statement = _WRITE_FOR_NEW_PERSON
         values |= {f"p_{k}": _plain(v) for k, v in new.person.items()}
-    return bool((await session.execute(statement, values)).scalar_one())
+    return bool((await statement.fetchrow(session, values))[0])
 
 
 async def _write_statement_by_statement(session: AsyncSession, new: NewEnrollment) -> bool:
