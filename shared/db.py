@@ -12,7 +12,13 @@ from sqlalchemy import DateTime, Dialect, Enum, String, TextClause, TypeDecorato
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -245,8 +251,8 @@ class DriverStatement:
     """A statement a hot path runs on PostgreSQL through the driver itself (asyncpg, which prepares it once
     per connection), on the session's connection: SQLAlchemy's execution (the cache key of the statement,
     hashed on every use, and the result's processing) cost more than the round trip. It runs outside a
-    transaction block unless the session's statements began one: a caller that needs no other statement in
-    its transaction writes with one statement, which is atomic by itself. Values go as the columns store them
+    transaction block, on a connection of its own: a caller that needs no other statement in its transaction
+    writes with one statement, which is atomic by itself. Values go as the columns store them
     (an enum as its value); errors come as SQLAlchemy's, so a request's refusals (`_as_refusal`) and
     `unique_violation` read them as usual."""
 
@@ -256,7 +262,17 @@ class DriverStatement:
         self._names = tuple(compiled.positiontup or ())
 
     async def fetchrow(self, session: AsyncSession, values: dict[str, Any]) -> Any:
-        raw = await (await session.connection()).get_raw_connection()
+        bind = session.bind
+        if isinstance(bind, AsyncEngine):
+            # A connection of the pool for this statement alone: beginning the session's transaction costs
+            # more than the statement (its snapshot of what it holds), and none is needed.
+            async with bind.connect() as connection:
+                return await self._fetchrow(connection, values)
+        # A session bound to a connection (the tests' outer transaction): run in it.
+        return await self._fetchrow(await session.connection(), values)
+
+    async def _fetchrow(self, connection: AsyncConnection, values: dict[str, Any]) -> Any:
+        raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None  # a checked-out connection
         try:

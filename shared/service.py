@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import tracing
 from shared.audit import AuditMixin, AuditTrail, audit_router
-from shared.auth import ACCESS_ERRORS
+from shared.auth import ACCESS_ERRORS, VerifiedTokens
 from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
 from shared.dead_letters import dead_letter_router
@@ -132,6 +132,7 @@ def create_service_app(
     )
     # The bureau's identity provider, when configured: its tokens are accepted besides the HS256 ones.
     app.state.oidc = OidcVerifier.of(settings)
+    app.state.verified_tokens = VerifiedTokens()
     # Upload routes add their own limits (path -> bytes); the middleware reads them per request.
     app.state.body_limits = {}
     install_error_handlers(app)
