@@ -36,9 +36,11 @@ REGION = "340104"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_s(pid: int) -> float:
-    """A process's CPU time so far (user and system, all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_s(pid: int, *, main_thread: bool = False) -> float:
+    """A process's CPU time so far (user and system), from /proc: all its threads, or its main thread alone
+    (a service's request loop; its outbox relay and consumer run on a thread of their own)."""
+    path = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
@@ -72,6 +74,7 @@ class Round:
     what: str
     result: Result
     server_cpu_s: float
+    loop_cpu_s: float
     database_cpu_s: float | None
 
     def line(self) -> str:
@@ -79,7 +82,8 @@ class Round:
         database = f", PostgreSQL {self.database_cpu_s / n * 1000:.2f} ms" if self.database_cpu_s else ""
         return (
             f"{self.what:>6}: {self.result.per_second:7.1f} req/s, server CPU "
-            f"{self.server_cpu_s / n * 1000:.2f} ms/request{database}; {self.result.summary()}"
+            f"{self.server_cpu_s / n * 1000:.2f} ms/request (request loop {self.loop_cpu_s / n * 1000:.2f})"
+            f"{database}; {self.result.summary()}"
         )
 
 
@@ -128,7 +132,7 @@ async def one_round(
     headers: dict[str, str],
 ) -> Round:
     db_before = {pid: children_cpu_s([pid]) for pid in await backends(args.postgres, database)}
-    cpu_before = cpu_s(pid)
+    cpu_before, loop_before = cpu_s(pid), cpu_s(pid, main_thread=True)
     result = await drive(
         "127.0.0.1",
         port,
@@ -137,7 +141,7 @@ async def one_round(
         duration_s=args.duration,
         headers=headers,
     )
-    cpu_after = cpu_s(pid)
+    cpu_after, loop_after = cpu_s(pid), cpu_s(pid, main_thread=True)
     # Backends that began during the round count from zero; one that ended loses its share (rare: the pool
     # keeps its connections).
     database_cpu = (
@@ -145,7 +149,7 @@ async def one_round(
         if args.postgres
         else None
     )
-    return Round(what, result, cpu_after - cpu_before, database_cpu)
+    return Round(what, result, cpu_after - cpu_before, loop_after - loop_before, database_cpu)
 
 
 async def wait_up(url: str) -> None:
@@ -182,21 +186,25 @@ async def run(args: argparse.Namespace, stack: Stack, floor_port: int, floor_pid
 
 
 def summarise(rounds: list[Round]) -> None:
-    def total(what: str) -> tuple[float, float, float | None]:
+    def total(what: str) -> tuple[float, float, float, float | None]:
         mine = [r for r in rounds if r.what == what]
         requests = sum(r.result.requests for r in mine)
         per_s = requests / sum(r.result.elapsed_s for r in mine)
         cpu = sum(r.server_cpu_s for r in mine) / requests * 1000
+        loop = sum(r.loop_cpu_s for r in mine) / requests * 1000
         db = [r.database_cpu_s for r in mine if r.database_cpu_s is not None]
-        return per_s, cpu, (sum(db) / requests * 1000 if db else None)
+        return per_s, cpu, loop, (sum(db) / requests * 1000 if db else None)
 
     floor, post = total("floor"), total("POST")
-    for what, (per_s, cpu, db) in (("floor", floor), ("POST", post)):
+    for what, (per_s, cpu, loop, db) in (("floor", floor), ("POST", post)):
         database = f", PostgreSQL {db:.2f} ms" if db is not None else ""
-        print(f"{what:>6} overall: {per_s:.1f} req/s, server CPU {cpu:.2f} ms/request{database}")
+        print(
+            f"{what:>6} overall: {per_s:.1f} req/s, server CPU {cpu:.2f} ms/request (request loop {loop:.2f})"
+            f"{database}"
+        )
     print(
         f"ratio POST/floor: {post[0] / floor[0]:.2f} by requests/s, {floor[1] / post[1]:.2f} by server CPU "
-        "per request"
+        f"per request, {floor[2] / post[2]:.2f} by the request loop's"
     )
 
 
