@@ -68,13 +68,34 @@ class AuditTrail:
         self._reads = _GroupCommit(model, sessionmaker_of, batch_max) if sessionmaker_of else None
 
     async def record(self, session: AsyncSession, access: Access) -> None:
+        if access.audited and not access.touched:
+            return  # the endpoint wrote them with its change
+        read = access.method in _READS
+        rows = self._rows(access)
+        if not rows:
+            return
+        if read and self._reads is not None:
+            after_commit(session, partial(self._reads.write, rows))
+            return
+        # A plain INSERT in the request's transaction: the session has nothing to track about these rows.
+        await session.execute(self._insert, rows[0] if len(rows) == 1 else rows)
+
+    def claim(self, access: Access) -> list[dict[str, Any]]:
+        """A change's audit rows so far, for the endpoint to write in the same statement as the change (one
+        round trip fewer); `record` then writes only rows for what the request touches later."""
+        rows = self._rows(access)
+        access.touched.clear()
+        access.audited = True
+        return rows
+
+    def _rows(self, access: Access) -> list[dict[str, Any]]:
         read = access.method in _READS
         # A record read twice in one request (a long-poll reads it again when it changes) is one row.
         touched: list[tuple[str | None, str | None]] = list(dict.fromkeys(access.touched))
         if not touched and (not read or access.role is Role.AUDITOR):
             touched = [(None, None)]  # a change, or an auditor's read, that named no person
         at = datetime.now(UTC)
-        rows = [
+        return [
             {
                 "at": at,
                 "actor": access.principal.subject,
@@ -87,13 +108,6 @@ class AuditTrail:
             }
             for person, record in touched
         ]
-        if not rows:
-            return
-        if read and self._reads is not None:
-            after_commit(session, partial(self._reads.write, rows))
-            return
-        # A plain INSERT in the request's transaction: the session has nothing to track about these rows.
-        await session.execute(self._insert, rows[0] if len(rows) == 1 else rows)
 
     def note(
         self, session: AsyncSession, *, actor: str, role: str, action: str, route: str, record: str

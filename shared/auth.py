@@ -132,6 +132,8 @@ class Access:
     method: str
     route: str
     touched: list[tuple[str | None, str]] = field(default_factory=list)
+    # Its audit rows were handed to the endpoint to write with its change (shared.audit.AuditTrail.claim).
+    audited: bool = False
 
     @property
     def role(self) -> Role:
@@ -168,7 +170,8 @@ class Access:
 
 def _claims_of(
     token: str, keys: dict[str, str], issuer: str, audience: str, max_lifetime: timedelta
-) -> TokenClaims:
+) -> tuple[TokenClaims, int]:
+    """The token's claims and its `exp`."""
     try:
         key_id = jwt.get_unverified_header(token).get("kid")
         if key_id is None and len(keys) > 1:
@@ -189,7 +192,7 @@ def _claims_of(
         # jwt.decode has checked that exp is an integer in the future.
         if int(payload["exp"]) > time.time() + (max_lifetime + CLOCK_SKEW).total_seconds():
             raise Unauthenticated({"reason": "lifetime_too_long"})
-        return TokenClaims.model_validate(payload)
+        return TokenClaims.model_validate(payload), int(payload["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated({"reason": "expired"}) from exc
     except (jwt.PyJWTError, ValidationError) as exc:
@@ -244,8 +247,37 @@ class ExternalTokens(Protocol):
     async def verify(self, token: str) -> Principal: ...
 
 
+class VerifiedTokens:
+    """HS256 tokens verified already, by the token itself, each until it expires: a client sends the same
+    token with every request, and checking its signature and claims again each time cost more than the rest of
+    reading the caller. Bounded: past `size` tokens the oldest held is dropped (it is verified again when it
+    comes back). A token verified once stays good until its `exp`, so holding it changes nothing; one naming a
+    sign-in session is still checked against the live session each time (`identify`)."""
+
+    def __init__(self, size: int = 10_000):
+        self._size = size
+        self._held: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        found = self._held.get(token)
+        if found is None:
+            return None
+        if time.time() >= found[1]:
+            del self._held[token]
+            return None
+        return found[0]
+
+    def put(self, token: str, principal: Principal, expires: float) -> None:
+        if len(self._held) >= self._size:
+            del self._held[next(iter(self._held))]
+        self._held[token] = (principal, expires)
+
+
 async def verify_bearer(
-    authorization: str, settings: "ServiceSettings", external: ExternalTokens | None = None
+    authorization: str,
+    settings: "ServiceSettings",
+    external: ExternalTokens | None = None,
+    verified: VerifiedTokens | None = None,
 ) -> Principal:
     """The caller of an `Authorization: Bearer <JWT>` header, or Unauthenticated. A header over
     MAX_AUTHORIZATION_BYTES is refused without being parsed. HS256 tokens are verified with the configured
@@ -257,6 +289,8 @@ async def verify_bearer(
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated({"reason": "missing_token"})
+    if verified is not None and (known := verified.get(token)) is not None:
+        return known
     try:
         algorithm = jwt.get_unverified_header(token).get("alg")
     except jwt.PyJWTError as exc:
@@ -264,14 +298,17 @@ async def verify_bearer(
     if algorithm != ALGORITHM and external is not None:
         return await external.verify(token)
     keys = {kid: secret.get_secret_value() for kid, secret in settings.auth_keys.items()}
-    claims = _claims_of(
+    claims, expires = _claims_of(
         token,
         keys,
         settings.auth_issuer,
         settings.auth_audience,
         timedelta(seconds=settings.auth_max_token_lifetime_s),
     )
-    return principal_of(claims)
+    principal = principal_of(claims)
+    if verified is not None:
+        verified.put(token, principal, expires)
+    return principal
 
 
 async def identify(headers: Mapping[str, str], method: str, state: Any) -> Principal:
@@ -280,7 +317,12 @@ async def identify(headers: Mapping[str, str], method: str, state: Any) -> Princ
     store: SessionStore | None = getattr(state, "session_store", None)
     authorization = headers.get("authorization", "")
     if authorization.strip():
-        principal = await verify_bearer(authorization, state.settings, getattr(state, "oidc", None))
+        principal = await verify_bearer(
+            authorization,
+            state.settings,
+            getattr(state, "oidc", None),
+            getattr(state, "verified_tokens", None),
+        )
         if principal.session_id is None or store is None:
             # A service without the session store (collection) relies on the sign-in token's short life.
             return principal

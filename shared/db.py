@@ -6,11 +6,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from weakref import WeakKeyDictionary
 
+import asyncpg
 from fastapi import Depends, Path, Request
-from sqlalchemy import DateTime, Dialect, Enum, String, TypeDecorator, event, text
+from sqlalchemy import DateTime, Dialect, Enum, String, TextClause, TypeDecorator, event, text
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -233,6 +241,48 @@ async def lock_keys(session: AsyncSession, scopes: Sequence[str]) -> None:
     if not scopes or session.get_bind().dialect.name != "postgresql":
         return
     await session.execute(_LOCK_KEYS, {"keys": sorted(set(scopes))})
+
+
+# Text statements with named parameters, compiled to asyncpg's numbered ones.
+_NUMBERED = PGDialect_asyncpg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+
+
+class DriverStatement:
+    """A statement a hot path runs on PostgreSQL through the driver itself (asyncpg, which prepares it once
+    per connection), on the session's connection: SQLAlchemy's execution (the cache key of the statement,
+    hashed on every use, and the result's processing) cost more than the round trip. It runs outside a
+    transaction block, on a connection of its own: a caller that needs no other statement in its transaction
+    writes with one statement, which is atomic by itself. Values go as the columns store them
+    (an enum as its value); errors come as SQLAlchemy's, so a request's refusals (`_as_refusal`) and
+    `unique_violation` read them as usual."""
+
+    def __init__(self, statement: TextClause):
+        compiled = statement.compile(dialect=_NUMBERED)
+        self.sql = str(compiled)
+        self._names = tuple(compiled.positiontup or ())
+
+    async def fetchrow(self, session: AsyncSession, values: dict[str, Any]) -> Any:
+        bind = session.bind
+        if isinstance(bind, AsyncEngine):
+            # A connection of the pool for this statement alone: beginning the session's transaction costs
+            # more than the statement (its snapshot of what it holds), and none is needed.
+            async with bind.connect() as connection:
+                return await self._fetchrow(connection, values)
+        # A session bound to a connection (the tests' outer transaction): run in it.
+        return await self._fetchrow(await session.connection(), values)
+
+    async def _fetchrow(self, connection: AsyncConnection, values: dict[str, Any]) -> Any:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None  # a checked-out connection
+        try:
+            return await driver.fetchrow(self.sql, *[values[n] for n in self._names])
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+            raw.invalidate(exc)  # the connection is lost: the pool replaces it
+            raise OperationalError(self.sql, None, exc, connection_invalidated=True) from exc
+        except asyncpg.PostgresError as exc:
+            kind = IntegrityError if str(exc.sqlstate).startswith("23") else DBAPIError
+            raise kind(self.sql, None, exc, hide_parameters=True) from exc
 
 
 # Character not in repertoire (PostgreSQL refuses NUL in text), untranslatable character.

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import tracing
 from shared.audit import AuditMixin, AuditTrail, audit_router
-from shared.auth import ACCESS_ERRORS
+from shared.auth import ACCESS_ERRORS, VerifiedTokens
 from shared.clock import Clock
 from shared.db import create_engine, create_sessionmaker
 from shared.dead_letters import dead_letter_router
@@ -132,6 +132,7 @@ def create_service_app(
     )
     # The bureau's identity provider, when configured: its tokens are accepted besides the HS256 ones.
     app.state.oidc = OidcVerifier.of(settings)
+    app.state.verified_tokens = VerifiedTokens()
     # Upload routes add their own limits (path -> bytes); the middleware reads them per request.
     app.state.body_limits = {}
     install_error_handlers(app)
@@ -308,15 +309,18 @@ def serve(app: FastAPI | str, settings: ServiceSettings) -> None:
     replicas do: one relay at a time by the advisory lock, the consumers as members of one group)."""
     if settings.workers > 1 and not isinstance(app, str):
         raise ValueError("several workers build their own application: give its factory's import path")
-    uvicorn.run(
-        app,
-        factory=isinstance(app, str),
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-        http="h11",
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        access_log=False,
-    )
+    uvicorn.run(app, factory=isinstance(app, str), **server_options(settings))
+
+
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """How uvicorn serves a service (`serve`); the benchmarks' floor app is served the same way."""
+    return {
+        "workers": settings.workers,
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "timeout_graceful_shutdown": 10,
+        "http": "h11",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "access_log": False,
+    }

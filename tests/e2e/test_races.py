@@ -211,6 +211,32 @@ async def test_the_same_new_person_enrolled_at_once_is_enrolled_once(pg_stack: S
         }
 
 
+async def test_a_registered_person_enrolled_at_once_is_enrolled_once(pg_stack: Stack) -> None:
+    """Someone on record with no live enrollment (theirs was cancelled): the enrollments racing for them
+    each find nobody enrolled, and the one-live-enrollment index lets one through."""
+
+    async def trial(n: int) -> list[httpx.Response]:
+        body = {
+            "id_number": resident_id("340111"),
+            "name": "吴十",
+            "region_code": "340111",
+            "coverage_year": YEAR,
+        }
+        async with pg_stack.client("registry") as registry:
+            first = await registry.post("/v1/enrollments", json=body)
+            assert first.status_code == 201, first.text
+            report = {"reason": "erroneous_enrollment", "evidence_ref": f"race-{n}", "reported_by": "staff-1"}
+            ended = await registry.post(
+                f"/v1/enrollments/{first.json()['enrollment_id']}/cancellation", json=report
+            )
+            assert ended.json()["status"] == "cancelled", ended.text
+            return await at_once(*[lambda: registry.post("/v1/enrollments", json=body)] * 3)
+
+    for answers in await asyncio.gather(*(trial(n) for n in range(TRIALS))):
+        assert sorted(r.status_code for r in answers) == [201, 409, 409], [r.text for r in answers]
+        assert {r.json()["error"]["code"] for r in answers if r.status_code == 409} == {"already_enrolled"}
+
+
 async def test_one_idempotency_key_with_two_bodies_at_once_records_one_payment(pg_stack: Stack) -> None:
     region = "340104"
     for n in range(TRIALS // 3):

@@ -1,15 +1,20 @@
+import enum
+import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import Date, String, bindparam, column, insert, select, text, tuple_, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from registry.database import OutboxMessage
+from registry.database import AuditEvent, OutboxMessage
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
+from registry.people.models import DocumentType, Person, PersonSource
 from shared import bulk
 from shared.clock import utc_now
+from shared.db import DriverStatement
 from shared.outbox import wake_relay
 
 # Its person and subsidy lines joined: one round trip for what showing an enrollment needs. Built once, so
@@ -188,3 +193,223 @@ async def insert_events(session: AsyncSession, events: Sequence[tuple[Any, ...]]
     await bulk.insert_rows(session, OutboxMessage, EVENT_COLUMNS, events)
     if events:
         wake_relay(session)
+
+
+# One person's enrollment through the API (service.enroll_one) ------------------------------------------
+
+
+class Facts(NamedTuple):
+    """What deciding one person's enrollment for a year needs, read with one statement: the registry's own
+    exclusions of the document, the person if registered, the subsidy categories they hold and their live
+    enrollment for the year."""
+
+    exclusions: list[str]
+    person_id: str | None
+    name: str | None
+    source: PersonSource | None
+    phone: str | None
+    held: list[str]
+    live_id: str | None
+    live_status: EnrollmentStatus | None
+    live_payable_until: date | None
+
+
+# Each column that gathers codes (exclusion kinds, category codes: identifiers) separates them by commas.
+_FACTS = """
+SELECT
+    (SELECT {gather}(x.kind, ',') FROM exclusions x
+     WHERE x.document_number = :number AND x.document_type = :document_type AND x.coverage_year = :year
+       AND x.removed_at IS NULL),
+    p.id, p.name, p.source, p.phone,
+    (SELECT {gather}(s.category_code, ',') FROM subsidy_assignments s
+     WHERE s.person_id = p.id AND s.coverage_year = :year AND s.removed_at IS NULL),
+    e.id, e.status, e.payable_until
+FROM (SELECT 1 AS one) AS one
+LEFT JOIN people p ON p.document_number = :number AND p.document_type = :document_type
+LEFT JOIN enrollments e ON e.person_id = p.id AND e.coverage_year = :year AND e.status NOT IN ({ended})
+"""
+_ENDED = ", ".join(f"'{status.value}'" for status in ENDED)
+_FACTS_PG = DriverStatement(text(_FACTS.format(gather="string_agg", ended=_ENDED)))
+_FACTS_SQLITE = text(_FACTS.format(gather="group_concat", ended=_ENDED)).columns(
+    column("exclusions", String),
+    column("person_id", String),
+    column("name", String),
+    column("source", String),
+    column("phone", String),
+    column("held", String),
+    column("live_id", String),
+    column("live_status", String),
+    column("live_payable_until", Date),
+)
+
+
+async def facts(session: AsyncSession, document_type: DocumentType, number: str, coverage_year: int) -> Facts:
+    """Facts for a document and year, in one round trip."""
+    chosen = {"document_type": document_type.value, "number": number, "year": coverage_year}
+    if session.get_bind().dialect.name == "postgresql":
+        row = tuple(await _FACTS_PG.fetchrow(session, chosen))
+    else:
+        row = tuple((await session.execute(_FACTS_SQLITE, chosen)).one())
+    exclusions, person_id, name, source, phone, held, live_id, status, payable_until = row
+    return Facts(
+        exclusions.split(",") if exclusions else [],
+        person_id,
+        name,
+        PersonSource(source) if source else None,
+        phone,
+        held.split(",") if held else [],
+        live_id,
+        EnrollmentStatus(status) if status else None,
+        payable_until,
+    )
+
+
+class NewEnrollment(NamedTuple):
+    """The rows of one enrollment, written together: the person (if registered now), the enrollment, its
+    subsidy lines, its EnrollmentCreated event and the request's audit rows."""
+
+    person: dict[str, Any] | None
+    enrollment: dict[str, Any]
+    lines: list[dict[str, Any]]
+    event: dict[str, Any]
+    audit: list[dict[str, Any]]
+
+
+async def write_new(session: AsyncSession, new: NewEnrollment) -> bool:
+    """Write an enrollment decided on `facts`; False (and nothing written) when the person it registers was
+    registered meanwhile by a concurrent transaction (the unique index made this one wait for it). A person
+    enrolled meanwhile fails with IntegrityError (the one-live-enrollment index), as a flush would."""
+    if session.get_bind().dialect.name == "postgresql":
+        written = await _write_in_one_statement(session, new)
+    else:
+        written = await _write_statement_by_statement(session, new)
+    if written:
+        wake_relay(session)
+    return written
+
+
+# PostgreSQL: one round trip. Each row after the person's is inserted only if the one before it was (a
+# person registered concurrently leaves everything unwritten); the foreign keys are checked at the end of the
+# statement, when the person's row exists.
+_ENROLLMENT_TYPES = (
+    ("id", "varchar"),
+    ("person_id", "varchar"),
+    ("household_id", "varchar"),
+    ("policy_id", "varchar"),
+    ("region_code", "varchar"),
+    ("township", "varchar"),
+    ("payer_organisation", "varchar"),
+    ("university", "varchar"),
+    ("coverage_year", "integer"),
+    ("basis", "varchar"),
+    ("status", "varchar"),
+    ("charge", "varchar"),
+    ("late_case", "varchar"),
+    ("window_extension", "varchar"),
+    ("payable_until", "date"),
+    ("personal_due_fen", "bigint"),
+    ("fiscal_subsidy_fen", "bigint"),
+    ("total_financing_fen", "bigint"),
+    ("price_version", "integer"),
+    ("earlier_dues", "json"),
+    ("coverage_from", "varchar"),
+    ("coverage_start", "date"),
+    ("coverage_end", "date"),
+    ("created_at", "timestamptz"),
+    ("refunded_fen", "bigint"),
+    ("updated_at", "timestamptz"),
+)
+_AUDIT_TYPES = (
+    ("at", "timestamptz"),
+    ("actor", "varchar"),
+    ("role", "varchar"),
+    ("action", "varchar"),
+    ("method", "varchar"),
+    ("route", "varchar"),
+    ("person", "varchar"),
+    ("record", "varchar"),
+)
+_PERSON_COLUMNS = [column.key for column in Person.__table__.columns]
+# Built from the constants above only: no value is ever spliced into the text.
+_WRITE = """
+WITH person AS ({person}),
+enrollment AS (
+    INSERT INTO enrollments ({enrollment_columns}) SELECT {enrollment_values} FROM person RETURNING id
+),
+lines AS (
+    INSERT INTO enrollment_subsidy_lines (enrollment_id, category_code, category_name, funder, amount_fen)
+    SELECT enrollment.id, l.code, l.name, l.funder, l.amount
+    FROM enrollment, unnest(
+        CAST(:line_codes AS varchar[]), CAST(:line_names AS varchar[]),
+        CAST(:line_funders AS varchar[]), CAST(:line_amounts AS bigint[])
+    ) AS l(code, name, funder, amount)
+),
+event AS (
+    INSERT INTO outbox (event_id, event_type, topic, key, payload, created_at)
+    SELECT CAST(:event_id AS varchar), CAST(:event_type AS varchar), CAST(:topic AS varchar), enrollment.id,
+        CAST(:payload AS bytea), CAST(:event_created_at AS timestamptz)
+    FROM enrollment
+),
+audit AS (
+    INSERT INTO audit_events ({audit_columns}) SELECT a.* FROM enrollment, unnest({audit_arrays}) AS a
+)
+SELECT count(*) FROM enrollment
+"""
+_WRITE_PARTS = {
+    "enrollment_columns": ", ".join(c for c, _ in _ENROLLMENT_TYPES),
+    "enrollment_values": ", ".join(f"CAST(:{c} AS {t})" for c, t in _ENROLLMENT_TYPES),
+    "audit_columns": ", ".join(c for c, _ in _AUDIT_TYPES),
+    "audit_arrays": ", ".join(f"CAST(:audit_{c} AS {t}[])" for c, t in _AUDIT_TYPES),
+}
+_REGISTER = """
+INSERT INTO people ({columns}) VALUES ({values})
+ON CONFLICT (document_number, document_type) DO NOTHING RETURNING id
+""".format(columns=", ".join(_PERSON_COLUMNS), values=", ".join(f":p_{c}" for c in _PERSON_COLUMNS))
+_WRITE_FOR_NEW_PERSON = DriverStatement(text(_WRITE.format(person=_REGISTER, **_WRITE_PARTS)))
+_WRITE_FOR_KNOWN_PERSON = DriverStatement(text(_WRITE.format(person="SELECT 1", **_WRITE_PARTS)))
+
+
+async def _write_in_one_statement(session: AsyncSession, new: NewEnrollment) -> bool:
+    values: dict[str, Any] = {
+        **{k: _plain(v) for k, v in new.enrollment.items()},
+        "earlier_dues": json.dumps(new.enrollment["earlier_dues"]),
+        "line_codes": [line["category_code"] for line in new.lines],
+        "line_names": [line["category_name"] for line in new.lines],
+        "line_funders": [line["funder"] for line in new.lines],
+        "line_amounts": [line["amount_fen"] for line in new.lines],
+        **{k if k != "created_at" else "event_created_at": v for k, v in new.event.items() if k != "key"},
+        **{f"audit_{c}": [row[c] for row in new.audit] for c, _ in _AUDIT_TYPES},
+    }
+    statement = _WRITE_FOR_KNOWN_PERSON
+    if new.person is not None:
+        statement = _WRITE_FOR_NEW_PERSON
+        values |= {f"p_{k}": _plain(v) for k, v in new.person.items()}
+    return bool((await statement.fetchrow(session, values))[0])
+
+
+async def _write_statement_by_statement(session: AsyncSession, new: NewEnrollment) -> bool:
+    """SQLite, which has no INSERT in a WITH: the same rows, a statement each (its writers take turns)."""
+    if new.person is not None:
+        registering = sqlite.insert(Person).on_conflict_do_nothing(
+            index_elements=["document_number", "document_type"]
+        )
+        if (await session.execute(registering.returning(Person.id), new.person)).first() is None:
+            return False
+    await session.execute(insert(Enrollment), new.enrollment)
+    if new.lines:
+        lines = [{"enrollment_id": new.enrollment["id"], **line} for line in new.lines]
+        await session.execute(insert(EnrollmentSubsidyLine), lines)
+    await session.execute(insert(OutboxMessage), new.event)
+    await insert_audit(session, new.audit)
+    return True
+
+
+def _plain(value: Any) -> Any:
+    """An enum as the string the columns store (the text statement's parameters have no column types)."""
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+async def insert_audit(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Audit rows (shared.audit's) in the caller's transaction."""
+    if rows:
+        await session.execute(insert(AuditEvent), rows)

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import access as area
@@ -40,11 +40,16 @@ MAX_WAIT_S = 30
     dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
 async def create_enrollment(
-    body: EnrollmentCreate, session: DbSession, registry: RegistryContext, access: CurrentAccess
+    body: EnrollmentCreate,
+    session: DbSession,
+    registry: RegistryContext,
+    access: CurrentAccess,
+    request: Request,
 ) -> EnrollmentOut:
     area.new_record(access, body.id_number, body.region_code)
     claimant = area.claimant(access, region_code=body.region_code)
-    enrollment = await service.enroll(session, registry, body, claimant=claimant)
+    audit = request.app.state.audit_trail.claim(access)
+    enrollment = await service.enroll_one(session, registry, body, claimant=claimant, audit=audit)
     return EnrollmentOut.of(enrollment, service.notices(registry, body, enrollment))
 
 

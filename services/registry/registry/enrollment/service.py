@@ -5,7 +5,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +23,8 @@ from registry.enrollment.errors import (
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
 from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, Notice, RepriceOutcome
 from registry.enrollment.watch import EnrollmentWatch, changed_on_commit
-from registry.exclusion.service import refusal
+from registry.exclusion.models import ExclusionKind
+from registry.exclusion.service import RegistryExclusionList, refusal
 from registry.people import service as people
 from registry.people.models import Person
 from registry.people.service import Identity
@@ -31,8 +33,9 @@ from registry.policy.book import PolicyBook
 from registry.policy.errors import NewbornCoverageYearRequired
 from registry.policy.models import LateCaseKind, Policy
 from registry.subsidy import repository as subsidies
+from shared import tracing
 from shared.crosscheck import EnrollmentStanding, Standing, StandingReader
-from shared.db import release
+from shared.db import release, unique_violation
 from shared.errors import DomainError
 from shared.events import (
     REGISTRY_ENROLLMENTS,
@@ -40,6 +43,7 @@ from shared.events import (
     EnrollmentCreated,
     EnrollmentLapsed,
     EnrollmentRepriced,
+    Envelope,
     SubsidyLineData,
     new_envelope,
 )
@@ -101,6 +105,107 @@ async def enroll_many(
         results[candidate.index] = enrollment
     await _write(session, registry, new, lapsing)
     return [r for r in results if r is not None]
+
+
+async def enroll_one(
+    session: AsyncSession,
+    registry: Registry,
+    request: EnrollmentCreate,
+    *,
+    claimant: people.Claimant,
+    audit: list[dict[str, Any]],
+) -> Enrollment:
+    """`enroll` for one request through the API, with the request's audit rows (written with it), in two
+    round trips for the usual case: one statement reads every fact the decision needs, one writes the
+    person if new, the enrollment, its lines, its event and the audit rows. Anything else (a live enrollment
+    for the year, a record the naming would change, the same person registered by a concurrent request)
+    goes through `enroll`, whose rules decide it. A concurrent enrollment of the same person fails with
+    AlreadyEnrolled (the unique index decides)."""
+    today = registry.clock.today()
+    candidate = _check(registry.policies, 0, request, today)
+    identity, policy = candidate.identity, candidate.policy
+    year = policy.coverage_year
+    facts = await repository.facts(session, identity.document_type, identity.document_number, year)
+    if isinstance(registry.exclusions, RegistryExclusionList):  # its list was read with the facts
+        kinds = sorted(ExclusionKind(kind) for kind in facts.exclusions)
+    else:
+        (kinds,) = await registry.exclusions.exclusions(session, [identity], year)
+    if (refused := refusal(kinds, year)) is not None:
+        raise refused
+    simple = facts.live_id is None and (
+        facts.person_id is None
+        or people.named_as_recorded(
+            facts.name, facts.source, facts.phone, request.name, request.phone, claimant, identity
+        )
+    )
+    if simple:
+        enrollment = await _enroll_simply(session, registry, candidate, facts, claimant, audit)
+        if enrollment is not None:
+            return enrollment
+    enrollment = await enroll(session, registry, request, claimant=claimant)
+    await repository.insert_audit(session, audit)
+    return enrollment
+
+
+async def _enroll_simply(
+    session: AsyncSession,
+    registry: Registry,
+    candidate: "_Candidate",
+    facts: repository.Facts,
+    claimant: people.Claimant,
+    audit: list[dict[str, Any]],
+) -> Enrollment | None:
+    """The enrollment of someone with no live enrollment for the year whom the request names as recorded (or
+    who is new), written with one statement; None when the person was registered meanwhile."""
+    request, identity, policy = candidate.request, candidate.identity, candidate.policy
+    if facts.person_id is None:
+        person = people.new_person(identity, request.name, request.phone, claimant)
+    else:
+        person = people.as_recorded(identity, facts.person_id, facts.name or request.name)
+    applicant = decision.Applicant(
+        request=request,
+        policy=policy,
+        person_id=person.id,
+        birth_date=identity.birth_date,
+        held=tuple(facts.held),
+    )
+    (plan,) = decision.decide([applicant], registry.clock.today())
+    if isinstance(plan, DomainError):
+        raise plan
+    enrollment = _new_enrollment(registry, candidate, person, plan, None, None)
+    enrollment.earlier_dues, enrollment.refunded_fen = {}, 0
+    enrollment.updated_at = datetime.now(UTC)
+    envelope = _created(enrollment, policy).model_copy(update=tracing.trace_fields())
+    rows = repository.NewEnrollment(
+        person=people.row_of(person) if facts.person_id is None else None,
+        enrollment={column: getattr(enrollment, column) for column in repository.ENROLLMENT_COLUMNS},
+        lines=[
+            {
+                "category_code": line.category_code,
+                "category_name": line.category_name,
+                "funder": line.funder,
+                "amount_fen": line.amount_fen,
+            }
+            for line in enrollment.subsidy_lines
+        ],
+        event={
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "topic": REGISTRY_ENROLLMENTS,
+            "key": enrollment.id,
+            "payload": envelope.to_bytes(),
+            "created_at": enrollment.updated_at,
+        },
+        audit=audit,
+    )
+    try:
+        written = await repository.write_new(session, rows)
+    except IntegrityError as exc:
+        if not unique_violation(exc):
+            raise
+        # A concurrent request enrolled this person first; the unique index decided.
+        raise AlreadyEnrolled({"coverage_year": policy.coverage_year}) from exc
+    return enrollment if written else None
 
 
 @dataclass(frozen=True)
@@ -361,6 +466,10 @@ def _new_enrollment(
 
 
 def _publish_created(session: AsyncSession, enrollment: Enrollment, policy: Policy) -> None:
+    enqueue(session, OutboxMessage, REGISTRY_ENROLLMENTS, _created(enrollment, policy))
+
+
+def _created(enrollment: Enrollment, policy: Policy) -> Envelope:
     person = enrollment.person
     created = EnrollmentCreated(
         enrollment_id=enrollment.id,
@@ -382,12 +491,7 @@ def _publish_created(session: AsyncSession, enrollment: Enrollment, policy: Poli
         payer_organisation=enrollment.payer_organisation,
         refundable_reasons=list(policy.refunds.refundable_reasons),
     )
-    enqueue(
-        session,
-        OutboxMessage,
-        REGISTRY_ENROLLMENTS,
-        new_envelope(SOURCE, enrollment.id, created, time=enrollment.created_at),
-    )
+    return new_envelope(SOURCE, enrollment.id, created, time=enrollment.created_at)
 
 
 async def reprice(

@@ -111,7 +111,7 @@ async def find_or_register_many(
     for identity, name, phone in entries:
         key = (identity.document_type, identity.document_number)
         if key not in known and key not in new:
-            new[key] = _new_person(identity, name, phone, claimant)
+            new[key] = new_person(identity, name, phone, claimant)
     if len(new) <= _REGISTERED_AT_ONCE:
         # Written at once, unless a concurrent request registers the same person first: the unique index
         # makes this one wait for it, and it then finds that person instead of failing. (A roster chunk is
@@ -232,7 +232,7 @@ def _registered(session: AsyncSession) -> set[str]:
     return entry[1]
 
 
-def _new_person(identity: Identity, name: str, phone: str | None, claimant: Claimant) -> Person:
+def new_person(identity: Identity, name: str, phone: str | None, claimant: Claimant) -> Person:
     source = claimant.source_for(identity.document_number)
     return Person(
         id=str(uuid.uuid4()),
@@ -248,6 +248,44 @@ def _new_person(identity: Identity, name: str, phone: str | None, claimant: Clai
         recorded_by=claimant.subject,
         created_at=datetime.now(UTC),
     )
+
+
+def named_as_recorded(
+    name: str | None,
+    source: PersonSource | None,
+    phone: str | None,
+    given_name: str,
+    given_phone: str | None,
+    claimant: Claimant,
+    identity: Identity,
+) -> bool:
+    """Whether naming a person recorded with `name`, `source` and `phone` as given changes nothing and refuses
+    nothing (`_named` would leave the record as it is)."""
+    if claimant.source_for(identity.document_number) is PersonSource.OTHER_RESIDENT:
+        return True
+    return (
+        name == given_name
+        and source is not PersonSource.OTHER_RESIDENT
+        and (not given_phone or given_phone == phone)
+    )
+
+
+def as_recorded(identity: Identity, person_id: str, name: str) -> Person:
+    """A registered person as far as an enrollment shows them (id, document, name), not loaded."""
+    return Person(
+        id=person_id,
+        document_type=identity.document_type,
+        document_number=identity.document_number,
+        nationality=identity.nationality,
+        name=name,
+        birth_date=identity.birth_date,
+        sex=identity.sex,
+    )
+
+
+def row_of(person: Person) -> dict[str, object]:
+    """A new person's columns, to be written as a row."""
+    return {column.key: getattr(person, column.key) for column in Person.__table__.columns}
 
 
 def _named(
