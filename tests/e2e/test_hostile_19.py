@@ -69,13 +69,6 @@ async def enrollment_of(registry: httpx.AsyncClient, who: dict[str, str]) -> dic
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="money: the enrollment path reads the person's subsidy categories unlocked "
-    "(enrollment/service.py _applicants, subsidy.repository.active_codes_many) while an assignment "
-    "reprices only the live enrollments it can already see (live_refs FOR UPDATE finds no row yet): "
-    "a category assigned while the person enrolls is never priced in",
-)
 async def test_a_category_assigned_while_the_person_enrolls_is_always_priced_in(pg_stack: Stack) -> None:
     async with pg_stack.client("registry", STAFF) as registry:
         # What a holder of the category owes once enrolled, one after the other.

@@ -25,6 +25,7 @@ from registry.enrollment.errors import AlreadyEnrolled
 from registry.enrollment.models import EnrollmentStatus
 from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn
 from registry.exclusion.service import refusal
+from registry.people import service as people
 from registry.people.models import DocumentType
 from registry.people.service import Identity
 from registry.policy import rules
@@ -83,6 +84,7 @@ async def standing_of(session: AsyncSession, person_ids: Sequence[str], year: in
     """The standing of registered people; someone registered in this transaction has none to look up."""
     if not person_ids:
         return Standing({}, {})
+    await people.take_categories(session, person_ids)
     live = await repository.live_refs(session, person_ids, year, for_update=True)
     return Standing(live, await subsidies.active_codes_many(session, person_ids, year))
 

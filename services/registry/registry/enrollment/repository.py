@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Date, String, bindparam, column, insert, select, text, tuple_, update
+from sqlalchemy import Date, Integer, String, bindparam, column, insert, select, text, tuple_, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -212,6 +212,7 @@ class Facts(NamedTuple):
     live_id: str | None
     live_status: EnrollmentStatus | None
     live_payable_until: date | None
+    category_epoch: int | None  # the person's, as the categories were read (people.models.Person)
 
 
 # Each column that gathers codes (exclusion kinds, category codes: identifiers) separates them by commas.
@@ -223,7 +224,7 @@ SELECT
     p.id, p.name, p.source, p.phone,
     (SELECT {gather}(s.category_code, ',') FROM subsidy_assignments s
      WHERE s.person_id = p.id AND s.coverage_year = :year AND s.removed_at IS NULL),
-    e.id, e.status, e.payable_until
+    e.id, e.status, e.payable_until, p.category_epoch
 FROM (SELECT 1 AS one) AS one
 LEFT JOIN people p ON p.document_number = :number AND p.document_type = :document_type
 LEFT JOIN enrollments e ON e.person_id = p.id AND e.coverage_year = :year AND e.status NOT IN ({ended})
@@ -240,6 +241,7 @@ _FACTS_SQLITE = text(_FACTS.format(gather="group_concat", ended=_ENDED)).columns
     column("live_id", String),
     column("live_status", String),
     column("live_payable_until", Date),
+    column("category_epoch", Integer),
 )
 
 
@@ -250,7 +252,7 @@ async def facts(session: AsyncSession, document_type: DocumentType, number: str,
         row = tuple(await _FACTS_PG.fetchrow(session, chosen))
     else:
         row = tuple((await session.execute(_FACTS_SQLITE, chosen)).one())
-    exclusions, person_id, name, source, phone, held, live_id, status, payable_until = row
+    exclusions, person_id, name, source, phone, held, live_id, status, payable_until, epoch = row
     return Facts(
         exclusions.split(",") if exclusions else [],
         person_id,
@@ -261,6 +263,7 @@ async def facts(session: AsyncSession, document_type: DocumentType, number: str,
         live_id,
         EnrollmentStatus(status) if status else None,
         payable_until,
+        epoch,
     )
 
 
@@ -273,11 +276,14 @@ class NewEnrollment(NamedTuple):
     lines: list[dict[str, Any]]
     event: dict[str, Any]
     audit: list[dict[str, Any]]
+    category_epoch: int | None  # of a person on record, as their categories were read with the facts
 
 
 async def write_new(session: AsyncSession, new: NewEnrollment) -> bool:
     """Write an enrollment decided on `facts`; False (and nothing written) when the person it registers was
-    registered meanwhile by a concurrent transaction (the unique index made this one wait for it). A person
+    registered meanwhile by a concurrent transaction (the unique index made this one wait for it), or when
+    the categories of the person on record were taken since the facts were read (their epoch moved: a
+    category may have been assigned, and the enrollment must be priced again under the lock). A person
     enrolled meanwhile fails with IntegrityError (the one-live-enrollment index), as a flush would."""
     if session.get_bind().dialect.name == "postgresql":
         written = await _write_in_one_statement(session, new)
@@ -366,7 +372,17 @@ INSERT INTO people ({columns}) VALUES ({values})
 ON CONFLICT (document_number, document_type) DO NOTHING RETURNING id
 """.format(columns=", ".join(_PERSON_COLUMNS), values=", ".join(f":p_{c}" for c in _PERSON_COLUMNS))
 _WRITE_FOR_NEW_PERSON = DriverStatement(text(_WRITE.format(person=_REGISTER, **_WRITE_PARTS)))
-_WRITE_FOR_KNOWN_PERSON = DriverStatement(text(_WRITE.format(person="SELECT 1", **_WRITE_PARTS)))
+# The person on record, locked, while their category epoch is the one read with the facts. A transaction
+# that took their categories meanwhile and has not ended is waited for; PostgreSQL then reads the row again
+# and, the epoch having moved, finds none. The lock is held until this statement ends: one that takes the
+# categories after it waits, and then sees this enrollment to reprice.
+_KNOWN = """
+SELECT id FROM people
+WHERE id = CAST(:person_id AS varchar)
+  AND category_epoch IS NOT DISTINCT FROM CAST(:category_epoch AS integer)
+FOR UPDATE
+"""
+_WRITE_FOR_KNOWN_PERSON = DriverStatement(text(_WRITE.format(person=_KNOWN, **_WRITE_PARTS)))
 
 
 async def _write_in_one_statement(session: AsyncSession, new: NewEnrollment) -> bool:
@@ -380,8 +396,10 @@ async def _write_in_one_statement(session: AsyncSession, new: NewEnrollment) -> 
         **{k if k != "created_at" else "event_created_at": v for k, v in new.event.items() if k != "key"},
         **{f"audit_{c}": [row[c] for row in new.audit] for c, _ in _AUDIT_TYPES},
     }
-    statement = _WRITE_FOR_KNOWN_PERSON
-    if new.person is not None:
+    if new.person is None:
+        statement = _WRITE_FOR_KNOWN_PERSON
+        values |= {"person_id": new.enrollment["person_id"], "category_epoch": new.category_epoch}
+    else:
         statement = _WRITE_FOR_NEW_PERSON
         values |= {f"p_{k}": _plain(v) for k, v in new.person.items()}
     return bool((await statement.fetchrow(session, values))[0])
@@ -394,6 +412,13 @@ async def _write_statement_by_statement(session: AsyncSession, new: NewEnrollmen
             index_elements=["document_number", "document_type"]
         )
         if (await session.execute(registering.returning(Person.id), new.person)).first() is None:
+            return False
+    else:
+        untaken = select(Person.id).where(
+            Person.id == new.enrollment["person_id"],
+            Person.category_epoch.is_not_distinct_from(new.category_epoch),
+        )
+        if (await session.execute(untaken)).first() is None:
             return False
     await session.execute(insert(Enrollment), new.enrollment)
     if new.lines:

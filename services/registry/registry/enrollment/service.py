@@ -156,7 +156,8 @@ async def _enroll_simply(
     audit: list[dict[str, Any]],
 ) -> Enrollment | None:
     """The enrollment of someone with no live enrollment for the year whom the request names as recorded (or
-    who is new), written with one statement; None when the person was registered meanwhile."""
+    who is new), written with one statement; None when the person was registered meanwhile or their
+    categories were taken since the facts were read."""
     request, identity, policy = candidate.request, candidate.identity, candidate.policy
     if facts.person_id is None:
         person = people.new_person(identity, request.name, request.phone, claimant)
@@ -197,6 +198,7 @@ async def _enroll_simply(
             "created_at": enrollment.updated_at,
         },
         audit=audit,
+        category_epoch=facts.category_epoch,
     )
     try:
         written = await repository.write_new(session, rows)
@@ -393,6 +395,7 @@ async def _applicants(
     for year in sorted({c.policy.coverage_year for c, _ in registered}):
         of_year = [(c, p) for c, p in registered if c.policy.coverage_year == year]
         person_ids = [p.id for _, p in of_year if not people.registered_now(session, p)]
+        await people.take_categories(session, person_ids)
         existing = await repository.live_for_people(session, person_ids, year, for_update=True)
         held = await subsidies.active_codes_many(session, person_ids, year)
         live.update({e.id: e for e in existing.values()})
@@ -506,6 +509,7 @@ async def reprice_many(
     session: AsyncSession, registry: Registry, reasons: Mapping[str, str], coverage_year: int
 ) -> dict[str, RepriceOutcome]:
     """`reprice` for many people (person id -> why) in a couple of queries."""
+    await people.take_categories(session, list(reasons))
     enrollments = await repository.live_for_people(session, list(reasons), coverage_year, for_update=True)
     held_by_person = await subsidies.active_codes_many(session, list(enrollments), coverage_year)
     return {

@@ -49,6 +49,13 @@ class Person(Base):
         String(128), default=None, doc="Who created the record (a token's subject), where known"
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    category_epoch: Mapped[int | None] = mapped_column(
+        Integer,
+        default=None,
+        doc="Moves whenever a transaction takes the person's subsidy categories to change them or to price "
+        "under the lock (None: never taken); an enrollment priced on categories read without the lock is "
+        "written only while it has not moved (people.service.take_categories)",
+    )
 
 
 class IdentityReviewState(enum.StrEnum):

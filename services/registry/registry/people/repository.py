@@ -1,7 +1,7 @@
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -141,3 +141,21 @@ async def get_for_update(session: AsyncSession, person_id: str) -> Person | None
     return (
         await session.scalars(select(Person).where(Person.id == person_id).with_for_update())
     ).one_or_none()
+
+
+async def take_categories(session: AsyncSession, person_ids: Sequence[str]) -> None:
+    """Lock these people's rows, in id order (two batches never wait for each other in a circle), and move
+    their category epoch: the row lock is held to the end of the transaction, and the moved epoch tells a
+    statement that priced on the old categories, waiting for the lock meanwhile, that they were taken."""
+    if not person_ids:
+        return
+    locked = (
+        select(Person.id).where(Person.id.in_(sorted(set(person_ids)))).order_by(Person.id).with_for_update()
+    )
+    taking = (
+        update(Person)
+        .where(Person.id.in_(locked))
+        .values(category_epoch=func.coalesce(Person.category_epoch, 0) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(taking)

@@ -361,3 +361,10 @@ async def decide(session: AsyncSession, review: IdentityReview, decision: Identi
     review.decided_at = datetime.now(UTC)
     await session.flush()
     return review
+
+
+async def take_categories(session: AsyncSession, person_ids: Sequence[str]) -> None:
+    """Before reading people's subsidy categories to price their enrollments, or changing them: take them, so
+    that pricing and changing never overlap (a category assigned while someone enrolls is either seen by the
+    enrollment or reprices it). The people's rows stay locked until the transaction ends."""
+    await repository.take_categories(session, person_ids)
