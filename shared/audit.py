@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from shared.auth import Access, Role, allow
-from shared.db import BIGINT_MAX, DbSession, UTCDateTime, after_commit
+from shared.db import BIGINT_MAX, DbSession, UTCDateTime, after_commit, database_unavailable
 from shared.logging import mask_id_number
 
 _READS = frozenset({"GET", "HEAD"})
@@ -219,16 +219,26 @@ class _GroupCommit:
             while self._waiting and (not batch or size + len(self._waiting[0][0]) <= self._batch_max):
                 batch.append(self._waiting.pop(0))
                 size += len(batch[-1][0])
-            failure: BaseException | None = None
-            try:
-                async with self._sessionmaker_of()() as session, session.begin():
-                    await session.execute(self._insert, [row for rows, _ in batch for row in rows])
-            except Exception as exc:
-                failure = exc
-            for _, written in batch:
+            failure = await self._store([row for rows, _ in batch for row in rows])
+            alone = failure is not None and len(batch) > 1 and not database_unavailable(failure)
+            for rows, written in batch:
                 if written.done():  # its request went away meanwhile
                     continue
-                if failure is None:
+                # One writer's rows may be what the database refused (a value it cannot store): each
+                # writer's rows on their own then, so only that writer's read is refused.
+                outcome = await self._store(rows) if alone else failure
+                if written.done():
+                    continue
+                if outcome is None:
                     written.set_result(None)
                 else:
-                    written.set_exception(failure)
+                    written.set_exception(outcome)
+
+    async def _store(self, rows: list[dict[str, Any]]) -> BaseException | None:
+        """Write the rows in one transaction; what failed it, if anything."""
+        try:
+            async with self._sessionmaker_of()() as session, session.begin():
+                await session.execute(self._insert, rows)
+        except Exception as exc:
+            return exc
+        return None

@@ -199,11 +199,15 @@ def _as_refusal(exc: Exception) -> Exception:
         return ServiceUnavailable({"reason": "database_unavailable"})
     if isinstance(exc, DBAPIError) and _sqlstate(exc) in _UNSTORABLE_TEXT:
         return InvalidCharacters()
-    if unique_violation(exc):
-        # A concurrent request wrote the same record first: the caller may retry and see it.
+    if unique_violation(exc) or (isinstance(exc, DBAPIError) and _sqlstate(exc) in _LOST_TO_ANOTHER):
+        # A concurrent request wrote the same record first, or PostgreSQL ended this transaction to let
+        # another one on: nothing of it was kept, and the caller may retry.
         return ConcurrentChange()
     return exc
 
+
+# Deadlock detected, serialization failure.
+_LOST_TO_ANOTHER = frozenset({"40P01", "40001"})
 
 _AFTER_COMMIT = "canbao_after_commit"
 

@@ -214,12 +214,6 @@ async def billed(collection: httpx.AsyncClient, enrollment_id: str) -> str | Non
     return str(items[0]["bill_id"]) if items else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crash/refusal of others: shared/audit.py _GroupCommit writes the read-audit rows of every "
-    "waiting request with one INSERT, so one row PostgreSQL cannot store (an actor name with a NUL, as an "
-    "identity provider's mapped claim may carry) fails the whole group: other callers' reads are refused",
-)
 async def test_a_caller_whose_audit_row_cannot_be_stored_fails_no_one_elses_read(pg_stack: Stack) -> None:
     async with pg_stack.client("registry", STAFF) as registry:
         created = await registry.post("/v1/enrollments", json=enrollment_body(fresh()))
