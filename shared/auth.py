@@ -359,6 +359,14 @@ async def authenticate(
 CurrentAccess = Annotated[Access, Depends(authenticate)]
 
 
+async def authenticate_again(request: Request) -> Access:
+    """The caller as they stand now, for a request that waited (a long-poll): the token may have expired, the
+    sign-in session ended or the account been disabled or changed since the request began; each refuses
+    (Unauthenticated) as a new request would be refused."""
+    principal = await identify(request.headers, request.method, request.app.state)
+    return Access(principal, request.method, getattr(request.scope.get("route"), "path", request.url.path))
+
+
 def role_allowed(role: Role, method: str, roles: frozenset[Role]) -> bool:
     if role is Role.ADMIN:
         return True

@@ -79,12 +79,6 @@ async def staff_token(registry: Harness, username: str) -> tuple[str, str]:
     return opened.json()["account_id"], signed_in.json()["access_token"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="identity: a long-poll checks the caller's sign-in session once, before it waits "
-    "(shared/auth.py authenticate); enrollment/service.py wait_for_change re-reads the record for a "
-    "principal whose account was disabled (or who signed out) meanwhile, and answers 200 with it",
-)
 async def test_a_wait_of_an_account_disabled_meanwhile_is_not_answered_with_the_record(
     registry: Harness,
 ) -> None:

@@ -16,7 +16,7 @@ from registry.enrollment.errors import (
 from registry.enrollment.models import Enrollment, EnrollmentStatus
 from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, EnrollmentOut
 from registry.enrollment.watch import Watch
-from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
+from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow, authenticate_again
 from shared.crosscheck import StandingFilter, StandingPage, add_repair_routes
 from shared.db import INT_MAX, DbSession, ReadSession
 from shared.errors import error_responses
@@ -102,6 +102,7 @@ add_repair_routes(router, records="enrollments", changed=service.changes, of=ser
     dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
 async def get_enrollment(
+    request: Request,
     enrollment_id: str,
     session: ReadSession,
     access: CurrentAccess,
@@ -116,10 +117,15 @@ async def get_enrollment(
 ) -> EnrollmentOut:
     if wait_s == 0:
         return EnrollmentOut.of(await _enrollment(session, access, enrollment_id))
+
+    async def read_again() -> Enrollment:
+        # After a wait the caller is who they are now (signed out, disabled, token expired: refused).
+        return await _enrollment(session, await authenticate_again(request), enrollment_id)
+
     enrollment = await service.wait_for_change(
         session,
         watch,
-        lambda: _enrollment(session, access, enrollment_id),
+        read_again,
         service.Known(known_status, known_price_version),
         wait_s=wait_s,
     )
