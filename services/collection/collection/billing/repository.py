@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, tuple_, update
@@ -6,7 +7,8 @@ from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
-from collection.payments.models import PaymentItem
+from collection.payments.models import Payment, PaymentItem
+from shared import bulk
 
 # Bills whose contributions are still due to the fund (open) or were paid and kept (paid).
 STANDING = (BillStatus.OPEN, BillStatus.PAID)
@@ -172,3 +174,39 @@ async def of_enrollments(
         .order_by(Bill.enrollment_id)
     )
     return [(bill, item) for bill, item in (await session.execute(query)).all()]
+
+
+async def lock_many(session: AsyncSession, bill_ids: Sequence[str]) -> dict[str, Bill]:
+    """Many bills locked for settling at once (a reconciliation chunk's), in id order as
+    `get_many_for_update` locks them; their subsidy lines are not loaded."""
+    if not bill_ids:
+        return {}
+    query = (
+        select(Bill)
+        .where(bulk.among(session, Bill.id, sorted(set(bill_ids))))
+        .order_by(Bill.id)
+        .options(raiseload(Bill.subsidy_lines))
+        .with_for_update()
+    )
+    return {b.id: b for b in (await session.scalars(query)).all()}
+
+
+async def settle_many_by_items(session: AsyncSession, bill_ids: Sequence[str]) -> int:
+    """Mark open bills paid at the time of the payment whose item settles each (written just before);
+    returns how many were. Only open bills change (the WHERE decides, not a read)."""
+    if not bill_ids:
+        return 0
+    paid_at = (
+        select(Payment.paid_at)
+        .join(PaymentItem, PaymentItem.payment_id == Payment.id)
+        .where(PaymentItem.bill_id == Bill.id)
+        .scalar_subquery()
+    )
+    query = (
+        update(Bill)
+        .where(bulk.among(session, Bill.id, bill_ids), Bill.status == BillStatus.OPEN)
+        .values(status=BillStatus.PAID, paid_at=paid_at)
+        .returning(Bill.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len((await session.scalars(query)).all())
