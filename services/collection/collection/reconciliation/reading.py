@@ -5,6 +5,7 @@ Columns (Chinese or English headers, in any order, title lines above the header 
 账单号 (bill_ids, several separated by `;`), and optionally 缴费渠道 (channel). A file is used whole or not
 at all: any bad line refuses it with a report of every bad line."""
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -56,6 +57,8 @@ CHANNEL_NAMES: dict[str, Channel] = {
 }
 _BILL_SEPARATORS = re.compile(r"[;；,，\s]+")
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y%m%d%H%M%S")
+# The first two formats exactly, read without strptime (half the reading of a large file otherwise).
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,10 @@ def _line(row_no: int, v: dict[str, str], channel: Channel) -> tuple[FileLine | 
 
 def _moment(text: str) -> tuple[datetime | None, date | None]:
     """(the moment in Beijing time if the text has one, the Beijing date)."""
+    if _ISO_MOMENT.fullmatch(text):
+        with contextlib.suppress(ValueError):  # no such day or time: as strptime would, below
+            moment = datetime.fromisoformat(text).replace(tzinfo=BUSINESS_TZ)
+            return moment, moment.date()
     for fmt in _DATETIME_FORMATS:
         try:
             moment = datetime.strptime(text, fmt).replace(tzinfo=BUSINESS_TZ)

@@ -36,9 +36,8 @@ from shared.db import UTCDateTime
 # Lines judged and written at a time: big enough that each round trip carries thousands of rows, small enough
 # that a file of any size runs in flat memory.
 CHUNK = 2000
-_LOADED_TABLES = (
-    "reconciliation_lines, reconciliation_transitions, payments, payment_items, bills, ledger_entries"
-)
+# The table a run grows and looks up again as it goes (the others it reads grow by a row per line at most).
+_LOADED_TABLES = "reconciliation_lines"
 
 
 @dataclass(frozen=True, slots=True)

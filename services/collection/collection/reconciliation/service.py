@@ -4,9 +4,12 @@ closed lines are never judged again, so a run (a corrected file, or the same day
 settled result. A line that settles moves the payment's money from the channel's clearing to the treasury."""
 
 import asyncio
+import gc
 import hashlib
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -88,7 +91,8 @@ async def receive(
         lines = await asyncio.to_thread(reading.read, temp_path, upload.filename, upload.channel)
         run = _new_run(clock, upload.channel, upload.business_day, upload.uploaded_by, len(lines))
         run.fingerprint, run.filename = fingerprint, upload.filename
-        await _reconcile(session, clock.now(), run, file_lines=lines)
+        with _set_aside():
+            await _reconcile(session, clock.now(), run, file_lines=lines)
         # Kept beside its run: the file is the evidence for every line's state.
         await asyncio.to_thread(shutil.move, temp_path, directory / f"{run.id}{suffix}")
         return RunOut.of(run, await summary(session, run.channel, run.business_day)), True
@@ -105,6 +109,19 @@ async def rerun(session: AsyncSession, clock: Clock, channel: Channel, day: date
     run = _new_run(clock, channel, day, started_by, 0)
     await _reconcile(session, clock.now(), run, file_lines=None)
     return RunOut.of(run, await summary(session, channel, day))
+
+
+@contextmanager
+def _set_aside() -> Iterator[None]:
+    """The file's lines (and the process's own long-lived objects) stay for the whole run and hold no
+    reference cycles; the cyclic garbage collector would walk them again and again as the run makes and drops
+    its rows (a third of the run's CPU at 100,000 lines). They are set aside from it while the run lasts and
+    handed back to it afterwards, so nothing it would collect is kept for good."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _check_reconciled(channel: Channel) -> None:
