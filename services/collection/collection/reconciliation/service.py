@@ -88,11 +88,13 @@ async def receive(
         earlier = await repository.run_by_fingerprint(session, fingerprint)
         if earlier is not None:
             return RunOut.of(earlier, await summary(session, earlier.channel, earlier.business_day)), False
-        lines = await asyncio.to_thread(reading.read, temp_path, upload.filename, upload.channel)
-        run = _new_run(clock, upload.channel, upload.business_day, upload.uploaded_by, len(lines))
+        checked = await asyncio.to_thread(reading.read, temp_path, upload.filename, upload.channel)
+        run = _new_run(
+            clock, upload.channel, upload.business_day, upload.uploaded_by, len(checked.references)
+        )
         run.fingerprint, run.filename = fingerprint, upload.filename
         with _set_aside():
-            await _reconcile(session, clock.now(), run, file_lines=lines)
+            await _reconcile(session, clock.now(), run, file=checked)
         # Kept beside its run: the file is the evidence for every line's state.
         await asyncio.to_thread(shutil.move, temp_path, directory / f"{run.id}{suffix}")
         return RunOut.of(run, await summary(session, run.channel, run.business_day)), True
@@ -107,14 +109,14 @@ async def rerun(session: AsyncSession, clock: Clock, channel: Channel, day: date
     if not await repository.runs(session, channel, day):
         raise ReconciliationDayNotFound({"channel": channel.value, "business_day": day.isoformat()})
     run = _new_run(clock, channel, day, started_by, 0)
-    await _reconcile(session, clock.now(), run, file_lines=None)
+    await _reconcile(session, clock.now(), run, file=None)
     return RunOut.of(run, await summary(session, channel, day))
 
 
 @contextmanager
 def _set_aside() -> Iterator[None]:
-    """The file's lines (and the process's own long-lived objects) stay for the whole run and hold no
-    reference cycles; the cyclic garbage collector would walk them again and again as the run makes and drops
+    """The objects the process holds when a run starts (its modules, mappings, caches: hundreds of thousands)
+    outlast the run; the cyclic garbage collector would walk them again and again as the run makes and drops
     its rows (a third of the run's CPU at 100,000 lines). They are set aside from it while the run lasts and
     handed back to it afterwards, so nothing it would collect is kept for good."""
     gc.freeze()
@@ -148,7 +150,7 @@ async def _reconcile(
     now: datetime,
     run: ReconciliationRun,
     *,
-    file_lines: list[reading.FileLine] | None,
+    file: reading.CheckedFile | None,
 ) -> None:
     """One run over a channel's day: the file's lines (None: the open ones of the latest file, as stored),
     then the day's payments the file does not list, then payments reported missing that another file has
@@ -158,19 +160,20 @@ async def _reconcile(
     session.add(run)
     writer = Writer(session, now, run)
     still_open = await repository.open_file_lines(session, run.channel, run.business_day)
-    if file_lines is None:
+    if file is None:
         for ids in _chunks(sorted(line_id for line_id, _ in still_open.values())):
             await _judge(session, writer, [_stored(s) for s in await repository.stored_lines(session, ids)])
     else:
-        listed = {fl.reference for fl in file_lines}
         for reference, (line_id, state) in still_open.items():
-            if reference not in listed:
+            if reference not in file.references:
                 writer.moved(line_id, state, LineState.WITHDRAWN, "not_in_corrected_file")
         await writer.write()
-        for done, chunk in enumerate(_chunks(file_lines)):
+        chunks, done, end = file.chunks(repository.CHUNK), 0, list[reading.FileLine]()
+        while chunk := await asyncio.to_thread(next, chunks, end):
             if statistics_stale_after(done):
                 await repository.refresh_statistics(session)
             await _judge(session, writer, await _file_lines(session, writer, run, chunk))
+            done += 1
     await _missing_from_file(session, writer, run)
     run.changes = dict(sorted(writer.changes.items()))
     await session.flush()
