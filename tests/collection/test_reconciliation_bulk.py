@@ -90,3 +90,20 @@ async def test_a_file_of_more_lines_than_a_chunk_is_judged_as_one(collection: Ha
     assert corrected.json()["changes"] == {"kept": 3, "unchanged": 2, "withdrawn": CHUNK - 2}
     assert len(await confirmations(collection)) == before + 2
     await ledger_ok(collection)
+
+
+async def test_a_chunk_naming_more_bills_than_one_statement_binds_is_judged(collection: Harness) -> None:
+    """1,200 lines of 30 bills each: 36,000 bill ids in one chunk, past the 32,766 values SQLite binds in one
+    statement when built with its default limit."""
+    bill = await open_bill(collection)
+    at = f"{DAY} 10:00:00"
+    rows: list[list[object]] = [
+        [f"WXM{i}", at, "380.00", ";".join(f"b{i}-{j}" for j in range(30)), ""] for i in range(1200)
+    ]
+    rows.append(["WXM-last", at, "380.00", bill["bill_id"], ""])
+
+    response = await reconcile(collection, rows)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["changes"] == {"recorded": 1, "unrecordable": 1200}
+    await ledger_ok(collection)

@@ -176,37 +176,45 @@ async def of_enrollments(
     return [(bill, item) for bill, item in (await session.execute(query)).all()]
 
 
+# Bills at once in one statement of the bulk functions: SQLite binds at most 32,766 values in a statement.
+_MANY_AT_ONCE = 10_000
+
+
 async def lock_many(session: AsyncSession, bill_ids: Sequence[str]) -> dict[str, Bill]:
     """Many bills locked for settling at once (a reconciliation chunk's), in id order as
     `get_many_for_update` locks them; their subsidy lines are not loaded."""
-    if not bill_ids:
-        return {}
-    query = (
-        select(Bill)
-        .where(bulk.among(session, Bill.id, sorted(set(bill_ids))))
-        .order_by(Bill.id)
-        .options(raiseload(Bill.subsidy_lines))
-        .with_for_update()
-    )
-    return {b.id: b for b in (await session.scalars(query)).all()}
+    found: dict[str, Bill] = {}
+    unique = sorted(set(bill_ids))
+    for start in range(0, len(unique), _MANY_AT_ONCE):
+        query = (
+            select(Bill)
+            .where(bulk.among(session, Bill.id, unique[start : start + _MANY_AT_ONCE]))
+            .order_by(Bill.id)
+            .options(raiseload(Bill.subsidy_lines))
+            .with_for_update()
+        )
+        found.update((b.id, b) for b in (await session.scalars(query)).all())
+    return found
 
 
 async def settle_many_by_items(session: AsyncSession, bill_ids: Sequence[str]) -> int:
     """Mark open bills paid at the time of the payment whose item settles each (written just before);
     returns how many were. Only open bills change (the WHERE decides, not a read)."""
-    if not bill_ids:
-        return 0
     paid_at = (
         select(Payment.paid_at)
         .join(PaymentItem, PaymentItem.payment_id == Payment.id)
         .where(PaymentItem.bill_id == Bill.id)
         .scalar_subquery()
     )
-    query = (
-        update(Bill)
-        .where(bulk.among(session, Bill.id, bill_ids), Bill.status == BillStatus.OPEN)
-        .values(status=BillStatus.PAID, paid_at=paid_at)
-        .returning(Bill.id)
-        .execution_options(synchronize_session=False)
-    )
-    return len((await session.scalars(query)).all())
+    settled = 0
+    for start in range(0, len(bill_ids), _MANY_AT_ONCE):
+        some = bill_ids[start : start + _MANY_AT_ONCE]
+        query = (
+            update(Bill)
+            .where(bulk.among(session, Bill.id, some), Bill.status == BillStatus.OPEN)
+            .values(status=BillStatus.PAID, paid_at=paid_at)
+            .returning(Bill.id)
+            .execution_options(synchronize_session=False)
+        )
+        settled += len((await session.scalars(query)).all())
+    return settled

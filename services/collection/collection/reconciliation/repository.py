@@ -38,6 +38,8 @@ from shared.db import UTCDateTime
 CHUNK = 2000
 # The table a run grows and looks up again as it goes (the others it reads grow by a row per line at most).
 _LOADED_TABLES = "reconciliation_lines"
+# A chunk's lines may name up to 30 bills each; SQLite binds at most 32,766 values in one statement.
+_BILLS_AT_ONCE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +165,14 @@ async def payments_by_bill(
     session: AsyncSession, channel: Channel, bill_ids: Sequence[str]
 ) -> dict[str, list[Recorded]]:
     """The payments on a channel that settled each of these bills, each with all its bills."""
-    if not bill_ids:
-        return {}
-    paying = select(PaymentItem.payment_id).where(bulk.among(session, PaymentItem.bill_id, bill_ids))
-    query = _PAYMENTS_WITH_BILLS.where(Payment.channel == channel, Payment.id.in_(paying))
-    wanted = set(bill_ids)
     found: dict[str, list[Recorded]] = {}
-    for payment in _recorded((await session.execute(query)).all()):
-        for bill_id in payment.bill_ids:
-            if bill_id in wanted:
+    unique = sorted(set(bill_ids))
+    for start in range(0, len(unique), _BILLS_AT_ONCE):
+        wanted = unique[start : start + _BILLS_AT_ONCE]
+        paying = select(PaymentItem.payment_id).where(bulk.among(session, PaymentItem.bill_id, wanted))
+        query = _PAYMENTS_WITH_BILLS.where(Payment.channel == channel, Payment.id.in_(paying))
+        for payment in _recorded((await session.execute(query)).all()):
+            for bill_id in set(payment.bill_ids).intersection(wanted):
                 found.setdefault(bill_id, []).append(payment)
     return found
 
