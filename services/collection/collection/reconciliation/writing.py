@@ -148,6 +148,8 @@ class Writer:
         self.changes[to.value] += 1
 
     async def write(self) -> None:
+        """Write what was gathered, each kind of row in one statement, rows referred to before those referring
+        to them; a line whose payment another transaction settled first becomes a duplicate here."""
         session = self.session
         settling = {
             p.id for _, (to, _), p in self._judged if p and to in SETTLING and p.id not in self._new_payments
