@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, tuple_, update
@@ -6,7 +7,8 @@ from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
-from collection.payments.models import PaymentItem
+from collection.payments.models import Payment, PaymentItem
+from shared import bulk
 
 # Bills whose contributions are still due to the fund (open) or were paid and kept (paid).
 STANDING = (BillStatus.OPEN, BillStatus.PAID)
@@ -172,3 +174,47 @@ async def of_enrollments(
         .order_by(Bill.enrollment_id)
     )
     return [(bill, item) for bill, item in (await session.execute(query)).all()]
+
+
+# Bills at once in one statement of the bulk functions: SQLite binds at most 32,766 values in a statement.
+_MANY_AT_ONCE = 10_000
+
+
+async def lock_many(session: AsyncSession, bill_ids: Sequence[str]) -> dict[str, Bill]:
+    """Many bills locked for settling at once (a reconciliation chunk's), in id order as
+    `get_many_for_update` locks them; their subsidy lines are not loaded."""
+    found: dict[str, Bill] = {}
+    unique = sorted(set(bill_ids))
+    for start in range(0, len(unique), _MANY_AT_ONCE):
+        query = (
+            select(Bill)
+            .where(bulk.among(session, Bill.id, unique[start : start + _MANY_AT_ONCE]))
+            .order_by(Bill.id)
+            .options(raiseload(Bill.subsidy_lines))
+            .with_for_update()
+        )
+        found.update((b.id, b) for b in (await session.scalars(query)).all())
+    return found
+
+
+async def settle_many_by_items(session: AsyncSession, bill_ids: Sequence[str]) -> int:
+    """Mark open bills paid at the time of the payment whose item settles each (written just before);
+    returns how many were. Only open bills change (the WHERE decides, not a read)."""
+    paid_at = (
+        select(Payment.paid_at)
+        .join(PaymentItem, PaymentItem.payment_id == Payment.id)
+        .where(PaymentItem.bill_id == Bill.id)
+        .scalar_subquery()
+    )
+    settled = 0
+    for start in range(0, len(bill_ids), _MANY_AT_ONCE):
+        some = bill_ids[start : start + _MANY_AT_ONCE]
+        query = (
+            update(Bill)
+            .where(bulk.among(session, Bill.id, some), Bill.status == BillStatus.OPEN)
+            .values(status=BillStatus.PAID, paid_at=paid_at)
+            .returning(Bill.id)
+            .execution_options(synchronize_session=False)
+        )
+        settled += len((await session.scalars(query)).all())
+    return settled

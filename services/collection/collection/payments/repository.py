@@ -1,9 +1,14 @@
-from sqlalchemy import func, select
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
 from collection.ledger.accounts import Channel
 from collection.payments.models import Payment, PaymentItem
+from shared import bulk
 
 # A paid or refunded bill was settled by exactly one payment; an open or cancelled one by none.
 _SETTLED = (BillStatus.PAID, BillStatus.REFUNDED)
@@ -74,3 +79,53 @@ async def bills_not_settled_once(session: AsyncSession) -> list[str]:
         .order_by(Bill.id)
     )
     return list((await session.scalars(query)).all())
+
+
+# Bulk writes (a reconciliation records and settles thousands of payments in one request): rows in the order
+# of these columns, written with COPY on PostgreSQL (shared.bulk).
+PAYMENT_COLUMNS = (
+    "id",
+    "amount_fen",
+    "channel",
+    "receipt_no",
+    "paid_at",
+    "channel_reference",
+    "origin",
+    "settled_at",
+)
+ITEM_COLUMNS = ("payment_id", "bill_id", "enrollment_id", "amount_fen", "position")
+
+
+async def insert_many(
+    session: AsyncSession, payments: Sequence[tuple[Any, ...]], items: Sequence[tuple[Any, ...]]
+) -> None:
+    await bulk.insert_rows(session, Payment, PAYMENT_COLUMNS, payments)
+    await bulk.insert_rows(session, PaymentItem, ITEM_COLUMNS, items)
+
+
+async def settle_many(session: AsyncSession, payment_ids: Sequence[str], at: datetime) -> set[str]:
+    """Mark payments settled into the treasury; returns those this did. One a concurrent transaction settled
+    first is left out (the WHERE decides after waiting for its row lock), so money is never settled twice."""
+    if not payment_ids:
+        return set()
+    query = (
+        update(Payment)
+        .where(bulk.among(session, Payment.id, payment_ids), Payment.settled_at.is_(None))
+        .values(settled_at=at)
+        .returning(Payment.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set((await session.scalars(query)).all())
+
+
+async def take_references(session: AsyncSession, references: Sequence[tuple[str, str]]) -> None:
+    """(payment id, the channel's transaction number) for payments recorded without one."""
+    if not references:
+        return
+    table = cast(Table, Payment.__table__)
+    query = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.channel_reference.is_(None))
+        .values(channel_reference=bindparam("b_reference"))
+    )
+    await session.execute(query, [{"b_id": i, "b_reference": r} for i, r in references])

@@ -110,12 +110,10 @@ class ReconciliationLine(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     transitions: WriteOnlyMapped["LineTransition"] = relationship(cascade="all, delete-orphan")
 
-    @property
-    def moment(self) -> datetime | None:
-        """When the channel took the money: the file's time, or the start of its Beijing day."""
-        if self.file_paid_at is not None:
-            return self.file_paid_at
-        return datetime.combine(self.file_paid_on, time(), BUSINESS_TZ) if self.file_paid_on else None
+
+def moment(paid_at: datetime | None, paid_on: date) -> datetime:
+    """When the channel took a file line's money: the file's time, or the start of its Beijing day."""
+    return paid_at if paid_at is not None else datetime.combine(paid_on, time(), BUSINESS_TZ)
 
 
 class LineTransition(Base):

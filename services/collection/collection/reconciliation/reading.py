@@ -5,7 +5,9 @@ Columns (Chinese or English headers, in any order, title lines above the header 
 账单号 (bill_ids, several separated by `;`), and optionally 缴费渠道 (channel). A file is used whole or not
 at all: any bad line refuses it with a report of every bad line."""
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -56,6 +58,8 @@ CHANNEL_NAMES: dict[str, Channel] = {
 }
 _BILL_SEPARATORS = re.compile(r"[;；,，\s]+")
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y%m%d%H%M%S")
+# The first two formats exactly, read without strptime (half the reading of a large file otherwise).
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
 
 
 @dataclass(frozen=True)
@@ -68,23 +72,39 @@ class FileLine:
     bill_ids: list[str]
 
 
-def read(path: Path, filename: str, channel: Channel) -> list[FileLine]:
-    rows = tabular.rows(path, filename, ReconciliationFileInvalid)
-    columns = _header(rows)
-    lines: list[FileLine] = []
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file every line of which is valid. Its lines are not kept: `chunks` reads them again, a chunk at a
+    time, so a file of any length is judged in flat memory."""
+
+    path: Path
+    filename: str
+    channel: Channel
+    references: frozenset[str]
+
+    def chunks(self, size: int) -> Iterator[list[FileLine]]:
+        chunk: list[FileLine] = []
+        for line, _ in _lines(self.path, self.filename, self.channel):
+            assert line is not None  # checked before
+            chunk.append(line)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def read(path: Path, filename: str, channel: Channel) -> CheckedFile:
+    """Check every line of the file; refuse it whole, with a report of its bad lines, if any is bad."""
     problems: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     problem_count = 0
-    for row_no, cells in rows:
-        values = {name: (cells[i] if i < len(cells) else "").strip() for name, i in columns.items()}
-        if not any(values.values()):
-            continue  # blank lines and trailing empty rows
-        line, line_problems = _line(row_no, values, channel)
+    for line, line_problems in _lines(path, filename, channel):
         if line is not None:
             if line.reference in seen:
                 line_problems.append(
                     _problem(
-                        row_no,
+                        line.line_no,
                         "reference",
                         "duplicate_line",
                         f"与第 {seen[line.reference]} 行交易流水号重复",
@@ -92,17 +112,28 @@ def read(path: Path, filename: str, channel: Channel) -> list[FileLine]:
                     )
                 )
             else:
-                seen[line.reference] = row_no
-                lines.append(line)
+                seen[line.reference] = line.line_no
         problem_count += len(line_problems)
         problems.extend(line_problems[: max(0, MAX_REPORTED - len(problems))])
     if problem_count:
         raise ReconciliationFileInvalid(
             {"reason": "lines_invalid", "problems": problems, "problems_total": problem_count}
         )
-    if not lines:
+    if not seen:
         raise ReconciliationFileInvalid({"reason": "no_lines"})
-    return lines
+    return CheckedFile(path, filename, channel, frozenset(seen))
+
+
+def _lines(
+    path: Path, filename: str, channel: Channel
+) -> Iterator[tuple[FileLine | None, list[dict[str, Any]]]]:
+    """Each non-blank line of the file: the line if it is valid, and its problems."""
+    rows = tabular.rows(path, filename, ReconciliationFileInvalid)
+    columns = _header(rows)
+    for row_no, cells in rows:
+        values = {name: (cells[i] if i < len(cells) else "").strip() for name, i in columns.items()}
+        if any(values.values()):  # blank lines and trailing empty rows are skipped
+            yield _line(row_no, values, channel)
 
 
 def _header(rows: Any) -> dict[str, int]:
@@ -190,6 +221,10 @@ def _line(row_no: int, v: dict[str, str], channel: Channel) -> tuple[FileLine | 
 
 def _moment(text: str) -> tuple[datetime | None, date | None]:
     """(the moment in Beijing time if the text has one, the Beijing date)."""
+    if _ISO_MOMENT.fullmatch(text):
+        with contextlib.suppress(ValueError):  # no such day or time: as strptime would, below
+            moment = datetime.fromisoformat(text).replace(tzinfo=BUSINESS_TZ)
+            return moment, moment.date()
     for fmt in _DATETIME_FORMATS:
         try:
             moment = datetime.strptime(text, fmt).replace(tzinfo=BUSINESS_TZ)

@@ -4,24 +4,26 @@ closed lines are never judged again, so a run (a corrected file, or the same day
 settled result. A line that settles moves the payment's money from the channel's clearing to the treasury."""
 
 import asyncio
+import gc
 import hashlib
 import shutil
 import uuid
-from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, TypeVar
 
-from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection.billing import repository as bills
 from collection.ledger import service as ledger
 from collection.ledger.accounts import Channel
 from collection.ledger.models import TransactionKind
+from collection.payments import repository as payment_rows
 from collection.payments import service as payments
-from collection.payments.models import Payment, PaymentOrigin
-from collection.reconciliation import reading, repository
+from collection.reconciliation import judging, reading, repository
 from collection.reconciliation.errors import (
     ChannelNotReconciled,
     ReconciliationDayNotFound,
@@ -34,10 +36,8 @@ from collection.reconciliation.models import (
     CLOSED,
     SETTLED,
     TRANSITIONS,
-    LineSource,
     LineState,
     LineTransition,
-    ReconciliationLine,
     ReconciliationRun,
 )
 from collection.reconciliation.schemas import (
@@ -51,14 +51,13 @@ from collection.reconciliation.schemas import (
     RunOut,
     TransitionOut,
 )
+from collection.reconciliation.writing import Line, Writer
 from shared import tabular
-from shared.clock import Clock, business_date, business_day_bounds
+from shared.clock import Clock, business_day_bounds
 from shared.db import statistics_stale_after
-from shared.errors import DomainError
 
 UNRECONCILED_CHANNELS = (Channel.AGENT, Channel.SUBSIDY)
 T = TypeVar("T")
-_SETTLING = (LineState.MATCHED, LineState.RECORDED, LineState.ACCEPTED)
 
 
 @dataclass(frozen=True)
@@ -89,10 +88,13 @@ async def receive(
         earlier = await repository.run_by_fingerprint(session, fingerprint)
         if earlier is not None:
             return RunOut.of(earlier, await summary(session, earlier.channel, earlier.business_day)), False
-        lines = await asyncio.to_thread(reading.read, temp_path, upload.filename, upload.channel)
-        run = _new_run(clock, upload.channel, upload.business_day, upload.uploaded_by, len(lines))
+        checked = await asyncio.to_thread(reading.read, temp_path, upload.filename, upload.channel)
+        run = _new_run(
+            clock, upload.channel, upload.business_day, upload.uploaded_by, len(checked.references)
+        )
         run.fingerprint, run.filename = fingerprint, upload.filename
-        await _reconcile(session, clock.now(), run, file_lines=lines)
+        with _set_aside():
+            await _reconcile(session, clock.now(), run, file=checked)
         # Kept beside its run: the file is the evidence for every line's state.
         await asyncio.to_thread(shutil.move, temp_path, directory / f"{run.id}{suffix}")
         return RunOut.of(run, await summary(session, run.channel, run.business_day)), True
@@ -107,8 +109,21 @@ async def rerun(session: AsyncSession, clock: Clock, channel: Channel, day: date
     if not await repository.runs(session, channel, day):
         raise ReconciliationDayNotFound({"channel": channel.value, "business_day": day.isoformat()})
     run = _new_run(clock, channel, day, started_by, 0)
-    await _reconcile(session, clock.now(), run, file_lines=None)
+    await _reconcile(session, clock.now(), run, file=None)
     return RunOut.of(run, await summary(session, channel, day))
+
+
+@contextmanager
+def _set_aside() -> Iterator[None]:
+    """The objects the process holds when a run starts (its modules, mappings, caches: hundreds of thousands)
+    outlast the run; the cyclic garbage collector would walk them again and again as the run makes and drops
+    its rows (a third of the run's CPU at 100,000 lines). They are set aside from it while the run lasts and
+    handed back to it afterwards, so nothing it would collect is kept for good."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _check_reconciled(channel: Channel) -> None:
@@ -130,93 +145,37 @@ def _new_run(clock: Clock, channel: Channel, day: date, started_by: str, lines: 
     )
 
 
-class _Mover:
-    """Moves lines along the state machine, writing each move to the line's history and settling the money of
-    the moves that settle."""
-
-    def __init__(self, session: AsyncSession, now: datetime, *, run: ReconciliationRun | None, actor: str):
-        self.session, self.now, self.run, self.actor = session, now, run, actor
-        self.changes: Counter[str] = Counter()
-
-    def move(
-        self,
-        line: ReconciliationLine,
-        to: LineState,
-        reason: str,
-        *,
-        payment: Payment | None = None,
-        note: str | None = None,
-    ) -> None:
-        new = inspect(line).transient
-        current = None if new else line.state
-        if payment is not None:
-            line.payment_id = payment.id
-            line.recorded_amount_fen = payment.amount_fen
-            line.recorded_on = business_date(payment.paid_at)
-        if current is to and line.reason == reason:
-            self.changes["unchanged"] += 1
-            return
-        if to not in TRANSITIONS.get(current, frozenset()):
-            raise TransitionNotAllowed({"line_id": line.id, "state": current, "to": to.value})
-        line.state, line.reason, line.updated_at = to, reason, self.now
-        if new:
-            self.session.add(line)
-        line.transitions.add(
-            LineTransition(
-                run_id=self.run.id if self.run else None,
-                from_state=current,
-                to_state=to,
-                reason=reason,
-                actor=self.actor,
-                note=note,
-                at=self.now,
-            )
-        )
-        self.changes[to.value] += 1
-        if to in _SETTLING:
-            assert payment is not None
-            payment.settled_at = self.now
-            ledger.post(
-                self.session,
-                TransactionKind.CHANNEL_SETTLEMENT,
-                payment.id,
-                self.now,
-                ledger.settled(payment.channel, payment.amount_fen),
-            )
-
-
 async def _reconcile(
     session: AsyncSession,
     now: datetime,
     run: ReconciliationRun,
     *,
-    file_lines: list[reading.FileLine] | None,
+    file: reading.CheckedFile | None,
 ) -> None:
     """One run over a channel's day: the file's lines (None: the open ones of the latest file, as stored),
     then the day's payments the file does not list, then payments reported missing that another file has
-    since settled. Lines go in chunks, each written and let go of, so a file of any size runs in bounded
-    memory; the request's one transaction still makes the run all or nothing."""
+    since settled. Lines go in chunks, each judged on facts fetched for the whole chunk and written in bulk,
+    so a file of any size runs in bounded memory; the request's one transaction still makes the run all or
+    nothing."""
     session.add(run)
-    channel, day = run.channel, run.business_day
-    mover = _Mover(session, now, run=run, actor=run.started_by)
-    still_open = await repository.open_file_lines(session, channel, day)
-    if file_lines is None:
-        for ids in _chunks(list(still_open.values())):
-            await _judge(session, mover, await repository.lines_by_id(session, ids))
-            await _release(session, run)
+    writer = Writer(session, now, run)
+    still_open = await repository.open_file_lines(session, run.channel, run.business_day)
+    if file is None:
+        for ids in _chunks(sorted(line_id for line_id, _ in still_open.values())):
+            await _judge(session, writer, [_stored(s) for s in await repository.stored_lines(session, ids)])
     else:
-        listed = {fl.reference for fl in file_lines}
-        gone = [line_id for reference, line_id in still_open.items() if reference not in listed]
-        for ids in _chunks(gone):
-            for line in await repository.lines_by_id(session, ids):
-                mover.move(line, LineState.WITHDRAWN, "not_in_corrected_file")
-        for done, chunk in enumerate(_chunks(file_lines)):
+        for reference, (line_id, state) in still_open.items():
+            if reference not in file.references:
+                writer.moved(line_id, state, LineState.WITHDRAWN, "not_in_corrected_file")
+        await writer.write()
+        chunks, done, end = file.chunks(repository.CHUNK), 0, list[reading.FileLine]()
+        while chunk := await asyncio.to_thread(next, chunks, end):
             if statistics_stale_after(done):
                 await repository.refresh_statistics(session)
-            await _judge(session, mover, await _file_lines(session, mover, run, chunk))
-            await _release(session, run)
-    await _missing_from_file(session, mover, run)
-    run.changes = dict(sorted(mover.changes.items()))
+            await _judge(session, writer, await _file_lines(session, writer, run, chunk))
+            done += 1
+    await _missing_from_file(session, writer, run)
+    run.changes = dict(sorted(writer.changes.items()))
     await session.flush()
 
 
@@ -224,141 +183,91 @@ def _chunks(items: list[T]) -> list[list[T]]:
     return [items[i : i + repository.CHUNK] for i in range(0, len(items), repository.CHUNK)]
 
 
-async def _release(session: AsyncSession, run: ReconciliationRun) -> None:
-    """Write what a chunk changed and let go of it (the run stays)."""
-    await session.flush()
-    session.expunge_all()
-    session.add(run)
+def _stored(line: repository.Stored) -> Line:
+    listed = judging.Listed(line.reference, line.file_amount_fen, line.file_paid_on, tuple(line.bill_ids))
+    return Line(listed, line.run_id, line.line_no, line.file_paid_at, (line.id, line.state, line.reason))
 
 
 async def _file_lines(
-    session: AsyncSession, mover: _Mover, run: ReconciliationRun, chunk: list[reading.FileLine]
-) -> list[ReconciliationLine]:
+    session: AsyncSession, writer: Writer, run: ReconciliationRun, chunk: list[reading.FileLine]
+) -> list[Line]:
     """The lines of a chunk of the file to judge: new ones, and open ones with the file's (new) data.
     Closed lines the file lists again are kept as they are."""
-    existing = await repository.file_lines(
+    stored = await repository.file_line_states(
         session, run.channel, run.business_day, [fl.reference for fl in chunk]
     )
     to_judge = []
     for fl in chunk:
-        line = existing.get(fl.reference)
-        if line is None:
-            line = ReconciliationLine(
-                channel=run.channel,
-                business_day=run.business_day,
-                source=LineSource.FILE,
-                reference=fl.reference,
-            )
-        elif line.state in CLOSED:
-            mover.changes["kept"] += 1
+        found = stored.get(fl.reference)
+        if found is not None and found[1] in CLOSED:
+            writer.kept()
             continue
-        line.run_id, line.line_no, line.bill_ids = run.id, fl.line_no, fl.bill_ids
-        line.file_amount_fen, line.file_paid_on, line.file_paid_at = fl.amount_fen, fl.paid_on, fl.paid_at
-        to_judge.append(line)
+        listed = judging.Listed(fl.reference, fl.amount_fen, fl.paid_on, tuple(fl.bill_ids))
+        to_judge.append(Line(listed, run.id, fl.line_no, fl.paid_at, found))
     return to_judge
 
 
-async def _judge(session: AsyncSession, mover: _Mover, lines: list[ReconciliationLine]) -> None:
-    """Match file lines with the payments they report: by the channel's number first (in memory), then by
-    their bills; a payment collection never had is recorded from the line."""
-    if not lines:
-        return
-    channel = lines[0].channel
-    known = await repository.payments_by_reference(session, channel, [line.reference for line in lines])
-    unknown = []
-    for line in lines:
-        if (payment := known.get(line.reference)) is not None:
-            _compare(mover, line, payment)
-        else:
-            unknown.append(line)
-    by_bill = await repository.payments_by_bill(
-        session, channel, [b for line in unknown for b in line.bill_ids]
+async def _judge(session: AsyncSession, writer: Writer, lines: list[Line]) -> None:
+    """Match file lines with the payments they report: by the channel's number first, then by their bills;
+    a payment collection never had is recorded from the line. The chunk's facts come in a few queries."""
+    channel = writer.channel
+    known = await repository.payments_by_reference(
+        session, channel, [line.listed.reference for line in lines]
     )
-    for line in unknown:
-        if (payment := _paid_for_bills(line, by_bill)) is not None:
-            _compare(mover, line, payment)
+    unknown = [line for line in lines if line.listed.reference not in known]
+    by_bill = await repository.payments_by_bill(
+        session, channel, [b for line in unknown for b in line.listed.bill_ids]
+    )
+    to_record = []
+    for line in lines:
+        payment = known.get(line.listed.reference)
+        if payment is None:
+            payment = judging.paid_for_bills(line.listed, by_bill, writer.taken)
+            if payment is not None:
+                writer.take_reference(payment, line.listed.reference)
+        if payment is not None:
+            writer.judged(line, judging.compare(line.listed, payment), payment)
+        elif not line.listed.bill_ids:
+            writer.judged(line, judging.BILLS_NOT_NAMED, None)
         else:
-            await _record(session, mover, line)
+            to_record.append(line)
+    await _record(session, writer, to_record)
+    await writer.write()
 
 
-async def _missing_from_file(session: AsyncSession, mover: _Mover, run: ReconciliationRun) -> None:
+async def _record(session: AsyncSession, writer: Writer, lines: list[Line]) -> None:
+    """Lines whose payment collection never had: recorded from the file, or unrecordable with the refusal
+    the payment would get. Their bills are locked first (in id order, as a payment locks them), so a
+    notification paying one of them meanwhile waits, then finds it paid."""
+    locked = await bills.lock_many(session, [b for line in lines for b in line.listed.bill_ids])
+    claimed: set[str] = set()
+    for line in lines:
+        refused = judging.refusal(line.listed, locked, claimed)
+        if refused is not None:
+            writer.judged(line, (LineState.UNRECORDABLE, refused), None)
+        else:
+            claimed.update(line.listed.bill_ids)
+            writer.record(line, [locked[bill_id] for bill_id in line.listed.bill_ids])
+    for bill in locked.values():
+        session.expunge(bill)  # read for the rules only: the chunk lets go of them
+
+
+async def _missing_from_file(session: AsyncSession, writer: Writer, run: ReconciliationRun) -> None:
     """The day's payments no file line reports become lines of their own; those a file now lists are
     withdrawn; those another day's file settled are found."""
     channel, day = run.channel, run.business_day
-    in_file = await repository.payment_ids_in_file(session, channel, day)
-    reported = await repository.missing_lines(session, channel, day)
-    for payment_id, line in reported.items():
-        if payment_id in in_file and line.state is LineState.MISSING_FROM_FILE:
-            mover.move(line, LineState.WITHDRAWN, "listed_by_file")
-    start, end = business_day_bounds(day)
-    after = ""
-    while batch := await repository.unsettled_payments(session, channel, start, end, after):
+    for line_id, state in await repository.missing_listed_by_file(session, channel, day):
+        writer.moved(line_id, state, LineState.WITHDRAWN, "listed_by_file")
+    await writer.write()
+    bounds, after = business_day_bounds(day), ""
+    while batch := await repository.unreported_payments(session, channel, day, bounds, after):
         after = batch[-1].id
         for payment in batch:
-            if payment.id in in_file or payment.id in reported:
-                continue
-            line = ReconciliationLine(
-                channel=channel,
-                business_day=day,
-                source=LineSource.RECORDS,
-                reference=payment.id,
-                run_id=run.id,
-                bill_ids=[item.bill_id for item in payment.items],
-            )
-            mover.move(line, LineState.MISSING_FROM_FILE, "not_in_file", payment=payment)
-        await _release(session, run)
-    for line in await repository.missing_now_settled(session, channel):
-        mover.move(line, LineState.FOUND, "found_in_other_file")
-
-
-def _compare(mover: _Mover, line: ReconciliationLine, payment: Payment) -> None:
-    """Judge a file line against the payment it reports."""
-    if payment.settled_at is not None:
-        mover.move(line, LineState.DUPLICATE, "reconciled_by_other_line", payment=payment)
-    elif payment.amount_fen != line.file_amount_fen:
-        mover.move(line, LineState.AMOUNT_MISMATCH, "amount_differs", payment=payment)
-    elif line.bill_ids and set(line.bill_ids) != {item.bill_id for item in payment.items}:
-        mover.move(line, LineState.BILLS_MISMATCH, "bills_differ", payment=payment)
-    elif business_date(payment.paid_at) != line.file_paid_on:
-        mover.move(line, LineState.DATE_MISMATCH, "date_differs", payment=payment)
-    else:
-        mover.move(line, LineState.MATCHED, "matched", payment=payment)
-
-
-def _paid_for_bills(line: ReconciliationLine, by_bill: dict[str, list[Payment]]) -> Payment | None:
-    """A payment recorded without the channel's transaction number (at a counter, say) is the line's when it
-    settled exactly the line's bills on the line's channel; it takes the number now."""
-    candidates = {p.id: p for bill_id in line.bill_ids for p in by_bill.get(bill_id, [])}
-    if len(candidates) != 1:
-        return None
-    [payment] = candidates.values()
-    if payment.channel_reference is not None or {i.bill_id for i in payment.items} != set(line.bill_ids):
-        return None
-    payment.channel_reference = line.reference
-    return payment
-
-
-async def _record(session: AsyncSession, mover: _Mover, line: ReconciliationLine) -> None:
-    if not line.bill_ids:
-        mover.move(line, LineState.UNRECORDABLE, "bills_not_named")
-        return
-    # File lines always have both.
-    assert line.file_amount_fen is not None
-    assert line.moment is not None
-    receipt = payments.Receipt(
-        line.file_amount_fen,
-        line.channel,
-        line.moment,
-        PaymentOrigin.RECONCILIATION,
-        reference=line.reference,
-    )
-    try:
-        to_pay = await payments.payable_found(session, line.bill_ids, receipt)
-    except DomainError as refusal:
-        mover.move(line, LineState.UNRECORDABLE, refusal.code)
-        return
-    payment = await payments.record_found(session, to_pay, receipt)
-    mover.move(line, LineState.RECORDED, "recorded_from_file", payment=payment)
+            writer.missing(payment)
+        await writer.write()
+    for line_id, state in await repository.missing_now_settled(session, channel):
+        writer.moved(line_id, state, LineState.FOUND, "found_in_other_file")
+    await writer.write()
 
 
 async def resolve(session: AsyncSession, clock: Clock, line_id: int, body: Resolution) -> LineDetail:
@@ -371,13 +280,26 @@ async def resolve(session: AsyncSession, clock: Clock, line_id: int, body: Resol
         raise TransitionNotAllowed(
             {"line_id": line.id, "state": line.state.value, "action": body.action.value}
         )
-    payment = None
+    now = clock.now()
     if to is LineState.ACCEPTED:
         payment = await payments.get_payment(session, line.payment_id or "")
-        if payment.settled_at is not None:
+        # Settled only if no run settled it meanwhile (the WHERE decides, after any such run commits).
+        if not await payment_rows.settle_many(session, [payment.id], now):
             raise TransitionNotAllowed({"line_id": line.id, "reason": "payment_already_settled"})
-    mover = _Mover(session, clock.now(), run=None, actor=body.officer)
-    mover.move(line, to, f"officer_{body.action.value}", payment=payment, note=body.note)
+        amounts = ledger.settled(payment.channel, payment.amount_fen)
+        ledger.post(session, TransactionKind.CHANNEL_SETTLEMENT, payment.id, now, amounts)
+    line.transitions.add(
+        LineTransition(
+            run_id=None,
+            from_state=line.state,
+            to_state=to,
+            reason=f"officer_{body.action.value}",
+            actor=body.officer,
+            note=body.note,
+            at=now,
+        )
+    )
+    line.state, line.reason, line.updated_at = to, f"officer_{body.action.value}", now
     await session.flush()
     return await line_detail(session, line.id)
 
