@@ -40,7 +40,7 @@ SOURCE = "/canbao/collection"
 log = structlog.get_logger(__name__)
 
 
-def _receipt_no(paid_at: datetime) -> str:
+def receipt_no(paid_at: datetime) -> str:
     # Date for the reader, 64 random bits so that receipt numbers reveal no volumes; unique in the table.
     return f"CB{business_date(paid_at):%Y%m%d}{secrets.token_hex(8).upper()}"
 
@@ -190,7 +190,7 @@ def _record(session: AsyncSession, settled: list[Bill], receipt: Receipt) -> Pay
         amount_fen=sum(bill.amount_due_fen for bill in settled),
         channel=channel,
         agent_id=receipt.agent_id,
-        receipt_no=_receipt_no(paid_at),
+        receipt_no=receipt_no(paid_at),
         paid_at=paid_at,
         channel_reference=receipt.reference,
         origin=receipt.origin,

@@ -90,7 +90,7 @@ class Writer:
         confirmed to the registry: the same rows `payments.record_found` writes."""
         at, payment_id = moment(line.paid_at, line.listed.paid_on), next(self._ids)
         amount = sum(bill.amount_due_fen for bill in to_pay)
-        receipt_no = payments._receipt_no(at)  # the receipt number's one rule, in payments
+        receipt_no = payments.receipt_no(at)
         reference, channel = line.listed.reference, self.channel
         self._payments.append(
             (payment_id, amount, channel, receipt_no, at, reference, PaymentOrigin.RECONCILIATION, self.now)
