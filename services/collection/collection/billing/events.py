@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import repository
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine
+from collection.billing.watch import billed_on_commit
 from collection.ledger import service as ledger
 from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
@@ -59,6 +60,7 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
     )
     bill.subsidy_lines = BillSubsidyLine.from_events(enrollment.subsidy_lines)
     repository.add(session, bill)
+    billed_on_commit(session, bill.enrollment_id)  # a front-end waiting for the bill hears it at once
     await session.flush()
     ledger.post(
         session,

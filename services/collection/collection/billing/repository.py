@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, tuple_, update
@@ -23,6 +24,12 @@ async def get_by_enrollment(
     if for_update:
         query = query.with_for_update()
     return (await session.scalars(query)).one_or_none()
+
+
+async def billed(session: AsyncSession, enrollment_ids: Sequence[str]) -> dict[str, bool]:
+    """Which of these enrollments have a bill (those that have none are absent)."""
+    query = select(Bill.enrollment_id).where(Bill.enrollment_id.in_(sorted(set(enrollment_ids)))).distinct()
+    return dict.fromkeys(await session.scalars(query), True)
 
 
 async def list_bills(session: AsyncSession, enrollment_ids: list[str], limit: int) -> list[Bill]:
