@@ -40,6 +40,7 @@ from shared.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+_LAG_EVERY_S = 1.0
 Outcome = Literal["applied", "redelivered", "dead_lettered"]
 
 
@@ -195,6 +196,7 @@ class IdempotentConsumer:
                 await stop_within(consumer, self._settings.kafka_request_timeout_s)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        measured = 0.0
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
             records = [record for partition in batches.values() for record in partition]
@@ -203,7 +205,10 @@ class IdempotentConsumer:
                 for tp, partition in batches.items():
                     self._pending[tp] = partition[-1].offset + 1
             await self.commit_pending()
-            await self._measure_lag(consumer)
+            # A gauge read every few seconds: measured once a second, not at every poll (up to ten a second).
+            if time.monotonic() - measured >= _LAG_EVERY_S:
+                measured = time.monotonic()
+                await self._measure_lag(consumer)
 
     async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
         """What is left on each assigned partition after this poll's records were handled."""
