@@ -136,7 +136,7 @@ class Flows:
 
 
 async def run(options: Options, registry_url: str, collection_url: str, cpu: "CpuMeter") -> None:
-    console = Console()
+    console = Console(soft_wrap=True)  # one line per figure, whatever the terminal
     # Idle connections retire before the server closes them (uvicorn: 5 s), so none is reused as it closes.
     limits = httpx.Limits(max_connections=options.concurrency * 2, keepalive_expiry=2.0)
     # A staff member of the district enrolls, a tax officer reads bills, the resident pays (the stack runs
