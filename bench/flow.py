@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
@@ -45,11 +45,20 @@ RESEND_S = 0.05
 WAIT_S = 30
 
 
+class Timing(NamedTuple):
+    """One complete flow: its latency (-1 for a random ID that repeated), the time from the enrollment's
+    answer to seeing its bill and from the channel's notification to seeing the enrollment active, and how
+    often the notification had to be sent again."""
+
+    latency: float
+    to_bill: float
+    to_active: float
+    resent: int
+
+
 async def one_flow(
     registry: httpx.AsyncClient, collection: httpx.AsyncClient, timeout_s: float, poll_s: float | None
-) -> tuple[float, float, int]:
-    """One complete flow: its latency (-1 for a random ID that repeated), the time from the channel's
-    notification to seeing the enrollment active, and how often the notification had to be sent again."""
+) -> Timing:
     started = time.perf_counter()
     deadline = started + timeout_s
     id_number = resident_id()
@@ -58,10 +67,12 @@ async def one_flow(
         json={"id_number": id_number, "name": "测试", "region_code": REGION, "coverage_year": 2024},
     )
     if created.status_code == 409:  # a random ID that repeats: not a failure of the system
-        return -1.0, -1.0, 0
+        return Timing(-1.0, -1.0, -1.0, 0)
     created.raise_for_status()
     enrollment_id = created.json()["enrollment_id"]
+    enrolled = time.perf_counter()
     bills = await _bills(collection, enrollment_id, deadline, poll_s)
+    billed = time.perf_counter()
     # The resident starts paying through WeChat; the sandbox plays WeChat and sends its signed notification.
     resident = {"Authorization": f"Bearer {dev_token(Role.RESIDENT, sub=id_number, id_number=id_number)}"}
     order = await collection.post(
@@ -84,7 +95,7 @@ async def one_flow(
     paid.raise_for_status()
     await _active(registry, enrollment_id, deadline, poll_s)
     done = time.perf_counter()
-    return done - started, done - paying, resent
+    return Timing(done - started, billed - enrolled, done - paying, resent)
 
 
 async def _bills(
@@ -131,6 +142,7 @@ class Options:
 @dataclass
 class Flows:
     latencies: list[float] = field(default_factory=list)
+    to_bill: list[float] = field(default_factory=list)
     to_active: list[float] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)
 
@@ -161,7 +173,8 @@ async def run(options: Options, registry_url: str, collection_url: str, cpu: "Cp
         f"{done} complete flows in {elapsed:.1f}s: "
         f"[bold]{done / elapsed:.1f} flows/s[/bold] (concurrency {options.concurrency}, "
         f"{'polling every ' + str(options.poll_s) + ' s' if options.poll_s else 'long-polls'}); "
-        f"flow latency {_percentiles(flows.latencies)}; payment -> active {_percentiles(flows.to_active)}; "
+        f"flow latency {_percentiles(flows.latencies)}; enrolled -> bill {_percentiles(flows.to_bill)}; "
+        f"payment -> active {_percentiles(flows.to_active)}; "
         f"notifications answered 503 and sent again: {sum(flows.resent)} "
         f"(in {sum(1 for r in flows.resent if r)} flows)"
     )
@@ -205,13 +218,12 @@ async def _flows(
 
         async def guarded() -> None:
             async with semaphore:
-                latency, activation, resent = await one_flow(
-                    registry, collection, options.timeout_s, options.poll_s
-                )
-            if latency >= 0:
-                flows.latencies.append(latency)
-                flows.to_active.append(activation)
-                flows.resent.append(resent)
+                timing = await one_flow(registry, collection, options.timeout_s, options.poll_s)
+            if timing.latency >= 0:
+                flows.latencies.append(timing.latency)
+                flows.to_bill.append(timing.to_bill)
+                flows.to_active.append(timing.to_active)
+                flows.resent.append(timing.resent)
             progress.advance(task)
 
         await asyncio.gather(*(guarded() for _ in range(count)))
