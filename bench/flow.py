@@ -3,11 +3,16 @@ the channel's signed notification (the sandbox payment provider) -> active, over
 
 Starts its own stack exactly as `make run` does (embedded default: SQLite files and the Tansu broker) in a
 temporary directory, on free ports, unless --registry/--collection point at a running one; --postgres puts
-both services on fresh PostgreSQL databases instead. Ends with `canbao check --no-repair` (nothing lost or
-doubled).
+both services on fresh PostgreSQL databases instead. The driver waits for the bill and for "active" with the
+services' long-polls (`GET /v1/bills?wait_s=`, `GET /v1/enrollments/{id}?wait_s=`) as a front-end would;
+`--poll 0.05` asks again every 0.05 s instead (the way before the waits). After `--warmup` flows it measures
+`--count` flows and prints flows/s, latency percentiles, the CPU each process spent per flow (registry,
+collection, broker, the PostgreSQL backends of its databases, the driver itself; read from /proc) and the load
+average before and after. Ends with `canbao check --no-repair` (nothing lost or doubled).
 
     .venv/bin/python bench/flow.py --count 500 --concurrency 25
     .venv/bin/python bench/flow.py --count 1000 --concurrency 50 --postgres postgresql://127.0.0.1:5432
+    .venv/bin/python bench/flow.py --poll 0.05   # asking again and again, for comparison
 """
 
 import argparse
@@ -16,10 +21,14 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
+import uvloop
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -30,14 +39,26 @@ from shared.auth import Role, dev_token
 
 REGION = "340104"
 
-POLL_S = 0.05
+# A channel sends its notification again after this while it is answered 503.
+RESEND_S = 0.05
+# The longest a long-poll waits (both services accept 1-30 s).
+WAIT_S = 30
+
+
+class Timing(NamedTuple):
+    """One complete flow: its latency (-1 for a random ID that repeated), the time from the enrollment's
+    answer to seeing its bill and from the channel's notification to seeing the enrollment active, and how
+    often the notification had to be sent again."""
+
+    latency: float
+    to_bill: float
+    to_active: float
+    resent: int
 
 
 async def one_flow(
-    registry: httpx.AsyncClient, collection: httpx.AsyncClient, timeout_s: float
-) -> tuple[float, float, int]:
-    """One complete flow: its latency (-1 for a random ID that repeated), the time from the channel's
-    notification to seeing the enrollment active, and how often the notification had to be sent again."""
+    registry: httpx.AsyncClient, collection: httpx.AsyncClient, timeout_s: float, poll_s: float | None
+) -> Timing:
     started = time.perf_counter()
     deadline = started + timeout_s
     id_number = resident_id()
@@ -46,16 +67,12 @@ async def one_flow(
         json={"id_number": id_number, "name": "测试", "region_code": REGION, "coverage_year": 2024},
     )
     if created.status_code == 409:  # a random ID that repeats: not a failure of the system
-        return -1.0, -1.0, 0
+        return Timing(-1.0, -1.0, -1.0, 0)
     created.raise_for_status()
     enrollment_id = created.json()["enrollment_id"]
-    while True:
-        bills = (await collection.get("/v1/bills", params={"enrollment_id": enrollment_id})).json()["items"]
-        if bills:
-            break
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"no bill for {enrollment_id}")
-        await asyncio.sleep(POLL_S)
+    enrolled = time.perf_counter()
+    bills = await _bills(collection, enrollment_id, deadline, poll_s)
+    billed = time.perf_counter()
     # The resident starts paying through WeChat; the sandbox plays WeChat and sends its signed notification.
     resident = {"Authorization": f"Bearer {dev_token(Role.RESIDENT, sub=id_number, id_number=id_number)}"}
     order = await collection.post(
@@ -74,24 +91,66 @@ async def one_flow(
         if paid.status_code != 503 or time.perf_counter() > deadline:
             break
         resent += 1
-        await asyncio.sleep(POLL_S)
+        await asyncio.sleep(RESEND_S)
     paid.raise_for_status()
-    while (await registry.get(f"/v1/enrollments/{enrollment_id}")).json()["status"] != "active":
+    await _active(registry, enrollment_id, deadline, poll_s)
+    done = time.perf_counter()
+    return Timing(done - started, billed - enrolled, done - paying, resent)
+
+
+async def _bills(
+    collection: httpx.AsyncClient, enrollment_id: str, deadline: float, poll_s: float | None
+) -> list[dict[str, Any]]:
+    """The enrollment's bills once collection has issued one: a long-poll, or asking every `poll_s`."""
+    params: dict[str, Any] = {"enrollment_id": enrollment_id}
+    if poll_s is None:
+        params["wait_s"] = WAIT_S
+    while True:
+        bills: list[dict[str, Any]] = (await collection.get("/v1/bills", params=params)).json()["items"]
+        if bills:
+            return bills
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"no bill for {enrollment_id}")
+        if poll_s is not None:
+            await asyncio.sleep(poll_s)
+
+
+async def _active(
+    registry: httpx.AsyncClient, enrollment_id: str, deadline: float, poll_s: float | None
+) -> None:
+    """Until the registry has applied the payment: a long-poll, or asking every `poll_s`."""
+    params: dict[str, Any] = {}
+    if poll_s is None:
+        params = {"wait_s": WAIT_S, "known_status": "pending_payment"}
+    path = f"/v1/enrollments/{enrollment_id}"
+    while (await registry.get(path, params=params)).json()["status"] != "active":
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{enrollment_id} not active")
-        await asyncio.sleep(POLL_S)
-    done = time.perf_counter()
-    return done - started, done - paying, resent
+        if poll_s is not None:
+            await asyncio.sleep(poll_s)
 
 
-async def run(count: int, concurrency: int, registry_url: str, collection_url: str, timeout_s: float) -> None:
-    console = Console()
+@dataclass(frozen=True)
+class Options:
+    count: int
+    warmup: int
+    concurrency: int
+    timeout_s: float
+    poll_s: float | None
+
+
+@dataclass
+class Flows:
+    latencies: list[float] = field(default_factory=list)
+    to_bill: list[float] = field(default_factory=list)
+    to_active: list[float] = field(default_factory=list)
+    resent: list[int] = field(default_factory=list)
+
+
+async def run(options: Options, registry_url: str, collection_url: str, cpu: "CpuMeter") -> None:
+    console = Console(soft_wrap=True)  # one line per figure, whatever the terminal
     # Idle connections retire before the server closes them (uvicorn: 5 s), so none is reused as it closes.
-    limits = httpx.Limits(max_connections=concurrency * 2, keepalive_expiry=2.0)
-    semaphore = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    to_active: list[float] = []
-    resent: list[int] = []
+    limits = httpx.Limits(max_connections=options.concurrency * 2, keepalive_expiry=2.0)
     # A staff member of the district enrolls, a tax officer reads bills, the resident pays (the stack runs
     # with the development key and, outside production, the payment sandbox).
     staff = {"Authorization": f"Bearer {dev_token(Role.STAFF, regions=[REGION])}"}
@@ -100,30 +159,29 @@ async def run(count: int, concurrency: int, registry_url: str, collection_url: s
         httpx.AsyncClient(base_url=registry_url, timeout=60, limits=limits, headers=staff) as registry,
         httpx.AsyncClient(base_url=collection_url, timeout=60, limits=limits, headers=officer) as collection,
     ):
-        with Progress(
-            TextColumn("[bold]flows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-        ) as progress:
-            task = progress.add_task("flows", total=count)
-
-            async def guarded() -> None:
-                async with semaphore:
-                    latency, activation, notifications_resent = await one_flow(
-                        registry, collection, timeout_s
-                    )
-                if latency >= 0:
-                    latencies.append(latency)
-                    to_active.append(activation)
-                    resent.append(notifications_resent)
-                progress.advance(task)
-
-            started = time.perf_counter()
-            await asyncio.gather(*(guarded() for _ in range(count)))
-            elapsed = time.perf_counter() - started
+        if options.warmup:
+            await _flows(console, "warm-up", options.warmup, options, registry, collection)
+        load_before = os.getloadavg()[0]
+        await cpu.start()
+        started = time.perf_counter()
+        flows = await _flows(console, "flows", options.count, options, registry, collection)
+        elapsed = time.perf_counter() - started
+        spent = await cpu.stop()
+        load_after = os.getloadavg()[0]
+    done = len(flows.latencies)
     console.print(
-        f"{len(latencies)} complete flows in {elapsed:.1f}s: "
-        f"[bold]{len(latencies) / elapsed:.1f} flows/s[/bold] (concurrency {concurrency}); "
-        f"flow latency {_percentiles(latencies)}; payment -> active {_percentiles(to_active)}; "
-        f"notifications answered 503 and sent again: {sum(resent)} (in {sum(1 for r in resent if r)} flows)"
+        f"{done} complete flows in {elapsed:.1f}s: "
+        f"[bold]{done / elapsed:.1f} flows/s[/bold] (concurrency {options.concurrency}, "
+        f"{'polling every ' + str(options.poll_s) + ' s' if options.poll_s else 'long-polls'}); "
+        f"flow latency {_percentiles(flows.latencies)}; enrolled -> bill {_percentiles(flows.to_bill)}; "
+        f"payment -> active {_percentiles(flows.to_active)}; "
+        f"notifications answered 503 and sent again: {sum(flows.resent)} "
+        f"(in {sum(1 for r in flows.resent if r)} flows)"
+    )
+    per_flow = " / ".join(f"{name} {seconds * 1000 / max(done, 1):.1f}" for name, seconds in spent.items())
+    console.print(
+        f"CPU per flow (ms): {per_flow} / total {sum(spent.values()) * 1000 / max(done, 1):.1f}; "
+        f"load average (1 min) {load_before:.2f} -> {load_after:.2f}"
     )
     report = await check.run(
         registry_url,
@@ -143,10 +201,147 @@ async def run(count: int, concurrency: int, registry_url: str, collection_url: s
     )
 
 
+async def _flows(
+    console: Console,
+    label: str,
+    count: int,
+    options: Options,
+    registry: httpx.AsyncClient,
+    collection: httpx.AsyncClient,
+) -> Flows:
+    flows = Flows()
+    semaphore = asyncio.Semaphore(options.concurrency)
+    with Progress(
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task(label, total=count)
+
+        async def guarded() -> None:
+            async with semaphore:
+                timing = await one_flow(registry, collection, options.timeout_s, options.poll_s)
+            if timing.latency >= 0:
+                flows.latencies.append(timing.latency)
+                flows.to_bill.append(timing.to_bill)
+                flows.to_active.append(timing.to_active)
+                flows.resent.append(timing.resent)
+            progress.advance(task)
+
+        await asyncio.gather(*(guarded() for _ in range(count)))
+    return flows
+
+
 def _percentiles(values: list[float]) -> str:
     ordered = sorted(values)
     p50, p95, p99 = (ordered[max(int(len(ordered) * q) - 1, 0)] for q in (0.50, 0.95, 0.99))
     return f"p50 {p50:.2f}s / p95 {p95:.2f}s / p99 {p99:.2f}s"
+
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User and system CPU a process has spent, from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except OSError:
+        return None
+
+
+def _kind(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    if "tansu" in command:
+        return "broker"
+    return next((s for s in SERVICES if f"-m {s}" in command), "other")
+
+
+class CpuMeter:
+    """CPU spent over the measured flows by each process of the stack (its services and their workers,
+    the broker), by the PostgreSQL backends connected to its databases, and by this driver. Processes are
+    sampled every second (a backend that leaves between samples loses at most its last second)."""
+
+    def __init__(self, stack_pid: int | None, server: str | None, databases: list[str]):
+        self._stack_pid = stack_pid
+        self._server = server
+        self._databases = databases
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._kinds: dict[int, str] = {}
+        self._sampling: asyncio.Task[None] | None = None
+        self._driver_s = 0.0
+
+    async def start(self) -> None:
+        self._driver_s = time.process_time()
+        await self._sample(first=True)
+        self._sampling = asyncio.create_task(self._keep_sampling())
+
+    async def stop(self) -> dict[str, float]:
+        if self._sampling is not None:
+            self._sampling.cancel()
+        await self._sample(first=False)
+        spent: dict[str, float] = dict.fromkeys([*SERVICES, "broker"], 0.0)
+        if self._server:
+            spent["postgresql"] = 0.0
+        for pid, last in self._last.items():
+            kind = self._kinds[pid]
+            spent[kind] = spent.get(kind, 0.0) + last - self._first.get(pid, 0.0)
+        spent["driver"] = time.process_time() - self._driver_s
+        return spent
+
+    async def _keep_sampling(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self._sample(first=False)
+
+    async def _sample(self, *, first: bool) -> None:
+        pids = self._stack_processes() | await self._backends()
+        for pid, kind in pids.items():
+            spent = _cpu_s(pid)
+            if spent is None:
+                continue
+            self._kinds[pid] = kind
+            self._last[pid] = spent
+            if first:
+                self._first[pid] = spent
+
+    def _stack_processes(self) -> dict[int, str]:
+        """The stack's descendants, each of the kind of the stack's child it descends from."""
+        if self._stack_pid is None:
+            return {}
+        parents = {int(p.name): _parent(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+        found: dict[int, str] = {}
+        for pid in parents:
+            chain = [pid]
+            while chain[-1] not in (self._stack_pid, None, 0, 1) and len(chain) < 20:
+                parent = parents.get(chain[-1])
+                if parent is None:
+                    break
+                chain.append(parent)
+            if chain[-1] == self._stack_pid and len(chain) > 1:
+                found[pid] = _kind(chain[-2])
+        return found
+
+    async def _backends(self) -> dict[int, str]:
+        if not self._server:
+            return {}
+        connection = await asyncpg.connect(f"{self._server}/postgres")
+        try:
+            rows = await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self._databases
+            )
+        finally:
+            await connection.close()
+        return {row["pid"]: "postgresql" for row in rows}
 
 
 async def _fresh_databases(server: str, prefix: str) -> dict[str, str]:
@@ -161,24 +356,44 @@ async def _fresh_databases(server: str, prefix: str) -> dict[str, str]:
     return {s: f"{url}/{prefix}_{s}" for s in SERVICES}
 
 
+async def _drop_databases(server: str, prefix: str) -> None:
+    admin = await asyncpg.connect(f"{server}/postgres")
+    try:
+        for service in SERVICES:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
+    """The driver on uvloop, as the services' loops: it shares the machine's cores with what it measures."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=50, help="flows run before measuring")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one flow may take")
+    parser.add_argument(
+        "--poll", type=float, help="ask again every POLL seconds instead of long-polling (for comparison)"
+    )
     parser.add_argument("--registry", help="URL of a running registry (default: start a stack)")
     parser.add_argument("--collection", help="URL of a running collection service")
     parser.add_argument("--postgres", help="a PostgreSQL server, postgresql://host:port (default: SQLite)")
     parser.add_argument(
         "--db-prefix",
         default=os.environ.get("CANBAO_TEST_DB_PREFIX", "canbao") + "_bench_flow",
-        help="names of the PostgreSQL databases made (dropped first)",
+        help="names of the PostgreSQL databases made (dropped first, and after the run)",
     )
     args = parser.parse_args()
+    options = Options(args.count, args.warmup, args.concurrency, args.timeout, args.poll)
     if args.registry and args.collection:
-        asyncio.run(run(args.count, args.concurrency, args.registry, args.collection, args.timeout))
+        _run_on_uvloop(run(options, args.registry, args.collection, CpuMeter(None, None, [])))
         return
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         workdir = Path(tmp)
@@ -190,13 +405,14 @@ def main() -> None:
         stack = Stack(workdir, urls)
         stack.start()
         try:
-            asyncio.run(
-                run(
-                    args.count, args.concurrency, stack.url("registry"), stack.url("collection"), args.timeout
-                )
-            )
+            assert stack.process is not None
+            databases = [f"{args.db_prefix}_{s}" for s in SERVICES]
+            cpu = CpuMeter(stack.process.pid, args.postgres, databases)
+            _run_on_uvloop(run(options, stack.url("registry"), stack.url("collection"), cpu))
         finally:
             stack.stop()
+            if args.postgres:
+                asyncio.run(_drop_databases(args.postgres, args.db_prefix))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -40,7 +41,37 @@ from shared.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+_LAG_EVERY_S = 1.0
 Outcome = Literal["applied", "redelivered", "dead_lettered"]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler that applies a run of events of its type together, in their order (one lookup and one
+    flush for the run instead of one each per event); called with one event, it applies that one."""
+
+    many: Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
+
+    async def __call__(self, session: AsyncSession, envelope: Envelope) -> None:
+        await self.many(session, [envelope])
+
+
+async def _apply_in_order(session: AsyncSession, events: Sequence[tuple[Envelope, Handler, Span]]) -> None:
+    """Each event's handler in the events' order; consecutive events of one batch handler as one run (an
+    enrollment's events share a partition and keep their order: a run never passes over an event of another
+    type)."""
+    start = 0
+    while start < len(events):
+        envelope, handler, span = events[start]
+        end = start + 1
+        with trace.use_span(span, end_on_exit=False):  # the run's first event's trace
+            if isinstance(handler, BatchHandler):
+                while end < len(events) and events[end][1] is handler:
+                    end += 1
+                await handler.many(session, [e for e, _, _ in events[start:end]])
+            else:
+                await handler(session, envelope)
+        start = end
 
 
 class InboxMixin:
@@ -195,6 +226,7 @@ class IdempotentConsumer:
                 await stop_within(consumer, self._settings.kafka_request_timeout_s)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        measured = 0.0
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
             records = [record for partition in batches.values() for record in partition]
@@ -203,7 +235,10 @@ class IdempotentConsumer:
                 for tp, partition in batches.items():
                     self._pending[tp] = partition[-1].offset + 1
             await self.commit_pending()
-            await self._measure_lag(consumer)
+            # A gauge read every few seconds: measured once a second, not at every poll (up to ten a second).
+            if time.monotonic() - measured >= _LAG_EVERY_S:
+                measured = time.monotonic()
+                await self._measure_lag(consumer)
 
     async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
         """What is left on each assigned partition after this poll's records were handled."""
@@ -263,6 +298,7 @@ class IdempotentConsumer:
                 ids = {envelope.id for _, envelope, _ in events}
                 seen = set(await session.scalars(select(inbox.event_id).where(inbox.event_id.in_(ids))))
                 rows = []
+                fresh: list[tuple[Envelope, Handler, Span]] = []
                 for record, envelope, handler in events:
                     if envelope.id in seen:  # applied before, or twice in this poll
                         outcomes.append((event_type_label(envelope.type), "redelivered"))
@@ -270,10 +306,10 @@ class IdempotentConsumer:
                     seen.add(envelope.id)
                     span = self._start_span(record)
                     spans.append(span)
-                    with trace.use_span(span, end_on_exit=False):
-                        await handler(session, envelope)
+                    fresh.append((envelope, handler, span))
                     rows.append(_inbox_row(inbox, envelope, record.topic, record.partition, record.offset))
                     outcomes.append((event_type_label(envelope.type), "applied"))
+                await _apply_in_order(session, fresh)
                 # Written together at the commit; a member that applied one meanwhile fails it on the key.
                 session.add_all(rows)
         except Exception as exc:

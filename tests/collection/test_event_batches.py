@@ -3,9 +3,11 @@ that batch back to one by one, so the others are still applied exactly once and 
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from structlog.testing import capture_logs
 
@@ -117,3 +119,39 @@ async def test_a_handler_failing_inside_a_batch_undoes_the_batch_before_one_by_o
     assert await inbox_size(collection) == 1  # the good one once, not twice: the batch left nothing behind
     async with collection.sessionmaker() as s:
         assert (await s.scalars(select(DeadLetter.reason))).all() == ["handler_failed"]
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements sent meanwhile."""
+    sent: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", before)
+    try:
+        yield sent
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+
+
+async def test_a_run_of_enrollments_is_billed_with_one_lookup_and_one_write_per_table(
+    collection: Harness,
+) -> None:
+    created = [enrollment_event(38000) for _ in range(8)]
+    # The same enrollment again under a new event id (a republication): billed once.
+    again = created[0].model_copy(update={"id": "republished-" + created[0].id})
+    subsidised = enrollment_event(0)  # nothing to pay: settled by its funders at once
+
+    with statements() as sent:
+        await consumer(collection).handle_batch(records(*created, again, subsidised))
+
+    bills = [s for s in sent if s.lstrip().upper().startswith("INSERT INTO BILLS ")]
+    lookups = [s for s in sent if "SELECT DISTINCT BILLS.ENROLLMENT_ID" in s.upper()]
+    assert (len(bills), len(lookups)) == (1, 1)
+    assert await amounts_due(collection, *created, subsidised) == [["380.00"]] * 8 + [["0.00"]]
+    standing = await collection.client.get("/v1/bills", params={"enrollment_id": subsidised.subject})
+    assert standing.json()["items"][0]["status"] == "paid"
+    assert await inbox_size(collection) == 10
+    assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
@@ -18,6 +19,7 @@ from canbao.harness import Parts
 from shared.events import REGISTRY_ENROLLMENTS, EnrollmentCreated, dead_letter_topic
 from tests.collection.helpers import enrollment_event
 from tests.e2e.paying import pay_online
+from tests.metrics import scrape
 from tests.support import PG_ADMIN_URL, SERVICES, canbao_check, eventually, recreate_pg_database, resident_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -259,3 +261,77 @@ async def dead_letter_topic_messages(parts: Parts, expected: int) -> list[bytes]
     finally:
         await consumer.stop()
     return found
+
+
+async def all_waiting(parts: Parts, service: str, count: int) -> bool:
+    """Whether `count` requests wait on the service's two replicas together (their GET /metrics)."""
+    gauge = "canbao_bill_waiters" if service == "collection" else "canbao_enrollment_waiters"
+    waiting = 0.0
+    for replica in (0, 1):
+        async with parts.client(service) as client:
+            client.base_url = parts.url(service, replica)
+            waiting += (await scrape(client)).value(gauge)
+    return waiting == count
+
+
+async def long_poll(parts: Parts, service: str, replica: int, path: str, params: dict[str, Any]) -> Any:
+    async with parts.client(service) as client:
+        client.base_url = parts.url(service, replica)
+        client.timeout = httpx.Timeout(60.0)
+        response = await client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_wait_on_either_replica_hears_what_the_other_replica_committed(parts: Parts) -> None:
+    """Each enrollment's bill, then its payment, is waited for on both replicas at once: one of them has
+    its consumer commit the change (woken at once), the other learns of it by its re-check. Events are held
+    back at the broker until every wait has begun."""
+    region = "340111"
+    for service in SERVICES:
+        parts.start_service(service, replica=1)
+    replicas = (0, 1)
+    assert parts.broker is not None
+    parts.broker.send_signal(signal.SIGSTOP)
+    try:
+        enrollments = await enroll_many(parts, 6, region, replicas=2)
+        bill_waits = [
+            asyncio.create_task(
+                long_poll(parts, "collection", r, "/v1/bills", {"enrollment_id": e, "wait_s": 30})
+            )
+            for e in enrollments
+            for r in replicas
+        ]
+
+        await eventually(lambda: all_waiting(parts, "collection", len(bill_waits)))
+    finally:
+        parts.broker.send_signal(signal.SIGCONT)
+    bills = [answer["items"] for answer in await asyncio.gather(*bill_waits)]
+    assert [[b["enrollment_id"] for b in items] for items in bills] == [
+        [e] for e in enrollments for _ in replicas
+    ]
+
+    active_waits = [
+        asyncio.create_task(
+            long_poll(
+                parts,
+                "registry",
+                r,
+                f"/v1/enrollments/{e}",
+                {"wait_s": 30, "known_status": "pending_payment"},
+            )
+        )
+        for e in enrollments
+        for r in replicas
+    ]
+    await eventually(lambda: all_waiting(parts, "registry", len(active_waits)))
+    paid = {e: await pay(parts, e) for e in enrollments}
+    answers = await asyncio.gather(*active_waits)
+    assert [(a["enrollment_id"], a["status"]) for a in answers] == [
+        (e, "active") for e in enrollments for _ in replicas
+    ]
+    for service in SERVICES:
+        parts.signal(service, signal.SIGTERM, replica=1)
+    report = await check(parts, region)
+    assert report["differences"] == []
+    await in_step(parts, region, enrollments, paid)

@@ -16,8 +16,7 @@ def bill(access: Access, record: Bill) -> None:
 
 
 async def payment(session: AsyncSession, access: Access, record: Payment) -> None:
-    paid = await bills.get_many(session, [item.bill_id for item in record.items])
-    numbers = [b.id_number for b in paid.values()]
+    numbers = list((await bills.id_numbers(session, [item.bill_id for item in record.items])).values())
     if access.is_resident and record.payer != access.principal.subject:
         access.require_own(*numbers)
     for number in numbers:
@@ -26,8 +25,8 @@ async def payment(session: AsyncSession, access: Access, record: Payment) -> Non
 
 async def order_bills(session: AsyncSession, access: Access, bill_ids: list[str]) -> None:
     """Notes whose bills a payment order is for (a resident may pay anyone's bill: 代缴)."""
-    for record in (await bills.get_many(session, bill_ids)).values():
-        access.touch(record.id_number, f"bill:{record.id}")
+    for bill_id, id_number in (await bills.id_numbers(session, bill_ids)).items():
+        access.touch(id_number, f"bill:{bill_id}")
 
 
 def order(access: Access, record: PaymentOrder) -> None:

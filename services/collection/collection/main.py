@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from collection.agents.router import router as agents_router
 from collection.billing.events import HANDLERS
 from collection.billing.router import router as bills_router
+from collection.billing.watch import BillWatch
 from collection.books.router import router as books_router
 from collection.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
 from collection.ledger.router import router as ledger_router
@@ -67,6 +68,11 @@ def create_app(
     app = create_service_app(SPEC, settings, tracer_provider=tracer_provider)
     if settings.payment_sandbox:  # plays the channels; production refuses the setting
         app.include_router(sandbox_router)
+    app.state.bill_watch = BillWatch(
+        lambda: app.state.sessionmaker,
+        max_waiters=settings.bill_waiters_max,
+        recheck_s=settings.bill_wait_recheck_s,
+    )
     app.state.body_limits |= {
         "/v1/reconciliations": settings.reconciliation_max_bytes + MULTIPART_SLACK_BYTES
     }

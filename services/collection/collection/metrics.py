@@ -1,7 +1,7 @@
 """Collection's business figures for GET /metrics (shared/metrics.py): payments and their amounts by channel,
 refunds by reason, counted when recorded; bills by status, region and year, read from the database."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,11 @@ PAYMENT_AMOUNT = Counter(
 REFUNDS = Counter("canbao_refunds", "Refunds made, by reason", ["reason"], registry=PROCESS)
 REFUND_AMOUNT = Counter(
     "canbao_refund_amount_fen", "Money refunded, in fen (分), by reason", ["reason"], registry=PROCESS
+)
+BILL_WAITERS = Gauge(
+    "canbao_bill_waiters",
+    "Requests of this process waiting for an enrollment's bill (GET /v1/bills?enrollment_id=&wait_s=)",
+    registry=PROCESS,
 )
 # The reasons a refund is made for (the policies' refundable reasons, and a lower price after payment).
 REFUND_REASONS = frozenset({"erroneous_payment", "death", "repriced"})

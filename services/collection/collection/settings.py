@@ -41,6 +41,11 @@ class CollectionSettings(ServiceSettings):
         ge=60,
         description="How long a payment order waits for its channel (WeChat Pay's default)",
     )
+    # Requests waiting for an enrollment's bill (GET /v1/bills?wait_s=, billing/watch.py): at most this many
+    # per process (each holds a socket and a little memory, no database connection), beyond them 429; bills
+    # issued by another process are noticed within the re-check period.
+    bill_waiters_max: int = Field(default=1000, ge=0)
+    bill_wait_recheck_s: float = Field(default=1.0, gt=0, le=30)
     payment_sandbox: bool | None = Field(
         default=None,
         description="A sandbox that plays the channels (POST /v1/sandbox/payment-orders/{id}/payment, "

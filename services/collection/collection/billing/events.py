@@ -4,6 +4,7 @@ The handler table at the bottom is what the inbox dispatches by event type; requ
 `billing.service`."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import structlog
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import repository
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine
+from collection.billing.watch import billed_on_commit
 from collection.ledger import service as ledger
 from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
@@ -22,7 +24,7 @@ from shared.events import (
     EnrollmentRepriced,
     Envelope,
 )
-from shared.inbox import EventRejected, Handler
+from shared.inbox import BatchHandler, EventRejected, Handler
 
 ERRONEOUS_PAYMENT = "erroneous_payment"  # 错误缴费
 
@@ -34,11 +36,36 @@ class RefundNotAllowedByPolicy(EventRejected):
 log = structlog.get_logger(__name__)
 
 
-async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCreated, at: datetime) -> Bill:
-    existing = await repository.get_by_enrollment(session, enrollment.enrollment_id)
-    if existing is not None:
-        # The inbox already stops a redelivered event; this covers the same enrollment sent under a new id.
-        return existing
+async def issue_for_enrollments(
+    session: AsyncSession, created: Sequence[tuple[EnrollmentCreated, datetime]]
+) -> list[Bill]:
+    """A bill for each enrollment, in order: one lookup of those billed already and one flush for them all
+    (a run of events the consumer applies together). The inbox already stops a redelivered event; the
+    lookup covers the same enrollment sent under a new id."""
+    billed = await repository.billed(session, [enrollment.enrollment_id for enrollment, _ in created])
+    issued: list[Bill] = []
+    for enrollment, at in created:
+        if enrollment.enrollment_id in billed:
+            continue
+        billed[enrollment.enrollment_id] = True
+        bill = _bill_for(enrollment, at)
+        repository.add(session, bill)
+        billed_on_commit(session, bill.enrollment_id)  # a front-end waiting for the bill hears it at once
+        issued.append(bill)
+    await session.flush()
+    for bill in issued:
+        ledger.post(
+            session,
+            TransactionKind.BILL_ISSUED,
+            bill.id,
+            bill.created_at,
+            ledger.due(bill.amount_due_fen, bill.subsidy_by_funder()),
+        )
+        await _settle_if_nothing_due(session, bill, bill.created_at)
+    return issued
+
+
+def _bill_for(enrollment: EnrollmentCreated, at: datetime) -> Bill:
     bill = Bill(
         id=str(uuid.uuid4()),
         enrollment_id=enrollment.enrollment_id,
@@ -58,16 +85,6 @@ async def issue_for_enrollment(session: AsyncSession, enrollment: EnrollmentCrea
         created_at=at,
     )
     bill.subsidy_lines = BillSubsidyLine.from_events(enrollment.subsidy_lines)
-    repository.add(session, bill)
-    await session.flush()
-    ledger.post(
-        session,
-        TransactionKind.BILL_ISSUED,
-        bill.id,
-        at,
-        ledger.due(bill.amount_due_fen, bill.subsidy_by_funder()),
-    )
-    await _settle_if_nothing_due(session, bill, at)
     return bill
 
 
@@ -159,8 +176,8 @@ async def _settle_if_nothing_due(session: AsyncSession, bill: Bill, at: datetime
         await payments.settle_by_subsidy(session, bill, at)
 
 
-async def on_enrollment_created(session: AsyncSession, envelope: Envelope) -> None:
-    await issue_for_enrollment(session, envelope.payload(EnrollmentCreated), envelope.time)
+async def on_enrollments_created(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    await issue_for_enrollments(session, [(e.payload(EnrollmentCreated), e.time) for e in envelopes])
 
 
 async def on_enrollment_repriced(session: AsyncSession, envelope: Envelope) -> None:
@@ -177,7 +194,7 @@ async def on_enrollment_cancelled(session: AsyncSession, envelope: Envelope) -> 
 
 HANDLERS: dict[str, Handler] = {
     EnrollmentCancelled.event_type: on_enrollment_cancelled,
-    EnrollmentCreated.event_type: on_enrollment_created,
+    EnrollmentCreated.event_type: BatchHandler(on_enrollments_created),
     EnrollmentRepriced.event_type: on_enrollment_repriced,
     EnrollmentLapsed.event_type: on_enrollment_lapsed,
 }

@@ -5,6 +5,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
 from collection.payments.models import Payment, PaymentItem
@@ -27,15 +28,32 @@ async def get_by_enrollment(
     return (await session.scalars(query)).one_or_none()
 
 
+async def billed(session: AsyncSession, enrollment_ids: Sequence[str]) -> dict[str, bool]:
+    """Which of these enrollments have a bill (those that have none are absent)."""
+    query = select(Bill.enrollment_id).where(Bill.enrollment_id.in_(sorted(set(enrollment_ids)))).distinct()
+    return dict.fromkeys(await session.scalars(query), True)
+
+
+# Bills as requests show them: without their subsidy lines, which no answer of these carries (a read of them
+# would fail loudly rather than find none).
+_WITHOUT_LINES = raiseload(Bill.subsidy_lines)
+
+
 async def list_bills(session: AsyncSession, enrollment_ids: list[str], limit: int) -> list[Bill]:
-    query = select(Bill).order_by(Bill.created_at, Bill.id).limit(limit)
+    query = select(Bill).order_by(Bill.created_at, Bill.id).limit(limit).options(_WITHOUT_LINES)
     if enrollment_ids:
         query = query.where(Bill.enrollment_id.in_(enrollment_ids))
     return list((await session.scalars(query)).all())
 
 
 async def for_person(session: AsyncSession, id_number: str, limit: int) -> list[Bill]:
-    query = select(Bill).where(Bill.id_number == id_number).order_by(Bill.created_at, Bill.id).limit(limit)
+    query = (
+        select(Bill)
+        .where(Bill.id_number == id_number)
+        .order_by(Bill.created_at, Bill.id)
+        .limit(limit)
+        .options(_WITHOUT_LINES)
+    )
     return list((await session.scalars(query)).all())
 
 
@@ -130,7 +148,25 @@ async def subsidy_totals(session: AsyncSession) -> dict[str, int]:
 
 
 async def get_many(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
-    return {b.id: b for b in (await session.scalars(select(Bill).where(Bill.id.in_(bill_ids)))).all()}
+    query = select(Bill).where(Bill.id.in_(bill_ids)).options(_WITHOUT_LINES)
+    return {b.id: b for b in (await session.scalars(query)).all()}
+
+
+async def id_numbers(session: AsyncSession, bill_ids: list[str]) -> dict[str, str]:
+    """Whose each bill is (bill id -> ID number, which never changes): those this session already holds
+    without asking the database again."""
+    held: dict[str, str] = {}
+    for bill_id in bill_ids:
+        bill = session.identity_map.get(identity_key(Bill, bill_id))
+        # Only as loaded: an instance expired by a rollback would load itself again, which async forbids.
+        number = bill.__dict__.get("id_number") if isinstance(bill, Bill) else None
+        if number is not None:
+            held[bill_id] = number
+    missing = [bill_id for bill_id in bill_ids if bill_id not in held]
+    if missing:
+        query = select(Bill.id, Bill.id_number).where(Bill.id.in_(missing))
+        held |= {row.id: row.id_number for row in (await session.execute(query)).all()}
+    return held
 
 
 async def of_region_year(

@@ -5,39 +5,60 @@ from fastapi import APIRouter, Query, Request
 
 from collection import access as area
 from collection.billing import repository, service
-from collection.billing.errors import BillNotFound, TooManyLookups
+from collection.billing.errors import BillNotFound, TooManyLookups, TooManyWaiting, WaitNeedsOneEnrollment
+from collection.billing.models import Bill
 from collection.billing.schemas import BillList, BillOut, OrganisationDue
+from collection.billing.watch import Watch
 from collection.settings import CollectionSettings
 from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
 from shared.clock import AppClock
 from shared.crosscheck import StandingFilter, StandingPage, add_repair_routes
-from shared.db import DbSession
+from shared.db import DbSession, ReadSession
 from shared.errors import error_responses
 from shared.fields import CoverageYearQuery, RegionCodeQuery
 
 router = APIRouter(prefix="/v1/bills", tags=["bills"])
 
+MAX_WAIT_S = 30
+
 
 @router.get(
     "",
-    summary="Bills, optionally for given enrollments",
+    summary="Bills, optionally for given enrollments; or wait for an enrollment's bill (long-poll)",
     description="Repeat `enrollment_id` for several (a household's members, to pay them at once). A resident "
-    "gets their own bills; naming someone else's enrollment is refused.",
-    responses=error_responses(*AREA_ERRORS),
+    "gets their own bills; naming someone else's enrollment is refused. With `wait_s` and one "
+    "`enrollment_id`, a front-end that just enrolled someone need not ask again and again: the answer comes "
+    "as soon as the enrollment has a bill (collection issues it when the registry's event arrives), or after "
+    "`wait_s` seconds with no items. The same checks of who may see it apply. A process serves a bounded "
+    "number of waiting requests: beyond them 429 `too_many_waiting` with Retry-After.",
+    responses=error_responses(TooManyWaiting, WaitNeedsOneEnrollment, *AREA_ERRORS),
     dependencies=[allow(Role.RESIDENT, Role.TAX_OFFICER)],
 )
 async def list_bills(
-    session: DbSession,
+    session: ReadSession,
     access: CurrentAccess,
+    watch: Watch,
     enrollment_id: Annotated[list[str] | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    wait_s: Annotated[
+        int,
+        Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for the enrollment's bill; 0: at once"),
+    ] = 0,
 ) -> BillList:
-    if access.is_resident and not enrollment_id:
-        bills = await repository.for_person(session, access.principal.id_number or "", limit)
-    else:
-        bills = await repository.list_bills(session, enrollment_id or [], limit)
-    for bill in bills:
-        area.bill(access, bill)
+    async def read() -> list[Bill]:
+        if access.is_resident and not enrollment_id:
+            bills = await repository.for_person(session, access.principal.id_number or "", limit)
+        else:
+            bills = await repository.list_bills(session, enrollment_id or [], limit)
+        for bill in bills:
+            area.bill(access, bill)
+        return bills
+
+    if wait_s == 0:
+        return BillList(items=[BillOut.of(b) for b in await read()])
+    if enrollment_id is None or len(enrollment_id) != 1:
+        raise WaitNeedsOneEnrollment({"enrollment_ids": len(enrollment_id or [])})
+    bills = await service.wait_for_bills(session, watch, read, enrollment_id[0], wait_s=wait_s)
     return BillList(items=[BillOut.of(b) for b in bills])
 
 

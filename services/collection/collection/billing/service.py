@@ -1,6 +1,8 @@
 """Bills, as requests see them: someone's bills for paying on their behalf, and where bills stand for the
 cross-service check. Bills are issued and kept at the registry's price by its events (`billing.events`)."""
 
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -8,10 +10,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from collection.billing import repository
 from collection.billing.errors import TooManyLookups
 from collection.billing.models import Bill, BillStatus
+from collection.billing.watch import BillWatch
 from collection.payments.models import PaymentItem
 from shared.crosscheck import EnrollmentStanding, Standing, StandingReader
+from shared.db import release
 
 LOOKUP_LIMIT = 20
+
+
+async def wait_for_bills(
+    session: AsyncSession,
+    watch: BillWatch,
+    read: Callable[[], Awaitable[list[Bill]]],
+    enrollment_id: str,
+    *,
+    wait_s: float,
+) -> list[Bill]:
+    """The enrollment's bills as soon as it has one, or none after `wait_s` seconds. Read again (`read`
+    checks who may see them) at each wake-up; no connection is held while waiting."""
+    bills = await read()
+    deadline = time.monotonic() + wait_s
+    while not bills:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        await release(session)
+        await watch.wait(enrollment_id, None, remaining)
+        bills = await read()
+    return bills
 
 
 async def lookup(

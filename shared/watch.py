@@ -1,0 +1,146 @@
+"""Waiting for a record to change (a long-poll), so that a front-end waiting for "billed" or "paid" need not
+ask again and again: the registry's `GET /v1/enrollments/{id}?wait_s=`, collection's `GET /v1/bills?wait_s=`.
+
+A waiter holds no database connection while it waits. It is woken as soon as a transaction of this process
+that changed what it waits for commits (a consumer's, on its own thread, as much as a request's: the change is
+noted on the session with `changed_on_commit`), and, for changes committed by another process (a replica,
+another worker), by one re-check every `recheck_s` of each waited key's state, one query for all of them
+(which also finds a change committed between a waiter's read and its wait). A wake-up is only a hint: the
+waiter reads again and decides. The waiters of one watch in a process are bounded (beyond them the watch's
+`too_many` error, a 429).
+"""
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any
+
+import structlog
+from prometheus_client import Gauge
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.errors import DomainError
+
+log = structlog.get_logger(__name__)
+
+# What each waited key stands at now (absent: nothing of it yet), read in one query for many keys.
+StateOf = Callable[[AsyncSession, Sequence[str]], Awaitable[Mapping[str, Hashable]]]
+
+_NOTED = "canbao_changed_on_commit"
+
+
+class ChangeWatch:
+    """The waiters of one kind of record (`kind`, e.g. "enrollment"), by key."""
+
+    def __init__(
+        self,
+        kind: str,
+        sessionmaker_of: Callable[[], async_sessionmaker[AsyncSession]],
+        state_of: StateOf,
+        *,
+        max_waiters: int,
+        recheck_s: float,
+        too_many: Callable[[], DomainError],
+        gauge: Gauge,
+    ):
+        self.kind = kind
+        self._sessionmaker_of = sessionmaker_of
+        self._state_of = state_of
+        self._max_waiters = max_waiters
+        self._recheck_s = recheck_s
+        self._too_many = too_many
+        self._gauge = gauge
+        # key -> each waiter's future and the state it last saw (None: nothing yet)
+        self._waiting: dict[str, dict[asyncio.Future[None], Hashable]] = {}
+        self._count = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rechecking: asyncio.Task[None] | None = None
+        with _WATCHES_LOCK:
+            _WATCHES.add(self)
+
+    async def wait(self, key: str, seen: Hashable, timeout_s: float) -> None:
+        """Until `key` may have changed from `seen` (its state when last read, None if there was nothing),
+        or until `timeout_s` passed; the watch's `too_many` error when this process has its fill of
+        waiters."""
+        if self._count >= self._max_waiters:
+            raise self._too_many()
+        self._loop = asyncio.get_running_loop()
+        woken = self._loop.create_future()
+        waiters = self._waiting.setdefault(key, {})
+        waiters[woken] = seen
+        self._count += 1
+        self._gauge.inc()
+        if self._rechecking is None or self._rechecking.done():
+            self._rechecking = asyncio.create_task(self._recheck(), name=f"{self.kind}-watch-recheck")
+        try:
+            await asyncio.wait([woken], timeout=timeout_s)
+        finally:
+            self._count -= 1
+            self._gauge.dec()
+            del waiters[woken]
+            if not waiters:
+                self._waiting.pop(key, None)
+
+    def wake_soon(self, keys: Iterable[str]) -> None:
+        """Wake who waits for these keys; callable from any thread."""
+        loop = self._loop
+        if self._count == 0 or loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is left waiting on it
+            loop.call_soon_threadsafe(self._wake, list(keys))
+
+    def _wake(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            for woken in self._waiting.get(key, {}):
+                if not woken.done():
+                    woken.set_result(None)
+
+    async def _recheck(self) -> None:
+        """While anyone waits: which waited keys stand otherwise than their waiters last saw."""
+        while self._waiting:
+            await asyncio.sleep(self._recheck_s)
+            if not self._waiting:
+                return
+            try:
+                async with self._sessionmaker_of()() as session:
+                    now = await self._state_of(session, list(self._waiting))
+            except Exception as exc:  # the waiters still end at their time; the next round tries again
+                log.warning("watch_recheck_failed", kind=self.kind, error=type(exc).__name__)
+                continue
+            self._wake(
+                key
+                for key, waiters in self._waiting.items()
+                if any(now.get(key) != seen for seen in waiters.values())
+            )
+
+
+# Every watch of this process (one per kind and application): a commit wakes the waiters of its kind.
+_WATCHES: "weakref.WeakSet[ChangeWatch]" = weakref.WeakSet()
+_WATCHES_LOCK = threading.Lock()
+
+
+def changed_on_commit(session: AsyncSession, kind: str, key: str) -> None:
+    """Note that this transaction changes `key` of `kind`: once it commits, whoever waits for it in this
+    process is woken (after a rollback nothing is, until the next commit of the session: a needless wake-up
+    only makes a waiter read again)."""
+    noted: dict[str, set[str]] | None = session.info.get(_NOTED)
+    if noted is None:
+        noted = session.info[_NOTED] = {}
+        event.listen(session.sync_session, "after_commit", _wake_noted)
+    noted.setdefault(kind, set()).add(key)
+
+
+def _wake_noted(session: Any) -> None:
+    noted: dict[str, set[str]] = session.info.get(_NOTED, {})
+    if not noted:
+        return
+    changed = {kind: list(keys) for kind, keys in noted.items()}
+    noted.clear()
+    with _WATCHES_LOCK:
+        watches = list(_WATCHES)
+    for watch in watches:
+        if watch.kind in changed:
+            watch.wake_soon(changed[watch.kind])
