@@ -74,6 +74,12 @@ async def _apply_in_order(session: AsyncSession, events: Sequence[tuple[Envelope
         start = end
 
 
+# Takes, in one fixed order, the row locks a batch's events will take (their subjects' records), before any
+# handler runs: a batch holds its locks until its one commit, and a request that takes the same rows in the
+# same order then never waits in a circle with it.
+BatchLocks = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
+
+
 class InboxMixin:
     """Event ids already applied; the primary key makes a second application impossible."""
 
@@ -177,6 +183,7 @@ class IdempotentConsumer:
         handlers: dict[str, Handler],
         *,
         tracer: Tracer | None = None,
+        batch_locks: BatchLocks | None = None,
     ):
         unknown = set(handlers) - set(EVENT_TYPES)
         if unknown:
@@ -189,6 +196,7 @@ class IdempotentConsumer:
         self._outbox = outbox
         self._handlers = handlers
         self._tracer = tracer
+        self._batch_locks = batch_locks
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}
         self._lagging: set[TopicPartition] = set()
@@ -309,6 +317,8 @@ class IdempotentConsumer:
                     fresh.append((envelope, handler, span))
                     rows.append(_inbox_row(inbox, envelope, record.topic, record.partition, record.offset))
                     outcomes.append((event_type_label(envelope.type), "applied"))
+                if self._batch_locks is not None and len(fresh) > 1:
+                    await self._batch_locks(session, [envelope for envelope, _, _ in fresh])
                 await _apply_in_order(session, fresh)
                 # Written together at the commit; a member that applied one meanwhile fails it on the key.
                 session.add_all(rows)

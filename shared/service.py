@@ -35,7 +35,7 @@ from shared.errors import (
 )
 from shared.events import dead_letter_topic
 from shared.health import router as health_router
-from shared.inbox import DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
+from shared.inbox import BatchLocks, DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
 from shared.kafka import KafkaLink
 from shared.logging import configure_logging
 from shared.metrics import Probe, RequestMetrics, ServiceMetrics, dead_letter_probe, outbox_probe
@@ -68,6 +68,8 @@ class ServiceSpec:
     consumes: list[str]
     handlers: dict[str, Handler]
     routers: list[APIRouter] = field(default_factory=list)
+    # The consumer's batches take their records' row locks with this first (shared.inbox.BatchLocks).
+    batch_locks: BatchLocks | None = None
     # Other background loops the service runs for its lifetime, each given the app.
     workers: list[Callable[[FastAPI], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # The service's own figures read from its database for GET /metrics (shared/metrics.py).
@@ -193,6 +195,7 @@ def _event_path(
         spec.outbox,
         spec.handlers,
         tracer=tracer,
+        batch_locks=spec.batch_locks,
     )
 
     async def run() -> None:

@@ -1,6 +1,7 @@
 """Hostile review of issue 19's consumer batches, on PostgreSQL with real connections (a pool for requests,
 the event path's own engine, as `shared.service` runs them): a batch holds the locks of every bill its events
-touch until its one commit, taken in the events' order, while a payment locks its bills in id order.
+touch until its one commit, while a payment locks its bills in id order: the batch takes its bills in that
+order too, before applying any (shared.inbox.BatchLocks).
 
 A test marked xfail(strict) demonstrates a defect still open; it fails the suite once the defect is fixed, so
 that the mark is taken off."""
@@ -16,13 +17,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from collection.billing.events import HANDLERS
-from collection.database import DeadLetter, InboxMessage, OutboxMessage
-from collection.main import create_app
+from collection.main import SPEC, create_app
 from collection.settings import CollectionSettings
 from shared.auth import Role, dev_token
 from shared.db import create_engine, create_sessionmaker
-from shared.events import REGISTRY_ENROLLMENTS
 from shared.inbox import IdempotentConsumer
 from tests.collection.helpers import enrollment_event, record, repricing_event
 from tests.conftest import DEFAULT_NOW
@@ -37,14 +35,16 @@ class Live:
         settings = CollectionSettings(
             environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=2
         )
+        # The consumer as the service builds it (its handlers and its batches' locks).
         self.consumer = IdempotentConsumer(
             settings,
-            [REGISTRY_ENROLLMENTS],
+            SPEC.consumes,
             create_sessionmaker(events),
-            InboxMessage,
-            DeadLetter,
-            OutboxMessage,
-            HANDLERS,
+            SPEC.inbox,
+            SPEC.dead_letters,
+            SPEC.outbox,
+            SPEC.handlers,
+            batch_locks=SPEC.batch_locks,
         )
 
 
@@ -101,14 +101,6 @@ async def blocked_on_a_lock(live: Live, count: int) -> None:
     raise AssertionError(f"{count} sessions never waited for a lock")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crash/500: shared/inbox.py _apply_together keeps every bill its events lock (billing/events.py "
-    "_bill_of, FOR UPDATE) until the batch's one commit, in the events' order, while a payment locks its "
-    "bills in id order (billing/repository.py get_many_for_update): the two deadlock, and when PostgreSQL "
-    "ends the payment's transaction (40P01) the request is answered 500; one event per transaction never "
-    "held two bills",
-)
 async def test_a_family_payment_beside_a_consumer_batch_is_never_a_500(live: Live) -> None:
     created = [enrollment_event() for _ in range(3)]
     await live.consumer.handle_batch([record(e.to_bytes(), key=e.subject) for e in created])

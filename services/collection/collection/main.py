@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from collection.agents.router import router as agents_router
-from collection.billing.events import HANDLERS
+from collection.billing.events import HANDLERS, lock_bills
 from collection.billing.router import router as bills_router
 from collection.billing.watch import BillWatch
 from collection.books.router import router as books_router
@@ -42,6 +42,7 @@ SPEC = ServiceSpec(
     produces=[COLLECTION_PAYMENTS],
     consumes=[REGISTRY_ENROLLMENTS],
     handlers=HANDLERS,
+    batch_locks=lock_bills,
     metric_probes=[bills_probe],
     routers=[
         bills_router,

@@ -12,7 +12,7 @@ from registry.accounts.service import Sessions
 from registry.context import get_registry_of
 from registry.dashboard.router import router as dashboard_router
 from registry.database import AuditEvent, DeadLetter, InboxMessage, OutboxMessage
-from registry.enrollment.events import HANDLERS
+from registry.enrollment.events import HANDLERS, lock_enrollments
 from registry.enrollment.router import router as enrollment_router
 from registry.enrollment.watch import EnrollmentWatch
 from registry.exclusion.router import router as exclusion_router
@@ -52,6 +52,7 @@ SPEC = ServiceSpec(
     produces=[REGISTRY_ENROLLMENTS],
     consumes=[COLLECTION_PAYMENTS],
     handlers=HANDLERS,
+    batch_locks=lock_enrollments,
     metric_probes=METRIC_PROBES,
     routers=[
         enrollment_router,

@@ -192,6 +192,12 @@ async def on_enrollment_cancelled(session: AsyncSession, envelope: Envelope) -> 
     await end_for_registry(session, envelope.payload(EnrollmentCancelled), envelope.time)
 
 
+async def lock_bills(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """A consumer batch's locks (shared.inbox.BatchLocks): the bills of its events' enrollments, in id order
+    before any is applied, since a payment of several bills locks them in that order."""
+    await repository.lock_of_enrollments(session, [e.subject for e in envelopes])
+
+
 HANDLERS: dict[str, Handler] = {
     EnrollmentCancelled.event_type: on_enrollment_cancelled,
     EnrollmentCreated.event_type: BatchHandler(on_enrollments_created),

@@ -254,3 +254,14 @@ async def settle_many_by_items(session: AsyncSession, bill_ids: Sequence[str]) -
         )
         settled += len((await session.scalars(query)).all())
     return settled
+
+
+async def lock_of_enrollments(session: AsyncSession, enrollment_ids: Sequence[str]) -> None:
+    """Lock these enrollments' bills in id order, the order payments lock theirs in."""
+    query = (
+        select(Bill.id)
+        .where(Bill.enrollment_id.in_(sorted(set(enrollment_ids))))
+        .order_by(Bill.id)
+        .with_for_update()
+    )
+    await session.execute(query)

@@ -1,6 +1,7 @@
 """The registry's reactions to collection's events: a confirmed payment activates the enrollment it paid, a
 refund may end it. Each takes the enrollment's row lock."""
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
@@ -83,6 +84,12 @@ async def on_payment_confirmed(session: AsyncSession, envelope: Envelope) -> Non
 
 async def on_payment_refunded(session: AsyncSession, envelope: Envelope) -> None:
     await apply_refund(session, envelope.payload(PaymentRefunded))
+
+
+async def lock_enrollments(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """A consumer batch's locks (shared.inbox.BatchLocks): its events' enrollments, in id order before any is
+    applied (a household's confirmations come in one batch, in no particular order)."""
+    await repository.lock_many(session, [e.subject for e in envelopes])
 
 
 HANDLERS: dict[str, Handler] = {

@@ -60,8 +60,8 @@ async def live_for_people(
         Enrollment.coverage_year == coverage_year,
         Enrollment.status.not_in(ENDED),
     )
-    if for_update:
-        query = query.with_for_update(of=Enrollment)
+    if for_update:  # in id order, as every batch takes them
+        query = query.order_by(Enrollment.id).with_for_update(of=Enrollment)
     return {e.person_id: e for e in (await session.scalars(query)).all()}
 
 
@@ -129,8 +129,8 @@ async def live_refs(
         live.coverage_year == coverage_year,
         live.status.not_in(ENDED),
     )
-    if for_update:
-        query = query.with_for_update(of=Enrollment)
+    if for_update:  # in id order, as every batch takes them
+        query = query.order_by(live.id).with_for_update(of=Enrollment)
     return {row.person_id: LiveRef(*row) for row in (await session.execute(query)).all()}
 
 
@@ -438,3 +438,14 @@ async def insert_audit(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     """Audit rows (shared.audit's) in the caller's transaction."""
     if rows:
         await session.execute(insert(AuditEvent), rows)
+
+
+async def lock_many(session: AsyncSession, enrollment_ids: Sequence[str]) -> None:
+    """Lock these enrollments in id order (a batch of events about them, before it applies any)."""
+    query = (
+        select(Enrollment.id)
+        .where(Enrollment.id.in_(sorted(set(enrollment_ids))))
+        .order_by(Enrollment.id)
+        .with_for_update()
+    )
+    await session.execute(query)
