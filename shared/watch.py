@@ -6,8 +6,10 @@ that changed what it waits for commits (a consumer's, on its own thread, as much
 noted on the session with `changed_on_commit`), and, for changes committed by another process (a replica,
 another worker), by one re-check every `recheck_s` of each waited key's state, one query for all of them
 (which also finds a change committed between a waiter's read and its wait). A wake-up is only a hint: the
-waiter reads again and decides. The waiters of one watch in a process are bounded (beyond them the watch's
-`too_many` error, a 429).
+waiter reads again and decides. The waiters of one watch in a process are bounded: when they are all taken,
+the oldest wait of the caller holding the most (if they hold more than one) is answered at once with what it
+read, so that one caller waiting again and again cannot keep everyone else out; when every caller holds one,
+the watch's `too_many` error (a 429).
 """
 
 import asyncio
@@ -55,22 +57,28 @@ class ChangeWatch:
         self._gauge = gauge
         # key -> each waiter's future and the state it last saw (None: nothing yet)
         self._waiting: dict[str, dict[asyncio.Future[None], Hashable]] = {}
+        # caller -> their waits, oldest first; and the waits ended to make room for another caller
+        self._by_caller: dict[str, list[asyncio.Future[None]]] = {}
+        self._given_up: set[asyncio.Future[None]] = set()
         self._count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rechecking: asyncio.Task[None] | None = None
         with _WATCHES_LOCK:
             _WATCHES.add(self)
 
-    async def wait(self, key: str, seen: Hashable, timeout_s: float) -> None:
+    async def wait(self, key: str, seen: Hashable, timeout_s: float, *, caller: str) -> bool:
         """Until `key` may have changed from `seen` (its state when last read, None if there was nothing),
-        or until `timeout_s` passed; the watch's `too_many` error when this process has its fill of
-        waiters."""
+        or until `timeout_s` passed: True. False when the wait was ended to make room for another caller:
+        answer at once with what was read. The watch's `too_many` error when this process has its fill of
+        waiters, one per caller."""
         if self._count >= self._max_waiters:
-            raise self._too_many()
+            self._make_room()
         self._loop = asyncio.get_running_loop()
         woken = self._loop.create_future()
         waiters = self._waiting.setdefault(key, {})
         waiters[woken] = seen
+        theirs = self._by_caller.setdefault(caller, [])
+        theirs.append(woken)
         self._count += 1
         self._gauge.inc()
         if self._rechecking is None or self._rechecking.done():
@@ -83,6 +91,24 @@ class ChangeWatch:
             del waiters[woken]
             if not waiters:
                 self._waiting.pop(key, None)
+            theirs.remove(woken)
+            if not theirs:
+                self._by_caller.pop(caller, None)
+        if woken in self._given_up:
+            self._given_up.discard(woken)
+            return False
+        return True
+
+    def _make_room(self) -> None:
+        """End the oldest wait of the caller holding the most, if they hold more than one still waiting (one
+        woken, or ended this way, counts until it has left); else the watch's `too_many`."""
+        holding = {caller: [w for w in waits if not w.done()] for caller, waits in self._by_caller.items()}
+        caller = max(holding, key=lambda c: len(holding[c]), default=None)
+        if caller is None or len(holding[caller]) < 2:
+            raise self._too_many()
+        oldest = holding[caller][0]
+        self._given_up.add(oldest)
+        oldest.set_result(None)
 
     def wake_soon(self, keys: Iterable[str]) -> None:
         """Wake who waits for these keys; callable from any thread."""

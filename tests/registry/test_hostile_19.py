@@ -101,12 +101,6 @@ async def test_a_wait_of_an_account_disabled_meanwhile_is_not_answered_with_the_
     assert answer.status_code == 401, (answer.status_code, answer.json())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="degraded: the waiters' bound is per process only (enrollment/watch.py EnrollmentWatch.wait, "
-    "ENROLLMENT_WAITERS_MAX): one caller waiting on their own enrollment again and again takes every "
-    "place, and everyone else's wait is refused 429",
-)
 async def test_one_caller_cannot_take_every_waiting_place(registry: Harness) -> None:
     hoarder = person()
     own = await enrolled(registry, hoarder, HEFEI)

@@ -10,7 +10,7 @@ from collection.billing.models import Bill
 from collection.billing.schemas import BillList, BillOut, OrganisationDue
 from collection.billing.watch import Watch
 from collection.settings import CollectionSettings
-from shared.auth import AREA_ERRORS, CurrentAccess, Role, allow
+from shared.auth import AREA_ERRORS, Access, CurrentAccess, Role, allow, authenticate_again
 from shared.clock import AppClock
 from shared.crosscheck import StandingFilter, StandingPage, add_repair_routes
 from shared.db import DbSession, ReadSession
@@ -29,12 +29,15 @@ MAX_WAIT_S = 30
     "gets their own bills; naming someone else's enrollment is refused. With `wait_s` and one "
     "`enrollment_id`, a front-end that just enrolled someone need not ask again and again: the answer comes "
     "as soon as the enrollment has a bill (collection issues it when the registry's event arrives), or after "
-    "`wait_s` seconds with no items. The same checks of who may see it apply. A process serves a bounded "
-    "number of waiting requests: beyond them 429 `too_many_waiting` with Retry-After.",
+    "`wait_s` seconds with no items. The same checks of who may see it apply, again after the wait (401 for "
+    "a caller signed out, disabled or expired meanwhile). A process serves a bounded number of waiting "
+    "requests: when all are taken, the oldest wait of a caller holding several is answered at once as it "
+    "stands; when every caller holds one, 429 `too_many_waiting` with Retry-After.",
     responses=error_responses(TooManyWaiting, WaitNeedsOneEnrollment, *AREA_ERRORS),
     dependencies=[allow(Role.RESIDENT, Role.TAX_OFFICER)],
 )
 async def list_bills(
+    request: Request,
     session: ReadSession,
     access: CurrentAccess,
     watch: Watch,
@@ -45,20 +48,26 @@ async def list_bills(
         Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for the enrollment's bill; 0: at once"),
     ] = 0,
 ) -> BillList:
-    async def read() -> list[Bill]:
-        if access.is_resident and not enrollment_id:
-            bills = await repository.for_person(session, access.principal.id_number or "", limit)
+    async def read(caller: Access) -> list[Bill]:
+        if caller.is_resident and not enrollment_id:
+            bills = await repository.for_person(session, caller.principal.id_number or "", limit)
         else:
             bills = await repository.list_bills(session, enrollment_id or [], limit)
         for bill in bills:
-            area.bill(access, bill)
+            area.bill(caller, bill)
         return bills
 
+    async def read_again() -> list[Bill]:
+        # After a wait the caller is who they are now (a token expired meanwhile: refused).
+        return await read(await authenticate_again(request))
+
     if wait_s == 0:
-        return BillList(items=[BillOut.of(b) for b in await read()])
+        return BillList(items=[BillOut.of(b) for b in await read(access)])
     if enrollment_id is None or len(enrollment_id) != 1:
         raise WaitNeedsOneEnrollment({"enrollment_ids": len(enrollment_id or [])})
-    bills = await service.wait_for_bills(session, watch, read, enrollment_id[0], wait_s=wait_s)
+    bills = await service.wait_for_bills(
+        session, watch, read_again, enrollment_id[0], wait_s=wait_s, caller=access.principal.subject
+    )
     return BillList(items=[BillOut.of(b) for b in bills])
 
 

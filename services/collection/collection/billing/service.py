@@ -25,6 +25,7 @@ async def wait_for_bills(
     enrollment_id: str,
     *,
     wait_s: float,
+    caller: str,
 ) -> list[Bill]:
     """The enrollment's bills as soon as it has one, or none after `wait_s` seconds. Read again (`read`
     checks who may see them) at each wake-up; no connection is held while waiting."""
@@ -35,7 +36,8 @@ async def wait_for_bills(
         if remaining <= 0:
             break
         await release(session)
-        await watch.wait(enrollment_id, None, remaining)
+        if not await watch.wait(enrollment_id, None, remaining, caller=caller):
+            return await read()  # the place was given to another caller: as they stand now
         bills = await read()
     return bills
 

@@ -96,8 +96,10 @@ add_repair_routes(router, records="enrollments", changed=service.changes, of=ser
     "answer comes as soon as the enrollment's status or price version differs from `known_status` and "
     "`known_price_version` (those not given: as the request found it), e.g. the moment the payment's "
     "confirmation is applied, or after `wait_s` seconds with the enrollment as it stands (unchanged). The "
-    "same checks of who may see it apply. A process serves a bounded number of waiting requests: beyond "
-    "them 429 `too_many_waiting` with Retry-After.",
+    "The same checks of who may see it apply, again after the wait (401 for a caller "
+    "signed out, disabled or expired meanwhile). A process serves a bounded number of waiting requests: when "
+    "all are taken, the oldest wait of a caller holding several is answered at once as it stands; when every "
+    "caller holds one, 429 `too_many_waiting` with Retry-After.",
     responses=error_responses(EnrollmentNotFound, TooManyWaiting, *AREA_ERRORS),
     dependencies=[allow(Role.RESIDENT, Role.STAFF)],
 )
@@ -128,6 +130,7 @@ async def get_enrollment(
         read_again,
         service.Known(known_status, known_price_version),
         wait_s=wait_s,
+        caller=access.principal.subject,
     )
     return EnrollmentOut.of(enrollment)
 

@@ -226,6 +226,7 @@ async def wait_for_change(
     known: Known,
     *,
     wait_s: float,
+    caller: str,
 ) -> Enrollment:
     """The enrollment once its status or price version is not what the caller has, or as it stands after
     `wait_s` seconds. Read again (`read` checks who may see it) at each wake-up; no connection is held while
@@ -239,7 +240,8 @@ async def wait_for_change(
             break
         seen = enrollment.updated_at
         await release(session)
-        await watch.wait(enrollment.id, seen, remaining)
+        if not await watch.wait(enrollment.id, seen, remaining, caller=caller):
+            return await read()  # the place was given to another caller: as it stands now
         enrollment = await read()
     return enrollment
 
