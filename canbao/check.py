@@ -194,6 +194,9 @@ async def run(
             sent |= {*await republish(collection, subjects, requested_by)}
             report.republished = sorted(sent)
             report.remaining = await settle(registry, collection, report, wait_s)
+            # The republished rows wait in the outboxes again (a relay restarting after a broker outage may
+            # not have sent them yet, though the first sending arrived): let them go out before judging.
+            await drain([registry, collection], wait_s)
         report.registry.backlog = await _backlog(registry)
         report.collection.backlog = await _backlog(collection)
         response = await collection.get(LEDGER_CHECK)

@@ -46,6 +46,9 @@ async def test_generated_requests_get_no_5xx_and_documented_responses(
         "--generation-deterministic",
         "--no-color",
     ]
+    # A long-poll for something that never comes lasts its `wait_s` (up to 30 s), past schemathesis's 10 s
+    # request timeout: the waits are fuzzed at one second (their bounds are tested in the services' tests).
+    (tmp_path / "schemathesis.toml").write_text('[parameters]\n"query.wait_s" = 1\n')
     result = await asyncio.to_thread(
         subprocess.run, command, cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
