@@ -359,12 +359,15 @@ async def authenticate(
 CurrentAccess = Annotated[Access, Depends(authenticate)]
 
 
-async def authenticate_again(request: Request) -> Access:
-    """The caller as they stand now, for a request that waited (a long-poll): the token may have expired, the
-    sign-in session ended or the account been disabled or changed since the request began; each refuses
-    (Unauthenticated) as a new request would be refused."""
+async def authenticate_again(request: Request, access: Access) -> Access:
+    """The request's caller, checked again after a wait (a long-poll): a token expired, a sign-in session
+    ended or an account disabled meanwhile is refused as a new request would be, and a caller whose account
+    changed meanwhile (role, regions, categories) is refused too, to ask again as they are now. The same
+    Access is returned: what it reads is the request's audit trail."""
     principal = await identify(request.headers, request.method, request.app.state)
-    return Access(principal, request.method, getattr(request.scope.get("route"), "path", request.url.path))
+    if principal != access.principal:
+        raise Unauthenticated({"reason": "changed_while_waiting"})
+    return access
 
 
 def role_allowed(role: Role, method: str, roles: frozenset[Role]) -> bool:

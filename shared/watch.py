@@ -94,10 +94,9 @@ class ChangeWatch:
             theirs.remove(woken)
             if not theirs:
                 self._by_caller.pop(caller, None)
-        if woken in self._given_up:
-            self._given_up.discard(woken)
-            return False
-        return True
+            given_up = woken in self._given_up
+            self._given_up.discard(woken)  # also when the request went away meanwhile
+        return not given_up
 
     def _make_room(self) -> None:
         """End the oldest wait of the caller holding the most, if they hold more than one still waiting (one

@@ -199,3 +199,16 @@ async def test_a_bill_issued_by_another_process_is_found_by_the_recheck(
 
         answer = await asyncio.wait_for(waiter, timeout=15)
         assert [b["enrollment_id"] for b in answer.json()["items"]] == [enrollment_id]
+
+
+async def test_a_bill_read_after_a_wait_is_on_the_audit_trail(collection: Harness) -> None:
+    """A long-poll is a read like any other: the bill it answers with is audited."""
+    event = enrollment_event(38000)
+    waiter = await waiting(collection.client.get("/v1/bills", params=wait_for(event.subject)))
+    await deliver(collection, event)
+    [bill] = (await asyncio.wait_for(waiter, timeout=15)).json()["items"]
+
+    trail = (await collection.client.get("/v1/audit-events", params={"limit": 500})).json()["items"]
+    assert [
+        e["route"] for e in trail if e["record"] == f"bill:{bill['bill_id']}" and e["action"] == "read"
+    ] == ["/v1/bills"]

@@ -304,3 +304,28 @@ async def test_a_roster_applied_while_its_people_enroll_themselves_enrolls_each_
             return True
 
         await eventually(billed_at_share, timeout_s=120)
+
+
+async def test_two_categories_assigned_to_one_person_at_once_are_both_kept(pg_stack: Stack) -> None:
+    """Each assignment refers to the person (a foreign key: a KEY SHARE lock) before it takes their
+    categories; taking them must not wait for the other's key lock, or the two deadlock and one is refused."""
+    async with pg_stack.client("registry", STAFF) as registry:
+        people = [await registered(registry) for _ in range(TRIALS)]
+        for who in people:  # enrolled, so both assignments reprice the same enrollment
+            created = await registry.post("/v1/enrollments", json=enrollment_body(who))
+            assert created.status_code == 201, created.text
+
+        async def trial(who: dict[str, str]) -> list[httpx.Response]:
+            return list(
+                await asyncio.gather(
+                    registry.post("/v1/subsidy-assignments", json=assignment(who)),
+                    registry.post(
+                        "/v1/subsidy-assignments", json=assignment(who) | {"category": "poverty_monitoring"}
+                    ),
+                )
+            )
+
+        answers = [a for pair in await asyncio.gather(*(trial(who) for who in people)) for a in pair]
+    assert [a.status_code for a in answers if a.status_code != 201] == [], [
+        a.text for a in answers if a.status_code != 201
+    ][:3]

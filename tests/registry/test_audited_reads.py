@@ -60,3 +60,16 @@ async def test_a_read_whose_audit_row_cannot_be_written_is_not_answered(registry
     assert answer.status_code >= 500
     assert enrollment["enrollment_id"] not in answer.text
     assert "李四" not in answer.text
+
+
+async def test_a_long_polled_read_is_on_the_audit_trail(registry: Harness) -> None:
+    """`?wait_s=` reads the enrollment again after its wait, as the caller stands then: still audited."""
+    enrollment = await enrolled(registry, person(), HEFEI)
+    record = f"enrollment:{enrollment['enrollment_id']}"
+
+    read = await registry.client.get(f"/v1/enrollments/{enrollment['enrollment_id']}", params={"wait_s": 1})
+
+    assert read.status_code == 200, read.text
+    assert [(e["route"], e["method"]) for e in await reads_of(registry, record)] == [
+        ("/v1/enrollments/{enrollment_id}", "GET")
+    ]

@@ -59,7 +59,7 @@ async def list_bills(
 
     async def read_again() -> list[Bill]:
         # After a wait the caller is who they are now (a token expired meanwhile: refused).
-        return await read(await authenticate_again(request))
+        return await read(await authenticate_again(request, access))
 
     if wait_s == 0:
         return BillList(items=[BillOut.of(b) for b in await read(access)])

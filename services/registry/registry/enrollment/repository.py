@@ -380,7 +380,7 @@ _KNOWN = """
 SELECT id FROM people
 WHERE id = CAST(:person_id AS varchar)
   AND category_epoch IS NOT DISTINCT FROM CAST(:category_epoch AS integer)
-FOR UPDATE
+FOR NO KEY UPDATE
 """
 _WRITE_FOR_KNOWN_PERSON = DriverStatement(text(_WRITE.format(person=_KNOWN, **_WRITE_PARTS)))
 

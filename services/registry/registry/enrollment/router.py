@@ -122,7 +122,7 @@ async def get_enrollment(
 
     async def read_again() -> Enrollment:
         # After a wait the caller is who they are now (signed out, disabled, token expired: refused).
-        return await _enrollment(session, await authenticate_again(request), enrollment_id)
+        return await _enrollment(session, await authenticate_again(request, access), enrollment_id)
 
     enrollment = await service.wait_for_change(
         session,

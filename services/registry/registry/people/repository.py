@@ -149,8 +149,13 @@ async def take_categories(session: AsyncSession, person_ids: Sequence[str]) -> N
     statement that priced on the old categories, waiting for the lock meanwhile, that they were taken."""
     if not person_ids:
         return
+    # Not FOR UPDATE: a row inserted meanwhile that refers to the person (an assignment's foreign key) holds a
+    # KEY SHARE lock on them, which FOR UPDATE would wait for, and two such assignments for each other.
     locked = (
-        select(Person.id).where(Person.id.in_(sorted(set(person_ids)))).order_by(Person.id).with_for_update()
+        select(Person.id)
+        .where(Person.id.in_(sorted(set(person_ids))))
+        .order_by(Person.id)
+        .with_for_update(key_share=True)
     )
     taking = (
         update(Person)

@@ -48,8 +48,12 @@ async def find_active(
     return (await session.scalars(query)).one_or_none()
 
 
-async def get(session: AsyncSession, assignment_id: str) -> SubsidyAssignment | None:
-    return await session.get(SubsidyAssignment, assignment_id)
+async def get(
+    session: AsyncSession, assignment_id: str, *, for_update: bool = False
+) -> SubsidyAssignment | None:
+    return await session.get(
+        SubsidyAssignment, assignment_id, with_for_update=for_update, populate_existing=for_update
+    )
 
 
 async def for_person(

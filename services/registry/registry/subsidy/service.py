@@ -98,6 +98,8 @@ async def assign_many(
             results[candidate.index] = person
         else:
             registered.append((candidate, person))
+    # Their categories taken before anything of theirs is read (their enrollments' area, what they hold).
+    await people.take_categories(session, [p.id for _, p in registered])
     for year in sorted({c.policy.coverage_year for c, _ in registered}):
         of_year = [(c, p) for c, p in registered if c.policy.coverage_year == year]
         claims, held = await _claims(session, of_year, year)
@@ -198,6 +200,11 @@ async def remove(
     assignment = await repository.get(session, assignment_id)
     if assignment is None:
         raise SubsidyAssignmentNotFound({"assignment_id": assignment_id})
+    # The person's categories first, then the assignment as it stands under the lock (two removals at once:
+    # the second finds it removed).
+    await people.take_categories(session, [assignment.person_id])
+    assignment = await repository.get(session, assignment_id, for_update=True)
+    assert assignment is not None  # assignments are never deleted
     if within is not None:
         enrolled = await enrollments_repo.live_for_people(
             session, [assignment.person_id], assignment.coverage_year
