@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from collection.main import create_app
+from collection.reconciliation import repository
 from collection.settings import CollectionSettings
 from shared.db import create_sessionmaker
 from tests.collection.helpers import notify_order, open_bill, pay_online, start_order
@@ -154,3 +155,54 @@ async def test_an_officer_accepting_a_line_while_a_file_settles_its_payment_sett
                 outcomes["file first"] += 1
         await books_balance(racing)
     assert sum(outcomes.values()) == TRIALS * BILLS
+
+
+@pytest.mark.parametrize("how", ["rerun", "corrected_file"])
+async def test_an_officer_accepting_a_line_while_its_day_is_judged_again_is_not_written_over(
+    racing: Harness, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The officer's resolution and the run that judges the same day's line again take turns on the line:
+    whatever the officer is answered is what the line says afterwards (before, the run wrote its verdict over
+    an acceptance committed while it judged)."""
+    day = {"rerun": date(2024, 3, 1), "corrected_file": date(2024, 4, 1)}[how]
+    ref = f"OV-{how}"
+    bill = (await open_bill(racing))["bill_id"]
+    await pay_online(racing, [bill], transaction_id=ref)
+    assert (await reconcile(racing, day, [(ref, bill)])).status_code == 201
+    line = (await states(racing, day))[ref]
+    assert line["state"] == "date_mismatch", line
+
+    original = repository.payments_by_reference
+    officer: list[asyncio.Task[httpx.Response]] = []
+
+    async def officer_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        # The run has read the line as open; the officer accepts it now, and has time to commit if not held.
+        if not officer:
+            officer.append(
+                asyncio.create_task(
+                    racing.client.post(
+                        f"/v1/reconciliation-lines/{line['id']}/resolution",
+                        json={"action": "accept", "officer": "张科长", "note": "渠道日切"},
+                    )
+                )
+            )
+            await asyncio.sleep(0.5)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "payments_by_reference", officer_meanwhile)
+    if how == "rerun":
+        run = await racing.client.post(
+            f"/v1/reconciliations/wechat/{day.isoformat()}/rerun", json={"started_by": "对账员"}
+        )
+    else:  # the tax side posts the file again with one more line: the same wrong date for the first
+        other = (await open_bill(racing))["bill_id"]
+        run = await reconcile(racing, day, [(ref, bill), (f"{ref}-x", other)])
+    assert run.status_code == 201, run.text
+    answered = await asyncio.wait_for(officer[0], timeout=30)
+    after = (await states(racing, day))[ref]
+    await books_balance(racing)
+    if answered.status_code == 200:
+        assert after["state"] == "accepted", after
+    else:  # the run closed the line first; the officer was told so
+        assert answered.status_code == 409, answered.text
+        assert after["state"] != "accepted", after

@@ -72,22 +72,32 @@ async def runs(session: AsyncSession, channel: Channel, day: date) -> list[Recon
     return list((await session.scalars(query)).all())
 
 
+# _LOCKED: a run reads the day's stored lines it will judge again under their row locks, in id order (a line
+# before its payment, as an officer's resolution takes them): a resolution committed while the run judges
+# them would otherwise be written over by the run's verdict. It waits for the run, then sees the verdict.
+
+
 async def open_file_lines(
     session: AsyncSession, channel: Channel, day: date
 ) -> dict[str, tuple[int, LineState]]:
-    """reference -> (line id, state) of a day's file lines still open."""
+    """reference -> (line id, state) of a day's file lines still open, locked (`_LOCKED`)."""
     line = ReconciliationLine
-    query = select(line.reference, line.id, line.state).where(
-        line.channel == channel,
-        line.business_day == day,
-        line.source == LineSource.FILE,
-        line.state.not_in(list(CLOSED)),
+    query = (
+        select(line.reference, line.id, line.state)
+        .where(
+            line.channel == channel,
+            line.business_day == day,
+            line.source == LineSource.FILE,
+            line.state.not_in(list(CLOSED)),
+        )
+        .order_by(line.id)
+        .with_for_update()
     )
     return {ref: (line_id, state) for ref, line_id, state in (await session.execute(query)).all()}
 
 
 async def stored_lines(session: AsyncSession, ids: Sequence[int]) -> list[Stored]:
-    """File lines as their latest file gave them, to judge again."""
+    """File lines as their latest file gave them, to judge again; locked (`_LOCKED`)."""
     line = ReconciliationLine
     query = (
         select(
@@ -104,6 +114,7 @@ async def stored_lines(session: AsyncSession, ids: Sequence[int]) -> list[Stored
         )
         .where(bulk.among(session, line.id, ids))
         .order_by(line.id)
+        .with_for_update()
     )
     return [Stored(**row._asdict()) for row in (await session.execute(query)).all()]
 
@@ -111,13 +122,19 @@ async def stored_lines(session: AsyncSession, ids: Sequence[int]) -> list[Stored
 async def file_line_states(
     session: AsyncSession, channel: Channel, day: date, references: Sequence[str]
 ) -> dict[str, tuple[int, LineState, str]]:
-    """reference -> (line id, state, reason) of the day's file lines with these references."""
+    """reference -> (line id, state, reason) of the day's file lines with these references, locked
+    (`_LOCKED`)."""
     line = ReconciliationLine
-    query = select(line.reference, line.id, line.state, line.reason).where(
-        line.channel == channel,
-        line.business_day == day,
-        line.source == LineSource.FILE,
-        bulk.among(session, line.reference, references),
+    query = (
+        select(line.reference, line.id, line.state, line.reason)
+        .where(
+            line.channel == channel,
+            line.business_day == day,
+            line.source == LineSource.FILE,
+            bulk.among(session, line.reference, references),
+        )
+        .order_by(line.id)
+        .with_for_update()
     )
     rows = (await session.execute(query)).all()
     return {ref: (line_id, state, reason) for ref, line_id, state, reason in rows}
