@@ -76,7 +76,7 @@ from rich.table import Table
 from stdnum.cn import ric
 
 from canbao import check
-from canbao.harness import DEMO_CLOCK_START, ROOT, Stack
+from canbao.harness import DEMO_CLOCK_START, ROOT, Stack, drop_databases, fresh_databases
 from canbao.stack import SERVICES
 from shared.auth import Role, dev_token
 from shared.crosscheck import PAGE_LIMIT, Standing, StandingPage
@@ -1038,27 +1038,6 @@ def _print_verdict(console: Console, verdict: Verdict) -> None:
 
 
 # ---- running it
-async def fresh_databases(server: str, prefix: str) -> dict[str, str]:
-    admin = await asyncpg.connect(f"{server}/postgres")
-    try:
-        for service in SERVICES:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{prefix}_{service}"')
-    finally:
-        await admin.close()
-    url = server.replace("postgresql://", "postgresql+asyncpg://")
-    return {s: f"{url}/{prefix}_{s}" for s in SERVICES}
-
-
-async def drop_databases(server: str, prefix: str) -> None:
-    admin = await asyncpg.connect(f"{server}/postgres")
-    try:
-        for service in SERVICES:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 def baseline_units(population: Population, count: int) -> list[Unit]:
     """People outside the population for the same-run baseline, in its districts."""
     gen = Generator(population.seed + 1)

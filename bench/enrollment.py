@@ -28,7 +28,7 @@ import asyncpg
 import httpx
 
 from bench.load import RequestFactory, Result, drive
-from canbao.harness import ROOT, Stack, free_port, resident_id
+from canbao.harness import ROOT, Stack, drop_databases, free_port, fresh_databases, resident_id
 from canbao.stack import SERVICES
 from shared.auth import Role, dev_token
 
@@ -206,27 +206,6 @@ def summarise(rounds: list[Round]) -> None:
         f"ratio POST/floor: {post[0] / floor[0]:.2f} by requests/s, {floor[1] / post[1]:.2f} by server CPU "
         f"per request, {floor[2] / post[2]:.2f} by the request loop's"
     )
-
-
-async def fresh_databases(server: str, prefix: str) -> dict[str, str]:
-    admin = await asyncpg.connect(f"{server}/postgres")
-    try:
-        for service in SERVICES:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{prefix}_{service}"')
-    finally:
-        await admin.close()
-    url = server.replace("postgresql://", "postgresql+asyncpg://")
-    return {s: f"{url}/{prefix}_{s}" for s in SERVICES}
-
-
-async def drop_databases(server: str, prefix: str) -> None:
-    admin = await asyncpg.connect(f"{server}/postgres")
-    try:
-        for service in SERVICES:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def main() -> None:

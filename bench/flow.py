@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from canbao import check
-from canbao.harness import Stack, resident_id
+from canbao.harness import Stack, drop_databases, fresh_databases, resident_id
 from canbao.stack import SERVICES
 from shared.auth import Role, dev_token
 
@@ -344,27 +344,6 @@ class CpuMeter:
         return {row["pid"]: "postgresql" for row in rows}
 
 
-async def _fresh_databases(server: str, prefix: str) -> dict[str, str]:
-    admin = await asyncpg.connect(f"{server}/postgres")
-    try:
-        for service in SERVICES:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{prefix}_{service}"')
-    finally:
-        await admin.close()
-    url = server.replace("postgresql://", "postgresql+asyncpg://")
-    return {s: f"{url}/{prefix}_{s}" for s in SERVICES}
-
-
-async def _drop_databases(server: str, prefix: str) -> None:
-    admin = await asyncpg.connect(f"{server}/postgres")
-    try:
-        for service in SERVICES:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 def _run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
     """The driver on uvloop, as the services' loops: it shares the machine's cores with what it measures."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -398,7 +377,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
         workdir = Path(tmp)
         urls = (
-            asyncio.run(_fresh_databases(args.postgres, args.db_prefix))
+            asyncio.run(fresh_databases(args.postgres, args.db_prefix))
             if args.postgres
             else {s: f"sqlite+aiosqlite:///{workdir / s}.db" for s in SERVICES}
         )
@@ -412,7 +391,7 @@ def main() -> None:
         finally:
             stack.stop()
             if args.postgres:
-                asyncio.run(_drop_databases(args.postgres, args.db_prefix))
+                asyncio.run(drop_databases(args.postgres, args.db_prefix))
 
 
 if __name__ == "__main__":

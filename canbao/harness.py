@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 from stdnum.cn import ric
 
@@ -199,3 +200,27 @@ class Parts(Stack):
             f"== {path.name}\n{path.read_text(errors='replace')[-3000:]}"
             for path in self.workdir.glob("*.log")
         )
+
+
+async def fresh_databases(server: str, prefix: str) -> dict[str, str]:
+    """A new PostgreSQL database per service on `server` (postgresql://host:port), `<prefix>_<service>`,
+    dropped first if it was there: the services' database URLs."""
+    admin = await asyncpg.connect(f"{server}/postgres")
+    try:
+        for service in SERVICES:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{prefix}_{service}"')
+    finally:
+        await admin.close()
+    url = server.replace("postgresql://", "postgresql+asyncpg://")
+    return {s: f"{url}/{prefix}_{s}" for s in SERVICES}
+
+
+async def drop_databases(server: str, prefix: str) -> None:
+    """Drop what `fresh_databases` made."""
+    admin = await asyncpg.connect(f"{server}/postgres")
+    try:
+        for service in SERVICES:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
+    finally:
+        await admin.close()
