@@ -8,7 +8,10 @@ services' long-polls (`GET /v1/bills?wait_s=`, `GET /v1/enrollments/{id}?wait_s=
 `--poll 0.05` asks again every 0.05 s instead (the way before the waits). After `--warmup` flows it measures
 `--count` flows and prints flows/s, latency percentiles, the CPU each process spent per flow (registry,
 collection, broker, the PostgreSQL backends of its databases, the driver itself; read from /proc) and the load
-average before and after. Ends with `canbao check --no-repair` (nothing lost or doubled).
+average before and after, the flows that failed and the requests that got no whole answer. Ends with
+`canbao check --no-repair` (nothing lost or doubled); exits 1 if a flow failed or the check is not clean.
+The driver is bench/load.py's light client (keep-alive connections over asyncio streams), so that the
+machine's two cores go to the system rather than to the load generator.
 
     .venv/bin/python bench/flow.py --count 500 --concurrency 25
     .venv/bin/python bench/flow.py --count 1000 --concurrency 50 --postgres postgresql://127.0.0.1:5432
@@ -18,22 +21,22 @@ average before and after. Ends with `canbao check --no-repair` (nothing lost or 
 import argparse
 import asyncio
 import os
-import tempfile
+import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
-import asyncpg
-import httpx
 import uvloop
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench.load import Client, RequestFailed, UnexpectedAnswer
+from bench.meter import CpuMeter
 from canbao import check
-from canbao.harness import Stack, drop_databases, fresh_databases, resident_id
+from canbao.harness import bench_stack, resident_id
 from canbao.stack import SERVICES
 from shared.auth import Role, dev_token
 
@@ -56,9 +59,7 @@ class Timing(NamedTuple):
     resent: int
 
 
-async def one_flow(
-    registry: httpx.AsyncClient, collection: httpx.AsyncClient, timeout_s: float, poll_s: float | None
-) -> Timing:
+async def one_flow(registry: Client, collection: Client, timeout_s: float, poll_s: float | None) -> Timing:
     started = time.perf_counter()
     deadline = started + timeout_s
     id_number = resident_id()
@@ -66,10 +67,9 @@ async def one_flow(
         "/v1/enrollments",
         json={"id_number": id_number, "name": "测试", "region_code": REGION, "coverage_year": 2024},
     )
-    if created.status_code == 409:  # a random ID that repeats: not a failure of the system
+    if created.status == 409:  # a random ID that repeats: not a failure of the system
         return Timing(-1.0, -1.0, -1.0, 0)
-    created.raise_for_status()
-    enrollment_id = created.json()["enrollment_id"]
+    enrollment_id = created.expect(201)["enrollment_id"]
     enrolled = time.perf_counter()
     bills = await _bills(collection, enrollment_id, deadline, poll_s)
     billed = time.perf_counter()
@@ -80,33 +80,31 @@ async def one_flow(
         json={"bill_ids": [bills[0]["bill_id"]], "channel": "wechat"},
         headers=resident | {"Idempotency-Key": str(uuid.uuid4())},
     )
-    order.raise_for_status()
+    order_id = order.expect(201)["order_id"]
     resent = 0
     paying = time.perf_counter()
     while True:
-        paid = await collection.post(
-            f"/v1/sandbox/payment-orders/{order.json()['order_id']}/payment", headers=resident
-        )
+        paid = await collection.post(f"/v1/sandbox/payment-orders/{order_id}/payment", headers=resident)
         # A channel sends its notification again until it is answered 2xx; a 503 recorded nothing.
-        if paid.status_code != 503 or time.perf_counter() > deadline:
+        if paid.status != 503 or time.perf_counter() > deadline:
             break
         resent += 1
         await asyncio.sleep(RESEND_S)
-    paid.raise_for_status()
+    paid.expect(200)
     await _active(registry, enrollment_id, deadline, poll_s)
     done = time.perf_counter()
     return Timing(done - started, billed - enrolled, done - paying, resent)
 
 
 async def _bills(
-    collection: httpx.AsyncClient, enrollment_id: str, deadline: float, poll_s: float | None
+    collection: Client, enrollment_id: str, deadline: float, poll_s: float | None
 ) -> list[dict[str, Any]]:
     """The enrollment's bills once collection has issued one: a long-poll, or asking every `poll_s`."""
     params: dict[str, Any] = {"enrollment_id": enrollment_id}
     if poll_s is None:
         params["wait_s"] = WAIT_S
     while True:
-        bills: list[dict[str, Any]] = (await collection.get("/v1/bills", params=params)).json()["items"]
+        bills: list[dict[str, Any]] = (await collection.get("/v1/bills", params=params)).expect(200)["items"]
         if bills:
             return bills
         if time.perf_counter() > deadline:
@@ -115,15 +113,13 @@ async def _bills(
             await asyncio.sleep(poll_s)
 
 
-async def _active(
-    registry: httpx.AsyncClient, enrollment_id: str, deadline: float, poll_s: float | None
-) -> None:
+async def _active(registry: Client, enrollment_id: str, deadline: float, poll_s: float | None) -> None:
     """Until the registry has applied the payment: a long-poll, or asking every `poll_s`."""
     params: dict[str, Any] = {}
     if poll_s is None:
         params = {"wait_s": WAIT_S, "known_status": "pending_payment"}
     path = f"/v1/enrollments/{enrollment_id}"
-    while (await registry.get(path, params=params)).json()["status"] != "active":
+    while (await registry.get(path, params=params)).expect(200)["status"] != "active":
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{enrollment_id} not active")
         if poll_s is not None:
@@ -145,29 +141,34 @@ class Flows:
     to_bill: list[float] = field(default_factory=list)
     to_active: list[float] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)  # flows that did not complete, by what happened
 
 
-async def run(options: Options, registry_url: str, collection_url: str, cpu: "CpuMeter") -> None:
+async def run(options: Options, registry_url: str, collection_url: str, cpu: CpuMeter) -> bool:
+    """The flows and their figures; whether every flow completed and `canbao check` is clean."""
     console = Console(soft_wrap=True)  # one line per figure, whatever the terminal
-    # Idle connections retire before the server closes them (uvicorn: 5 s), so none is reused as it closes.
-    limits = httpx.Limits(max_connections=options.concurrency * 2, keepalive_expiry=2.0)
     # A staff member of the district enrolls, a tax officer reads bills, the resident pays (the stack runs
     # with the development key and, outside production, the payment sandbox).
     staff = {"Authorization": f"Bearer {dev_token(Role.STAFF, regions=[REGION])}"}
     officer = {"Authorization": f"Bearer {dev_token(Role.TAX_OFFICER)}"}
+    connections = options.concurrency * 2
     async with (
-        httpx.AsyncClient(base_url=registry_url, timeout=60, limits=limits, headers=staff) as registry,
-        httpx.AsyncClient(base_url=collection_url, timeout=60, limits=limits, headers=officer) as collection,
+        Client(registry_url, connections=connections, headers=staff) as registry,
+        Client(collection_url, connections=connections, headers=officer) as collection,
     ):
+        warm = Flows()
         if options.warmup:
-            await _flows(console, "warm-up", options.warmup, options, registry, collection)
+            warm = await _flows(console, "warm-up", options.warmup, options, registry, collection)
         load_before = os.getloadavg()[0]
         await cpu.start()
+        before = await cpu.mark()
         started = time.perf_counter()
         flows = await _flows(console, "flows", options.count, options, registry, collection)
         elapsed = time.perf_counter() - started
-        spent = await cpu.stop()
+        spent = cpu.spent(before, await cpu.mark())
+        await cpu.stop()
         load_after = os.getloadavg()[0]
+        errors = registry.errors + collection.errors
     done = len(flows.latencies)
     console.print(
         f"{done} complete flows in {elapsed:.1f}s: "
@@ -182,6 +183,12 @@ async def run(options: Options, registry_url: str, collection_url: str, cpu: "Cp
     console.print(
         f"CPU per flow (ms): {per_flow} / total {sum(spent.values()) * 1000 / max(done, 1):.1f}; "
         f"load average (1 min) {load_before:.2f} -> {load_after:.2f}"
+    )
+    failed = sum(flows.failures.values()) + sum(warm.failures.values())
+    console.print(
+        f"flows failed: {sum(flows.failures.values())} measured, {sum(warm.failures.values())} in the warm-up"
+        + "".join(f"\n  {n} × {problem}" for problem, n in (warm.failures + flows.failures).most_common(5))
+        + f"; requests without a whole answer: {sum(errors.values())} {dict(errors) if errors else ''}"
     )
     report = await check.run(
         registry_url,
@@ -199,6 +206,7 @@ async def run(options: Options, registry_url: str, collection_url: str, cpu: "Cp
         f"{len(report.differences)} differences, ledger {ledger}, "
         f"backlogs {report.registry.backlog} / {report.collection.backlog})"
     )
+    return report.ok and not failed
 
 
 async def _flows(
@@ -206,24 +214,33 @@ async def _flows(
     label: str,
     count: int,
     options: Options,
-    registry: httpx.AsyncClient,
-    collection: httpx.AsyncClient,
+    registry: Client,
+    collection: Client,
 ) -> Flows:
     flows = Flows()
     semaphore = asyncio.Semaphore(options.concurrency)
     with Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        refresh_per_second=2,  # each refresh costs the driver ~2 ms of CPU
     ) as progress:
         task = progress.add_task(label, total=count)
 
         async def guarded() -> None:
-            async with semaphore:
-                timing = await one_flow(registry, collection, options.timeout_s, options.poll_s)
-            if timing.latency >= 0:
-                flows.latencies.append(timing.latency)
-                flows.to_bill.append(timing.to_bill)
-                flows.to_active.append(timing.to_active)
-                flows.resent.append(timing.resent)
+            try:
+                async with semaphore:
+                    timing = await one_flow(registry, collection, options.timeout_s, options.poll_s)
+            except (RequestFailed, UnexpectedAnswer, TimeoutError) as exc:
+                flows.failures[f"{type(exc).__name__}: {str(exc)[:200]}"] += 1
+            else:
+                if timing.latency >= 0:
+                    flows.latencies.append(timing.latency)
+                    flows.to_bill.append(timing.to_bill)
+                    flows.to_active.append(timing.to_active)
+                    flows.resent.append(timing.resent)
             progress.advance(task)
 
         await asyncio.gather(*(guarded() for _ in range(count)))
@@ -231,123 +248,17 @@ async def _flows(
 
 
 def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "—"
     ordered = sorted(values)
     p50, p95, p99 = (ordered[max(int(len(ordered) * q) - 1, 0)] for q in (0.50, 0.95, 0.99))
     return f"p50 {p50:.2f}s / p95 {p95:.2f}s / p99 {p99:.2f}s"
 
 
-_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float | None:
-    """User and system CPU a process has spent, from /proc; None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-    except OSError:
-        return None
-
-
-def _kind(pid: int) -> str:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return "other"
-    if "tansu" in command:
-        return "broker"
-    return next((s for s in SERVICES if f"-m {s}" in command), "other")
-
-
-class CpuMeter:
-    """CPU spent over the measured flows by each process of the stack (its services and their workers,
-    the broker), by the PostgreSQL backends connected to its databases, and by this driver. Processes are
-    sampled every second (a backend that leaves between samples loses at most its last second)."""
-
-    def __init__(self, stack_pid: int | None, server: str | None, databases: list[str]):
-        self._stack_pid = stack_pid
-        self._server = server
-        self._databases = databases
-        self._first: dict[int, float] = {}
-        self._last: dict[int, float] = {}
-        self._kinds: dict[int, str] = {}
-        self._sampling: asyncio.Task[None] | None = None
-        self._driver_s = 0.0
-
-    async def start(self) -> None:
-        self._driver_s = time.process_time()
-        await self._sample(first=True)
-        self._sampling = asyncio.create_task(self._keep_sampling())
-
-    async def stop(self) -> dict[str, float]:
-        if self._sampling is not None:
-            self._sampling.cancel()
-        await self._sample(first=False)
-        spent: dict[str, float] = dict.fromkeys([*SERVICES, "broker"], 0.0)
-        if self._server:
-            spent["postgresql"] = 0.0
-        for pid, last in self._last.items():
-            kind = self._kinds[pid]
-            spent[kind] = spent.get(kind, 0.0) + last - self._first.get(pid, 0.0)
-        spent["driver"] = time.process_time() - self._driver_s
-        return spent
-
-    async def _keep_sampling(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            await self._sample(first=False)
-
-    async def _sample(self, *, first: bool) -> None:
-        pids = self._stack_processes() | await self._backends()
-        for pid, kind in pids.items():
-            spent = _cpu_s(pid)
-            if spent is None:
-                continue
-            self._kinds[pid] = kind
-            self._last[pid] = spent
-            if first:
-                self._first[pid] = spent
-
-    def _stack_processes(self) -> dict[int, str]:
-        """The stack's descendants, each of the kind of the stack's child it descends from."""
-        if self._stack_pid is None:
-            return {}
-        parents = {int(p.name): _parent(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
-        found: dict[int, str] = {}
-        for pid in parents:
-            chain = [pid]
-            while chain[-1] not in (self._stack_pid, None, 0, 1) and len(chain) < 20:
-                parent = parents.get(chain[-1])
-                if parent is None:
-                    break
-                chain.append(parent)
-            if chain[-1] == self._stack_pid and len(chain) > 1:
-                found[pid] = _kind(chain[-2])
-        return found
-
-    async def _backends(self) -> dict[int, str]:
-        if not self._server:
-            return {}
-        connection = await asyncpg.connect(f"{self._server}/postgres")
-        try:
-            rows = await connection.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self._databases
-            )
-        finally:
-            await connection.close()
-        return {row["pid"]: "postgresql" for row in rows}
-
-
-def _run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
+def _run_on_uvloop(main: Coroutine[Any, Any, bool]) -> bool:
     """The driver on uvloop, as the services' loops: it shares the machine's cores with what it measures."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
+        return runner.run(main)
 
 
 def main() -> None:
@@ -372,26 +283,14 @@ def main() -> None:
     args = parser.parse_args()
     options = Options(args.count, args.warmup, args.concurrency, args.timeout, args.poll)
     if args.registry and args.collection:
-        _run_on_uvloop(run(options, args.registry, args.collection, CpuMeter(None, None, [])))
-        return
-    with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
-        workdir = Path(tmp)
-        urls = (
-            asyncio.run(fresh_databases(args.postgres, args.db_prefix))
-            if args.postgres
-            else {s: f"sqlite+aiosqlite:///{workdir / s}.db" for s in SERVICES}
-        )
-        stack = Stack(workdir, urls)
-        stack.start()
-        try:
+        ok = _run_on_uvloop(run(options, args.registry, args.collection, CpuMeter(None, None, [])))
+    else:
+        with bench_stack(args.postgres, args.db_prefix) as stack:
             assert stack.process is not None
             databases = [f"{args.db_prefix}_{s}" for s in SERVICES]
             cpu = CpuMeter(stack.process.pid, args.postgres, databases)
-            _run_on_uvloop(run(options, stack.url("registry"), stack.url("collection"), cpu))
-        finally:
-            stack.stop()
-            if args.postgres:
-                asyncio.run(drop_databases(args.postgres, args.db_prefix))
+            ok = _run_on_uvloop(run(options, stack.url("registry"), stack.url("collection"), cpu))
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """A running system started exactly as `make run` starts it, for tests and benchmarks: `canbao run` on free
 ports, with the databases given, its output in a log file."""
 
+import asyncio
 import os
 import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -224,3 +228,25 @@ async def drop_databases(server: str, prefix: str) -> None:
             await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{service}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@contextmanager
+def bench_stack(postgres: str | None, prefix: str, *, tmp_prefix: str = "canbao-bench-") -> Iterator[Stack]:
+    """A started stack for a benchmark, in a temporary directory: on fresh PostgreSQL databases
+    `<prefix>_<service>` of `postgres` (postgresql://host:port; dropped again at the end), or on SQLite files
+    in that directory when `postgres` is None. Stopped on the way out."""
+    with tempfile.TemporaryDirectory(prefix=tmp_prefix) as tmp:
+        workdir = Path(tmp)
+        urls = (
+            asyncio.run(fresh_databases(postgres, prefix))
+            if postgres
+            else {s: f"sqlite+aiosqlite:///{workdir / s}.db" for s in SERVICES}
+        )
+        stack = Stack(workdir, urls)
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
+            if postgres:
+                asyncio.run(drop_databases(postgres, prefix))
