@@ -58,25 +58,23 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from stdnum.cn import ric
 
+from bench.load import Client, RequestFailed, UnexpectedAnswer
+from bench.meter import CpuMeter
 from canbao import check
-from canbao.harness import DEMO_CLOCK_START, ROOT, Stack, drop_databases, fresh_databases
+from canbao.harness import DEMO_CLOCK_START, ROOT, bench_stack
 from canbao.stack import SERVICES
 from shared.auth import Role, dev_token
 from shared.crosscheck import PAGE_LIMIT, Standing, StandingPage
@@ -292,15 +290,6 @@ class FlowFailed(Exception):
     pass
 
 
-def _expect(response: httpx.Response, *codes: int) -> Any:
-    if response.status_code not in codes:
-        raise FlowFailed(
-            f"{response.request.method} {response.request.url.path}: {response.status_code} "
-            f"{response.text[:300]}"
-        )
-    return response.json()
-
-
 def _resident(person: Person) -> dict[str, str]:
     token = dev_token(Role.RESIDENT, sub=person.id_number, id_number=person.id_number, name=person.name)
     return {"Authorization": f"Bearer {token}"}
@@ -330,9 +319,7 @@ class Outcome:
 class Campaign:
     """Drives the units through the running system."""
 
-    def __init__(
-        self, registry: httpx.AsyncClient, collection: httpx.AsyncClient, timeout_s: float, outcome: Outcome
-    ) -> None:
+    def __init__(self, registry: Client, collection: Client, timeout_s: float, outcome: Outcome) -> None:
         self.registry = registry
         self.collection = collection
         self.timeout_s = timeout_s
@@ -353,7 +340,7 @@ class Campaign:
             response = await self.collection.get(
                 "/v1/bills", params={"enrollment_id": enrollment_id, "wait_s": 10}, headers=headers
             )
-            items: list[dict[str, Any]] = _expect(response, 200)["items"]
+            items: list[dict[str, Any]] = response.expect(200)["items"]
             if items:
                 return items
             if time.perf_counter() > deadline:
@@ -366,10 +353,10 @@ class Campaign:
             response = await self.registry.get(
                 f"/v1/enrollments/{enrollment_id}", params={"wait_s": WAIT_S, "known_status": known}
             )
-            if response.status_code == 429:  # too many waiting: as a front-end would, after Retry-After
-                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            if response.status == 429:  # too many waiting: as a front-end would, after Retry-After
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                 continue
-            status = _expect(response, 200)["status"]
+            status = response.expect(200)["status"]
             if status == "active":
                 return
             if status != "pending_payment":
@@ -395,27 +382,26 @@ class Campaign:
         if unit.channel == "agent":
             body["agent_id"] = agent_id(unit.region)
         key = {"Idempotency-Key": str(uuid.uuid4())}
-        _expect(await self.collection.post("/v1/payments", json=body, headers=key), 201)
+        (await self.collection.post("/v1/payments", json=body, headers=key)).expect(201)
 
     async def pay_online(self, payer: Person, bill_ids: list[str], channel: str, deadline: float) -> None:
         """The resident's payment order, then the channel's signed notification (the sandbox plays it)."""
         resident = _resident(payer)
-        order = _expect(
+        order = (
             await self.collection.post(
                 "/v1/payment-orders",
                 json={"bill_ids": bill_ids, "channel": channel},
                 headers=resident | {"Idempotency-Key": str(uuid.uuid4())},
-            ),
-            201,
-        )
+            )
+        ).expect(201)
         path = f"/v1/sandbox/payment-orders/{order['order_id']}/payment"
-        while (paid := await self.collection.post(path, headers=resident)).status_code == 503:
+        while (paid := await self.collection.post(path, headers=resident)).status == 503:
             # A channel sends its notification again until it hears 2xx; a 503 recorded nothing.
             if time.perf_counter() > deadline:
                 break
             self.outcome.resent_notifications += 1
             await asyncio.sleep(BILL_RETRY_S)
-        _expect(paid, 200)
+        paid.expect(200)
 
     # ---- the kinds of flow
     async def individual(self, unit: Unit, deadline: float) -> float:
@@ -428,7 +414,7 @@ class Campaign:
             "region_code": unit.region,
             "coverage_year": YEAR,
         }
-        created = _expect(await self.registry.post("/v1/enrollments", json=body, headers=headers), 201)
+        created = (await self.registry.post("/v1/enrollments", json=body, headers=headers)).expect(201)
         bills = await self.bills([created["enrollment_id"]], deadline)
         paying = time.perf_counter()
         await self.pay(unit, bills, deadline)
@@ -441,14 +427,13 @@ class Campaign:
             {"id_number": p.id_number, "name": p.name, "relation": r}
             for p, r in zip(unit.members, relations, strict=True)
         ]
-        household = _expect(await self.registry.post("/v1/households", json={"members": members}), 201)
-        summary = _expect(
+        household = (await self.registry.post("/v1/households", json={"members": members})).expect(201)
+        summary = (
             await self.registry.post(
                 f"/v1/households/{household['household_id']}/enrollments",
                 json={"region_code": unit.region, "coverage_year": YEAR},
-            ),
-            201,
-        )
+            )
+        ).expect(201)
         ids = [e["enrollment_id"] for e in summary["enrollments"]]
         bills = await self.bills(ids, deadline)
         paying = time.perf_counter()
@@ -460,7 +445,7 @@ class Campaign:
         """Enrolled from the roster at their share: the person finds their bill and pays it online."""
         person = unit.members[0]
         resident = _resident(person)
-        while not (bills := _expect(await self.collection.get("/v1/bills", headers=resident), 200)["items"]):
+        while not (bills := (await self.collection.get("/v1/bills", headers=resident)).expect(200)["items"]):
             if time.perf_counter() > deadline:
                 raise FlowFailed(f"no bill for a subsidised person of {unit.category}")
             await asyncio.sleep(BILL_RETRY_S)
@@ -478,7 +463,7 @@ class Campaign:
         """Settled without paying: their zero bill paid by collection itself, the enrollment active."""
         resident = _resident(unit.members[0])
         while True:
-            bills = _expect(await self.collection.get("/v1/bills", headers=resident), 200)["items"]
+            bills = (await self.collection.get("/v1/bills", headers=resident)).expect(200)["items"]
             if bills and bills[0]["amount_due"] == "0.00":
                 break
             if time.perf_counter() > deadline:
@@ -495,7 +480,7 @@ class Campaign:
             "region_code": unit.region,
             "coverage_year": YEAR,
         }
-        while (due := _expect(await self.collection.get("/v1/bills/organisation-due", params=where), 200))[
+        while (due := (await self.collection.get("/v1/bills/organisation-due", params=where)).expect(200))[
             "open_bills"
         ] < len(unit.members):
             if time.perf_counter() > deadline:
@@ -503,14 +488,13 @@ class Campaign:
             await asyncio.sleep(BILL_RETRY_S * 4)
         paying = time.perf_counter()
         organisation = {"name": unit.organisation, "region_code": unit.region, "coverage_year": YEAR}
-        paid = _expect(
+        paid = (
             await self.collection.post(
                 "/v1/payments",
                 json={"organisation": organisation, "amount": due["amount_due"], "channel": "tax_hall"},
                 headers={"Idempotency-Key": str(uuid.uuid4())},
-            ),
-            201,
-        )
+            )
+        ).expect(201)
         await self.all_active((i["enrollment_id"] for i in paid["items"]), deadline)
         return paying
 
@@ -536,17 +520,17 @@ class Campaign:
             "uploaded_by": "campaign-bench",
         } | ({"category": category} if category else {})
         files = {"file": (f"{department}-{category or kind}.csv", out.getvalue().encode(), "text/csv")}
-        upload = _expect(await self.registry.post("/v1/rosters", data=form, files=files), 201)
+        upload = (await self.registry.post("/v1/rosters", data=form, files=files)).expect(201)
         await self.roster_state(upload["upload_id"], "validated", deadline)
         review = {"reviewed_by": "campaign-bench", "note": "核对无误"}
-        _expect(await self.registry.post(f"/v1/rosters/{upload['upload_id']}/approval", json=review), 200)
+        (await self.registry.post(f"/v1/rosters/{upload['upload_id']}/approval", json=review)).expect(200)
         applied = await self.roster_state(upload["upload_id"], "applied", deadline)
         if applied["rows_applied"] != len(people) or applied["rows_rejected"]:
             raise FlowFailed(f"roster {department} {category or kind}: {applied}")
 
     async def roster_state(self, upload_id: str, wanted: str, deadline: float) -> dict[str, Any]:
         while True:
-            state: dict[str, Any] = _expect(await self.registry.get(f"/v1/rosters/{upload_id}"), 200)
+            state: dict[str, Any] = (await self.registry.get(f"/v1/rosters/{upload_id}")).expect(200)
             if state["status"] == wanted:
                 return state
             if state["status"] in {"failed", "rejected"} or time.perf_counter() > deadline:
@@ -561,7 +545,7 @@ def agent_id(region: str) -> str:
 async def setup_agents(campaign: Campaign, regions: list[str]) -> None:
     for region in regions:
         body = {"agent_id": agent_id(region), "name": f"{region} 乡镇代收点", "region_code": region}
-        _expect(await campaign.collection.post("/v1/agents", json=body), 201, 409)
+        (await campaign.collection.post("/v1/agents", json=body)).expect(201, 409)
 
 
 async def subsidy_rosters(campaign: Campaign, population: Population, progress: "Bar") -> None:
@@ -582,7 +566,7 @@ async def subsidy_rosters(campaign: Campaign, population: Population, progress: 
             await campaign.roster(
                 region, "subsidy", department[category], category, [u.members[0] for u in units], deadline
             )
-        except (FlowFailed, httpx.HTTPError) as exc:
+        except (FlowFailed, UnexpectedAnswer, RequestFailed) as exc:
             outcome.failures.extend((u.label, f"roster: {exc}") for u in units)
             progress.advance(len(units), [u for u in units if u.kind == "subsidised_full"])
             return
@@ -607,7 +591,7 @@ async def _run_one(
         done = time.perf_counter()
         to_active = done - paying if paying is not None else None
         campaign.outcome.results.append(Result(unit.label, len(unit.members), started, done, to_active))
-    except (FlowFailed, httpx.HTTPError) as exc:
+    except (FlowFailed, UnexpectedAnswer, RequestFailed) as exc:
         campaign.outcome.failures.append((unit.label, f"{type(exc).__name__}: {exc}"))
     if progress is not None:
         progress.advance(1, [unit])
@@ -661,35 +645,33 @@ async def close_the_books(campaign: Campaign, population: Population) -> None:
     collection = campaign.collection
     for region in population.regions:
         where: dict[str, str | int] = {"funder": FUNDER, "region_code": region, "coverage_year": YEAR}
-        owed = _expect(await collection.get("/v1/subsidy-transfers/statement", params=where), 200)
+        owed = (await collection.get("/v1/subsidy-transfers/statement", params=where)).expect(200)
         if parse_yuan(owed["outstanding"]) > 0:
             body = where | {
                 "amount": owed["outstanding"],
                 "reference": f"HB{region}1231",
                 "recorded_by": "campaign-bench",
             }
-            made = _expect(
+            made = (
                 await collection.post(
                     "/v1/subsidy-transfers", json=body, headers={"Idempotency-Key": f"transfer-{region}"}
-                ),
-                201,
-            )
+                )
+            ).expect(201)
             campaign.outcome.transfers.append(made)
-        agent = _expect(await collection.get(f"/v1/agents/{agent_id(region)}"), 200)
+        agent = (await collection.get(f"/v1/agents/{agent_id(region)}")).expect(200)
         if parse_yuan(agent["outstanding"]) > 0:
             body = {
                 "amount": agent["outstanding"],
                 "reference": f"JK{region}1231",
                 "recorded_by": "campaign-bench",
             }
-            made = _expect(
+            made = (
                 await collection.post(
                     f"/v1/agents/{agent_id(region)}/remittances",
                     json=body,
                     headers={"Idempotency-Key": f"remit-{region}"},
-                ),
-                201,
-            )
+                )
+            ).expect(201)
             campaign.outcome.remittances.append(made)
 
 
@@ -725,11 +707,9 @@ async def replay(
         "Authorization": f"Bearer {dev_token(Role.STAFF, sub='campaign-staff', regions=population.regions)}"
     }
     officer = {"Authorization": f"Bearer {dev_token(Role.TAX_OFFICER, sub='campaign-officer')}"}
-    # Idle connections retire before the server closes them (uvicorn: 5 s), so none is reused as it closes.
-    limits = httpx.Limits(max_connections=concurrency * 4, keepalive_expiry=2.0)
     async with (
-        httpx.AsyncClient(base_url=registry_url, timeout=60, limits=limits, headers=staff) as registry,
-        httpx.AsyncClient(base_url=collection_url, timeout=60, limits=limits, headers=officer) as collection,
+        Client(registry_url, connections=concurrency * 4, headers=staff) as registry,
+        Client(collection_url, connections=concurrency * 4, headers=officer) as collection,
     ):
         campaign = Campaign(registry, collection, timeout_s, outcome)
         await setup_agents(campaign, population.regions)
@@ -740,7 +720,7 @@ async def replay(
             TextColumn("residents · {task.fields[flows]} flows"),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=console) as progress:
+        with Progress(*columns, console=console, refresh_per_second=2) as progress:
             bar = Bar(progress, population)
             await subsidy_rosters(campaign, population, bar)
             await window(campaign, population, concurrency, campaign_s, bar)
@@ -789,9 +769,7 @@ async def account(
     )
     standings: Counter[str] = Counter()
     paid = 0
-    async with httpx.AsyncClient(
-        base_url=registry_url, timeout=60, headers={"Authorization": f"Bearer {token}"}
-    ) as client:
+    async with Client(registry_url, connections=1, headers={"Authorization": f"Bearer {token}"}) as client:
         for region in population.regions:
             after: str | None = ""
             while after is not None:
@@ -802,7 +780,7 @@ async def account(
                     "limit": PAGE_LIMIT,
                 }
                 page = StandingPage.model_validate(
-                    _expect(await client.get("/v1/enrollments/standings", params=params), 200)
+                    (await client.get("/v1/enrollments/standings", params=params)).expect(200)
                 )
                 standings.update(item.standing for item in page.items)
                 paid += sum(item.paid for item in page.items)
@@ -816,86 +794,6 @@ async def account(
         population.due_fen,
         len(outcome.failures),
     )
-
-
-# ---- CPU and load
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float:
-    """User and system CPU seconds of one process (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree[parent].append(int(entry.name))
-    return tree
-
-
-def _subtree(tree: dict[int, list[int]], pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        found.append(current := todo.pop())
-        todo.extend(tree.get(current, []))
-    return found
-
-
-def _role_of(pid: int) -> str | None:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
-    for role in ("registry", "collection"):
-        if f"-m {role} serve" in command:
-            return role
-    return "broker" if "tansu" in command else None
-
-
-class CpuMeter:
-    """CPU seconds per part of the system: each service (with its worker processes), the broker, the
-    PostgreSQL backends serving the bench's databases (those alive when sampled), and this driver."""
-
-    def __init__(self, stack_pid: int | None, postgres: str | None, databases: list[str]) -> None:
-        self.stack_pid = stack_pid
-        self.postgres = postgres
-        self.databases = databases
-
-    async def sample(self) -> dict[str, dict[int, float]]:
-        parts: dict[str, dict[int, float]] = defaultdict(dict)
-        parts["driver"][os.getpid()] = time.process_time()
-        if self.stack_pid is not None:
-            tree = _children()
-            for child in tree.get(self.stack_pid, []):
-                if role := _role_of(child):
-                    parts[role].update((p, _cpu_s(p)) for p in _subtree(tree, child))
-        if self.postgres:
-            admin = await asyncpg.connect(f"{self.postgres}/postgres")
-            try:
-                rows = await admin.fetch(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self.databases
-                )
-            finally:
-                await admin.close()
-            parts["postgresql"].update((r["pid"], _cpu_s(r["pid"])) for r in rows)
-        return parts
-
-    @staticmethod
-    def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
-        return {
-            part: sum(cpu - before.get(part, {}).get(pid, 0.0) for pid, cpu in pids.items())
-            for part, pids in after.items()
-        }
 
 
 # ---- the report
@@ -1059,11 +957,10 @@ async def baseline(
     regions = sorted({u.region for u in units})
     staff = {"Authorization": f"Bearer {dev_token(Role.STAFF, sub='campaign-staff', regions=regions)}"}
     officer = {"Authorization": f"Bearer {dev_token(Role.TAX_OFFICER, sub='campaign-officer')}"}
-    limits = httpx.Limits(max_connections=concurrency * 4, keepalive_expiry=2.0)
     semaphore = asyncio.Semaphore(concurrency)
     async with (
-        httpx.AsyncClient(base_url=registry_url, timeout=60, limits=limits, headers=staff) as registry,
-        httpx.AsyncClient(base_url=collection_url, timeout=60, limits=limits, headers=officer) as collection,
+        Client(registry_url, connections=concurrency * 4, headers=staff) as registry,
+        Client(collection_url, connections=concurrency * 4, headers=officer) as collection,
     ):
         campaign = Campaign(registry, collection, timeout_s, outcome)
 
@@ -1087,11 +984,12 @@ async def measured(
     plain = baseline_units(population, args.baseline_flows + warmup)
     # A warm-up first (connections, prepared statements, the consumers' first fetches), not measured.
     warm, _ = await baseline(plain[:warmup], *urls, concurrency=args.concurrency, timeout_s=args.timeout)
-    start = await meter.sample()
+    await meter.start()
+    start = await meter.mark()
     base, base_rates = await baseline(
         plain[warmup:], *urls, concurrency=args.concurrency, timeout_s=args.timeout
     )
-    before = await meter.sample()
+    before = await meter.mark()
     outcome = await replay(
         population,
         *urls,
@@ -1100,7 +998,8 @@ async def measured(
         timeout_s=args.timeout,
         console=console,
     )
-    cpu = CpuMeter.spent(before, await meter.sample())
+    cpu = meter.spent(before, await meter.mark())
+    await meter.stop()
     loads = (load_before, os.getloadavg()[0])
     outcome.failures.extend(warm.failures + base.failures)
     # Everyone the run enrolled, the baseline's people included, is counted and checked.
@@ -1108,7 +1007,7 @@ async def measured(
     verdict = await account(everyone, outcome, *urls)
     report(console, population, outcome, verdict, cpu, loads)
     if args.baseline_flows:
-        _print_baseline(console, base, base_rates, CpuMeter.spent(start, before), rates(outcome)[1])
+        _print_baseline(console, base, base_rates, meter.spent(start, before), rates(outcome)[1])
     return verdict.ok
 
 
@@ -1155,28 +1054,15 @@ def main() -> None:
     console = Console(width=None if sys.stdout.isatty() else 150)
     population = generate(args.scale, args.seed)
     _describe(population, console)
-    with tempfile.TemporaryDirectory(prefix="canbao-campaign-") as tmp:
-        workdir = Path(tmp)
-        urls = (
-            asyncio.run(fresh_databases(args.postgres, args.db_prefix))
-            if args.postgres
-            else {s: f"sqlite+aiosqlite:///{workdir / s}.db" for s in SERVICES}
+    with bench_stack(args.postgres, args.db_prefix, tmp_prefix="canbao-campaign-") as stack:
+        assert stack.process is not None
+        databases = [f"{args.db_prefix}_{s}" for s in SERVICES]
+        meter = CpuMeter(stack.process.pid, args.postgres, databases)
+        ok = asyncio.run(
+            measured(args, population, (stack.url("registry"), stack.url("collection")), meter, console)
         )
-        stack = Stack(workdir, urls)
-        stack.start()
-        try:
-            assert stack.process is not None
-            databases = [f"{args.db_prefix}_{s}" for s in SERVICES]
-            meter = CpuMeter(stack.process.pid, args.postgres, databases)
-            ok = asyncio.run(
-                measured(args, population, (stack.url("registry"), stack.url("collection")), meter, console)
-            )
-            if not ok:
-                console.print(f"the system's log, last lines:\n{stack.log()[-4000:]}", markup=False)
-        finally:
-            stack.stop()
-            if args.postgres:
-                asyncio.run(drop_databases(args.postgres, args.db_prefix))
+        if not ok:
+            console.print(f"the system's log, last lines:\n{stack.log()[-4000:]}", markup=False)
     sys.exit(0 if ok else 1)
 
 
