@@ -18,18 +18,14 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
-import httpx
 
-from bench.load import RequestFactory, Result, drive
-from canbao.harness import ROOT, Stack, drop_databases, free_port, fresh_databases, resident_id
-from canbao.stack import SERVICES
+from bench.load import Client, RequestFactory, RequestFailed, Result, drive
+from canbao.harness import ROOT, Stack, bench_stack, free_port, resident_id
 from shared.auth import Role, dev_token
 
 REGION = "340104"
@@ -153,12 +149,12 @@ async def one_round(
 
 
 async def wait_up(url: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with Client(url, connections=1) as client:
         for _ in range(300):
             try:
-                await client.get(url)
+                await client.get("/docs")
                 return
-            except httpx.TransportError:
+            except RequestFailed:
                 await asyncio.sleep(0.1)
     raise RuntimeError(f"{url} did not start")
 
@@ -166,7 +162,7 @@ async def wait_up(url: str) -> None:
 async def run(args: argparse.Namespace, stack: Stack, floor_port: int, floor_pid: int, database: str) -> None:
     registry_pid = service_pid(stack.process.pid if stack.process else 0, "registry")
     registry_port = stack.ports["registry"]
-    await wait_up(f"http://127.0.0.1:{floor_port}/docs")
+    await wait_up(f"http://127.0.0.1:{floor_port}")
     staff = {"Authorization": f"Bearer {dev_token(Role.STAFF, regions=[REGION])}"}
     bodies = Bodies()
     # Warm both (pools filled, statements prepared) before measuring.
@@ -227,38 +223,24 @@ def main() -> None:
     if args.sqlite:
         args.postgres = None
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="canbao-bench-") as tmp:
-        workdir = Path(tmp)
-        urls = (
-            asyncio.run(fresh_databases(args.postgres, args.db_prefix))
-            if args.postgres
-            else {s: f"sqlite+aiosqlite:///{workdir / s}.db" for s in SERVICES}
+    with bench_stack(args.postgres, args.db_prefix) as stack:
+        floor_port = free_port()
+        floor = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).parent / "floor.py"),
+                "--database-url",
+                stack.database_urls["registry"],
+                "--port",
+                str(floor_port),
+            ],
+            cwd=ROOT,
         )
-        stack = Stack(workdir, urls)
-        floor: subprocess.Popen[bytes] | None = None
         try:
-            stack.start()
-            floor_port = free_port()
-            floor = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(Path(__file__).parent / "floor.py"),
-                    "--database-url",
-                    urls["registry"],
-                    "--port",
-                    str(floor_port),
-                ],
-                cwd=ROOT,
-            )
             asyncio.run(run(args, stack, floor_port, floor.pid, f"{args.db_prefix}_registry"))
         finally:
-            if floor is not None:
-                floor.terminate()
-                floor.wait(30)
-            stack.stop()
-            if args.postgres:
-                time.sleep(1)
-                asyncio.run(drop_databases(args.postgres, args.db_prefix))
+            floor.terminate()
+            floor.wait(30)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
