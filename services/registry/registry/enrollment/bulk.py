@@ -3,10 +3,11 @@
 The rules are `service.enroll_many`'s: the place, eligibility, the exclusion lists (不得重复参保), one live
 enrollment per person and year and the price (`decision.decide`, each distinct price worked out once). What
 differs is the writing: the people come registered, and the enrollments, their subsidy lines and one
-EnrollmentCreated event each go in with bulk inserts (COPY on PostgreSQL) in the caller's transaction, the
-events rendered from one model-made template per kind of enrollment rather than one model per event. A
-concurrent enrollment of one of the people fails the insert on the one-live-enrollment index: AlreadyEnrolled
-for the batch, as in `enroll_many`, and the caller redoes it row by row.
+EnrollmentCreated event each go in the caller's transaction per kind of enrollment (the same terms, price and
+document type), from one model-made template each: on PostgreSQL the database makes the rows (INSERT … SELECT
+over arrays of what differs between them), elsewhere they go as rows (executemany). A concurrent enrollment
+of one of the people fails the insert on the one-live-enrollment index: AlreadyEnrolled for the batch, as in
+`enroll_many`, and the caller redoes it row by row.
 """
 
 import json
