@@ -3,31 +3,26 @@
 The rules are `service.enroll_many`'s: the place, eligibility, the exclusion lists (不得重复参保), one live
 enrollment per person and year and the price (`decision.decide`, each distinct price worked out once). What
 differs is the writing: the people come registered, and the enrollments, their subsidy lines and one
-EnrollmentCreated event each go in the caller's transaction per kind of enrollment (the same terms, price and
-document type), from one model-made template each: on PostgreSQL the database makes the rows (INSERT … SELECT
-over arrays of what differs between them), elsewhere they go as rows (executemany). A concurrent enrollment
-of one of the people fails the insert on the one-live-enrollment index: AlreadyEnrolled for the batch, as in
-`enroll_many`, and the caller redoes it row by row.
+EnrollmentCreated event each go in with bulk inserts (COPY on PostgreSQL) in the caller's transaction, the
+events rendered from one model-made template per kind of enrollment rather than one model per event. A
+concurrent enrollment of one of the people fails the insert on the one-live-enrollment index: AlreadyEnrolled
+for the batch, as in `enroll_many`, and the caller redoes it row by row.
 """
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
-from sqlalchemy import String, Table, bindparam, column, func, insert, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.context import Registry
-from registry.database import OutboxMessage
 from registry.enrollment import decision, repository
 from registry.enrollment.errors import AlreadyEnrolled
-from registry.enrollment.models import Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
+from registry.enrollment.models import EnrollmentStatus
 from registry.enrollment.schemas import EnrollmentCreate, LateCaseIn
 from registry.exclusion.service import refusal
 from registry.people import service as people
@@ -46,7 +41,6 @@ from shared.events import (
     SubsidyLineData,
     new_envelope,
 )
-from shared.outbox import wake_relay
 
 SOURCE = "/canbao/registry"
 
@@ -210,45 +204,32 @@ def _plans(
     return decision.decide(applicants, today)
 
 
-class _Group(NamedTuple):
-    """The new enrollments of one template: their ids, people, townships, and their events' ids and the
-    person's document number and name as the events' JSON holds them."""
-
-    ids: list[str]
-    people: list[str]
-    townships: list[str | None]
-    event_ids: list[str]
-    numbers: list[str]
-    names: list[str]
-
-
 class _Writing:
-    """A batch's new enrollments, grouped by template (enrollments alike but for who and which), with their
-    events; lapsing ones apart. On PostgreSQL each group is written with one INSERT … SELECT per table over
-    arrays of what differs (the rest is the template's, bound once); elsewhere as rows."""
+    """A batch's new enrollments as rows for the bulk inserts, with their events; lapsing ones apart."""
 
     def __init__(self, terms: RosterTerms, now: datetime):
         self._terms, self._now, self._wall = terms, now, datetime.now(UTC)
         self._ids = bulk.new_ids()
-        self._groups: dict[tuple[DocumentType, rules.Terms, rules.Price], tuple[_Template, _Group]] = {}
+        self._templates: dict[tuple[DocumentType, rules.Terms, rules.Price], _Template] = {}
+        self.enrollments: list[tuple[object, ...]] = []
+        self.lines: list[tuple[object, ...]] = []
+        self.events: list[tuple[object, ...]] = []
         self.lapsing: list[tuple[str, str]] = []  # (the enrollment that lapses, the one replacing it)
 
     def add(self, entrant: Entrant, plan: decision.Plan) -> Enrolled:
         key = (entrant.identity.document_type, plan.terms, plan.price)
-        found = self._groups.get(key)
-        if found is None:
-            template = _Template(self._terms, *key, self._now, self._wall)
-            found = self._groups[key] = (template, _Group([], [], [], [], [], []))
-        group = found[1]
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = _Template(self._terms, *key, self._now, self._wall)
         enrollment_id = next(self._ids)
         if plan.replaces is not None:
             self.lapsing.append((plan.replaces, enrollment_id))
-        group.ids.append(enrollment_id)
-        group.people.append(entrant.person_id)
-        group.townships.append(entrant.township)
-        group.event_ids.append(next(self._ids))
-        group.numbers.append(_json_text(entrant.identity.document_number))
-        group.names.append(_json_text(entrant.name))
+        self.enrollments.append((enrollment_id, entrant.person_id, entrant.township, *template.row))
+        for line in template.lines:
+            self.lines.append((enrollment_id, *line))
+        self.events.append(
+            template.event(next(self._ids), enrollment_id, entrant.identity.document_number, entrant.name)
+        )
         return Enrolled(enrollment_id, plan.price.personal_due_fen)
 
     async def write(self, session: AsyncSession) -> None:
@@ -258,30 +239,13 @@ class _Writing:
             await repository.lapse_many(session, [old for old, _ in self.lapsing])
             await repository.insert_events(session, [self._lapsed(old, new) for old, new in self.lapsing])
         try:
-            if bulk.postgresql(session):
-                for template, group in self._groups.values():
-                    await template.insert(session, group)
-            else:
-                await self._insert_rows(session)
+            await repository.insert_many(session, self.enrollments, self.lines)
         except IntegrityError as exc:
             if not unique_violation(exc):
                 raise
             # A concurrent request enrolled one of these people first; the unique index decided.
             raise AlreadyEnrolled({"coverage_year": self._terms.policy.coverage_year}) from exc
-        if self._groups:
-            wake_relay(session)
-
-    async def _insert_rows(self, session: AsyncSession) -> None:
-        enrollments: list[tuple[object, ...]] = []
-        lines: list[tuple[object, ...]] = []
-        events: list[tuple[object, ...]] = []
-        for template, group in self._groups.values():
-            for enrollment_id, person_id, township, event_id, number, name in zip(*group, strict=True):
-                enrollments.append((enrollment_id, person_id, township, *template.row))
-                lines.extend((enrollment_id, *line) for line in template.lines)
-                events.append(template.event(event_id, enrollment_id, number, name))
-        await repository.insert_many(session, enrollments, lines)
-        await repository.insert_events(session, events)
+        await repository.insert_events(session, self.events)
 
     def _lapsed(self, old: str, new: str) -> tuple[object, ...]:
         envelope = new_envelope(
@@ -293,8 +257,8 @@ class _Writing:
 
 class _Template:
     """Enrollments alike but for who and which: their columns from `policy_id` on, their subsidy lines, and
-    their EnrollmentCreated event as the model writes it, cut where the event's id, the enrollment's id and
-    the person go (filled in per enrollment, in Python or in the INSERT … SELECT)."""
+    their EnrollmentCreated event as the model writes it, with markers where the event's id, the enrollment's
+    id and the person go (filled in per enrollment; `str.format` does it in one call)."""
 
     _MARKERS = ("event", "enrollment", "number", "name")
 
@@ -362,72 +326,15 @@ class _Template:
         )
         envelope = new_envelope(SOURCE, marks["enrollment"], created, time=now)
         envelope = envelope.model_copy(update={"id": marks["event"], **tracing.trace_fields()})
-        # The event's text, cut at the markers: pieces[0], then each marker's value and the piece after it.
-        found = re.compile("|".join(marks[name] for name in self._MARKERS))
-        text = envelope.to_bytes().decode()
-        self._pieces = found.split(text)
-        self._slots = [self._MARKERS.index(mark.split("-")[0]) for mark in found.findall(text)]
+        text = envelope.to_bytes().decode().replace("{", "{{").replace("}", "}}")
+        for position, name in enumerate(self._MARKERS):
+            text = text.replace(marks[name], f"{{{position}}}")
+        self._format = text.format
         self._type, self._wall = envelope.type, wall
 
     def event(self, event_id: str, enrollment_id: str, number: str, name: str) -> tuple[object, ...]:
-        """The event's outbox row; `number` and `name` as JSON text (`_json_text`)."""
-        values = (event_id, enrollment_id, number, name)
-        text = self._pieces[0] + "".join(
-            values[slot] + piece for slot, piece in zip(self._slots, self._pieces[1:], strict=True)
-        )
-        return (event_id, self._type, REGISTRY_ENROLLMENTS, enrollment_id, text.encode(), self._wall)
-
-    async def insert(self, session: AsyncSession, group: _Group) -> None:
-        """The group's enrollments, subsidy lines and events, one INSERT … SELECT each over the arrays of what
-        differs between them (PostgreSQL); the template's values are bound once."""
-        arrays = [bindparam(None, values, type_=_TEXTS) for values in group]
-        given = (
-            func.unnest(*arrays)
-            .table_valued(*(column(name, String) for name in _Group._fields))
-            .render_derived()
-        )
-        enrollments = cast(Table, Enrollment.__table__)
-        constants = [
-            literal(value, enrollments.c[name].type)
-            for name, value in zip(repository.ENROLLMENT_COLUMNS[3:], self.row, strict=True)
-        ]
-        await session.execute(
-            insert(enrollments).from_select(
-                repository.ENROLLMENT_COLUMNS,
-                select(given.c.ids, given.c.people, given.c.townships, *constants),
-            )
-        )
-        for line in self.lines:
-            await session.execute(
-                insert(EnrollmentSubsidyLine).from_select(
-                    repository.LINE_COLUMNS, select(given.c.ids, *(literal(value) for value in line))
-                )
-            )
-        values = (given.c.event_ids, given.c.ids, given.c.numbers, given.c.names)
-        payload = func.concat(
-            self._pieces[0],
-            *(
-                part
-                for slot, piece in zip(self._slots, self._pieces[1:], strict=True)
-                for part in (values[slot], piece)
-            ),
-        )
-        await session.execute(
-            insert(OutboxMessage).from_select(
-                repository.EVENT_COLUMNS,
-                select(
-                    given.c.event_ids,
-                    literal(self._type),
-                    literal(REGISTRY_ENROLLMENTS),
-                    given.c.ids,
-                    func.convert_to(payload, "UTF8"),
-                    literal(self._wall, OutboxMessage.created_at.type),
-                ),
-            )
-        )
-
-
-_TEXTS = ARRAY(String)
+        payload = self._format(event_id, enrollment_id, _json_text(number), _json_text(name)).encode()
+        return (event_id, self._type, REGISTRY_ENROLLMENTS, enrollment_id, payload, self._wall)
 
 
 def _json_text(value: str) -> str:
