@@ -5,6 +5,7 @@ validation, not at application."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,19 @@ from shared.db import create_engine, create_sessionmaker
 from shared.events import REGISTRY_ENROLLMENTS, EnrollmentCreated, Envelope
 from shared.money import parse_yuan
 from tests.conftest import ADMIN_TOKEN, Harness
-from tests.registry.helpers import processed, review, rows_of, upload
+from tests.registry.helpers import (
+    HEFEI,
+    HEFEI_WINDOW,
+    assign,
+    enrolled,
+    person,
+    processed,
+    review,
+    rows_of,
+    upload,
+)
 from tests.registry.roster_files import ATTACHMENT_4
-from tests.spreadsheets import xlsx
+from tests.spreadsheets import csv_bytes, xlsx
 from tests.support import migrate, recreate_pg_database, resident_id
 
 JING_TITLE = ["泾县2023年度城乡居民医保资助参保人员花名册", "人员类别：低保对象"]
@@ -57,27 +68,116 @@ async def test_each_enrollment_a_roster_makes_has_one_event_saying_what_the_api_
     done = await applied(registry, rows)
 
     assert [r["outcome"] for r in await rows_of(registry, done["upload_id"])] == ["enrolled"] * 3
-    async with registry.sessionmaker() as session:
-        outbox = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
-    assert len(outbox) == 3
+    fetched = await events_said_as_the_api_says(registry)
+    assert {number: e["name"] for number, e in fetched.items()} == listed
+    assert {parse_yuan(e["personal_due"]) for e in fetched.values()} == {3500}
+
+
+async def events_said_as_the_api_says(h: Harness, after: int = 0) -> dict[str, dict[str, Any]]:
+    """Each EnrollmentCreated event in the outbox (past the message `after`), once, saying what the API says
+    of its enrollment; the enrollments as the API gives them, by the ID number their event names."""
+    async with h.sessionmaker() as session:
+        outbox = (
+            await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.event_type == EnrollmentCreated.event_type, OutboxMessage.id > after)
+                .order_by(OutboxMessage.id)
+            )
+        ).all()
+    by_number: dict[str, dict[str, Any]] = {}
     for row in outbox:
         envelope = Envelope.from_bytes(row.payload)
         event = envelope.payload(EnrollmentCreated)
         assert (row.topic, row.key, row.event_id) == (REGISTRY_ENROLLMENTS, envelope.subject, envelope.id)
         assert (envelope.type, event.enrollment_id) == (EnrollmentCreated.event_type, envelope.subject)
-        fetched = (await registry.client.get(f"/v1/enrollments/{envelope.subject}")).json()
-        assert event.name == listed[event.id_number] == fetched["name"]
-        assert event.personal_due_fen == parse_yuan(fetched["personal_due"]) == 3500
+        fetched = (await h.client.get(f"/v1/enrollments/{envelope.subject}")).json()
+        assert event.name == fetched["name"]
+        assert event.personal_due_fen == parse_yuan(fetched["personal_due"])
         assert [(line.category, line.funder, line.amount_fen) for line in event.subsidy_lines] == [
             (line["category"], line["funder"], parse_yuan(line["amount"]))
             for line in fetched["subsidy_lines"]
         ]
-        assert (event.price_version, event.payable_until.isoformat(), event.coverage_end.isoformat()) == (
+        assert (event.late_case, event.price_version, event.payable_until.isoformat()) == (
+            fetched["late_case"],
             fetched["price_version"],
             fetched["payable_until"],
+        )
+        assert (event.coverage_start, event.coverage_end.isoformat()) == (
+            date.fromisoformat(fetched["coverage_start"]) if fetched["coverage_start"] else None,
             fetched["coverage_end"],
         )
-    assert len({row.event_id for row in outbox}) == 3
+        assert event.id_number not in by_number
+        by_number[event.id_number] = fetched
+    assert len({row.event_id for row in outbox}) == len(outbox)
+    return by_number
+
+
+async def hefei_roster(h: Harness, rows: list[list[str]]) -> dict[str, str]:
+    """A Hefei staff roster naming each row's category, applied in one chunk: each row's outcome by name."""
+    data = csv_bytes(["姓名", "身份证号码", "人员类别"], rows, "utf-8")
+    created = await upload(h, data, "合肥资助花名册.csv", **HEFEI, department="蜀山区民政局")
+    assert created.status_code == 201, created.text
+    upload_id = created.json()["upload_id"]
+    await processed(h, upload_id)
+    assert (await review(h, upload_id)).status_code == 200
+    await processed(h, upload_id)
+    return {r["values"]["name"]: r["outcome"] for r in await rows_of(h, upload_id)}
+
+
+async def test_one_chunk_of_several_kinds_of_enrollment_writes_each_at_its_own_terms(
+    registry: Harness,
+) -> None:
+    registry.at(HEFEI_WINDOW)
+    poor, again, extreme, holder, known = (resident_id() for _ in range(5))
+    # Assigned a category before the roster: the roster's category is added, the most generous prices.
+    assert (await assign(registry, person(holder, name="赵四"), HEFEI, "特困人员")).status_code == 201
+    # Enrolled before the roster: repriced by the new category, not enrolled again.
+    before = await enrolled(registry, person(known, name="钱五"), HEFEI)
+    async with registry.sessionmaker() as session:
+        written = await session.scalar(select(func.max(OutboxMessage.id)))
+
+    outcomes = await hefei_roster(
+        registry,
+        [
+            ["张一", poor, "低保对象"],
+            ["李二", extreme, "特困人员"],
+            ["赵四", holder, "低保对象"],
+            ["钱五", known, "低保对象"],
+            ["孙六", again, "低保对象"],
+        ],
+    )
+
+    assert outcomes == {
+        "张一": "enrolled",
+        "李二": "enrolled_fully_subsidised",
+        "赵四": "enrolled_fully_subsidised",
+        "钱五": "already_enrolled",
+        "孙六": "enrolled",
+    }
+    fetched = await events_said_as_the_api_says(registry, after=written or 0)
+    assert set(fetched) == {poor, extreme, holder, again}
+    dues = {number: parse_yuan(e["personal_due"]) for number, e in fetched.items()}
+    assert dues[poor] == dues[again] > dues[extreme] == dues[holder] == 0
+    assert {line["category"] for line in fetched[holder]["subsidy_lines"]} >= {"extreme_poverty"}
+    assert (
+        fetched[poor]["subsidy_lines"] == fetched[again]["subsidy_lines"] != fetched[extreme]["subsidy_lines"]
+    )
+    repriced = (await registry.client.get(f"/v1/enrollments/{before['enrollment_id']}")).json()
+    assert parse_yuan(repriced["personal_due"]) == dues[poor] < parse_yuan(before["personal_due"])
+
+
+async def test_after_the_window_a_roster_enrolls_the_fully_subsidised_as_a_late_case(
+    registry: Harness,
+) -> None:
+    registry.at("2024-03-01T10:00:00+08:00")
+    full, partial = resident_id(), resident_id()
+
+    outcomes = await hefei_roster(registry, [["韩一", full, "特困人员"], ["杨二", partial, "低保对象"]])
+
+    assert outcomes == {"韩一": "enrolled_fully_subsidised", "杨二": "mobilise"}
+    [(number, enrollment)] = (await events_said_as_the_api_says(registry)).items()
+    assert (number, enrollment["late_case"], enrollment["personal_due"]) == (full, "newly_subsidised", "0.00")
+    assert enrollment["coverage_from"] != "coverage_start"
 
 
 async def test_a_cell_longer_than_its_column_is_refused_at_validation(registry: Harness) -> None:
