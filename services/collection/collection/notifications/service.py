@@ -4,6 +4,7 @@ key, so a notification delivered again records nothing new."""
 
 import hashlib
 import hmac
+from typing import NamedTuple
 
 import structlog
 from pydantic import ValidationError
@@ -86,24 +87,34 @@ async def record(
     if stored is not None:
         return PaymentOut.model_validate(stored), True
     try:
-        payment, earlier = await _apply(session, clock, paid_through, notification)
+        applied = await _apply(session, clock, paid_through, notification, request)
     except DomainError as refusal:
         # Nothing of the attempt stays; the rejection is kept in the request's next transaction. (Not a
         # savepoint: on SQLite it would pin a read snapshot that a concurrent commit makes unwritable.)
         await session.rollback()
         await _keep_rejection(session, clock, paid_through, notification, refusal)
         return refusal
-    result = PaymentOut.of(payment)
-    idempotency.remember(session, request, 200, result)
-    # An earlier delivery of it refused (say, before its order existed) is settled by this payment.
-    await repository.settle_rejection(session, channel, notification.notification_id, payment.id)
-    return result, earlier
+    result = PaymentOut.of(applied.payment)
+    if not applied.remembered:
+        idempotency.remember(session, request, 200, result)
+        # An earlier delivery of it refused (say, before its order existed) is settled by this payment.
+        await repository.settle_rejection(session, channel, notification.notification_id, applied.payment.id)
+    return result, applied.earlier
+
+
+class _Applied(NamedTuple):
+    payment: Payment
+    earlier: bool  # recorded before this notification
+    remembered: bool  # the idempotency record and an earlier rejection's link written with the payment
 
 
 async def _apply(
-    session: AsyncSession, clock: Clock, channel: Channel, notification: ChannelNotification
-) -> tuple[Payment, bool]:
-    """The payment, and whether it was recorded before this notification."""
+    session: AsyncSession,
+    clock: Clock,
+    channel: Channel,
+    notification: ChannelNotification,
+    request: idempotency.Request,
+) -> _Applied:
     earlier = await payments_repository.by_channel_reference(session, channel, notification.notification_id)
     if earlier is not None:
         # The same transaction, recorded first from the channel's daily file (only a channel's own
@@ -123,16 +134,18 @@ async def _apply(
             )
         if order is not None:
             orders.completed_by(order, earlier, clock.now())
-        return earlier, True
+        return _Applied(earlier, earlier=True, remembered=False)
     if notification.order_reference is not None:
-        payment = await orders.complete(
+        payment, remembered = await orders.complete(
             session,
             clock,
             channel=channel,
             reference=notification.order_reference,
             amount_fen=notification.amount,
             transaction_id=notification.notification_id,
+            remembered=request,
         )
+        return _Applied(payment, earlier=False, remembered=remembered)
     else:
         payment = await payments.record_notified(
             session,
@@ -142,7 +155,7 @@ async def _apply(
             amount_fen=notification.amount,
             reference=notification.notification_id,
         )
-    return payment, False
+    return _Applied(payment, earlier=False, remembered=False)
 
 
 async def _keep_rejection(

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection.database import took
 from collection.idempotency import service as idempotency
 from collection.ledger.accounts import Channel
 from collection.orders import repository
@@ -100,9 +101,12 @@ async def complete(
     reference: str,
     amount_fen: int,
     transaction_id: str,
-) -> Payment:
+    remembered: idempotency.Request | None = None,
+) -> tuple[Payment, bool]:
     """The channel says it took the order's money: record the payment, once, for exactly the order's bills.
-    The caller found the channel's transaction id unused, under the notification's lock."""
+    The caller found the channel's transaction id unused, under the notification's lock. Returns the payment
+    and whether the notification's idempotency record (`remembered`, answered 200 with the payment) and an
+    earlier rejection's link were written with it (on PostgreSQL, one statement writes them all)."""
     order = await awaiting(session, clock, channel=channel, reference=reference)
     now = clock.now()
     if amount_fen != order.amount_fen:
@@ -111,10 +115,15 @@ async def complete(
     receipt = payments.Receipt(
         amount_fen, channel, now, PaymentOrigin.NOTIFICATION, reference=transaction_id, payer=order.created_by
     )
+    if remembered is not None and payments.one_statement(session):
+        completion = payments.OrderCompletion(order.id, now, remembered, 200)
+        payment = await payments.settle_order(session, to_pay, receipt, completion)
+        took(order, status=OrderStatus.COMPLETED, closed_at=now, payment_id=payment.id)
+        return payment, True
     payment = await payments.settle(session, to_pay, receipt, reference_checked=True)
     await session.flush()  # the payment row first: the order refers to it
     completed_by(order, payment, now)
-    return payment
+    return payment, False
 
 
 async def awaiting(session: AsyncSession, clock: Clock, *, channel: Channel, reference: str) -> PaymentOrder:
