@@ -22,6 +22,7 @@ from collection.notifications.errors import (
 from collection.notifications.models import NotificationRejection
 from collection.notifications.schemas import ChannelNotification
 from collection.orders import service as orders
+from collection.orders.models import PaymentOrder
 from collection.payments import repository as payments_repository
 from collection.payments import service as payments
 from collection.payments.errors import ChannelReferenceUsed
@@ -69,11 +70,12 @@ def verify(
 
 
 async def record(
-    session: AsyncSession, clock: Clock, channel: str, body: bytes
+    session: AsyncSession, clock: Clock, channel: str, body: bytes, *, held: PaymentOrder | None = None
 ) -> tuple[PaymentOut, bool] | DomainError:
     """Record the payment a verified notification reports: it completes the payment order it quotes, or
     settles the bills it names. Returns the payment and whether it was recorded before; or the refusal,
-    which is kept for operators (the channel holds money no bill took) and answered to the channel."""
+    which is kept for operators (the channel holds money no bill took) and answered to the channel.
+    `held`: the order this transaction already locked (the sandbox, playing its channel), not read again."""
     try:
         notification = ChannelNotification.model_validate_json(body)
     except ValidationError as exc:
@@ -87,7 +89,7 @@ async def record(
     if stored is not None:
         return PaymentOut.model_validate(stored), True
     try:
-        applied = await _apply(session, clock, paid_through, notification, request)
+        applied = await _apply(session, clock, paid_through, notification, request, held)
     except DomainError as refusal:
         # Nothing of the attempt stays; the rejection is kept in the request's next transaction. (Not a
         # savepoint: on SQLite it would pin a read snapshot that a concurrent commit makes unwritable.)
@@ -114,6 +116,7 @@ async def _apply(
     channel: Channel,
     notification: ChannelNotification,
     request: idempotency.Request,
+    held: PaymentOrder | None,
 ) -> _Applied:
     earlier = await payments_repository.by_channel_reference(session, channel, notification.notification_id)
     if earlier is not None:
@@ -121,7 +124,9 @@ async def _apply(
         # notification or file may carry its transaction ids): it adds nothing if it took the same money for
         # the same bills, and completes the order it quotes.
         order = (
-            await orders.awaiting(session, clock, channel=channel, reference=notification.order_reference)
+            await orders.awaiting(
+                session, clock, channel=channel, reference=notification.order_reference, held=held
+            )
             if notification.order_reference is not None
             else None
         )
@@ -144,6 +149,7 @@ async def _apply(
             amount_fen=notification.amount,
             transaction_id=notification.notification_id,
             remembered=request,
+            held=held,
         )
         return _Applied(payment, earlier=False, remembered=remembered)
     else:
