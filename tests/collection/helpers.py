@@ -2,12 +2,16 @@
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from itertools import count
 from typing import Any
 
 import httpx
 from aiokafka.structs import ConsumerRecord
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from collection.billing.events import HANDLERS
 from collection.database import DeadLetter, InboxMessage, OutboxMessage
@@ -170,3 +174,19 @@ async def pay_online(
     assert response.status_code == 200, response.text
     payment: dict[str, Any] = response.json()
     return payment
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements sent meanwhile (savepoints of the tests' outer transaction left out)."""
+    sent: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "SAVEPOINT" not in statement:
+            sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", before)
+    try:
+        yield sent
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)

@@ -1,5 +1,6 @@
 """Collection's own database: its declarative base and the outbox, inbox, dead-letter and audit tables."""
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -18,3 +19,9 @@ def took(record: Base, **written: object) -> None:
     read back: nothing to flush, no read."""
     for name, value in written.items():
         set_committed_value(record, name, value)
+
+
+def one_statement(session: AsyncSession) -> bool:
+    """Whether the hot paths write what they write in one statement (data-modifying WITH, arrays): on
+    PostgreSQL. SQLite has neither, and writes through the unit of work."""
+    return session.get_bind().dialect.name == "postgresql"

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill
-from collection.database import took
+from collection.database import one_statement, took
 from collection.idempotency import service as idempotency
 from collection.ledger.accounts import Channel
 from collection.orders import repository
@@ -73,8 +73,13 @@ async def start(
         created_at=now,
         expires_at=now + ttl,
     )
-    repository.add(session, order)
-    idempotency.remember(session, request, 201, PaymentOrderOut.of(order, now))
+    answer = PaymentOrderOut.of(order, now)
+    if one_statement(session):
+        record = (request.record_key, request.request_hash, 201, answer.model_dump_json())
+        await repository.add_remembered(session, order, record)
+    else:
+        repository.add(session, order)
+        idempotency.remember(session, request, 201, answer)
     return Started(order, replayed=False, bills=to_pay)
 
 
@@ -123,7 +128,7 @@ async def complete(
     receipt = payments.Receipt(
         amount_fen, channel, now, PaymentOrigin.NOTIFICATION, reference=transaction_id, payer=order.created_by
     )
-    if remembered is not None and payments.one_statement(session):
+    if remembered is not None and one_statement(session):
         completion = payments.OrderCompletion(order.id, now, remembered, 200)
         payment = await payments.settle_order(session, to_pay, receipt, completion)
         took(order, status=OrderStatus.COMPLETED, closed_at=now, payment_id=payment.id)

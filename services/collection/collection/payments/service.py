@@ -202,11 +202,6 @@ def _record(session: AsyncSession, settled: list[Bill], receipt: Receipt) -> Pay
     return payment
 
 
-def one_statement(session: AsyncSession) -> bool:
-    """Whether a notified order's payment is written in one statement (`settle_order`): on PostgreSQL."""
-    return session.get_bind().dialect.name == "postgresql"
-
-
 @dataclass(frozen=True)
 class OrderCompletion:
     """What completing a payment order writes besides the payment: the order itself, the notification's
