@@ -13,7 +13,7 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from collection.billing.events import HANDLERS
+from collection.billing.events import HANDLERS, lock_bills
 from collection.database import DeadLetter, InboxMessage, OutboxMessage
 from collection.notifications.service import sign
 from collection.sandbox.service import notification_for
@@ -101,7 +101,14 @@ def consumer(h: Harness) -> IdempotentConsumer:
         environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=2
     )
     return IdempotentConsumer(
-        settings, [REGISTRY_ENROLLMENTS], h.sessionmaker, InboxMessage, DeadLetter, OutboxMessage, HANDLERS
+        settings,
+        [REGISTRY_ENROLLMENTS],
+        h.sessionmaker,
+        InboxMessage,
+        DeadLetter,
+        OutboxMessage,
+        HANDLERS,
+        batch_locks=lock_bills,  # as the service runs it (collection.main)
     )
 
 
