@@ -2,8 +2,8 @@
 
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from itertools import count
 from typing import Any
@@ -184,16 +184,26 @@ async def pay_online(
 
 
 @contextmanager
-def statements() -> Iterator[list[str]]:
-    """The SQL statements sent meanwhile (savepoints of the tests' outer transaction left out)."""
-    sent: list[str] = []
+def listening(target: Any, name: str, keep: Callable[..., Any]) -> Iterator[list[Any]]:
+    """What `keep` makes of each `name` event of `target` (SQLAlchemy's) meanwhile, None left out."""
+    seen: list[Any] = []
 
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "SAVEPOINT" not in statement:
-            sent.append(statement)
+    def listener(*args: Any) -> None:
+        kept = keep(*args)
+        if kept is not None:
+            seen.append(kept)
 
-    event.listen(Engine, "before_cursor_execute", before)
+    event.listen(target, name, listener)
     try:
-        yield sent
+        yield seen
     finally:
-        event.remove(Engine, "before_cursor_execute", before)
+        event.remove(target, name, listener)
+
+
+def statements() -> AbstractContextManager[list[str]]:
+    """The SQL statements sent meanwhile (savepoints of the tests' outer transaction left out)."""
+
+    def sql(conn: Any, cursor: Any, statement: str, *args: Any) -> str | None:
+        return None if "SAVEPOINT" in statement else statement
+
+    return listening(Engine, "before_cursor_execute", sql)

@@ -1,33 +1,29 @@
 """What one poll of the broker brings is applied in one transaction, in its order; a record that fails sends
 that batch back to one by one, so the others are still applied exactly once and only that one is set aside."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from structlog.testing import capture_logs
 
 from collection.database import DeadLetter, InboxMessage
 from shared.events import Envelope
-from tests.collection.helpers import consumer, enrollment_event, record, repricing_event, statements
+from tests.collection.helpers import (
+    consumer,
+    enrollment_event,
+    listening,
+    record,
+    repricing_event,
+    statements,
+)
 from tests.conftest import Harness
 
 
-@contextmanager
-def commits() -> Iterator[list[Session]]:
+def commits() -> AbstractContextManager[list[Session]]:
     """The sessions committed meanwhile, one entry per commit."""
-    seen: list[Session] = []
-
-    def committed(session: Session) -> None:
-        seen.append(session)
-
-    event.listen(Session, "after_commit", committed)
-    try:
-        yield seen
-    finally:
-        event.remove(Session, "after_commit", committed)
+    return listening(Session, "after_commit", lambda session: session)
 
 
 def records(*events: Envelope) -> list[ConsumerRecord[bytes, bytes]]:
