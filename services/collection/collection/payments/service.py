@@ -222,7 +222,6 @@ async def settle_order(
     unused under the notification's lock."""
     await _check(session, to_pay, receipt, reference_checked=True)
     payment = _payment(to_pay, receipt)
-    assert receipt.reference is not None  # a notification's transaction id
     lines = ledger.entries(
         TransactionKind.PAYMENT, payment.id, ledger.paid(receipt.channel, payment.amount_fen)
     )
@@ -267,7 +266,7 @@ async def settle_order(
     settled = {row.id: row for row in written}
     for bill in to_pay:
         row = settled.get(bill.id)
-        if row is None:  # settled by another payment meanwhile: nothing was written
+        if row is None:  # no longer open: no payment was written, and the refusal rolls the rest back
             raise BillAlreadyPaid({"bill_id": bill.id})
         took(bill, status=BillStatus.PAID, paid_at=row.paid_at, updated_at=row.updated_at)
     metrics.payment_recorded(session, payment.channel, payment.amount_fen)
