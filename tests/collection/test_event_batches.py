@@ -1,35 +1,29 @@
 """What one poll of the broker brings is applied in one transaction, in its order; a record that fails sends
 that batch back to one by one, so the others are still applied exactly once and only that one is set aside."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import event, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from structlog.testing import capture_logs
 
 from collection.database import DeadLetter, InboxMessage
 from shared.events import Envelope
-from tests.collection.helpers import consumer, enrollment_event, record, repricing_event
+from tests.collection.helpers import (
+    consumer,
+    enrollment_event,
+    listening,
+    record,
+    repricing_event,
+    statements,
+)
 from tests.conftest import Harness
 
 
-@contextmanager
-def commits() -> Iterator[list[Session]]:
+def commits() -> AbstractContextManager[list[Session]]:
     """The sessions committed meanwhile, one entry per commit."""
-    seen: list[Session] = []
-
-    def committed(session: Session) -> None:
-        seen.append(session)
-
-    event.listen(Session, "after_commit", committed)
-    try:
-        yield seen
-    finally:
-        event.remove(Session, "after_commit", committed)
+    return listening(Session, "after_commit", lambda session: session)
 
 
 def records(*events: Envelope) -> list[ConsumerRecord[bytes, bytes]]:
@@ -121,21 +115,6 @@ async def test_a_handler_failing_inside_a_batch_undoes_the_batch_before_one_by_o
         assert (await s.scalars(select(DeadLetter.reason))).all() == ["handler_failed"]
 
 
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """The SQL statements sent meanwhile."""
-    sent: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", before)
-    try:
-        yield sent
-    finally:
-        event.remove(Engine, "before_cursor_execute", before)
-
-
 async def test_a_run_of_enrollments_is_billed_with_one_lookup_and_one_write_per_table(
     collection: Harness,
 ) -> None:
@@ -155,3 +134,21 @@ async def test_a_run_of_enrollments_is_billed_with_one_lookup_and_one_write_per_
     assert standing.json()["items"][0]["status"] == "paid"
     assert await inbox_size(collection) == 10
     assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True
+
+
+async def test_a_run_of_enrollments_created_locks_no_bill(collection: Harness) -> None:
+    # A creation changes no bill that exists: the batch's bill locks (for the order payments lock in) are
+    # taken only for events that change one.
+    created = [enrollment_event() for _ in range(3)]
+    repriced = repricing_event(created[0], 20000, version=2)
+
+    with statements() as sent:
+        await consumer(collection).handle_batch(records(*created))
+    assert [s for s in sent if "FOR UPDATE" in s.upper()] == []
+
+    with statements() as sent:
+        await consumer(collection).handle_batch(records(repriced, enrollment_event()))
+    locks = [s for s in sent if "FOR UPDATE" in s.upper()]
+    if collection.backend == "postgresql":  # SQLite has no row locks (its one writer serialises)
+        assert len(locks) >= 1
+    assert await amounts_due(collection, *created) == [["200.00"], ["380.00"], ["380.00"]]

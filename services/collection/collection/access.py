@@ -1,6 +1,8 @@
 """Who may see which of collection's records: residents their own bills and the payments they made or that
 paid their bills; tax officers everything on this side. Each check notes the person for the audit trail."""
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing import repository as bills
@@ -23,9 +25,16 @@ async def payment(session: AsyncSession, access: Access, record: Payment) -> Non
         access.touch(number, f"payment:{record.id}")
 
 
-async def order_bills(session: AsyncSession, access: Access, bill_ids: list[str]) -> None:
-    """Notes whose bills a payment order is for (a resident may pay anyone's bill: 代缴)."""
-    for bill_id, id_number in (await bills.id_numbers(session, bill_ids)).items():
+async def order_bills(
+    session: AsyncSession, access: Access, bill_ids: list[str], *, read: Sequence[Bill] = ()
+) -> None:
+    """Notes whose bills a payment order is for (a resident may pay anyone's bill: 代缴); `read`: those
+    bills as the request read them, not asked for again."""
+    numbers = {bill.id: bill.id_number for bill in read}
+    missing = [bill_id for bill_id in bill_ids if bill_id not in numbers]
+    if missing:
+        numbers |= await bills.id_numbers(session, missing)
+    for bill_id, id_number in numbers.items():
         access.touch(id_number, f"bill:{bill_id}")
 
 

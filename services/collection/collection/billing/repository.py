@@ -4,10 +4,10 @@ from datetime import datetime
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
+from collection.database import took
 from collection.payments.models import Payment, PaymentItem
 from shared import bulk
 
@@ -126,8 +126,7 @@ async def settle_if_open(session: AsyncSession, bill: Bill, paid_at: datetime) -
     ).one_or_none()
     if written is None:
         return False
-    for name, value in written._mapping.items():
-        set_committed_value(bill, name, value)
+    took(bill, **written._mapping)
     return True
 
 

@@ -26,18 +26,27 @@ def post(
     session: AsyncSession, kind: TransactionKind, reference: str, at: datetime, amounts: Mapping[str, int]
 ) -> LedgerTransaction | None:
     """Record one balanced movement (account -> fen, debit positive); nothing when every amount is zero."""
-    entries = [
-        LedgerEntry(account=account, amount_fen=fen) for account, fen in sorted(amounts.items()) if fen
-    ]
-    if not entries:
+    lines = entries(kind, reference, amounts)
+    if not lines:
         return None
-    if sum(e.amount_fen for e in entries) != 0:
-        raise UnbalancedTransaction(f"{kind} {reference}: {dict(amounts)}")
     transaction = LedgerTransaction(
-        id=str(uuid.uuid4()), kind=kind, reference=reference, occurred_at=at, entries=entries
+        id=str(uuid.uuid4()),
+        kind=kind,
+        reference=reference,
+        occurred_at=at,
+        entries=[LedgerEntry(account=account, amount_fen=fen) for account, fen in lines],
     )
     repository.add(session, transaction)
     return transaction
+
+
+def entries(kind: TransactionKind, reference: str, amounts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The entries of one balanced movement as (account, fen), by account, without zero amounts; none when
+    every amount is zero. Refuses an unbalanced one."""
+    lines = [(account, fen) for account, fen in sorted(amounts.items()) if fen]
+    if sum(fen for _, fen in lines) != 0:
+        raise UnbalancedTransaction(f"{kind} {reference}: {dict(amounts)}")
+    return lines
 
 
 def due(resident_fen: int, by_funder: Mapping[str, int]) -> dict[str, int]:

@@ -4,6 +4,7 @@ key, so a notification delivered again records nothing new."""
 
 import hashlib
 import hmac
+from typing import NamedTuple
 
 import structlog
 from pydantic import ValidationError
@@ -21,6 +22,7 @@ from collection.notifications.errors import (
 from collection.notifications.models import NotificationRejection
 from collection.notifications.schemas import ChannelNotification
 from collection.orders import service as orders
+from collection.orders.models import PaymentOrder
 from collection.payments import repository as payments_repository
 from collection.payments import service as payments
 from collection.payments.errors import ChannelReferenceUsed
@@ -68,11 +70,12 @@ def verify(
 
 
 async def record(
-    session: AsyncSession, clock: Clock, channel: str, body: bytes
+    session: AsyncSession, clock: Clock, channel: str, body: bytes, *, held: PaymentOrder | None = None
 ) -> tuple[PaymentOut, bool] | DomainError:
     """Record the payment a verified notification reports: it completes the payment order it quotes, or
     settles the bills it names. Returns the payment and whether it was recorded before; or the refusal,
-    which is kept for operators (the channel holds money no bill took) and answered to the channel."""
+    which is kept for operators (the channel holds money no bill took) and answered to the channel.
+    `held`: the order this transaction already locked (the sandbox, playing its channel), not read again."""
     try:
         notification = ChannelNotification.model_validate_json(body)
     except ValidationError as exc:
@@ -86,31 +89,44 @@ async def record(
     if stored is not None:
         return PaymentOut.model_validate(stored), True
     try:
-        payment, earlier = await _apply(session, clock, paid_through, notification)
+        applied = await _apply(session, clock, paid_through, notification, request, held)
     except DomainError as refusal:
         # Nothing of the attempt stays; the rejection is kept in the request's next transaction. (Not a
         # savepoint: on SQLite it would pin a read snapshot that a concurrent commit makes unwritable.)
         await session.rollback()
         await _keep_rejection(session, clock, paid_through, notification, refusal)
         return refusal
-    result = PaymentOut.of(payment)
-    idempotency.remember(session, request, 200, result)
-    # An earlier delivery of it refused (say, before its order existed) is settled by this payment.
-    await repository.settle_rejection(session, channel, notification.notification_id, payment.id)
-    return result, earlier
+    result = PaymentOut.of(applied.payment)
+    if not applied.remembered:
+        idempotency.remember(session, request, 200, result)
+        # An earlier delivery of it refused (say, before its order existed) is settled by this payment.
+        await repository.settle_rejection(session, channel, notification.notification_id, applied.payment.id)
+    return result, applied.earlier
+
+
+class _Applied(NamedTuple):
+    payment: Payment
+    earlier: bool  # recorded before this notification
+    remembered: bool  # the idempotency record and an earlier rejection's link written with the payment
 
 
 async def _apply(
-    session: AsyncSession, clock: Clock, channel: Channel, notification: ChannelNotification
-) -> tuple[Payment, bool]:
-    """The payment, and whether it was recorded before this notification."""
+    session: AsyncSession,
+    clock: Clock,
+    channel: Channel,
+    notification: ChannelNotification,
+    request: idempotency.Request,
+    held: PaymentOrder | None,
+) -> _Applied:
     earlier = await payments_repository.by_channel_reference(session, channel, notification.notification_id)
     if earlier is not None:
         # The same transaction, recorded first from the channel's daily file (only a channel's own
         # notification or file may carry its transaction ids): it adds nothing if it took the same money for
         # the same bills, and completes the order it quotes.
         order = (
-            await orders.awaiting(session, clock, channel=channel, reference=notification.order_reference)
+            await orders.awaiting(
+                session, clock, channel=channel, reference=notification.order_reference, held=held
+            )
             if notification.order_reference is not None
             else None
         )
@@ -123,16 +139,19 @@ async def _apply(
             )
         if order is not None:
             orders.completed_by(order, earlier, clock.now())
-        return earlier, True
+        return _Applied(earlier, earlier=True, remembered=False)
     if notification.order_reference is not None:
-        payment = await orders.complete(
+        payment, remembered = await orders.complete(
             session,
             clock,
             channel=channel,
             reference=notification.order_reference,
             amount_fen=notification.amount,
             transaction_id=notification.notification_id,
+            remembered=request,
+            held=held,
         )
+        return _Applied(payment, earlier=False, remembered=remembered)
     else:
         payment = await payments.record_notified(
             session,
@@ -142,7 +161,7 @@ async def _apply(
             amount_fen=notification.amount,
             reference=notification.notification_id,
         )
-    return payment, False
+    return _Applied(payment, earlier=False, remembered=False)
 
 
 async def _keep_rejection(

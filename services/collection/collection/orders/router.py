@@ -52,7 +52,7 @@ async def start_order(
     access: CurrentAccess,
 ) -> PaymentOrderOut:
     settings: CollectionSettings = request.app.state.settings
-    order, replayed = await service.start(
+    order, replayed, bills = await service.start(
         session,
         clock,
         body,
@@ -60,7 +60,7 @@ async def start_order(
         subject=access.principal.subject,
         ttl=settings.payment_order_ttl,
     )
-    await area.order_bills(session, access, order.bill_ids)
+    await area.order_bills(session, access, order.bill_ids, read=bills)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return PaymentOrderOut.of(order, clock.now())

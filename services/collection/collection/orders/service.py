@@ -5,9 +5,12 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection.billing.models import Bill
+from collection.database import one_statement, took
 from collection.idempotency import service as idempotency
 from collection.ledger.accounts import Channel
 from collection.orders import repository
@@ -41,9 +44,10 @@ async def start(
     *,
     subject: str,
     ttl: timedelta,
-) -> tuple[PaymentOrder, bool]:
-    """Open an order for the bills' full amount; returns it and whether this is a replay of the same request.
-    The key is the caller's own: the same key from another resident is another request."""
+) -> "Started":
+    """Open an order for the bills' full amount; returns it, whether this is a replay of the same request and
+    the bills as read (none for a replay). The key is the caller's own: the same key from another resident
+    is another request."""
     # The subject hashed: the record key stays within its column whatever the token's subject.
     caller = hashlib.sha256(subject.encode()).hexdigest()[:16]
     request = idempotency.Request.of(f"payment-orders:{caller}", key, body)
@@ -51,7 +55,7 @@ async def start(
     if stored is not None:
         replayed = await repository.get(session, PaymentOrderOut.model_validate(stored).order_id)
         if replayed is not None:
-            return replayed, True
+            return Started(replayed, replayed=True, bills=[])
     if body.channel not in NOTIFYING_CHANNELS:
         raise ChannelNotOrderable({"channel": body.channel.value})
     now = clock.now()
@@ -69,13 +73,24 @@ async def start(
         created_at=now,
         expires_at=now + ttl,
     )
-    repository.add(session, order)
-    idempotency.remember(session, request, 201, PaymentOrderOut.of(order, now))
-    return order, False
+    answer = PaymentOrderOut.of(order, now)
+    if one_statement(session):
+        record = (request.record_key, request.request_hash, 201, answer.model_dump_json())
+        await repository.add_remembered(session, order, record)
+    else:
+        repository.add(session, order)
+        idempotency.remember(session, request, 201, answer)
+    return Started(order, replayed=False, bills=to_pay)
 
 
-async def get(session: AsyncSession, order_id: str) -> PaymentOrder:
-    order = await repository.get(session, order_id)
+class Started(NamedTuple):
+    order: PaymentOrder
+    replayed: bool
+    bills: list[Bill]
+
+
+async def get(session: AsyncSession, order_id: str, *, for_update: bool = False) -> PaymentOrder:
+    order = await (repository.get_for_update if for_update else repository.get)(session, order_id)
     if order is None:
         raise OrderNotFound({"order_id": order_id})
     return order
@@ -83,9 +98,7 @@ async def get(session: AsyncSession, order_id: str) -> PaymentOrder:
 
 async def cancel(session: AsyncSession, clock: Clock, order_id: str) -> PaymentOrder:
     """The resident gives up an order before paying; a notification for it is refused from then on."""
-    order = await repository.get_for_update(session, order_id)
-    if order is None:
-        raise OrderNotFound({"order_id": order_id})
+    order = await get(session, order_id, for_update=True)
     require_open(order, clock.now())
     order.status = OrderStatus.CANCELLED
     order.closed_at = clock.now()
@@ -100,10 +113,14 @@ async def complete(
     reference: str,
     amount_fen: int,
     transaction_id: str,
-) -> Payment:
+    remembered: idempotency.Request | None = None,
+    held: PaymentOrder | None = None,
+) -> tuple[Payment, bool]:
     """The channel says it took the order's money: record the payment, once, for exactly the order's bills.
-    The caller found the channel's transaction id unused, under the notification's lock."""
-    order = await awaiting(session, clock, channel=channel, reference=reference)
+    The caller found the channel's transaction id unused, under the notification's lock. Returns the payment
+    and whether the notification's idempotency record (`remembered`, answered 200 with the payment) and an
+    earlier rejection's link were written with it (on PostgreSQL, one statement writes them all)."""
+    order = await awaiting(session, clock, channel=channel, reference=reference, held=held)
     now = clock.now()
     if amount_fen != order.amount_fen:
         raise AmountMismatch({"amount_due": format_fen(order.amount_fen), "amount": format_fen(amount_fen)})
@@ -111,15 +128,31 @@ async def complete(
     receipt = payments.Receipt(
         amount_fen, channel, now, PaymentOrigin.NOTIFICATION, reference=transaction_id, payer=order.created_by
     )
+    if remembered is not None and one_statement(session):
+        completion = payments.OrderCompletion(order.id, now, remembered, 200)
+        payment = await payments.settle_order(session, to_pay, receipt, completion)
+        took(order, status=OrderStatus.COMPLETED, closed_at=now, payment_id=payment.id)
+        return payment, True
     payment = await payments.settle(session, to_pay, receipt, reference_checked=True)
     await session.flush()  # the payment row first: the order refers to it
     completed_by(order, payment, now)
-    return payment
+    return payment, False
 
 
-async def awaiting(session: AsyncSession, clock: Clock, *, channel: Channel, reference: str) -> PaymentOrder:
-    """The order a channel's notification quotes, locked, if it still waits for that channel."""
-    order = await repository.by_reference_for_update(session, reference)
+async def awaiting(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    channel: Channel,
+    reference: str,
+    held: PaymentOrder | None = None,
+) -> PaymentOrder:
+    """The order a channel's notification quotes, locked, if it still waits for that channel; `held`: an
+    order this transaction locked already (the sandbox's), taken if it is the one quoted."""
+    if held is not None and held.reference == reference:
+        order: PaymentOrder | None = held
+    else:
+        order = await repository.by_reference_for_update(session, reference)
     if order is None:
         raise OrderNotFound({"order_reference": reference})
     if order.channel is not channel:

@@ -2,7 +2,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Row, Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
@@ -129,3 +129,74 @@ async def take_references(session: AsyncSession, references: Sequence[tuple[str,
         .values(channel_reference=bindparam("b_reference"))
     )
     await session.execute(query, [{"b_id": i, "b_reference": r} for i, r in references])
+
+
+# A channel's notification completing a payment order, on PostgreSQL: everything it writes in one statement
+# (the request's transaction holds the order and the bills locked). The bills settle only while open; the
+# rest is written only when every one of them did (each part reads `payment`, which has a row only then), so
+# a bill settled meanwhile writes nothing and the caller refuses. Foreign keys are checked at the statement's
+# end, when the payment row exists. Arrays keep one statement, prepared once, for any number of bills.
+_SETTLE_ORDER = text(
+    """
+WITH settled AS (
+    UPDATE bills
+    SET status = 'paid', paid_at = CAST(:paid_at AS timestamptz), updated_at = CAST(:now AS timestamptz)
+    WHERE id = ANY(CAST(:bill_ids AS varchar[])) AND status = 'open'
+    RETURNING id, paid_at, updated_at
+), payment AS (
+    INSERT INTO payments
+        (id, amount_fen, channel, agent_id, receipt_no, paid_at, channel_reference, origin, payer)
+    SELECT CAST(:payment_id AS varchar), CAST(:amount_fen AS bigint), CAST(:channel AS varchar),
+        CAST(:agent_id AS varchar), CAST(:receipt_no AS varchar), CAST(:paid_at AS timestamptz),
+        CAST(:channel_reference AS varchar), CAST(:origin AS varchar), CAST(:payer AS varchar)
+    WHERE (SELECT count(*) FROM settled) = cardinality(CAST(:bill_ids AS varchar[]))
+    RETURNING id
+), items AS (
+    INSERT INTO payment_items (payment_id, bill_id, enrollment_id, amount_fen, position)
+    SELECT payment.id, i.bill_id, i.enrollment_id, i.amount_fen, i.n - 1
+    FROM payment, unnest(
+        CAST(:bill_ids AS varchar[]), CAST(:enrollment_ids AS varchar[]), CAST(:item_fen AS bigint[])
+    ) WITH ORDINALITY AS i(bill_id, enrollment_id, amount_fen, n)
+), booked AS (
+    INSERT INTO ledger_transactions (id, kind, reference, occurred_at)
+    SELECT CAST(:transaction_id AS varchar), CAST(:kind AS varchar), payment.id, CAST(:paid_at AS timestamptz)
+    FROM payment WHERE CAST(:transaction_id AS varchar) IS NOT NULL
+    RETURNING id
+), entries AS (
+    INSERT INTO ledger_entries (transaction_id, account, amount_fen)
+    SELECT booked.id, e.account, e.amount_fen
+    FROM booked, unnest(CAST(:accounts AS varchar[]), CAST(:entry_fen AS bigint[]))
+        WITH ORDINALITY AS e(account, amount_fen, n)
+    ORDER BY e.n
+), confirmations AS (
+    INSERT INTO outbox (event_id, event_type, topic, key, payload, created_at)
+    SELECT o.event_id, o.event_type, CAST(:topic AS varchar), o.key, o.payload, CAST(:now AS timestamptz)
+    FROM payment, unnest(
+        CAST(:event_ids AS varchar[]), CAST(:event_types AS varchar[]), CAST(:keys AS varchar[]),
+        CAST(:payloads AS bytea[])
+    ) WITH ORDINALITY AS o(event_id, event_type, key, payload, n)
+    ORDER BY o.n
+), remembered AS (
+    INSERT INTO idempotency_keys (key, request_hash, status_code, response_body, created_at)
+    SELECT CAST(:record_key AS varchar), CAST(:request_hash AS varchar), CAST(:status_code AS integer),
+        CAST(:response_body AS text), CAST(:now AS timestamptz)
+    FROM payment
+), completed AS (
+    UPDATE payment_orders
+    SET status = 'completed', closed_at = CAST(:closed_at AS timestamptz), payment_id = payment.id
+    FROM payment WHERE payment_orders.id = CAST(:order_id AS varchar)
+), linked AS (
+    UPDATE notification_rejections SET payment_id = payment.id
+    FROM payment
+    WHERE notification_rejections.channel = CAST(:channel AS varchar)
+        AND notification_rejections.transaction_id = CAST(:channel_reference AS varchar)
+)
+SELECT id, paid_at, updated_at FROM settled
+"""
+)
+
+
+async def settle_order(session: AsyncSession, values: dict[str, Any]) -> list[Row[Any]]:
+    """Write a notified order's payment at once (`_SETTLE_ORDER`); returns the bills settled, each with its
+    id, paid_at and updated_at: all of them, or none when one was no longer open."""
+    return list((await session.execute(_SETTLE_ORDER, values)).all())

@@ -48,7 +48,8 @@ async def pay_in_sandbox(
     response: Response,
 ) -> PaymentOut | JSONResponse:
     settings: CollectionSettings = request.app.state.settings
-    order = await orders.get(session, order_id)
+    # Locked now, as the notification's recording would lock it (which then takes it from here).
+    order = await orders.get(session, order_id, for_update=True)
     area.order(access, order)
     orders.require_open(order, clock.now())  # a channel charges nobody for a closed order
     sent = notification_for(
@@ -58,7 +59,7 @@ async def pay_in_sandbox(
     notifications.verify(
         settings, sent.channel, headers["X-Canbao-Timestamp"], headers["X-Canbao-Signature"], sent.body
     )
-    outcome = await notifications.record(session, clock, sent.channel, sent.body)
+    outcome = await notifications.record(session, clock, sent.channel, sent.body, held=order)
     if isinstance(outcome, DomainError):
         return JSONResponse(outcome.body().model_dump(), status_code=outcome.status_code)
     result, replayed = outcome
