@@ -73,6 +73,11 @@ POOL_MAX_OVERFLOW = 10
 # next request connects afresh. Connections older than this are replaced before use, which keeps them under
 # the idle limits of servers, poolers and firewalls.
 POOL_RECYCLE_S = 1800
+# A request's statement waits at most this long for a row or advisory lock, and runs at most this long, on
+# PostgreSQL (ServiceSettings.database_*_timeout_s): one stuck behind a lock or a runaway query answers 503
+# instead of holding its connection and its caller forever (`_as_refusal`).
+LOCK_TIMEOUT_S = 5.0
+STATEMENT_TIMEOUT_S = 30.0
 
 
 def create_engine(
@@ -82,9 +87,13 @@ def create_engine(
     max_overflow: int = POOL_MAX_OVERFLOW,
     pre_ping: bool = False,
     recycle_s: int = POOL_RECYCLE_S,
+    lock_timeout_s: float = 0,
+    statement_timeout_s: float = 0,
     **kwargs: Any,
 ) -> AsyncEngine:
-    """The service's engine. SQLite (a file, no server) ignores the pool options."""
+    """The service's engine. SQLite (a file, no server) ignores the pool options and the timeouts. The
+    timeouts (0: none, the default: the event path, migrations and the command-line tools' long work) are
+    the sessions' settings from connection on, at no round trip of their own."""
     # A statement's parameters (names, ID numbers, birth dates…) stay out of error messages and tracebacks,
     # and so out of the logs.
     kwargs.setdefault("hide_parameters", True)
@@ -105,6 +114,13 @@ def create_engine(
             cur.close()
 
         return engine
+    server_settings = {
+        name: f"{round(seconds * 1000)}ms"
+        for name, seconds in (("lock_timeout", lock_timeout_s), ("statement_timeout", statement_timeout_s))
+        if seconds > 0
+    }
+    if server_settings:
+        kwargs["connect_args"] = {"server_settings": server_settings, **kwargs.get("connect_args", {})}
     return create_async_engine(
         url,
         pool_pre_ping=pre_ping,
@@ -195,6 +211,8 @@ def _reader_of(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionm
 def _as_refusal(exc: Exception) -> Exception:
     """What a request answers for an error of its database work: 503 when the database cannot serve now, the
     domain's refusals for text it cannot store and for a record written concurrently; anything else as is."""
+    if (timeout := _timed_out(exc)) is not None:
+        return ServiceUnavailable({"reason": timeout})
     if database_unavailable(exc):
         return ServiceUnavailable({"reason": "database_unavailable"})
     if isinstance(exc, DBAPIError) and _sqlstate(exc) in _UNSTORABLE_TEXT:
@@ -204,6 +222,19 @@ def _as_refusal(exc: Exception) -> Exception:
         # another one on: nothing of it was kept, and the caller may retry.
         return ConcurrentChange()
     return exc
+
+
+def _timed_out(exc: Exception) -> str | None:
+    """`lock_timeout` or `statement_timeout` when one of the request's limits (`create_engine`) ended its
+    statement: the caller may retry, nothing of the transaction was kept."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    state = _sqlstate(exc)
+    if state == "55P03":  # lock_not_available: waited lock_timeout (or NOWAIT)
+        return "lock_timeout"
+    if state == "57014" and "statement timeout" in str(exc.orig):  # query_canceled, by the timeout
+        return "statement_timeout"
+    return None
 
 
 # Deadlock detected, serialization failure.

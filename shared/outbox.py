@@ -20,7 +20,9 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Row,
     String,
+    Table,
     event,
     func,
     select,
@@ -42,6 +44,8 @@ log = structlog.get_logger(__name__)
 _PENDING_FLAG = "outbox_pending"
 # How soon a relay tries again when another replica's relay held the lock while events committed here wait.
 _LOCKED_OUT_RETRY_S = 0.02
+# An unpublished event as the relay reads it: id, event_id, topic, key, payload.
+_Unpublished = Row[int, str, str, str, bytes]
 
 
 class OutboxMixin:
@@ -120,7 +124,7 @@ class OutboxRelay:
         tracer: Tracer | None = None,
     ):
         self._sessionmaker = sessionmaker
-        self._model = model
+        self._table: Table = model.__table__  # type: ignore[attr-defined]
         self._link = link
         self._tracer = tracer
         self._batch_size = batch_size
@@ -166,7 +170,7 @@ class OutboxRelay:
 
     async def _round(self) -> int | None:
         """Publish up to one batch: how many rows were, or None if another relay held the lock."""
-        model = self._model
+        table = self._table
         async with self._sessionmaker() as session, session.begin():
             # Cleared before the read: a commit from here on is owed again (and wakes the next round).
             owed, self._owed = self._owed, False
@@ -190,29 +194,37 @@ class OutboxRelay:
                 for span in spans:
                     span.end()
             await session.execute(
-                update(model).where(model.id.in_([r.id for r in rows])).values(published_at=datetime.now(UTC))
+                update(table)
+                .where(table.c.id.in_([r.id for r in rows]))
+                .values(published_at=datetime.now(UTC))
             )
         for topic, count in Counter(r.topic for r in rows).items():
             OUTBOX_PUBLISHED.labels(topic).inc(count)
         log.debug("outbox_published", count=len(rows))
         return len(rows)
 
-    async def _unpublished(self, session: AsyncSession, *, ask_holder: bool) -> list[OutboxMixin] | None:
-        """The next unpublished rows in id order, or None if another relay holds the lock (PostgreSQL). The
-        lock is tried in the same statement as the read (an uncorrelated subquery: evaluated once, before any
-        row is read); a read that finds nothing asks again whose the lock is only if `ask_holder` (events of
-        this process wait): an idle poll is one statement."""
-        model = self._model
-        query = select(model).where(model.published_at.is_(None)).order_by(model.id).limit(self._batch_size)
+    async def _unpublished(self, session: AsyncSession, *, ask_holder: bool) -> list[_Unpublished] | None:
+        """The next unpublished rows in id order (plain rows: what publishing needs, without the ORM's
+        objects), or None if another relay holds the lock (PostgreSQL). The lock is tried in the same
+        statement as the read (an uncorrelated subquery: evaluated once, before any row is read); a read that
+        finds nothing asks again whose the lock is only if `ask_holder` (events of this process wait): an
+        idle poll is one statement."""
+        table = self._table
+        query = (
+            select(table.c.id, table.c.event_id, table.c.topic, table.c.key, table.c.payload)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.id)
+            .limit(self._batch_size)
+        )
         if session.get_bind().dialect.name != "postgresql":
-            return list((await session.scalars(query)).all())
+            return list((await session.execute(query)).all())
         try_lock = select(func.pg_try_advisory_xact_lock(self._lock_key))
-        rows = list((await session.scalars(query.where(try_lock.scalar_subquery()))).all())
+        rows = list((await session.execute(query.where(try_lock.scalar_subquery()))).all())
         if not rows and ask_holder and not await session.scalar(try_lock):
             return None
         return rows
 
-    def _sending(self, rows: Sequence[OutboxMixin]) -> list[Span]:
+    def _sending(self, rows: Sequence[_Unpublished]) -> list[Span]:
         """A producer span per event, in the trace the event carries (none when tracing is off or the event
         carries no trace: the sampler starts no trace at a producer)."""
         if self._tracer is None:

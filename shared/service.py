@@ -91,6 +91,8 @@ def create_service_app(
             max_overflow=settings.database_max_overflow,
             pre_ping=settings.database_pool_pre_ping,
             recycle_s=settings.database_pool_recycle_s,
+            lock_timeout_s=settings.database_lock_timeout_s,
+            statement_timeout_s=settings.database_statement_timeout_s,
         )
         sessionmaker = create_sessionmaker(engine)
         if provider is not None:

@@ -16,7 +16,7 @@ from shared.auth import (
     MAX_AUTHORIZATION_BYTES,
     MIN_KEY_LENGTH,
 )
-from shared.db import POOL_MAX_OVERFLOW, POOL_RECYCLE_S, POOL_SIZE
+from shared.db import LOCK_TIMEOUT_S, POOL_MAX_OVERFLOW, POOL_RECYCLE_S, POOL_SIZE, STATEMENT_TIMEOUT_S
 from shared.file_limits import FileLimits
 from shared.oidc import OidcClaimMapping
 
@@ -39,6 +39,10 @@ class ServiceSettings(BaseSettings):
     database_max_overflow: int = Field(default=POOL_MAX_OVERFLOW, ge=0)
     database_pool_pre_ping: bool = False
     database_pool_recycle_s: int = Field(default=POOL_RECYCLE_S, ge=-1, description="-1: never")
+    # How long a request's statement may wait for a lock, and run at most, before it is refused with 503
+    # (PostgreSQL; the event path and the command-line tools are not limited; 0: no limit).
+    database_lock_timeout_s: float = Field(default=LOCK_TIMEOUT_S, ge=0)
+    database_statement_timeout_s: float = Field(default=STATEMENT_TIMEOUT_S, ge=0)
     # Server processes (uvicorn workers) on one port, each with its own pool, relay and consumer; more than
     # one needs PostgreSQL (docs/performance.md).
     workers: int = Field(default=1, ge=1, le=64)

@@ -9,7 +9,7 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy import func, select
 
 from registry.database import DeadLetter, InboxMessage, OutboxMessage
-from registry.enrollment.events import HANDLERS
+from registry.enrollment.events import HANDLERS, lock_enrollments
 from registry.enrollment.models import Enrollment
 from registry.people.models import Person
 from registry.settings import RegistrySettings
@@ -72,11 +72,9 @@ async def assign(h: Harness, who: dict[str, Any], where: dict[str, Any], categor
     )
 
 
-async def deliver_payment(
-    h: Harness, enrollment: dict[str, Any], paid_at: str, amount_fen: int | None = None
-) -> PaymentConfirmed:
-    """Deliver collection's payment confirmation the way the registry's consumer receives it."""
-    confirmation = PaymentConfirmed(
+def payment_of(enrollment: dict[str, Any], paid_at: str, amount_fen: int | None = None) -> PaymentConfirmed:
+    """Collection's confirmation of a payment of this enrollment (by default of what it was priced at)."""
+    return PaymentConfirmed(
         payment_id=str(uuid.uuid4()),
         bill_id=str(uuid.uuid4()),
         enrollment_id=enrollment["enrollment_id"],
@@ -86,6 +84,13 @@ async def deliver_payment(
         receipt_no="CB" + uuid.uuid4().hex[:16].upper(),
         paid_at=datetime.fromisoformat(paid_at),
     )
+
+
+async def deliver_payment(
+    h: Harness, enrollment: dict[str, Any], paid_at: str, amount_fen: int | None = None
+) -> PaymentConfirmed:
+    """Deliver collection's payment confirmation the way the registry's consumer receives it."""
+    confirmation = payment_of(enrollment, paid_at, amount_fen)
     await deliver_to_registry(h, confirmation, enrollment["enrollment_id"])
     return confirmation
 
@@ -113,27 +118,40 @@ async def deliver_to_registry(h: Harness, data: EventData, subject: str) -> None
 
 async def deliver_envelope(h: Harness, envelope: Envelope) -> None:
     """Deliver a message on collection's topic to the registry's consumer."""
-    value = envelope.to_bytes()
+    await registry_consumer(h).handle(payments_record(envelope.to_bytes(), envelope.subject))
+
+
+def registry_consumer(h: Harness, *, max_attempts: int = 1) -> IdempotentConsumer:
+    """The registry's consumer of collection's events, as the service runs it (its batches' locks too)."""
     settings = RegistrySettings(
-        environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=1
+        environment="test", database_url="sqlite+aiosqlite://", consumer_max_attempts=max_attempts
     )
-    consumer = IdempotentConsumer(
-        settings, [COLLECTION_PAYMENTS], h.sessionmaker, InboxMessage, DeadLetter, OutboxMessage, HANDLERS
+    return IdempotentConsumer(
+        settings,
+        [COLLECTION_PAYMENTS],
+        h.sessionmaker,
+        InboxMessage,
+        DeadLetter,
+        OutboxMessage,
+        HANDLERS,
+        batch_locks=lock_enrollments,
     )
-    await consumer.handle(
-        ConsumerRecord(
-            topic=COLLECTION_PAYMENTS,
-            partition=0,
-            offset=next(_offsets),
-            timestamp=0,
-            timestamp_type=0,
-            key=envelope.subject.encode(),
-            value=value,
-            checksum=None,
-            serialized_key_size=36,
-            serialized_value_size=len(value),
-            headers=(),
-        )
+
+
+def payments_record(value: bytes, key: str) -> ConsumerRecord[bytes, bytes]:
+    """A record on collection's topic, as the broker hands it to the registry's consumer."""
+    return ConsumerRecord(
+        topic=COLLECTION_PAYMENTS,
+        partition=0,
+        offset=next(_offsets),
+        timestamp=0,
+        timestamp_type=0,
+        key=key.encode(),
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key),
+        serialized_value_size=len(value),
+        headers=(),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Date, Integer, String, bindparam, column, insert, select, text, tuple_, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, lazyload
 
 from registry.database import AuditEvent, OutboxMessage
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
@@ -440,12 +440,48 @@ async def insert_audit(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
         await session.execute(insert(AuditEvent), rows)
 
 
+# The enrollments the session's current transaction holds locked, by id (`lock_many`, `locked`).
+_LOCKED = "registry_enrollments_locked"
+
+
+def _held(session: AsyncSession) -> dict[str, Enrollment]:
+    transaction = session.sync_session.get_transaction()
+    held_in: object
+    held: dict[str, Enrollment]
+    held_in, held = session.info.get(_LOCKED, (None, {}))
+    if held_in is not transaction:  # locks end with their transaction
+        held = {}
+        session.info[_LOCKED] = (transaction, held)
+    return held
+
+
 async def lock_many(session: AsyncSession, enrollment_ids: Sequence[str]) -> None:
-    """Lock these enrollments in id order (a batch of events about them, before it applies any)."""
-    query = (
-        select(Enrollment.id)
-        .where(Enrollment.id.in_(sorted(set(enrollment_ids))))
-        .order_by(Enrollment.id)
-        .with_for_update()
-    )
-    await session.execute(query)
+    """Lock these enrollments in id order (a batch of events about them, before it applies any); `locked`
+    then finds them without another read."""
+    held = _held(session)
+    held |= await _lock(session, [i for i in enrollment_ids if i not in held])
+
+
+async def locked(session: AsyncSession, enrollment_ids: Sequence[str]) -> dict[str, Enrollment]:
+    """These enrollments (those that exist), by id, locked for this transaction: those `lock_many` locked
+    already as it read them, the others locked now in id order, with one statement. Their person and subsidy
+    lines are not loaded."""
+    held = _held(session)
+    held |= await _lock(session, [i for i in enrollment_ids if i not in held])
+    return {i: held[i] for i in enrollment_ids if i in held}
+
+
+_LOCK = (
+    select(Enrollment)
+    .where(Enrollment.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Enrollment.id)
+    .options(lazyload(Enrollment.person), lazyload(Enrollment.subsidy_lines))
+    .with_for_update(of=Enrollment)
+)
+
+
+async def _lock(session: AsyncSession, enrollment_ids: Sequence[str]) -> dict[str, Enrollment]:
+    if not enrollment_ids:
+        return {}
+    found = await session.scalars(_LOCK, {"ids": sorted(set(enrollment_ids))})
+    return {e.id: e for e in found.all()}

@@ -1,0 +1,113 @@
+"""A request stuck behind a lock, or a statement running too long, is refused with 503 and a reason once the
+service's limit passes (`DATABASE_LOCK_TIMEOUT_S`, `DATABASE_STATEMENT_TIMEOUT_S`), instead of waiting for as
+long as the other transaction lasts: the service as it runs (its own lifespan and engine) on PostgreSQL."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from registry.main import create_app
+from registry.settings import RegistrySettings
+from shared.db import create_engine
+from tests.conftest import ADMIN_TOKEN, DB_PREFIX, DEFAULT_NOW
+from tests.registry.helpers import HEFEI, person
+from tests.support import free_port, migrate, problem, recreate_pg_database
+
+# Far beyond the limits the tests set: a request still waiting then is one that waits for the lock's holder.
+BOUND_S = 20.0
+DEATH = {"reason": "death", "evidence_ref": "死亡证明 NO.0099", "reported_by": "staff-07"}
+
+Serving = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture(scope="module")
+def database_url(worker: str) -> str:
+    url = recreate_pg_database(f"{DB_PREFIX}_{worker}_timeouts")
+    migrate("registry", url)
+    return url
+
+
+@pytest.fixture
+def serving(database_url: str, tmp_path: Path) -> Serving:
+    @asynccontextmanager
+    async def serve(*, lock_timeout_s: float, statement_timeout_s: float) -> AsyncIterator[httpx.AsyncClient]:
+        settings = RegistrySettings(
+            environment="test",
+            database_url=database_url,
+            clock_start=DEFAULT_NOW,
+            roster_dir=tmp_path / "rosters",
+            reminder_log=tmp_path / "reminders.log",
+            kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # no broker: events wait in the outbox
+            database_lock_timeout_s=lock_timeout_s,
+            database_statement_timeout_s=statement_timeout_s,
+        )
+        app = create_app(settings)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://testserver",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ) as client,
+        ):
+            yield client
+
+    return serve
+
+
+async def an_enrollment(client: httpx.AsyncClient) -> str:
+    created = await client.post("/v1/enrollments", json=person() | HEFEI)
+    assert created.status_code == 201, created.text
+    enrollment_id: str = created.json()["enrollment_id"]
+    return enrollment_id
+
+
+@asynccontextmanager
+async def held(database_url: str, statement: str, **values: Any) -> AsyncIterator[None]:
+    """Another transaction holding what `statement` locks, until the block ends."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection, connection.begin():
+            await connection.execute(text(statement), values)
+            yield
+    finally:
+        await engine.dispose()
+
+
+async def test_a_request_behind_a_locked_enrollment_is_refused_after_the_lock_timeout(
+    serving: Serving, database_url: str
+) -> None:
+    async with serving(lock_timeout_s=0.3, statement_timeout_s=0) as client:
+        enrollment_id = await an_enrollment(client)
+        lock = "SELECT id FROM enrollments WHERE id = :id FOR UPDATE"
+        async with held(database_url, lock, id=enrollment_id):
+            refused = await asyncio.wait_for(
+                client.post(f"/v1/enrollments/{enrollment_id}/cancellation", json=DEATH), BOUND_S
+            )
+        assert (refused.status_code, problem(refused)["code"], problem(refused)["details"]) == (
+            503,
+            "service_unavailable",
+            {"reason": "lock_timeout"},
+        )
+        assert refused.headers["Retry-After"]
+        # Once the lock is given back, the same request goes through.
+        ended = await client.post(f"/v1/enrollments/{enrollment_id}/cancellation", json=DEATH)
+        assert (ended.status_code, ended.json()["status"]) == (200, "cancelled")
+
+
+async def test_a_statement_running_past_the_statement_timeout_is_refused(
+    serving: Serving, database_url: str
+) -> None:
+    # No lock limit: the statement waits for the table until its own limit ends it.
+    async with serving(lock_timeout_s=0, statement_timeout_s=0.3) as client:
+        enrollment_id = await an_enrollment(client)
+        async with held(database_url, "LOCK TABLE enrollments IN ACCESS EXCLUSIVE MODE"):
+            refused = await asyncio.wait_for(client.get(f"/v1/enrollments/{enrollment_id}"), BOUND_S)
+        assert (refused.status_code, problem(refused)["details"]) == (503, {"reason": "statement_timeout"})
+        assert (await client.get(f"/v1/enrollments/{enrollment_id}")).status_code == 200
