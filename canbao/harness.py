@@ -27,6 +27,9 @@ CANBAO = Path(sys.executable).parent / "canbao"
 # Inside Hefei's 2024 window, as `make run` starts by default.
 DEMO_CLOCK_START = "2023-10-08T09:00:00+08:00"
 ROOT = Path(__file__).resolve().parent.parent
+# How long a started system may take to answer: migrations and start-up took over 90 s on this 2-core machine
+# at load 20. A process that exits fails the wait at once, so only a slow start waits this long.
+START_TIMEOUT_S = 240.0
 
 
 def free_port() -> int:
@@ -84,9 +87,10 @@ class Stack:
         env["REGISTRY_ROSTER_DIR"] = str(self.workdir / "rosters")
         env["REGISTRY_REMINDER_LOG"] = str(self.workdir / "reminders.log")
         env["COLLECTION_RECONCILIATION_DIR"] = str(self.workdir / "reconciliation")
+        env["CANBAO_START_TIMEOUT_S"] = str(START_TIMEOUT_S)
         return env | self.extra_env
 
-    def start(self, timeout_s: float = 90.0) -> None:
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115  (kept open for the child's lifetime)
         self.process = subprocess.Popen(
@@ -132,7 +136,7 @@ class Parts(Stack):
     replica_ports: dict[tuple[str, int], int] = field(default_factory=dict)
     repairer: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 90.0) -> None:
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         migrate_all(self.env())
         self.start_broker()
@@ -152,7 +156,7 @@ class Parts(Stack):
     def url(self, service: str, replica: int = 0) -> str:
         return f"http://127.0.0.1:{self.replica_ports.get((service, replica), self.ports[service])}"
 
-    def start_service(self, service: str, replica: int = 0, timeout_s: float = 90.0) -> None:
+    def start_service(self, service: str, replica: int = 0, timeout_s: float = START_TIMEOUT_S) -> None:
         # A restarted replica keeps its port.
         default = self.ports[service] if replica == 0 else free_port()
         port = self.replica_ports.setdefault((service, replica), default)
