@@ -348,7 +348,7 @@ async def authenticate(
     if not isinstance(principal, Principal):  # no body was read before the dependencies ran
         principal = await identify(request.headers, request.method, request.app.state)
         request.scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
-    route = getattr(request.scope.get("route"), "path", request.url.path)
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
     access = Access(principal, request.method, route)
     # Read by the PII-masking middleware once the response is on its way.
     request.state.mask_pii = not principal.sees_full_pii
