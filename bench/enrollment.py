@@ -219,6 +219,12 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432", help="a PostgreSQL server")
     parser.add_argument("--sqlite", action="store_true", help="SQLite files instead of PostgreSQL")
     parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=90.0,
+        help="seconds the system may take to start (a loaded machine)",
+    )
+    parser.add_argument(
         "--db-prefix",
         default=os.environ.get("CANBAO_TEST_DB_PREFIX", "canbao") + "_bench_enrollment",
         help="names of the PostgreSQL databases made (dropped first, and at the end)",
@@ -237,7 +243,7 @@ def main() -> None:
         stack = Stack(workdir, urls)
         floor: subprocess.Popen[bytes] | None = None
         try:
-            stack.start()
+            stack.start(timeout_s=args.start_timeout)
             floor_port = free_port()
             floor = subprocess.Popen(
                 [
