@@ -9,7 +9,7 @@ changes something must carry the page's CSRF token in `X-CSRF-Token`.
 
 Every endpoint except health, readiness and the OpenAPI pages declares the roles it serves with `allow()`;
 admins may do everything and auditors may read everything. The caller and the role are checked before anything
-of the request's body is read (`shared.middleware.AuthenticateFirst`, with `identify` and `authorise`
+of the request's body is read (`shared.middleware.RequestStack`, with `identify` and `authorise`
 below, the one implementation the dependencies use too). Area rules (a staff member's region codes, a
 department's subsidy categories, a resident's own and household's records) are checked by the endpoint
 through the request's `Access`, which also collects the people whose records were read or changed for the
@@ -348,7 +348,7 @@ async def authenticate(
     if not isinstance(principal, Principal):  # no body was read before the dependencies ran
         principal = await identify(request.headers, request.method, request.app.state)
         request.scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
-    route = getattr(request.scope.get("route"), "path", request.url.path)
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
     access = Access(principal, request.method, route)
     # Read by the PII-masking middleware once the response is on its way.
     request.state.mask_pii = not principal.sees_full_pii
@@ -387,7 +387,7 @@ def authorise(principal: Principal, method: str, route: str, roles: frozenset[Ro
         raise RoleNotAllowed({"role": principal.role.value, "allowed": sorted(r.value for r in roles)})
 
 
-# The roles each `allow()` dependency admits: AuthenticateFirst checks them before the body is read.
+# The roles each `allow()` dependency admits: RequestStack checks them before the body is read.
 ROLE_CHECKS: dict[Callable[..., Any], frozenset[Role]] = {}
 
 

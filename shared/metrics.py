@@ -42,7 +42,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from shared.errors import DomainError
 from shared.events import EVENT_TYPES
@@ -116,34 +116,14 @@ def event_type_label(event_type: object) -> str:
     return event_type if isinstance(event_type, str) and event_type in EVENT_TYPES else "unknown"
 
 
-class RequestMetrics:
-    """Counts every request and its duration by method, route template and status. The template is the
-    route the router chose (`/v1/enrollments/{enrollment_id}`), so record ids never become labels; a request
-    no route matched is `unmatched`."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # unless a response starts: an exception escaped
-
-        async def noting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, noting_send)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+def count_request(scope: Scope, status: int, duration_s: float) -> None:
+    """Counts an answered request and its duration by method, route template and status (every request:
+    shared.middleware). The template is the route the router chose (`/v1/enrollments/{enrollment_id}`), so
+    record ids never become labels; a request no route matched is `unmatched`."""
+    route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+    method = scope["method"] if scope["method"] in _METHODS else "other"
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_DURATION.labels(method, route).observe(duration_s)
 
 
 # Counting on commit: a business counter moves when the transaction that recorded the fact commits, not when

@@ -38,9 +38,9 @@ from shared.health import router as health_router
 from shared.inbox import BatchLocks, DeadLetterMixin, Handler, IdempotentConsumer, InboxMixin
 from shared.kafka import KafkaLink
 from shared.logging import configure_logging
-from shared.metrics import Probe, RequestMetrics, ServiceMetrics, dead_letter_probe, outbox_probe
+from shared.metrics import Probe, ServiceMetrics, dead_letter_probe, outbox_probe
 from shared.metrics import router as metrics_router
-from shared.middleware import AccessLog, AuthenticateFirst, BodySizeLimit, HeaderSizeLimit, MaskPersonalData
+from shared.middleware import RequestStack
 from shared.oidc import OidcVerifier
 from shared.outbox import OutboxMixin, OutboxRelay
 from shared.polling import LoopThread
@@ -211,15 +211,11 @@ def _event_path(
 
 
 def _add_middleware(app: FastAPI, settings: ServiceSettings, provider: "TracerProvider | None") -> None:
-    # The last added runs first: each request is traced (when on) and counted, then logged; its head is
-    # bounded; its token and role are checked before any body is read, and the body's size as it is read;
-    # responses are masked innermost.
-    app.add_middleware(MaskPersonalData)
-    app.add_middleware(BodySizeLimit, default_bytes=settings.max_body_bytes)
-    app.add_middleware(AuthenticateFirst)
-    app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
-    app.add_middleware(AccessLog)
-    app.add_middleware(RequestMetrics)
+    # The last added runs first: each request is traced (when on), then counted, logged, bounded, its caller
+    # checked before its body is read and its answer masked (shared.middleware.RequestStack).
+    app.add_middleware(
+        RequestStack, max_header_bytes=settings.max_header_bytes, default_body_bytes=settings.max_body_bytes
+    )
     if provider is not None:
         tracing.instrument_app(app, provider)
 
@@ -305,9 +301,9 @@ def alembic_config(migrations_dir: Path, database_url: str) -> Config:
 def serve(app: FastAPI | str, settings: ServiceSettings) -> None:
     """The h11 protocol bounds the request line and headers together (`max_header_bytes`): a head still
     arriving past the bound is answered 400 and the connection closed before it is parsed (httptools,
-    uvicorn's default, has no such bound and buffers whatever comes); HeaderSizeLimit refuses one that
-    arrived whole. uvicorn's own access log is off: it prints query strings whole, and lookups carry ID
-    numbers and names there; AccessLog writes one without their values.
+    uvicorn's default, has no such bound and buffers whatever comes); RequestStack refuses one that arrived
+    whole. uvicorn's own access log is off: it prints query strings whole, and lookups carry ID numbers and
+    names there; RequestStack writes one without their values.
 
     `app` is the application, or where its factory is ("registry.main:create_app"), which `workers` > 1
     needs: each worker process builds its own (its pool, outbox relay and consumer; they share the work as

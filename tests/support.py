@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import Session
 
 from canbao.harness import CANBAO, ROOT, Stack, free_port, resident_id
 from canbao.stack import SERVICES
@@ -113,3 +116,34 @@ async def canbao_check(stack: Stack, region: str, year: int, *, repair: bool = T
     assert result.returncode == 0, result.stdout + result.stderr + stack.log()[-4000:]
     report: dict[str, Any] = json.loads(result.stdout)
     return report
+
+
+@contextmanager
+def listening(target: Any, name: str, keep: Callable[..., Any]) -> Iterator[list[Any]]:
+    """What `keep` makes of each `name` event of `target` (SQLAlchemy's) meanwhile, None left out."""
+    seen: list[Any] = []
+
+    def listener(*args: Any) -> None:
+        kept = keep(*args)
+        if kept is not None:
+            seen.append(kept)
+
+    event.listen(target, name, listener)
+    try:
+        yield seen
+    finally:
+        event.remove(target, name, listener)
+
+
+def statements() -> AbstractContextManager[list[str]]:
+    """The SQL statements sent meanwhile (savepoints of the tests' outer transaction left out)."""
+
+    def sql(conn: Any, cursor: Any, statement: str, *args: Any) -> str | None:
+        return None if "SAVEPOINT" in statement else statement
+
+    return listening(Engine, "before_cursor_execute", sql)
+
+
+def commits() -> AbstractContextManager[list[Session]]:
+    """The sessions committed meanwhile, one entry per commit."""
+    return listening(Session, "after_commit", lambda session: session)

@@ -2,16 +2,12 @@
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from itertools import count
 from typing import Any
 
 import httpx
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from collection.billing.events import HANDLERS, lock_bills
 from collection.database import DeadLetter, InboxMessage, OutboxMessage
@@ -181,29 +177,3 @@ async def pay_online(
     assert response.status_code == 200, response.text
     payment: dict[str, Any] = response.json()
     return payment
-
-
-@contextmanager
-def listening(target: Any, name: str, keep: Callable[..., Any]) -> Iterator[list[Any]]:
-    """What `keep` makes of each `name` event of `target` (SQLAlchemy's) meanwhile, None left out."""
-    seen: list[Any] = []
-
-    def listener(*args: Any) -> None:
-        kept = keep(*args)
-        if kept is not None:
-            seen.append(kept)
-
-    event.listen(target, name, listener)
-    try:
-        yield seen
-    finally:
-        event.remove(target, name, listener)
-
-
-def statements() -> AbstractContextManager[list[str]]:
-    """The SQL statements sent meanwhile (savepoints of the tests' outer transaction left out)."""
-
-    def sql(conn: Any, cursor: Any, statement: str, *args: Any) -> str | None:
-        return None if "SAVEPOINT" in statement else statement
-
-    return listening(Engine, "before_cursor_execute", sql)

@@ -1,11 +1,8 @@
 """What one poll of the broker brings is applied in one transaction, in its order; a record that fails sends
 that batch back to one by one, so the others are still applied exactly once and only that one is set aside."""
 
-from contextlib import AbstractContextManager
-
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from structlog.testing import capture_logs
 
 from collection.database import DeadLetter, InboxMessage
@@ -13,17 +10,11 @@ from shared.events import Envelope
 from tests.collection.helpers import (
     consumer,
     enrollment_event,
-    listening,
     record,
     repricing_event,
-    statements,
 )
 from tests.conftest import Harness
-
-
-def commits() -> AbstractContextManager[list[Session]]:
-    """The sessions committed meanwhile, one entry per commit."""
-    return listening(Session, "after_commit", lambda session: session)
+from tests.support import commits, statements
 
 
 def records(*events: Envelope) -> list[ConsumerRecord[bytes, bytes]]:

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from collection.database import OutboxMessage
 from collection.payments.models import Payment
 from shared.events import COLLECTION_PAYMENTS
-from tests.collection.helpers import notify_order, open_bill, resident_token, start_order, statements
+from tests.collection.helpers import notify_order, open_bill, resident_token, start_order
 from tests.conftest import Harness
+from tests.support import statements
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "WITH")
 

@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from registry.database import DeadLetter
 from shared.events import PaymentConfirmed, new_envelope
-from tests.collection.test_event_batches import commits, statements
 from tests.conftest import Harness
 from tests.registry.helpers import (
     JING,
@@ -20,7 +19,7 @@ from tests.registry.helpers import (
     person,
     registry_consumer,
 )
-from tests.support import resident_id
+from tests.support import commits, resident_id, statements
 
 PAID_AT = "2022-11-15T10:00:00+08:00"
 
