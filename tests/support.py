@@ -8,10 +8,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from itertools import count
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -147,3 +149,23 @@ def statements() -> AbstractContextManager[list[str]]:
 def commits() -> AbstractContextManager[list[Session]]:
     """The sessions committed meanwhile, one entry per commit."""
     return listening(Session, "after_commit", lambda session: session)
+
+
+_offsets = count()
+
+
+def consumer_record(value: bytes, *, key: str, topic: str) -> ConsumerRecord[bytes, bytes]:
+    """A record as the broker hands it to a consumer, each at the next offset."""
+    return ConsumerRecord(
+        topic=topic,
+        partition=0,
+        offset=next(_offsets),
+        timestamp=0,
+        timestamp_type=0,
+        key=key.encode(),
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key),
+        serialized_value_size=len(value),
+        headers=(),
+    )

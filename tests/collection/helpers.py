@@ -3,7 +3,6 @@
 import json
 import uuid
 from datetime import date
-from itertools import count
 from typing import Any
 
 import httpx
@@ -26,9 +25,7 @@ from shared.events import (
 from shared.inbox import IdempotentConsumer
 from shared.money import parse_yuan
 from tests.conftest import Harness
-from tests.support import resident_id
-
-_offsets = count()
+from tests.support import consumer_record, resident_id
 
 
 def enrollment_event(personal_due_fen: int = 38000, **overrides: Any) -> Envelope:
@@ -77,19 +74,7 @@ def repricing_event(created: Envelope, personal_due_fen: int, version: int) -> E
 
 
 def record(value: bytes, key: str = "k", topic: str = REGISTRY_ENROLLMENTS) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=next(_offsets),
-        timestamp=0,
-        timestamp_type=0,
-        key=key.encode(),
-        value=value,
-        checksum=None,
-        serialized_key_size=len(key),
-        serialized_value_size=len(value),
-        headers=(),
-    )
+    return consumer_record(value, key=key, topic=topic)
 
 
 def consumer(h: Harness) -> IdempotentConsumer:

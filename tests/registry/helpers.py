@@ -2,7 +2,6 @@
 
 import uuid
 from datetime import datetime
-from itertools import count
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
@@ -24,14 +23,12 @@ from shared.events import (
 from shared.inbox import IdempotentConsumer
 from shared.money import parse_yuan
 from tests.conftest import Harness
-from tests.support import resident_id
+from tests.support import consumer_record, resident_id
 
 HEFEI: dict[str, Any] = {"region_code": "340104", "coverage_year": 2024}
 JING: dict[str, Any] = {"region_code": "341823", "coverage_year": 2023}
 HEFEI_WINDOW = "2023-10-08T10:00:00+08:00"
 JING_WINDOW = "2022-11-15T10:00:00+08:00"
-
-_offsets = count()
 
 
 def person(id_number: str | None = None, name: str = "张三", **extra: Any) -> dict[str, Any]:
@@ -140,19 +137,7 @@ def registry_consumer(h: Harness, *, max_attempts: int = 1) -> IdempotentConsume
 
 def payments_record(value: bytes, key: str) -> ConsumerRecord[bytes, bytes]:
     """A record on collection's topic, as the broker hands it to the registry's consumer."""
-    return ConsumerRecord(
-        topic=COLLECTION_PAYMENTS,
-        partition=0,
-        offset=next(_offsets),
-        timestamp=0,
-        timestamp_type=0,
-        key=key.encode(),
-        value=value,
-        checksum=None,
-        serialized_key_size=len(key),
-        serialized_value_size=len(value),
-        headers=(),
-    )
+    return consumer_record(value, key=key, topic=COLLECTION_PAYMENTS)
 
 
 async def current(h: Harness, enrollment: dict[str, Any]) -> dict[str, Any]:
