@@ -137,6 +137,44 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=session_class)
 
 
+# The request engine's limits (`create_engine`), lifted until the transaction ends.
+_LIFT_LIMITS = text(
+    "SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)"
+)
+
+
+async def lift_limits(session: AsyncSession) -> None:
+    """Long work in a request's transaction (a channel's day file) waits for locks and runs as long as it
+    needs, as the command-line tools do: another upload's run holding a lock this one needs is waited for,
+    not refused after the request's lock limit."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_LIFT_LIMITS)
+
+
+# Each request sessionmaker's twin for background work, made once.
+_LONG_WORK: "WeakKeyDictionary[async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]]" = (
+    WeakKeyDictionary()
+)
+
+
+def long_work(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions for a service's background work on the request engine (the roster worker, the reminder
+    dispatcher): each of their transactions begins with the request's limits lifted, so a worker waits for a
+    lock a request holds instead of failing its batch after the request's lock limit."""
+    if sessionmaker not in _LONG_WORK:
+        session_class = type("LongWorkSession", (sessionmaker.kw["sync_session_class"],), {})
+        event.listen(session_class, "after_begin", _lift_on_begin)
+        _LONG_WORK[sessionmaker] = async_sessionmaker(
+            class_=sessionmaker.class_, **{**sessionmaker.kw, "sync_session_class": session_class}
+        )
+    return _LONG_WORK[sessionmaker]
+
+
+def _lift_on_begin(session: Session, transaction: Any, connection: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LIFT_LIMITS)
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
@@ -211,10 +249,8 @@ def _reader_of(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionm
 def _as_refusal(exc: Exception) -> Exception:
     """What a request answers for an error of its database work: 503 when the database cannot serve now, the
     domain's refusals for text it cannot store and for a record written concurrently; anything else as is."""
-    if (timeout := _timed_out(exc)) is not None:
-        return ServiceUnavailable({"reason": timeout})
-    if database_unavailable(exc):
-        return ServiceUnavailable({"reason": "database_unavailable"})
+    if (unavailable := unavailable_now(exc)) is not None:
+        return unavailable
     if isinstance(exc, DBAPIError) and _sqlstate(exc) in _UNSTORABLE_TEXT:
         return InvalidCharacters()
     if unique_violation(exc) or (isinstance(exc, DBAPIError) and _sqlstate(exc) in _LOST_TO_ANOTHER):
@@ -224,7 +260,19 @@ def _as_refusal(exc: Exception) -> Exception:
     return exc
 
 
-def _timed_out(exc: Exception) -> str | None:
+def unavailable_now(exc: BaseException) -> ServiceUnavailable | None:
+    """503 for an error that says the database cannot serve this now (away, overloaded, or a request's lock
+    or statement limit passed), with its reason; None for any other error. For every path that answers a
+    request from its own database work, the request's session (`_as_refusal`) and the sign-in session's
+    check alike."""
+    if (timeout := _timed_out(exc)) is not None:
+        return ServiceUnavailable({"reason": timeout})
+    if database_unavailable(exc):
+        return ServiceUnavailable({"reason": "database_unavailable"})
+    return None
+
+
+def _timed_out(exc: BaseException) -> str | None:
     """`lock_timeout` or `statement_timeout` when one of the request's limits (`create_engine`) ended its
     statement: the caller may retry, nothing of the transaction was kept."""
     if not isinstance(exc, DBAPIError):

@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from itertools import count
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from canbao.harness import CANBAO, ROOT, Stack, free_port, resident_id
 from canbao.stack import SERVICES
+from shared.db import create_engine
 
 __all__ = ["CANBAO", "ROOT", "SERVICES", "Stack", "free_port", "resident_id"]
 
@@ -169,3 +170,15 @@ def consumer_record(value: bytes, *, key: str, topic: str) -> ConsumerRecord[byt
         serialized_value_size=len(value),
         headers=(),
     )
+
+
+@asynccontextmanager
+async def held(database_url: str, statement: str, **values: Any) -> AsyncIterator[None]:
+    """Another transaction holding what `statement` locks, until the block ends."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection, connection.begin():
+            await connection.execute(text(statement), values)
+            yield
+    finally:
+        await engine.dispose()

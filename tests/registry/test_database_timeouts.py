@@ -5,25 +5,27 @@ long as the other transaction lasts: the service as it runs (its own lifespan an
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from registry.main import create_app
 from registry.settings import RegistrySettings
-from shared.db import create_engine
+from shared.db import long_work
 from tests.conftest import ADMIN_TOKEN, DB_PREFIX, DEFAULT_NOW
 from tests.registry.helpers import HEFEI, person
-from tests.support import free_port, migrate, problem, recreate_pg_database
+from tests.support import free_port, held, migrate, problem, recreate_pg_database
 
 # Far beyond the limits the tests set: a request still waiting then is one that waits for the lock's holder.
 BOUND_S = 20.0
+TIMEOUTS = ("lock_timeout", "statement_timeout")  # equal limits: whichever ends the wait first
 DEATH = {"reason": "death", "evidence_ref": "死亡证明 NO.0099", "reported_by": "staff-07"}
 
-Serving = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+Serving = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, FastAPI]]]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,9 @@ def database_url(worker: str) -> str:
 @pytest.fixture
 def serving(database_url: str, tmp_path: Path) -> Serving:
     @asynccontextmanager
-    async def serve(*, lock_timeout_s: float, statement_timeout_s: float) -> AsyncIterator[httpx.AsyncClient]:
+    async def serve(
+        *, lock_timeout_s: float, statement_timeout_s: float
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
         settings = RegistrySettings(
             environment="test",
             database_url=database_url,
@@ -56,7 +60,7 @@ def serving(database_url: str, tmp_path: Path) -> Serving:
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             ) as client,
         ):
-            yield client
+            yield client, app
 
     return serve
 
@@ -68,22 +72,10 @@ async def an_enrollment(client: httpx.AsyncClient) -> str:
     return enrollment_id
 
 
-@asynccontextmanager
-async def held(database_url: str, statement: str, **values: Any) -> AsyncIterator[None]:
-    """Another transaction holding what `statement` locks, until the block ends."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection, connection.begin():
-            await connection.execute(text(statement), values)
-            yield
-    finally:
-        await engine.dispose()
-
-
 async def test_a_request_behind_a_locked_enrollment_is_refused_after_the_lock_timeout(
     serving: Serving, database_url: str
 ) -> None:
-    async with serving(lock_timeout_s=0.3, statement_timeout_s=0) as client:
+    async with serving(lock_timeout_s=0.3, statement_timeout_s=0) as (client, _):
         enrollment_id = await an_enrollment(client)
         lock = "SELECT id FROM enrollments WHERE id = :id FOR UPDATE"
         async with held(database_url, lock, id=enrollment_id):
@@ -105,9 +97,58 @@ async def test_a_statement_running_past_the_statement_timeout_is_refused(
     serving: Serving, database_url: str
 ) -> None:
     # No lock limit: the statement waits for the table until its own limit ends it.
-    async with serving(lock_timeout_s=0, statement_timeout_s=0.3) as client:
+    async with serving(lock_timeout_s=0, statement_timeout_s=0.3) as (client, _):
         enrollment_id = await an_enrollment(client)
         async with held(database_url, "LOCK TABLE enrollments IN ACCESS EXCLUSIVE MODE"):
             refused = await asyncio.wait_for(client.get(f"/v1/enrollments/{enrollment_id}"), BOUND_S)
         assert (refused.status_code, problem(refused)["details"]) == (503, {"reason": "statement_timeout"})
         assert (await client.get(f"/v1/enrollments/{enrollment_id}")).status_code == 200
+
+
+async def test_a_sign_in_session_behind_a_lock_is_refused_with_503_not_500(
+    serving: Serving, database_url: str
+) -> None:
+    # The session's check runs before the request's own session: its lock limit answers the same 503.
+    async with serving(lock_timeout_s=0.3, statement_timeout_s=0) as (client, app):
+        account = {"username": "li.na", "display_name": "李娜", "role": "staff", "regions": ["340102"]}
+        opened = await client.post("/v1/accounts", json=account | {"password": "correct-horse-battery"})
+        assert opened.status_code == 201, opened.text
+        signed_in = await client.post(
+            "/v1/sessions",
+            json={"username": "li.na", "password": "correct-horse-battery"},
+            headers={"Authorization": ""},
+        )
+        assert signed_in.status_code == 201, signed_in.text
+        token = signed_in.json()["access_token"]
+        enrollment_id = await an_enrollment(client)
+        app.state.clock.set(app.state.clock.now() + timedelta(minutes=5))  # its use is noted again
+        async with held(database_url, "SELECT id FROM account_sessions FOR UPDATE"):
+            refused = await asyncio.wait_for(
+                client.get(f"/v1/enrollments/{enrollment_id}", headers={"Authorization": f"Bearer {token}"}),
+                BOUND_S,
+            )
+        assert (refused.status_code, problem(refused)["details"]) == (503, {"reason": "lock_timeout"})
+
+
+async def test_background_work_waits_for_a_lock_past_the_request_lock_limit(
+    serving: Serving, database_url: str
+) -> None:
+    # The roster worker and the reminder dispatcher take their sessions from `long_work`.
+    async with serving(lock_timeout_s=0.3, statement_timeout_s=0.3) as (client, app):
+        enrollment_id = await an_enrollment(client)
+        lock = "SELECT id FROM enrollments WHERE id = :id FOR UPDATE"
+
+        async def locking() -> str:
+            async with long_work(app.state.sessionmaker)() as session, session.begin():
+                found = await session.execute(text(lock), {"id": enrollment_id})
+                return str(found.scalar_one())
+
+        async with held(database_url, lock, id=enrollment_id):
+            work = asyncio.create_task(locking())
+            await asyncio.sleep(1.5)  # five times either limit
+            assert not work.done()
+        assert await asyncio.wait_for(work, BOUND_S) == enrollment_id
+        # The request's own sessions keep their limits.
+        async with held(database_url, lock, id=enrollment_id):
+            refused = await client.post(f"/v1/enrollments/{enrollment_id}/cancellation", json=DEATH)
+        assert (refused.status_code, problem(refused)["details"]["reason"] in TIMEOUTS) == (503, True)

@@ -32,6 +32,7 @@ from registry.roster.worker import RosterWorker
 from registry.screening.router import router as screening_router
 from registry.settings import RegistrySettings
 from registry.subsidy.router import router as subsidy_router
+from shared.db import long_work
 from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
 from shared.middleware import MULTIPART_SLACK_BYTES
 from shared.service import ServiceSpec, create_service_app
@@ -96,11 +97,12 @@ def create_app(
         max_waiters=settings.enrollment_waiters_max,
         recheck_s=settings.enrollment_wait_recheck_s,
     )
+    # Background work waits for locks as long as it must: the request's limits are lifted for it.
     app.state.roster_worker = RosterWorker(
-        lambda: app.state.sessionmaker, lambda: get_registry_of(app), settings.roster_chunk_rows
+        lambda: long_work(app.state.sessionmaker), lambda: get_registry_of(app), settings.roster_chunk_rows
     )
     app.state.reminder_dispatcher = ReminderDispatcher(
-        lambda: app.state.sessionmaker,
+        lambda: long_work(app.state.sessionmaker),
         load_sender(settings),
         lambda: app.state.clock,
         settings.reminder_batch,

@@ -264,10 +264,13 @@ async def settle_order(
         },
     )
     settled = {row.id: row for row in written}
+    missing = [bill.id for bill in to_pay if bill.id not in settled]
+    if missing or len(settled) != len(to_pay):
+        # The statement writes the payment only when it settled every bill it was given: fewer (one no longer
+        # open, or a bill named twice) wrote nothing else, and the refusal rolls the settled ones back.
+        raise BillAlreadyPaid({"bill_id": (missing or [to_pay[0].id])[0]})
     for bill in to_pay:
-        row = settled.get(bill.id)
-        if row is None:  # no longer open: no payment was written, and the refusal rolls the rest back
-            raise BillAlreadyPaid({"bill_id": bill.id})
+        row = settled[bill.id]
         took(bill, status=BillStatus.PAID, paid_at=row.paid_at, updated_at=row.updated_at)
     metrics.payment_recorded(session, payment.channel, payment.amount_fen)
     wake_relay(session)

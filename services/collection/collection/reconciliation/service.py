@@ -54,7 +54,7 @@ from collection.reconciliation.schemas import (
 from collection.reconciliation.writing import Line, Writer
 from shared import tabular
 from shared.clock import Clock, business_day_bounds
-from shared.db import statistics_stale_after
+from shared.db import lift_limits, statistics_stale_after
 
 UNRECONCILED_CHANNELS = (Channel.AGENT, Channel.SUBSIDY)
 T = TypeVar("T")
@@ -157,6 +157,8 @@ async def _reconcile(
     since settled. Lines go in chunks, each judged on facts fetched for the whole chunk and written in bulk,
     so a file of any size runs in bounded memory; the request's one transaction still makes the run all or
     nothing."""
+    # A day's file may wait for another run's locks (its ANALYZE, its lines) for as long as that run lasts.
+    await lift_limits(session)
     session.add(run)
     writer = Writer(session, now, run)
     still_open = await repository.open_file_lines(session, run.channel, run.business_day)

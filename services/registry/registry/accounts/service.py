@@ -56,8 +56,8 @@ from registry.settings import RegistrySettings
 from shared.audit import AuditTrail
 from shared.auth import Principal, Role, TokenClaims, Unauthenticated, issue_token
 from shared.clock import Clock
-from shared.db import database_unavailable, lock_keys
-from shared.errors import DomainError, ServiceUnavailable
+from shared.db import lock_keys, unavailable_now
+from shared.errors import DomainError
 
 # How often a session's last use is written down: its idle timeout is judged to within this.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -171,8 +171,8 @@ class Sessions:
         except DomainError:
             raise
         except Exception as exc:
-            if database_unavailable(exc):
-                raise ServiceUnavailable({"reason": "database_unavailable"}) from exc
+            if (unavailable := unavailable_now(exc)) is not None:
+                raise unavailable from exc
             raise
         return principal_for(account, record.id)
 

@@ -1,0 +1,60 @@
+"""Long work in a request (a channel's day file) waits for another run's locks for as long as that run
+lasts, instead of being refused after the request engine's lock limit (`DATABASE_LOCK_TIMEOUT_S`): the
+service as it runs (its own lifespan and engine) on PostgreSQL."""
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from collection.main import create_app
+from collection.settings import CollectionSettings
+from tests.collection.test_reconciliation import DAY, HEADER
+from tests.conftest import ADMIN_TOKEN, DB_PREFIX, DEFAULT_NOW
+from tests.spreadsheets import csv_bytes
+from tests.support import free_port, held, migrate, recreate_pg_database
+
+
+@pytest.fixture(scope="module")
+def database_url(worker: str) -> str:
+    url = recreate_pg_database(f"{DB_PREFIX}_{worker}_collection_timeouts")
+    migrate("collection", url)
+    return url
+
+
+async def test_a_days_file_waits_for_another_runs_lock_past_the_request_lock_limit(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = CollectionSettings(
+        environment="test",
+        database_url=database_url,
+        clock_start=DEFAULT_NOW,
+        reconciliation_dir=tmp_path / "reconciliation",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # no broker: events wait in the outbox
+        database_lock_timeout_s=0.3,
+    )
+    app = create_app(settings)
+    rows = [["WX1", f"{DAY} 10:00:00", "380.00", "no-such-bill", ""]]
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=30,
+        ) as client,
+    ):
+        # What another run's ANALYZE of the lines holds until its transaction ends.
+        async with held(database_url, "LOCK TABLE reconciliation_lines IN SHARE UPDATE EXCLUSIVE MODE"):
+            run = asyncio.create_task(
+                client.post(
+                    "/v1/reconciliations",
+                    data={"channel": "wechat", "business_day": DAY, "uploaded_by": "税务对账员"},
+                    files={"file": ("wechat-20231008.csv", csv_bytes(HEADER, rows, "utf-8"))},
+                )
+            )
+            await asyncio.sleep(1.5)  # five times the lock limit
+            assert not run.done()
+        response = await run
+    assert response.status_code == 201, response.text
