@@ -162,7 +162,7 @@ def long_work(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionma
     dispatcher): each of their transactions begins with the request's limits lifted, so a worker waits for a
     lock a request holds instead of failing its batch after the request's lock limit."""
     if sessionmaker not in _LONG_WORK:
-        session_class = type("LongWorkSession", (sessionmaker.kw["sync_session_class"],), {})
+        session_class = type("LongWorkSession", (sessionmaker.kw.get("sync_session_class", Session),), {})
         event.listen(session_class, "after_begin", _lift_on_begin)
         _LONG_WORK[sessionmaker] = async_sessionmaker(
             class_=sessionmaker.class_, **{**sessionmaker.kw, "sync_session_class": session_class}
