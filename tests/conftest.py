@@ -6,7 +6,7 @@ that is rolled back (the app's commits become savepoints). SQLite: each test get
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,11 +25,27 @@ from registry.settings import RegistrySettings
 from shared.auth import Role, dev_token
 from shared.clock import BUSINESS_TZ
 from shared.db import create_engine
+from shared.logging import configure_logging
 from tests.support import SERVICES, migrate, recreate_pg_database
 
 BACKENDS = ("sqlite", "postgresql")
 # Two test runs on one PostgreSQL (two checkouts, a developer beside CI) keep apart with their own prefix.
 DB_PREFIX = os.environ.get("CANBAO_TEST_DB_PREFIX", "canbao_test")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loggers_not_cached() -> Iterator[None]:
+    """A service started in-process (its lifespan) configures logging with loggers cached on first use, and
+    a logger cached then escapes `structlog.testing.capture_logs` in every later test of the same worker: the
+    tests' services log uncached."""
+
+    def uncached(level: str = "INFO", json: bool = False) -> None:
+        configure_logging(level, json)
+        structlog.configure(cache_logger_on_first_use=False)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("shared.service.configure_logging", uncached)
+        yield
 
 
 @pytest.fixture(scope="session")
