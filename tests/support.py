@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from canbao.harness import CANBAO, ROOT, Stack, free_port, resident_id
 from canbao.stack import SERVICES
+from shared.auth import Role, dev_token
 from shared.db import create_engine
 
 __all__ = ["CANBAO", "ROOT", "SERVICES", "Stack", "free_port", "resident_id"]
@@ -182,3 +184,19 @@ async def held(database_url: str, statement: str, **values: Any) -> AsyncIterato
             yield
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def in_process(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The service as it runs (its own lifespan: engine, background workers, outbox relay), spoken to over
+    HTTP in-process as an administrator."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {dev_token(Role.ADMIN)}"},
+            timeout=30,
+        ) as client,
+    ):
+        yield client

@@ -5,15 +5,14 @@ service as it runs (its own lifespan and engine) on PostgreSQL."""
 import asyncio
 from pathlib import Path
 
-import httpx
 import pytest
 
 from collection.main import create_app
 from collection.settings import CollectionSettings
 from tests.collection.test_reconciliation import DAY, HEADER
-from tests.conftest import ADMIN_TOKEN, DB_PREFIX, DEFAULT_NOW
+from tests.conftest import DB_PREFIX, DEFAULT_NOW
 from tests.spreadsheets import csv_bytes
-from tests.support import free_port, held, migrate, recreate_pg_database
+from tests.support import free_port, held, in_process, migrate, recreate_pg_database
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +35,7 @@ async def test_a_days_file_waits_for_another_runs_lock_past_the_request_lock_lim
     )
     app = create_app(settings)
     rows = [["WX1", f"{DAY} 10:00:00", "380.00", "no-such-bill", ""]]
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=30,
-        ) as client,
-    ):
+    async with in_process(app) as client:
         # What another run's ANALYZE of the lines holds until its transaction ends.
         async with held(database_url, "LOCK TABLE reconciliation_lines IN SHARE UPDATE EXCLUSIVE MODE"):
             run = asyncio.create_task(

@@ -16,9 +16,9 @@ from sqlalchemy import text
 from registry.main import create_app
 from registry.settings import RegistrySettings
 from shared.db import long_work
-from tests.conftest import ADMIN_TOKEN, DB_PREFIX, DEFAULT_NOW
+from tests.conftest import DB_PREFIX, DEFAULT_NOW
 from tests.registry.helpers import HEFEI, person
-from tests.support import free_port, held, migrate, problem, recreate_pg_database
+from tests.support import free_port, held, in_process, migrate, problem, recreate_pg_database
 
 # Far beyond the limits the tests set: a request still waiting then is one that waits for the lock's holder.
 BOUND_S = 20.0
@@ -52,14 +52,7 @@ def serving(database_url: str, tmp_path: Path) -> Serving:
             database_statement_timeout_s=statement_timeout_s,
         )
         app = create_app(settings)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://testserver",
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            ) as client,
-        ):
+        async with in_process(app) as client:
             yield client, app
 
     return serve
