@@ -41,8 +41,8 @@ def pg_url(database: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
 
 
-def recreate_pg_database(name: str) -> str:
-    """Drop and create a PostgreSQL database; returns its URL.
+def recreate_pg_database(name: str, template: str | None = None) -> str:
+    """Drop and create a PostgreSQL database (a copy of `template`, if given); returns its URL.
 
     CANBAO_TEST_DB_PREFIX namespaces every database a run makes, so runs from several checkouts can share one
     server.
@@ -55,7 +55,9 @@ def recreate_pg_database(name: str) -> str:
         engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         async with engine.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            await conn.execute(
+                text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+            )
         await engine.dispose()
 
     asyncio.run(run())

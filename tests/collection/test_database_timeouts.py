@@ -3,6 +3,7 @@ lasts, instead of being refused after the request engine's lock limit (`DATABASE
 service as it runs (its own lifespan and engine) on PostgreSQL."""
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,12 @@ from collection.settings import CollectionSettings
 from tests.collection.test_reconciliation import DAY, HEADER
 from tests.conftest import DB_PREFIX, DEFAULT_NOW
 from tests.spreadsheets import csv_bytes
-from tests.support import free_port, held, in_process, migrate, recreate_pg_database
+from tests.support import free_port, held, in_process
 
 
 @pytest.fixture(scope="module")
-def database_url(worker: str) -> str:
-    url = recreate_pg_database(f"{DB_PREFIX}_{worker}_collection_timeouts")
-    migrate("collection", url)
-    return url
+def database_url(fresh_database: Callable[[str, str, str], str], worker: str) -> str:
+    return fresh_database("collection", "postgresql", f"{DB_PREFIX}_{worker}_collection_timeouts")
 
 
 async def test_a_days_file_waits_for_another_runs_lock_past_the_request_lock_limit(

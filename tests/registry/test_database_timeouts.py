@@ -26,9 +26,7 @@ from tests.support import (
     free_port,
     held,
     in_process,
-    migrate,
     problem,
-    recreate_pg_database,
     resident_id,
 )
 
@@ -41,10 +39,8 @@ Serving = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, Fas
 
 
 @pytest.fixture(scope="module")
-def database_url(worker: str) -> str:
-    url = recreate_pg_database(f"{DB_PREFIX}_{worker}_timeouts")
-    migrate("registry", url)
-    return url
+def database_url(fresh_database: Callable[[str, str, str], str], worker: str) -> str:
+    return fresh_database("registry", "postgresql", f"{DB_PREFIX}_{worker}_timeouts")
 
 
 @pytest.fixture
