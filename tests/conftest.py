@@ -37,6 +37,24 @@ BACKENDS = ("sqlite", "postgresql")
 DB_PREFIX = os.environ.get("CANBAO_TEST_DB_PREFIX", "canbao_test")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` (make test) keeps an `xdist_group`'s tests on one worker by a suffix on their
+    node ids. pytest-xdist 3.8 writes it to `item._nodeid`, which pytest 9 no longer reads: every group was
+    split between the workers (and a module's end-to-end stack started on both). Written where pytest 9
+    reads it, as xdist does."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = {
+            mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+            for mark in item.iter_markers("xdist_group")
+        }
+        suffix = "@" + "_".join(sorted(str(name) for name in names))
+        if names and not item.nodeid.endswith(suffix):
+            item._id = type(item._id).parse(item.nodeid + suffix)  # pytest 9's NodeId
+
+
 @pytest.fixture(scope="session", autouse=True)
 def loggers_not_cached() -> Iterator[None]:
     """A service started in-process (its lifespan) configures logging with loggers cached on first use, and
