@@ -1,12 +1,16 @@
 """Fixtures: every database test runs on SQLite and on PostgreSQL.
 
-PostgreSQL: one database per xdist worker and service, migrated once; each test runs inside a transaction
-that is rolled back (the app's commits become savepoints). SQLite: each test gets a copy of a migrated file.
+Each service is migrated once per run on each backend (`templates`); every migrated database a test needs is a
+copy (`fresh_database`). PostgreSQL: one database per xdist worker and service; each test runs inside a
+transaction that is rolled back (the app's commits become savepoints). SQLite: each test gets a copy of a
+migrated file.
 """
 
+import fcntl
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,11 +30,29 @@ from shared.auth import Role, dev_token
 from shared.clock import BUSINESS_TZ
 from shared.db import create_engine
 from shared.logging import configure_logging
-from tests.support import SERVICES, migrate, recreate_pg_database
+from tests.support import SERVICES, migrate, pg_url, recreate_pg_database
 
 BACKENDS = ("sqlite", "postgresql")
 # Two test runs on one PostgreSQL (two checkouts, a developer beside CI) keep apart with their own prefix.
 DB_PREFIX = os.environ.get("CANBAO_TEST_DB_PREFIX", "canbao_test")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` (make test) keeps an `xdist_group`'s tests on one worker by a suffix on their
+    node ids. pytest-xdist 3.8 writes it to `item._nodeid`, which pytest 9 no longer reads: every group was
+    split between the workers (and a module's end-to-end stack started on both). Written where pytest 9
+    reads it, as xdist does."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = {
+            mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+            for mark in item.iter_markers("xdist_group")
+        }
+        suffix = "@" + "_".join(sorted(str(name) for name in names))
+        if names and not item.nodeid.endswith(suffix):
+            item._id = type(item._id).parse(item.nodeid + suffix)  # pytest 9's NodeId
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,18 +76,54 @@ def worker(worker_id: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def migrated_urls(tmp_path_factory: pytest.TempPathFactory, worker: str) -> dict[tuple[str, str], str]:
-    """(service, backend) -> URL of a database migrated to head for this worker."""
-    urls: dict[tuple[str, str], str] = {}
-    template_dir = tmp_path_factory.mktemp("templates")
-    for service in SERVICES:
-        sqlite_url = f"sqlite+aiosqlite:///{template_dir / service}.db"
-        migrate(service, sqlite_url)
-        urls[(service, "sqlite")] = sqlite_url
-        pg = recreate_pg_database(f"{DB_PREFIX}_{worker}_{service}")
-        migrate(service, pg)
-        urls[(service, "postgresql")] = pg
+def templates(tmp_path_factory: pytest.TempPathFactory, worker: str) -> dict[tuple[str, str], str]:
+    """(service, backend) -> URL of a database migrated to head once per run, by the `migrate` command (all
+    four at once); every database the tests need migrated is a copy of one (`fresh_database`). The xdist
+    workers share them: the first to get here makes them, the others wait."""
+    run_dir = tmp_path_factory.getbasetemp()
+    if worker != "master":
+        run_dir = run_dir.parent  # shared by this run's workers, and by no other run
+    urls = {
+        (service, "sqlite"): f"sqlite+aiosqlite:///{run_dir / service}-template.db" for service in SERVICES
+    }
+    urls |= {(service, "postgresql"): pg_url(f"{DB_PREFIX}_template_{service}") for service in SERVICES}
+    with (run_dir / "templates.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (run_dir / "templates.ready").exists():
+            for service in SERVICES:
+                recreate_pg_database(f"{DB_PREFIX}_template_{service}")
+            with ThreadPoolExecutor(len(urls)) as migrating:
+                list(migrating.map(lambda key: migrate(key[0], urls[key]), urls))
+            (run_dir / "templates.ready").touch()
     return urls
+
+
+@pytest.fixture(scope="session")
+def fresh_database(
+    templates: dict[tuple[str, str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str, str, str], str]:
+    """`fresh_database(service, backend, name)`: the URL of a new database `name`, migrated to head."""
+    copies = tmp_path_factory.mktemp("databases")
+
+    def copy(service: str, backend: str, name: str) -> str:
+        if backend == "sqlite":
+            path = copies / f"{name}.db"
+            shutil.copy(templates[(service, "sqlite")].split(":///", 1)[1], path)
+            return f"sqlite+aiosqlite:///{path}"
+        template = templates[(service, "postgresql")].rsplit("/", 1)[1]
+        return recreate_pg_database(name, template=template)
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def migrated_urls(fresh_database: Callable[[str, str, str], str], worker: str) -> dict[tuple[str, str], str]:
+    """(service, backend) -> URL of a database migrated to head for this worker."""
+    return {
+        (service, backend): fresh_database(service, backend, f"{DB_PREFIX}_{worker}_{service}")
+        for service in SERVICES
+        for backend in BACKENDS
+    }
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from canbao.harness import CANBAO, ROOT, Stack, free_port, resident_id
 from canbao.stack import SERVICES
+from shared.auth import Role, dev_token
 from shared.db import create_engine
 
 __all__ = ["CANBAO", "ROOT", "SERVICES", "Stack", "free_port", "resident_id"]
@@ -39,8 +41,8 @@ def pg_url(database: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
 
 
-def recreate_pg_database(name: str) -> str:
-    """Drop and create a PostgreSQL database; returns its URL.
+def recreate_pg_database(name: str, template: str | None = None) -> str:
+    """Drop and create a PostgreSQL database (a copy of `template`, if given); returns its URL.
 
     CANBAO_TEST_DB_PREFIX namespaces every database a run makes, so runs from several checkouts can share one
     server.
@@ -53,7 +55,9 @@ def recreate_pg_database(name: str) -> str:
         engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         async with engine.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            await conn.execute(
+                text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+            )
         await engine.dispose()
 
     asyncio.run(run())
@@ -205,3 +209,19 @@ async def driver_statements(sessionmaker: async_sessionmaker[AsyncSession]) -> A
         yield sent
     finally:
         driver.remove_query_logger(logged)
+
+
+@asynccontextmanager
+async def in_process(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The service as it runs (its own lifespan: engine, background workers, outbox relay), spoken to over
+    HTTP in-process as an administrator."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {dev_token(Role.ADMIN)}"},
+            timeout=30,
+        ) as client,
+    ):
+        yield client

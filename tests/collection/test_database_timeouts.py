@@ -3,24 +3,22 @@ lasts, instead of being refused after the request engine's lock limit (`DATABASE
 service as it runs (its own lifespan and engine) on PostgreSQL."""
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from collection.main import create_app
 from collection.settings import CollectionSettings
 from tests.collection.test_reconciliation import DAY, HEADER
-from tests.conftest import ADMIN_TOKEN, DB_PREFIX, DEFAULT_NOW
+from tests.conftest import DB_PREFIX, DEFAULT_NOW
 from tests.spreadsheets import csv_bytes
-from tests.support import free_port, held, migrate, recreate_pg_database
+from tests.support import free_port, held, in_process
 
 
 @pytest.fixture(scope="module")
-def database_url(worker: str) -> str:
-    url = recreate_pg_database(f"{DB_PREFIX}_{worker}_collection_timeouts")
-    migrate("collection", url)
-    return url
+def database_url(fresh_database: Callable[[str, str, str], str], worker: str) -> str:
+    return fresh_database("collection", "postgresql", f"{DB_PREFIX}_{worker}_collection_timeouts")
 
 
 async def test_a_days_file_waits_for_another_runs_lock_past_the_request_lock_limit(
@@ -36,15 +34,7 @@ async def test_a_days_file_waits_for_another_runs_lock_past_the_request_lock_lim
     )
     app = create_app(settings)
     rows = [["WX1", f"{DAY} 10:00:00", "380.00", "no-such-bill", ""]]
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=30,
-        ) as client,
-    ):
+    async with in_process(app) as client:
         # What another run's ANALYZE of the lines holds until its transaction ends.
         async with held(database_url, "LOCK TABLE reconciliation_lines IN SHARE UPDATE EXCLUSIVE MODE"):
             run = asyncio.create_task(

@@ -8,7 +8,7 @@ that the mark is taken off."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from shared.db import create_engine, create_sessionmaker
 from shared.inbox import IdempotentConsumer
 from tests.collection.helpers import enrollment_event, record, repricing_event
 from tests.conftest import DEFAULT_NOW
-from tests.support import migrate, recreate_pg_database
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
 
@@ -49,11 +48,9 @@ class Live:
 
 
 @pytest.fixture
-def live_url(backend: str, worker: str) -> str:
+def live_url(backend: str, fresh_database: Callable[[str, str, str], str], worker: str) -> str:
     """A database of its own: this test commits for real."""
-    url = recreate_pg_database(f"canbao_h19_{worker}_collection_live")
-    migrate("collection", url)
-    return url
+    return fresh_database("collection", "postgresql", f"canbao_h19_{worker}_collection_live")
 
 
 @pytest.fixture

@@ -1,3 +1,7 @@
+"""The end-to-end tests. Each module's tests are an xdist group of their own (`xdist_group(__name__)`): under
+`--dist loadgroup` they run on one worker, so the module's stacks start once, and the modules spread over the
+workers (one group for all of them would leave a single worker running every end-to-end test in turn)."""
+
 import socket
 from collections.abc import Iterator
 

@@ -14,7 +14,7 @@ import pytest
 from shared.auth import Role, dev_token
 from tests.support import SERVICES, Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 ST = Path(sys.executable).parent / "st"
 CHECKS = [

@@ -14,7 +14,7 @@ from bench import campaign
 from shared.crosscheck import Standing
 from tests.support import SERVICES, Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 KINDS = {"individual", "household", "subsidised_full", "subsidised_partial", "university"}
 

@@ -13,7 +13,7 @@ from tests.e2e.paying import pay_online
 from tests.spreadsheets import csv_bytes
 from tests.support import ROOT, Stack, eventually, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 CHROMIUM = Path(os.environ.get("CANBAO_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("CANBAO_TEST_ARTIFACTS", ROOT / "test-artifacts"))

@@ -22,7 +22,7 @@ from tests.e2e.paying import pay_online
 from tests.metrics import scrape
 from tests.support import PG_ADMIN_URL, SERVICES, canbao_check, eventually, recreate_pg_database, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 YEAR = 2024
 

@@ -22,7 +22,7 @@ from tests.collection.helpers import enrollment_event
 from tests.e2e.paying import order_of, pay_online, resident_token, sandbox_pay, start_order
 from tests.support import CANBAO, Stack, eventually, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 
 async def enroll(stack: Stack, id_number: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from tests.e2e.paying import pay_online
 from tests.spreadsheets import csv_bytes
 from tests.support import PG_ADMIN_URL, SERVICES, Stack, eventually, recreate_pg_database, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 YEAR = 2024
 REGION = "340104"

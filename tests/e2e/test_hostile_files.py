@@ -19,7 +19,7 @@ from tests import hostile_files
 from tests.spreadsheets import csv_bytes
 from tests.support import SERVICES, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 MiB = 1024 * 1024
 BOUND = 300 * MiB

@@ -15,7 +15,7 @@ from canbao.harness import Parts
 from shared.auth import Role, dev_token
 from tests.support import SERVICES, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 MIB = 1024 * 1024
 # What the service may grow by while it refuses a request of hundreds of megabytes.

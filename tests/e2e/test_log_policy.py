@@ -23,7 +23,7 @@ from shared.events import COLLECTION_PAYMENTS, REGISTRY_ENROLLMENTS
 from tests.collection.helpers import enrollment_event
 from tests.support import Stack, eventually, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 # Names no log line has a reason to contain otherwise.
 NAMES = ["欧阳青松", "司马明月", "诸葛晓燕", "上官云飞", "慕容雪晴", "东方振宇", "皇甫秋实", "公孙长风"]

@@ -12,7 +12,7 @@ from tests.e2e.paying import resident_token, sandbox_pay, start_order
 from tests.metrics import PROMETHEUS_OWN, Scrape, named_metrics, panel_queries, personal_labels, rules, scrape
 from tests.support import Stack, eventually, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 ENROLLED = "canbao.registry.enrollment.created.v1"
 CANCELLED = "canbao.registry.enrollment.cancelled.v1"

@@ -13,7 +13,7 @@ import pytest
 from shared.auth import Role, dev_token
 from tests.support import SERVICES, Stack, canbao_check, eventually, recreate_pg_database, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 YEAR = 2024
 TRIALS = 30

@@ -12,7 +12,7 @@ from canbao.harness import Parts
 from shared.auth import Role, dev_token
 from tests.support import SERVICES, canbao_check, eventually, recreate_pg_database, resident_id
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 YEAR = 2024
 REGION = "340104"

@@ -16,7 +16,7 @@ from shared.auth import SESSION_COOKIE
 from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM_ARGS, chromium  # noqa: F401  (the fixture)
 from tests.support import CANBAO, ROOT, Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
 PASSWORD = "correct-horse-battery"
 DASHBOARD = "/dashboard?region_code=340102&coverage_year=2024"

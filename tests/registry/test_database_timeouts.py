@@ -3,22 +3,32 @@ service's limit passes (`DATABASE_LOCK_TIMEOUT_S`, `DATABASE_STATEMENT_TIMEOUT_S
 long as the other transaction lasts: the service as it runs (its own lifespan and engine) on PostgreSQL."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from registry.main import create_app
 from registry.settings import RegistrySettings
-from shared.db import long_work
-from tests.conftest import ADMIN_TOKEN, DB_PREFIX, DEFAULT_NOW
+from shared.db import create_engine, long_work
+from tests.conftest import DB_PREFIX, DEFAULT_NOW
 from tests.registry.helpers import HEFEI, person
-from tests.support import free_port, held, migrate, problem, recreate_pg_database
+from tests.spreadsheets import csv_bytes
+from tests.support import (
+    eventually,
+    free_port,
+    held,
+    in_process,
+    problem,
+    resident_id,
+)
 
 # Far beyond the limits the tests set: a request still waiting then is one that waits for the lock's holder.
 BOUND_S = 20.0
@@ -29,10 +39,8 @@ Serving = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, Fas
 
 
 @pytest.fixture(scope="module")
-def database_url(worker: str) -> str:
-    url = recreate_pg_database(f"{DB_PREFIX}_{worker}_timeouts")
-    migrate("registry", url)
-    return url
+def database_url(fresh_database: Callable[[str, str, str], str], worker: str) -> str:
+    return fresh_database("registry", "postgresql", f"{DB_PREFIX}_{worker}_timeouts")
 
 
 @pytest.fixture
@@ -52,14 +60,7 @@ def serving(database_url: str, tmp_path: Path) -> Serving:
             database_statement_timeout_s=statement_timeout_s,
         )
         app = create_app(settings)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://testserver",
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            ) as client,
-        ):
+        async with in_process(app) as client:
             yield client, app
 
     return serve
@@ -152,3 +153,79 @@ async def test_background_work_waits_for_a_lock_past_the_request_lock_limit(
         async with held(database_url, lock, id=enrollment_id):
             refused = await client.post(f"/v1/enrollments/{enrollment_id}/cancellation", json=DEATH)
         assert (refused.status_code, problem(refused)["details"]["reason"] in TIMEOUTS) == (503, True)
+
+
+async def lock_waiters(database_url: str, table: str) -> int:
+    """How many transactions are waiting for a lock on `table`."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation "
+                    "WHERE NOT pg_locks.granted AND pg_class.relname = :table"
+                ),
+                {"table": table},
+            )
+    finally:
+        await engine.dispose()
+    return int(waiting or 0)
+
+
+async def waits_past_the_lock_limit(database_url: str, table: str) -> None:
+    """A background worker's transaction is waiting for `table`, and still waits five times the request's
+    lock limit later. (No statement limit in these tests: on a loaded machine a new connection's setup alone
+    may pass a tight one.)"""
+    await eventually(lambda: lock_waiters(database_url, table), BOUND_S)
+    await asyncio.sleep(1.5)
+    assert await lock_waiters(database_url, table) == 1
+
+
+def failures(logs: Sequence[Mapping[str, Any]], event: str) -> list[Mapping[str, Any]]:
+    return [entry for entry in logs if entry["event"] == event]
+
+
+async def test_the_roster_worker_waits_for_a_lock_past_the_request_lock_limit(
+    serving: Serving, database_url: str
+) -> None:
+    population = csv_bytes(
+        ["序号", "姓名", "身份证号码", "乡镇", "村（居）委会", "村民组"],
+        [[1, "户籍", resident_id(region="340104"), "南七街道", "花园社区", "3组"]],
+        "gb18030",
+    )
+    form = HEFEI | {"kind": "household_registration", "department": "市公安局", "uploaded_by": "dept-01"}
+    async with serving(lock_timeout_s=0.3, statement_timeout_s=0) as (client, _):
+        with capture_logs() as logs:  # once the lifespan has configured logging
+            # What a bulk load, or an operator's maintenance, may hold longer than a request may wait.
+            async with held(database_url, "LOCK TABLE roster_rows IN SHARE MODE"):
+                created = await client.post(
+                    "/v1/rosters", files={"file": ("户籍人口.csv", population)}, data=form
+                )
+                assert created.status_code == 201, created.text  # the worker, woken, judges the rows
+                await waits_past_the_lock_limit(database_url, "roster_rows")
+
+            async def validated() -> bool:
+                found = await client.get(f"/v1/rosters/{created.json()['upload_id']}")
+                return bool(found.json()["status"] == "validated")
+
+            await eventually(validated, BOUND_S)
+        assert failures(logs, "roster_worker_failed") == []
+
+
+async def test_the_reminder_dispatcher_waits_for_a_lock_past_the_request_lock_limit(
+    serving: Serving, database_url: str
+) -> None:
+    async def nobody_waiting() -> bool:
+        return await lock_waiters(database_url, "reminders") == 0
+
+    async with serving(lock_timeout_s=0.3, statement_timeout_s=0) as (client, _):
+        with capture_logs() as logs:  # once the lifespan has configured logging
+            async with held(database_url, "LOCK TABLE reminders IN EXCLUSIVE MODE"):
+                woken = await client.post(
+                    "/v1/reminders", json=HEFEI | {"channel": "sms", "requested_by": "社区"}
+                )
+                # Nobody to remind: the dispatcher, woken, looks all the same.
+                assert woken.status_code == 202, woken.text
+                await waits_past_the_lock_limit(database_url, "reminders")
+            await eventually(nobody_waiting, BOUND_S)
+        assert failures(logs, "reminder_dispatch_failed") == []
