@@ -211,6 +211,8 @@ class _Writing:
         self._terms, self._now, self._wall = terms, now, datetime.now(UTC)
         self._ids = bulk.new_ids()
         self._templates: dict[tuple[DocumentType, rules.Terms, rules.Price], _Template] = {}
+        self._last_key: object = None
+        self._last_template: _Template | None = None
         self.enrollments: list[tuple[object, ...]] = []
         self.lines: list[tuple[object, ...]] = []
         self.events: list[tuple[object, ...]] = []
@@ -218,9 +220,14 @@ class _Writing:
 
     def add(self, entrant: Entrant, plan: decision.Plan) -> Enrolled:
         key = (entrant.identity.document_type, plan.terms, plan.price)
-        template = self._templates.get(key)
-        if template is None:
-            template = self._templates[key] = _Template(self._terms, *key, self._now, self._wall)
+        # Most of a batch is one kind: comparing with the last kind's key costs a fraction of hashing it (the
+        # terms' and the document type's enums hash in Python).
+        template = self._last_template
+        if template is None or key != self._last_key:
+            template = self._templates.get(key)
+            if template is None:
+                template = self._templates[key] = _Template(self._terms, *key, self._now, self._wall)
+            self._last_key, self._last_template = key, template
         enrollment_id = next(self._ids)
         if plan.replaces is not None:
             self.lapsing.append((plan.replaces, enrollment_id))
