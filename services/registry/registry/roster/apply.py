@@ -52,7 +52,8 @@ async def _assign_and_enroll(
     policy = registry.policies.by_id(upload.policy_id)
     # The main roster speaks for the status on its cut-off day; an addition without a date, for today.
     undated = policy.subsidy_rosters.cut_off if upload.kind is RosterKind.SUBSIDY else None
-    listed = [_listed(upload, row, undated) for row in rows]
+    evidence = f"{upload.department} 花名册 {upload.id} 第"  # the upload's attributes read once, not per row
+    listed = [_listed(row, evidence, undated) for row in rows]
     source = subsidy_bulk.Source(
         upload.region_code,
         upload.coverage_year,
@@ -79,13 +80,13 @@ async def _assign_and_enroll(
     return [o or "" for o in outcomes]
 
 
-def _listed(upload: RosterUpload, row: Accepted, undated: date | None) -> subsidy_bulk.Listed:
+def _listed(row: Accepted, evidence: str, undated: date | None) -> subsidy_bulk.Listed:
     values = row.values
     return subsidy_bulk.Listed(
         identity=people.accepted_resident(row.id_number),
         name=values["name"],
         category=values["category_code"],
-        evidence_ref=f"{upload.department} 花名册 {upload.id} 第{row.row_no}行",
+        evidence_ref=f"{evidence}{row.row_no}行",
         effective_date=date.fromisoformat(values["event_date"]) if values.get("event_date") else undated,
         township=values.get("township") or None,
         village=values.get("village") or None,

@@ -41,6 +41,7 @@ IDLE_WAIT_S = 2.0  # how often an idle worker looks for uploads; an upload or ap
 _JUDGED_BETWEEN_YIELDS = 128  # rows judged between two turns of the event loop (a few milliseconds)
 
 Progress = Callable[[RosterUpload], None]
+_STATUS_TEXT = {status: status.value for status in RowStatus}
 
 
 class RosterWorker:
@@ -315,10 +316,11 @@ async def _registered(
 
 async def _record(session: AsyncSession, upload: RosterUpload, verdicts: list[Verdict]) -> None:
     """Store a chunk's rows as judged and count them on the upload."""
+    upload_id = upload.id  # read once: a mapped attribute is a Python descriptor call, and enums' .value too
     await repository.insert_rows(
         session,
         [
-            (upload.id, v.row_no, v.status.value, v.id_number, v.values, v.problems, v.evidence)
+            (upload_id, v.row_no, _STATUS_TEXT[v.status], v.id_number, v.values, v.problems, v.evidence)
             for v in verdicts
         ],
     )
