@@ -94,7 +94,8 @@ class ChangeWatch:
         if self._rechecking is None or self._rechecking.done():
             self._rechecking = asyncio.create_task(self._recheck(), name=f"{self.kind}-watch-recheck")
         try:
-            if self._changed_lately(key) and await self._differs(key, seen):
+            # (woken meanwhile by a commit, or to make room, it is done already)
+            if self._changed_lately(key) and await self._differs(key, seen) and not woken.done():
                 woken.set_result(None)
             await asyncio.wait([woken], timeout=timeout_s)
         finally:

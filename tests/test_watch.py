@@ -3,7 +3,7 @@ wakes its waiters, also when it came between the waiter's read and its wait. No 
 waits are an hour apart, so a waiter answered sooner was answered by the commit."""
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
@@ -24,10 +24,14 @@ class Things:
         self.state: dict[str, int] = {}
         self.reads = 0
         self.read = asyncio.Event()
+        self.while_reading: Callable[[], Awaitable[None]] | None = None  # happens during the next read
 
     async def state_of(self, session: AsyncSession, keys: Sequence[str]) -> Mapping[str, Hashable]:
         self.reads += 1
         self.read.set()
+        if self.while_reading is not None:
+            during, self.while_reading = self.while_reading, None
+            await during()
         return {key: self.state[key] for key in keys if key in self.state}
 
 
@@ -112,3 +116,20 @@ async def test_a_key_not_changed_here_is_not_read_before_waiting(
 
     await change(sessionmaker, things, "a")
     assert await asyncio.wait_for(waiter, GUARD_S) is True
+
+
+async def test_a_commit_while_the_waiter_compares_wakes_it_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    things = Things()
+    watch = watch_of(things, sessionmaker)
+    seen = things.state.get("a")
+    await change(sessionmaker, things, "a")
+
+    async def another_commit() -> None:
+        await change(sessionmaker, things, "a")
+        await asyncio.sleep(0)  # its wake-up reaches the waiter before the comparison ends
+
+    things.while_reading = another_commit
+
+    assert await asyncio.wait_for(watch.wait("a", seen, AN_HOUR, caller="x"), GUARD_S) is True
