@@ -42,7 +42,13 @@ async def sessionmaker() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     await engine.dispose()
 
 
-def watch_of(things: Things, sessionmaker: async_sessionmaker[AsyncSession]) -> ChangeWatch:
+@pytest.fixture
+def things() -> Things:
+    return Things()
+
+
+@pytest.fixture
+def watch(things: Things, sessionmaker: async_sessionmaker[AsyncSession]) -> ChangeWatch:
     return ChangeWatch(
         KIND,
         lambda: sessionmaker,
@@ -62,9 +68,18 @@ async def change(sessionmaker: async_sessionmaker[AsyncSession], things: Things,
         await session.commit()
 
 
-async def test_a_commit_wakes_who_waits(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    things = Things()
-    watch = watch_of(things, sessionmaker)
+async def woken_only_by_a_change(
+    waiter: "asyncio.Task[bool]", sessionmaker: async_sessionmaker[AsyncSession], things: Things, key: str
+) -> None:
+    """The waiter still waits, and a commit changing `key` ends its wait."""
+    assert not waiter.done()
+    await change(sessionmaker, things, key)
+    assert await asyncio.wait_for(waiter, GUARD_S) is True
+
+
+async def test_a_commit_wakes_who_waits(
+    sessionmaker: async_sessionmaker[AsyncSession], things: Things, watch: ChangeWatch
+) -> None:
     waiter = asyncio.create_task(watch.wait("a", None, AN_HOUR, caller="x"))
     await asyncio.sleep(0)  # it waits
 
@@ -74,10 +89,8 @@ async def test_a_commit_wakes_who_waits(sessionmaker: async_sessionmaker[AsyncSe
 
 
 async def test_a_commit_between_the_read_and_the_wait_is_not_missed(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], things: Things, watch: ChangeWatch
 ) -> None:
-    things = Things()
-    watch = watch_of(things, sessionmaker)
     seen = things.state.get("a")  # the waiter reads: nothing yet
 
     await change(sessionmaker, things, "a")  # committed before the waiter waits: nobody to wake yet
@@ -86,43 +99,33 @@ async def test_a_commit_between_the_read_and_the_wait_is_not_missed(
 
 
 async def test_a_change_the_waiter_read_does_not_end_its_wait(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], things: Things, watch: ChangeWatch
 ) -> None:
-    things = Things()
-    watch = watch_of(things, sessionmaker)
     await change(sessionmaker, things, "a")
     seen = things.state["a"]  # the waiter read the change
 
     waiter = asyncio.create_task(watch.wait("a", seen, AN_HOUR, caller="x"))
     await asyncio.wait_for(things.read.wait(), GUARD_S)  # it compared what it read with the key's state
     await asyncio.sleep(0)
-    assert not waiter.done()
 
-    await change(sessionmaker, things, "a")
-    assert await asyncio.wait_for(waiter, GUARD_S) is True
+    await woken_only_by_a_change(waiter, sessionmaker, things, "a")
 
 
 async def test_a_key_not_changed_here_is_not_read_before_waiting(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], things: Things, watch: ChangeWatch
 ) -> None:
-    things = Things()
-    watch = watch_of(things, sessionmaker)
     await change(sessionmaker, things, "b")
 
     waiter = asyncio.create_task(watch.wait("a", None, AN_HOUR, caller="x"))
     await asyncio.sleep(0.05)  # time for a read it should not make
     assert things.reads == 0
-    assert not waiter.done()
 
-    await change(sessionmaker, things, "a")
-    assert await asyncio.wait_for(waiter, GUARD_S) is True
+    await woken_only_by_a_change(waiter, sessionmaker, things, "a")
 
 
 async def test_a_commit_while_the_waiter_compares_wakes_it_once(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], things: Things, watch: ChangeWatch
 ) -> None:
-    things = Things()
-    watch = watch_of(things, sessionmaker)
     seen = things.state.get("a")
     await change(sessionmaker, things, "a")
 
