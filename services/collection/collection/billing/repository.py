@@ -1,15 +1,17 @@
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.util import identity_key
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
-from collection.database import took
+from collection.database import attached, held_rows, one_statement, took
 from collection.payments.models import Payment, PaymentItem
 from shared import bulk
+from shared.db import DriverStatement
 
 # Bills whose contributions are still due to the fund (open) or were paid and kept (paid).
 STANDING = (BillStatus.OPEN, BillStatus.PAID)
@@ -40,6 +42,10 @@ _WITHOUT_LINES = raiseload(Bill.subsidy_lines)
 
 
 async def list_bills(session: AsyncSession, enrollment_ids: list[str], limit: int) -> list[Bill]:
+    if enrollment_ids and one_statement(session):
+        # A front-end's wait for its enrollment's bill (read before and after the wait): plain rows.
+        rows = await held_rows(session, _OF_ENROLLMENTS, {"ids": enrollment_ids, "limit": limit})
+        return list(_bills(session, rows).values())
     query = select(Bill).order_by(Bill.created_at, Bill.id).limit(limit).options(_WITHOUT_LINES)
     if enrollment_ids:
         query = query.where(Bill.enrollment_id.in_(enrollment_ids))
@@ -98,6 +104,8 @@ async def get_many_for_update(session: AsyncSession, bill_ids: list[str]) -> dic
     """The bills, locked for settling. Locked in id order, so two family payments sharing a bill cannot
     deadlock each other. Settling reads no subsidy lines, so they are not loaded (a read of them would fail
     loudly rather than find none)."""
+    if one_statement(session):
+        return _bills(session, await held_rows(session, _MANY_FOR_UPDATE, {"ids": bill_ids}))
     query = (
         select(Bill)
         .where(Bill.id.in_(bill_ids))
@@ -147,8 +155,35 @@ async def subsidy_totals(session: AsyncSession) -> dict[str, int]:
 
 
 async def get_many(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
+    if one_statement(session):
+        return _bills(session, await held_rows(session, _MANY, {"ids": bill_ids}))
     query = select(Bill).where(Bill.id.in_(bill_ids)).options(_WITHOUT_LINES)
     return {b.id: b for b in (await session.scalars(query)).all()}
+
+
+# The bills of the resident's flow (its wait for the bill, its order, the notification), read as plain rows
+# on PostgreSQL (`held_rows`): the ORM's loading of them cost more than the statements. Their subsidy lines
+# are not read (`attached`).
+_MANY_FROM = """
+SELECT id, enrollment_id, document_type, id_number, payer_name, payer_organisation, region_code,
+    coverage_year, amount_due_fen, price_version, payable_until, coverage_start, coverage_end, status,
+    created_at, paid_at, refundable_reasons, refunded_fen, updated_at
+FROM bills
+"""
+_MANY = DriverStatement(text(_MANY_FROM + "WHERE id = ANY(CAST(:ids AS varchar[]))"))
+_MANY_FOR_UPDATE = DriverStatement(
+    text(_MANY_FROM + "WHERE id = ANY(CAST(:ids AS varchar[])) ORDER BY id FOR UPDATE")
+)
+_OF_ENROLLMENTS = DriverStatement(
+    text(
+        _MANY_FROM + "WHERE enrollment_id = ANY(CAST(:ids AS varchar[])) "
+        "ORDER BY created_at, id LIMIT CAST(:limit AS integer)"
+    )
+)
+
+
+def _bills(session: AsyncSession, rows: list[Any]) -> dict[str, Bill]:
+    return {row["id"]: attached(session, Bill, {**row, "status": BillStatus(row["status"])}) for row in rows}
 
 
 async def id_numbers(session: AsyncSession, bill_ids: list[str]) -> dict[str, str]:

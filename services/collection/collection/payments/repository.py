@@ -6,9 +6,11 @@ from sqlalchemy import Row, Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
+from collection.database import held_rows, one_statement
 from collection.ledger.accounts import Channel
 from collection.payments.models import Payment, PaymentItem
 from shared import bulk
+from shared.db import DriverStatement
 
 # A paid or refunded bill was settled by exactly one payment; an open or cancelled one by none.
 _SETTLED = (BillStatus.PAID, BillStatus.REFUNDED)
@@ -48,8 +50,18 @@ async def item_for_bill(session: AsyncSession, bill_id: str) -> tuple[PaymentIte
 
 
 async def by_channel_reference(session: AsyncSession, channel: Channel, reference: str) -> Payment | None:
+    if one_statement(session):
+        # Looked up on every notification, found almost never: a plain row first, the payment only if found.
+        named = {"channel": channel.value, "reference": reference}
+        found = await held_rows(session, _BY_CHANNEL_REFERENCE, named)
+        return await get(session, found[0]["id"]) if found else None
     query = select(Payment).where(Payment.channel == channel, Payment.channel_reference == reference)
     return (await session.scalars(query)).one_or_none()
+
+
+_BY_CHANNEL_REFERENCE = DriverStatement(
+    text("SELECT id FROM payments WHERE channel = :channel AND channel_reference = :reference")
+)
 
 
 async def payments_not_matching_items(session: AsyncSession) -> list[str]:
