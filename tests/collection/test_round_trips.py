@@ -1,7 +1,8 @@
 """Collection's requests of the resident's flow in few round trips (issue 19): on PostgreSQL a channel's
 notification completing an order writes everything in one statement, and a new payment order with its
 idempotency record in one; nothing is read twice, and what they read (the order, its bills, the idempotency
-record, the wait for a bill) is read through the driver as plain rows, SQLAlchemy executing only the write.
+record, the wait for a bill) is read, and what they write written, through the driver itself: SQLAlchemy's
+execution of a statement cost more than its round trip.
 What is written stays the same on both databases."""
 
 from typing import Any
@@ -30,8 +31,8 @@ def own_writes(sent: list[str]) -> list[str]:
 
 
 def through_sqlalchemy(sent: list[str]) -> list[str]:
-    """The statements SQLAlchemy executed (the others went through the driver as plain rows)."""
-    return [s for s in sent if not s.startswith(_DRIVER)]
+    """The statements SQLAlchemy executed, but the audit trail's (the others went through the driver)."""
+    return [s for s in sent if not s.startswith(_DRIVER) and "AUDIT_EVENTS" not in s.upper()]
 
 
 def reading(table: str, sent: list[str]) -> list[str]:
@@ -61,7 +62,7 @@ async def test_a_notification_completing_an_order_is_one_write_and_replays(colle
     assert len(reading("payment_orders", sent)) == len(reading("bills", sent)) == 1
     if collection.backend == "postgresql":
         assert len(writes(sent)) == 1, writes(sent)
-        assert through_sqlalchemy(sent) == writes(sent), sent
+        assert through_sqlalchemy(sent) == [], sent
     assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (200, "true")
     assert again.json() == first.json()
     payment = first.json()
@@ -110,7 +111,7 @@ async def test_the_sandbox_reads_its_order_once(collection: Harness) -> None:
     assert len(reading("payment_orders", sent)) == 1
     if collection.backend == "postgresql":
         assert len(own_writes(sent)) == 1, own_writes(sent)
-        assert through_sqlalchemy(sent) == writes(sent), sent
+        assert through_sqlalchemy(sent) == [], sent
     assert await counts(collection) == (1, 1)
 
 
@@ -124,7 +125,7 @@ async def test_a_payment_order_reads_its_bills_once_and_writes_once(collection: 
     assert len(reading("bills", sent)) == 1
     if collection.backend == "postgresql":
         assert len(own_writes(sent)) == 1, writes(sent)
-        assert through_sqlalchemy(sent) == writes(sent), sent
+        assert through_sqlalchemy(sent) == [], sent
     assert again == order  # replayed from the idempotency record written with it
 
 

@@ -51,8 +51,9 @@ def _order(session: AsyncSession, rows: list[Any]) -> PaymentOrder | None:
 
 
 # A new order and the idempotency record of the request that made it, in one statement (PostgreSQL).
-_ADD_REMEMBERED = text(
-    """
+_ADD_REMEMBERED = DriverStatement(
+    text(
+        """
 WITH remembered AS (
     INSERT INTO idempotency_keys (key, request_hash, status_code, response_body, created_at)
     VALUES (CAST(:record_key AS varchar), CAST(:request_hash AS varchar), CAST(:status_code AS integer),
@@ -64,6 +65,7 @@ VALUES (CAST(:id AS varchar), CAST(:reference AS varchar), CAST(:channel AS varc
     CAST(:amount_fen AS bigint), CAST(:status AS varchar), CAST(:created_by AS varchar),
     CAST(:created_at AS timestamptz), CAST(:expires_at AS timestamptz))
 """
+    )
 )
 
 
@@ -74,7 +76,8 @@ async def add_remembered(
     request that made it, in one statement instead of a unit of work's two; the order stays out of the
     session (nothing later in the request changes it)."""
     record_key, request_hash, status_code, response_body = record
-    await session.execute(
+    await held_rows(
+        session,
         _ADD_REMEMBERED,
         {
             "record_key": record_key,

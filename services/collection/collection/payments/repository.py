@@ -2,7 +2,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
@@ -148,8 +148,9 @@ async def take_references(session: AsyncSession, references: Sequence[tuple[str,
 # rest is written only when every one of them did (each part reads `payment`, which has a row only then), so
 # a bill settled meanwhile writes nothing and the caller refuses. Foreign keys are checked at the statement's
 # end, when the payment row exists. Arrays keep one statement, prepared once, for any number of bills.
-_SETTLE_ORDER = text(
-    """
+_SETTLE_ORDER = DriverStatement(
+    text(
+        """
 WITH settled AS (
     UPDATE bills
     SET status = 'paid', paid_at = CAST(:paid_at AS timestamptz), updated_at = CAST(:now AS timestamptz)
@@ -205,10 +206,11 @@ WITH settled AS (
 )
 SELECT id, paid_at, updated_at FROM settled
 """
+    )
 )
 
 
-async def settle_order(session: AsyncSession, values: dict[str, Any]) -> list[Row[Any]]:
+async def settle_order(session: AsyncSession, values: dict[str, Any]) -> list[Any]:
     """Write a notified order's payment at once (`_SETTLE_ORDER`); returns the bills settled, each with its
     id, paid_at and updated_at: all of them, or none when one was no longer open."""
-    return list((await session.execute(_SETTLE_ORDER, values)).all())
+    return await held_rows(session, _SETTLE_ORDER, values)
