@@ -333,9 +333,10 @@ _NUMBERED = PGDialect_asyncpg(paramstyle="numeric_dollar")  # type: ignore[no-un
 class DriverStatement:
     """A statement a hot path runs on PostgreSQL through the driver itself (asyncpg, which prepares it once
     per connection), on the session's connection: SQLAlchemy's execution (the cache key of the statement,
-    hashed on every use, and the result's processing) cost more than the round trip. It runs outside a
-    transaction block, on a connection of its own: a caller that needs no other statement in its transaction
-    writes with one statement, which is atomic by itself. Values go as the columns store them
+    hashed on every use, and the result's processing) cost more than the round trip. `fetchrow` runs outside
+    a transaction block, on a connection of its own: a caller that needs no other statement in its
+    transaction writes with one statement, which is atomic by itself; `fetch_held` runs in the session's
+    transaction, among its other statements. Values go as the columns store them
     (an enum as its value); errors come as SQLAlchemy's, so a request's refusals (`_as_refusal`) and
     `unique_violation` read them as usual."""
 
