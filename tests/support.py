@@ -225,3 +225,28 @@ async def in_process(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
+
+
+@contextmanager
+def all_statements() -> Iterator[list[str]]:
+    """`statements`, with those a hot path sends through the driver itself (shared.db.DriverStatement, which
+    SQLAlchemy's events do not see) in the order sent; each of those is marked with a leading "driver: "."""
+    import asyncpg  # only for the tests that count statements on PostgreSQL
+
+    with statements() as sent:
+        originals = {how: getattr(asyncpg.Connection, how) for how in ("fetch", "fetchrow")}
+
+        def noting(how: str) -> Callable[..., Any]:
+            async def run(connection: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+                sent.append(f"driver: {query}")
+                return await originals[how](connection, query, *args, **kwargs)
+
+            return run
+
+        for how in originals:
+            setattr(asyncpg.Connection, how, noting(how))
+        try:
+            yield sent
+        finally:
+            for how, original in originals.items():
+                setattr(asyncpg.Connection, how, original)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from collection.database import DeadLetter, InboxMessage
-from shared.events import Envelope
+from shared.events import Envelope, SubsidyLineData
 from tests.collection.helpers import (
     consumer,
     enrollment_event,
@@ -14,7 +14,7 @@ from tests.collection.helpers import (
     repricing_event,
 )
 from tests.conftest import Harness
-from tests.support import commits, statements
+from tests.support import all_statements, commits, statements
 
 
 def records(*events: Envelope) -> list[ConsumerRecord[bytes, bytes]]:
@@ -143,3 +143,23 @@ async def test_a_run_of_enrollments_created_locks_no_bill(collection: Harness) -
     if collection.backend == "postgresql":  # SQLite has no row locks (its one writer serialises)
         assert len(locks) >= 1
     assert await amounts_due(collection, *created) == [["200.00"], ["380.00"], ["380.00"]]
+
+
+async def test_a_run_of_enrollments_is_billed_in_one_statement_on_postgresql(collection: Harness) -> None:
+    # Part subsidised: each bill has a subsidy line and a ledger transaction of three entries.
+    line = SubsidyLineData(category="minimum_living", funder="医疗救助资金", amount_fen=18000)
+    created = [enrollment_event(20000, subsidy_lines=[line]) for _ in range(5)]
+    again = created[0].model_copy(update={"id": "republished-" + created[0].id})
+
+    with all_statements() as sent:
+        await consumer(collection).handle_batch(records(*created, again))
+        await consumer(collection).handle_batch(records(created[1]))  # delivered again
+
+    billing = [s for s in sent if any(t in s.upper() for t in ("BILLS", "LEDGER_", "BILL_SUBSIDY_LINES"))]
+    if collection.backend == "postgresql":
+        assert [s.startswith("driver: ") for s in billing] == [True], billing
+    assert await amounts_due(collection, *created) == [["200.00"]] * 5
+    assert await inbox_size(collection) == 6
+    funder = await collection.client.get("/v1/ledger/balances", params={"prefix": "department_receivable"})
+    assert [item["balance"] for item in funder.json()["items"]] == ["900.00"]
+    assert (await collection.client.get("/v1/ledger/check")).json()["ok"] is True

@@ -1,9 +1,13 @@
 """Collection's own database: its declarative base and the outbox, inbox, dead-letter and audit tables."""
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.orm.attributes import set_committed_value
+from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
+
+from shared.db import DriverStatement
 from shared.tables import service_metadata, service_tables
 
 
@@ -25,3 +29,28 @@ def one_statement(session: AsyncSession) -> bool:
     """Whether the hot paths write what they write in one statement (data-modifying WITH, arrays): on
     PostgreSQL. SQLite has neither, and writes through the unit of work."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+R = TypeVar("R", bound=Base)
+
+
+async def held_rows(session: AsyncSession, statement: DriverStatement, values: dict[str, Any]) -> list[Any]:
+    """A hot path's read on PostgreSQL as plain rows, in the request's transaction (what it locks stays
+    locked): what the session holds unflushed is written first, as a query of the session would."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    return await statement.fetch_held(session, values)
+
+
+def attached(session: AsyncSession, model: type[R], values: dict[str, Any]) -> R:
+    """The record a plain row read (`shared.db.DriverStatement`) as if the session had loaded it: in its
+    identity map, changes flushed as updates; what the row did not carry (relationships) is loaded on use,
+    which async refuses loudly. A record the session holds already is taken as held, as a query would."""
+    record = model(**values)
+    key = identity_key(instance=record)
+    held = session.identity_map.get(key)
+    if held is not None:
+        return held
+    make_transient_to_detached(record)
+    session.add(record)
+    return record

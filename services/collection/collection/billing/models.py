@@ -1,4 +1,5 @@
 import enum
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String
@@ -62,10 +63,15 @@ class Bill(Base):
 
     def subsidy_by_funder(self) -> dict[str, int]:
         """What each funder owes on this bill."""
-        totals: dict[str, int] = {}
-        for line in self.subsidy_lines:
-            totals[line.funder] = totals.get(line.funder, 0) + line.amount_fen
-        return totals
+        return by_funder(self.subsidy_lines)
+
+
+def by_funder(lines: "Iterable[BillSubsidyLine | SubsidyLineData]") -> dict[str, int]:
+    """What each funder owes on a bill of these subsidy lines."""
+    totals: dict[str, int] = {}
+    for line in lines:
+        totals[line.funder] = totals.get(line.funder, 0) + line.amount_fen
+    return totals
 
 
 class BillSubsidyLine(Base):

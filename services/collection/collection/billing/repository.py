@@ -1,15 +1,19 @@
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.util import identity_key
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
-from collection.database import took
+from collection.database import attached, held_rows, one_statement, took
+from collection.ledger.models import TransactionKind
 from collection.payments.models import Payment, PaymentItem
 from shared import bulk
+from shared.clock import utc_now
+from shared.db import DriverStatement
 
 # Bills whose contributions are still due to the fund (open) or were paid and kept (paid).
 STANDING = (BillStatus.OPEN, BillStatus.PAID)
@@ -40,6 +44,10 @@ _WITHOUT_LINES = raiseload(Bill.subsidy_lines)
 
 
 async def list_bills(session: AsyncSession, enrollment_ids: list[str], limit: int) -> list[Bill]:
+    if enrollment_ids and one_statement(session):
+        # A front-end's wait for its enrollment's bill (read before and after the wait): plain rows.
+        rows = await held_rows(session, _OF_ENROLLMENTS, {"ids": enrollment_ids, "limit": limit})
+        return list(_bills(session, rows).values())
     query = select(Bill).order_by(Bill.created_at, Bill.id).limit(limit).options(_WITHOUT_LINES)
     if enrollment_ids:
         query = query.where(Bill.enrollment_id.in_(enrollment_ids))
@@ -98,6 +106,8 @@ async def get_many_for_update(session: AsyncSession, bill_ids: list[str]) -> dic
     """The bills, locked for settling. Locked in id order, so two family payments sharing a bill cannot
     deadlock each other. Settling reads no subsidy lines, so they are not loaded (a read of them would fail
     loudly rather than find none)."""
+    if one_statement(session):
+        return _bills(session, await held_rows(session, _MANY_FOR_UPDATE, {"ids": bill_ids}))
     query = (
         select(Bill)
         .where(Bill.id.in_(bill_ids))
@@ -147,8 +157,35 @@ async def subsidy_totals(session: AsyncSession) -> dict[str, int]:
 
 
 async def get_many(session: AsyncSession, bill_ids: list[str]) -> dict[str, Bill]:
+    if one_statement(session):
+        return _bills(session, await held_rows(session, _MANY, {"ids": bill_ids}))
     query = select(Bill).where(Bill.id.in_(bill_ids)).options(_WITHOUT_LINES)
     return {b.id: b for b in (await session.scalars(query)).all()}
+
+
+# The bills of the resident's flow (its wait for the bill, its order, the notification), read as plain rows
+# on PostgreSQL (`held_rows`): the ORM's loading of them cost more than the statements. Their subsidy lines
+# are not read (`attached`).
+_MANY_FROM = """
+SELECT id, enrollment_id, document_type, id_number, payer_name, payer_organisation, region_code,
+    coverage_year, amount_due_fen, price_version, payable_until, coverage_start, coverage_end, status,
+    created_at, paid_at, refundable_reasons, refunded_fen, updated_at
+FROM bills
+"""
+_MANY = DriverStatement(text(_MANY_FROM + "WHERE id = ANY(CAST(:ids AS varchar[]))"))
+_MANY_FOR_UPDATE = DriverStatement(
+    text(_MANY_FROM + "WHERE id = ANY(CAST(:ids AS varchar[])) ORDER BY id FOR UPDATE")
+)
+_OF_ENROLLMENTS = DriverStatement(
+    text(
+        _MANY_FROM + "WHERE enrollment_id = ANY(CAST(:ids AS varchar[])) "
+        "ORDER BY created_at, id LIMIT CAST(:limit AS integer)"
+    )
+)
+
+
+def _bills(session: AsyncSession, rows: list[Any]) -> dict[str, Bill]:
+    return {row["id"]: attached(session, Bill, {**row, "status": BillStatus(row["status"])}) for row in rows}
 
 
 async def id_numbers(session: AsyncSession, bill_ids: list[str]) -> dict[str, str]:
@@ -264,3 +301,112 @@ async def lock_of_enrollments(session: AsyncSession, enrollment_ids: Sequence[st
         .with_for_update()
     )
     await session.execute(query)
+
+
+# A consumer's run of new bills on PostgreSQL, in one statement: the bills (an enrollment billed already, or
+# twice in the run, is skipped by its unique index), the subsidy lines and ledger transactions of those
+# written, and their entries. Foreign keys are checked at the statement's end. Arrays keep one statement,
+# prepared once, for any number of bills.
+_ISSUE_MANY = DriverStatement(
+    text(
+        """
+WITH issued AS (
+    INSERT INTO bills (id, enrollment_id, document_type, id_number, payer_name, payer_organisation,
+        refundable_reasons, region_code, coverage_year, amount_due_fen, price_version, payable_until,
+        coverage_start, coverage_end, status, created_at, refunded_fen, updated_at)
+    SELECT b.id, b.enrollment_id, b.document_type, b.id_number, b.payer_name, b.payer_organisation,
+        CAST(b.refundable_reasons AS json), b.region_code, b.coverage_year, b.amount_due_fen, b.price_version,
+        b.payable_until, b.coverage_start, b.coverage_end, CAST(:status AS varchar), b.created_at, 0,
+        CAST(:now AS timestamptz)
+    FROM unnest(
+        CAST(:ids AS varchar[]), CAST(:enrollment_ids AS varchar[]), CAST(:document_types AS varchar[]),
+        CAST(:id_numbers AS varchar[]), CAST(:payer_names AS varchar[]),
+        CAST(:payer_organisations AS varchar[]), CAST(:refundable_reasons AS text[]),
+        CAST(:region_codes AS varchar[]), CAST(:coverage_years AS integer[]), CAST(:amounts_due AS bigint[]),
+        CAST(:price_versions AS integer[]), CAST(:payable_until AS date[]), CAST(:coverage_starts AS date[]),
+        CAST(:coverage_ends AS date[]), CAST(:created_at AS timestamptz[])
+    ) WITH ORDINALITY AS b(id, enrollment_id, document_type, id_number, payer_name, payer_organisation,
+        refundable_reasons, region_code, coverage_year, amount_due_fen, price_version, payable_until,
+        coverage_start, coverage_end, created_at, n)
+    ORDER BY b.n
+    ON CONFLICT (enrollment_id) DO NOTHING
+    RETURNING id, enrollment_id
+), lines AS (
+    INSERT INTO bill_subsidy_lines (bill_id, category, funder, amount_fen)
+    SELECT l.bill_id, l.category, l.funder, l.amount_fen
+    FROM unnest(
+        CAST(:line_bills AS varchar[]), CAST(:line_categories AS varchar[]), CAST(:line_funders AS varchar[]),
+        CAST(:line_fen AS bigint[])
+    ) WITH ORDINALITY AS l(bill_id, category, funder, amount_fen, n)
+    JOIN issued ON issued.id = l.bill_id
+    ORDER BY l.n
+), booked AS (
+    INSERT INTO ledger_transactions (id, kind, reference, occurred_at)
+    SELECT t.id, CAST(:kind AS varchar), t.bill_id, t.occurred_at
+    FROM unnest(
+        CAST(:transaction_ids AS varchar[]), CAST(:ids AS varchar[]), CAST(:created_at AS timestamptz[])
+    ) WITH ORDINALITY AS t(id, bill_id, occurred_at, n)
+    JOIN issued ON issued.id = t.bill_id
+    ORDER BY t.n
+    RETURNING id
+), entries AS (
+    INSERT INTO ledger_entries (transaction_id, account, amount_fen)
+    SELECT e.transaction_id, e.account, e.amount_fen
+    FROM unnest(
+        CAST(:entry_transactions AS varchar[]), CAST(:accounts AS varchar[]), CAST(:entry_fen AS bigint[])
+    ) WITH ORDINALITY AS e(transaction_id, account, amount_fen, n)
+    JOIN booked ON booked.id = e.transaction_id
+    ORDER BY e.n
+)
+SELECT enrollment_id FROM issued
+"""
+    )
+)
+
+
+async def issue_many(
+    session: AsyncSession,
+    bills: Sequence[tuple[Any, ...]],
+    lines: Sequence[tuple[Any, ...]],
+    entries: Sequence[tuple[Any, ...]],
+) -> list[str]:
+    """Write new bills at once (`_ISSUE_MANY`); returns the enrollments billed, those billed already left
+    out. `bills`: (id, enrollment id, document type, ID number, payer's name, payer organisation,
+    refundable reasons as JSON, region code, coverage year, amount due, price version, payable until,
+    coverage start, coverage end, created at, ledger transaction id), each open; `lines`: (bill id, category,
+    funder, fen); `entries`: (ledger transaction id, account, fen) of each bill's issue."""
+    values = {
+        **_columns(_BILL_ARRAYS, bills),
+        **_columns(("line_bills", "line_categories", "line_funders", "line_fen"), lines),
+        **_columns(("entry_transactions", "accounts", "entry_fen"), entries),
+        "status": BillStatus.OPEN.value,
+        "kind": TransactionKind.BILL_ISSUED.value,
+        "now": utc_now(),
+    }
+    return [row["enrollment_id"] for row in await held_rows(session, _ISSUE_MANY, values)]
+
+
+# The arrays of `_ISSUE_MANY`'s bills, in the order of `issue_many`'s tuples.
+_BILL_ARRAYS = (
+    "ids",
+    "enrollment_ids",
+    "document_types",
+    "id_numbers",
+    "payer_names",
+    "payer_organisations",
+    "refundable_reasons",
+    "region_codes",
+    "coverage_years",
+    "amounts_due",
+    "price_versions",
+    "payable_until",
+    "coverage_starts",
+    "coverage_ends",
+    "created_at",
+    "transaction_ids",
+)
+
+
+def _columns(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Rows as one array per column, named."""
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}

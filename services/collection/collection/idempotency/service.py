@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header
 from pydantic import BaseModel
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collection.database import held_rows, one_statement
 from collection.idempotency.models import IdempotencyRecord
-from shared.db import lock_key
+from shared.db import DriverStatement, lock_key
 from shared.errors import DomainError
 
 _KEY_MAX = 128
@@ -62,13 +64,23 @@ async def stored_response(session: AsyncSession, request: Request) -> dict[str, 
     """The response stored for this key, if any. Requests with one key run one at a time from here to
     their commit: a concurrent retry waits and replays, a concurrent other body is refused."""
     await lock_key(session, f"idempotency:{request.record_key}")
-    record = await session.get(IdempotencyRecord, request.record_key, populate_existing=True)
+    if one_statement(session):
+        rows = await held_rows(session, _STORED, {"key": request.record_key})
+        record = (rows[0]["request_hash"], rows[0]["response_body"]) if rows else None
+    else:
+        held = await session.get(IdempotencyRecord, request.record_key, populate_existing=True)
+        record = (held.request_hash, held.response_body) if held is not None else None
     if record is None:
         return None
-    if record.request_hash != request.request_hash:
+    request_hash, response_body = record
+    if request_hash != request.request_hash:
         raise IdempotencyKeyReused({"idempotency_key": request.key})
-    stored: dict[str, Any] = json.loads(record.response_body)
+    stored: dict[str, Any] = json.loads(response_body)
     return stored
+
+
+# Read on every idempotent request, after its lock: a plain row on PostgreSQL (`held_rows`).
+_STORED = DriverStatement(text("SELECT request_hash, response_body FROM idempotency_keys WHERE key = :key"))
 
 
 def remember(session: AsyncSession, request: Request, status_code: int, body: BaseModel) -> None:

@@ -2,13 +2,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
+from collection.database import held_rows, one_statement
 from collection.ledger.accounts import Channel
 from collection.payments.models import Payment, PaymentItem
 from shared import bulk
+from shared.db import DriverStatement
 
 # A paid or refunded bill was settled by exactly one payment; an open or cancelled one by none.
 _SETTLED = (BillStatus.PAID, BillStatus.REFUNDED)
@@ -48,8 +50,18 @@ async def item_for_bill(session: AsyncSession, bill_id: str) -> tuple[PaymentIte
 
 
 async def by_channel_reference(session: AsyncSession, channel: Channel, reference: str) -> Payment | None:
+    if one_statement(session):
+        # Looked up on every notification, found almost never: a plain row first, the payment only if found.
+        named = {"channel": channel.value, "reference": reference}
+        found = await held_rows(session, _BY_CHANNEL_REFERENCE, named)
+        return await get(session, found[0]["id"]) if found else None
     query = select(Payment).where(Payment.channel == channel, Payment.channel_reference == reference)
     return (await session.scalars(query)).one_or_none()
+
+
+_BY_CHANNEL_REFERENCE = DriverStatement(
+    text("SELECT id FROM payments WHERE channel = :channel AND channel_reference = :reference")
+)
 
 
 async def payments_not_matching_items(session: AsyncSession) -> list[str]:
@@ -136,8 +148,9 @@ async def take_references(session: AsyncSession, references: Sequence[tuple[str,
 # rest is written only when every one of them did (each part reads `payment`, which has a row only then), so
 # a bill settled meanwhile writes nothing and the caller refuses. Foreign keys are checked at the statement's
 # end, when the payment row exists. Arrays keep one statement, prepared once, for any number of bills.
-_SETTLE_ORDER = text(
-    """
+_SETTLE_ORDER = DriverStatement(
+    text(
+        """
 WITH settled AS (
     UPDATE bills
     SET status = 'paid', paid_at = CAST(:paid_at AS timestamptz), updated_at = CAST(:now AS timestamptz)
@@ -193,10 +206,11 @@ WITH settled AS (
 )
 SELECT id, paid_at, updated_at FROM settled
 """
+    )
 )
 
 
-async def settle_order(session: AsyncSession, values: dict[str, Any]) -> list[Row[Any]]:
+async def settle_order(session: AsyncSession, values: dict[str, Any]) -> list[Any]:
     """Write a notified order's payment at once (`_SETTLE_ORDER`); returns the bills settled, each with its
     id, paid_at and updated_at: all of them, or none when one was no longer open."""
-    return list((await session.execute(_SETTLE_ORDER, values)).all())
+    return await held_rows(session, _SETTLE_ORDER, values)

@@ -263,7 +263,7 @@ async def settle_order(
             "closed_at": completion.closed_at,
         },
     )
-    settled = {row.id: row for row in written}
+    settled = {row["id"]: row for row in written}
     missing = [bill.id for bill in to_pay if bill.id not in settled]
     if missing or len(settled) != len(to_pay):
         # The statement writes the payment only when it settled every bill it was given: fewer (one no longer
@@ -271,7 +271,7 @@ async def settle_order(
         raise BillAlreadyPaid({"bill_id": (missing or [to_pay[0].id])[0]})
     for bill in to_pay:
         row = settled[bill.id]
-        took(bill, status=BillStatus.PAID, paid_at=row.paid_at, updated_at=row.updated_at)
+        took(bill, status=BillStatus.PAID, paid_at=row["paid_at"], updated_at=row["updated_at"])
     metrics.payment_recorded(session, payment.channel, payment.amount_fen)
     wake_relay(session)
     return payment
