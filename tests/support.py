@@ -17,7 +17,7 @@ from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
 from canbao.harness import CANBAO, ROOT, Stack, free_port, resident_id
@@ -186,29 +186,6 @@ async def held(database_url: str, statement: str, **values: Any) -> AsyncIterato
             yield
     finally:
         await engine.dispose()
-
-
-@asynccontextmanager
-async def driver_statements(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[list[str]]:
-    """The statements a hot path sends through asyncpg itself meanwhile (shared.db.DriverStatement, which
-    `statements` does not see), on the tests' PostgreSQL connection; none on SQLite."""
-    sent: list[str] = []
-    bind = sessionmaker.kw.get("bind")
-    if not isinstance(bind, AsyncConnection):  # SQLite: an engine, no driver of asyncpg's
-        yield sent
-        return
-    driver = (await bind.get_raw_connection()).driver_connection
-    assert driver is not None
-
-    def logged(query: Any) -> None:
-        if "SAVEPOINT" not in query.query:
-            sent.append(query.query)
-
-    driver.add_query_logger(logged)
-    try:
-        yield sent
-    finally:
-        driver.remove_query_logger(logged)
 
 
 @asynccontextmanager
