@@ -359,13 +359,19 @@ class DriverStatement:
         """The rows, read in the session's transaction (begun here if it was not yet), so that what the
         statement locks (FOR UPDATE, an advisory lock) stays locked until the request commits."""
         connection = await session.connection()
-        adapted = (await connection.get_raw_connection()).dbapi_connection
+        raw = await connection.get_raw_connection()
+        adapted = raw.dbapi_connection
         # SQLAlchemy's asyncpg adapter begins its transaction at its first statement; one through the driver
         # must begin it first, as the adapter would, or it would run (and release its locks) on its own.
         if adapted is not None and adapted._transaction is None:
             async with adapted._execute_mutex:
                 if adapted._transaction is None:
-                    await adapted._start_transaction()
+                    try:
+                        await adapted._start_transaction()
+                    except Exception as exc:
+                        # The adapter's own error class, from the driver's: read as the driver's error.
+                        self._refuse(raw, exc.__cause__ or exc)
+                        raise
         rows: list[Any] = await self._run(connection, "fetch", values)
         return rows
 
@@ -378,10 +384,17 @@ class DriverStatement:
         assert driver is not None  # a checked-out connection
         try:
             return await getattr(driver, how)(self.sql, *[values[n] for n in self._names])
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-            raw.invalidate(exc)  # the connection is lost: the pool replaces it
+        except Exception as exc:
+            self._refuse(raw, exc)
+            raise
+
+    def _refuse(self, raw: Any, exc: BaseException) -> None:
+        """Raise the driver's error as SQLAlchemy's; a lost connection is invalidated, so the pool replaces
+        it. Returns for an error of another kind, which the caller raises as it came."""
+        if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
+            raw.invalidate(exc)
             raise OperationalError(self.sql, None, exc, connection_invalidated=True) from exc
-        except asyncpg.PostgresError as exc:
+        if isinstance(exc, asyncpg.PostgresError):
             kind = IntegrityError if str(exc.sqlstate).startswith("23") else DBAPIError
             raise kind(self.sql, None, exc, hide_parameters=True) from exc
 

@@ -112,7 +112,7 @@ class KafkaLink:
                     acks="all",
                     # The embedded broker has no InitProducerId; the outbox/inbox pair gives effectively-once.
                     enable_idempotence=False,
-                    linger_ms=int(self._settings.kafka_linger_s * 1000),
+                    linger_ms=round(self._settings.kafka_linger_s * 1000),
                     **client_options(self._settings),
                 )
                 await start_within(producer, self.timeout_s)

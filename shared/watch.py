@@ -93,11 +93,13 @@ class ChangeWatch:
         self._gauge.inc()
         if self._rechecking is None or self._rechecking.done():
             self._rechecking = asyncio.create_task(self._recheck(), name=f"{self.kind}-watch-recheck")
+        started = self._loop.time()
         try:
             # (woken meanwhile by a commit, or to make room, it is done already)
             if self._changed_lately(key) and await self._differs(key, seen) and not woken.done():
                 woken.set_result(None)
-            await asyncio.wait([woken], timeout=timeout_s)
+            # The comparison's query counts against the wait: the answer comes within `timeout_s`.
+            await asyncio.wait([woken], timeout=max(0.0, timeout_s - (self._loop.time() - started)))
         finally:
             self._count -= 1
             self._gauge.dec()

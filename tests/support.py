@@ -227,3 +227,20 @@ def all_statements() -> Iterator[list[str]]:
         finally:
             for how, original in originals.items():
                 setattr(asyncpg.Connection, how, original)
+
+
+async def end_connections(database_url: str) -> None:
+    """What a PostgreSQL restart does to a service's pool: every open connection to its database is ended."""
+    name = database_url.rsplit("/", 1)[1]
+    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+    finally:
+        await engine.dispose()

@@ -4,6 +4,7 @@ import json
 import subprocess
 
 import pytest
+from pydantic import ValidationError
 
 from shared.events import EVENT_TYPES, Envelope
 from shared.money import format_fen, parse_yuan
@@ -26,6 +27,17 @@ def test_documented_event_schemas_are_current(tmp_path: object) -> None:
 def test_envelope_carries_the_cloudevents_attributes() -> None:
     required = set(Envelope.model_json_schema()["required"])
     assert {"id", "source", "type", "time", "subject", "data"} <= required
+
+
+@pytest.mark.parametrize(("time", "valid"), [("2023-10-08T02:00:00Z", True), ("2023-10-08T10:00:00", False)])
+def test_an_events_time_names_a_moment(time: str, valid: bool) -> None:
+    """A time without its offset is refused (dead-lettered by a consumer), not read in the process's zone."""
+    event = {"id": "e1", "source": "/canbao/registry", "type": "t", "time": time, "subject": "s", "data": {}}
+    if valid:
+        assert Envelope.model_validate(event).time.utcoffset() is not None
+    else:
+        with pytest.raises(ValidationError, match="timezone"):
+            Envelope.model_validate(event)
 
 
 @pytest.mark.parametrize(

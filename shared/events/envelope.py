@@ -5,7 +5,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 
@@ -31,7 +31,9 @@ class Envelope(BaseModel):
     id: str = Field(description="Unique per event; consumers deduplicate on it")
     source: str = Field(description="The producing service, e.g. /canbao/registry")
     type: str = Field(description="Event type, versioned, e.g. canbao.registry.enrollment.created.v1")
-    time: datetime = Field(description="When the event happened, UTC")
+    # With its offset: a time without one names no moment (a consumer writing it through the driver would read
+    # it in the process's own zone).
+    time: AwareDatetime = Field(description="When the event happened, UTC")
     subject: str = Field(description="The enrollment id the event is about; also the Kafka key")
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]

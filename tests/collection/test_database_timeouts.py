@@ -1,8 +1,10 @@
 """Long work in a request (a channel's day file) waits for another run's locks for as long as that run
 lasts, instead of being refused after the request engine's lock limit (`DATABASE_LOCK_TIMEOUT_S`): the
-service as it runs (its own lifespan and engine) on PostgreSQL."""
+service as it runs (its own lifespan and engine) on PostgreSQL. A connection the server ended is answered
+503 and replaced, also where the request's first statement goes through the driver itself."""
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,10 +12,11 @@ import pytest
 
 from collection.main import create_app
 from collection.settings import CollectionSettings
+from shared.auth import Role, dev_token
 from tests.collection.test_reconciliation import DAY, HEADER
 from tests.conftest import DB_PREFIX, DEFAULT_NOW
 from tests.spreadsheets import csv_bytes
-from tests.support import free_port, held, in_process
+from tests.support import end_connections, free_port, held, in_process, resident_id
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +51,33 @@ async def test_a_days_file_waits_for_another_runs_lock_past_the_request_lock_lim
             assert not run.done()
         response = await run
     assert response.status_code == 201, response.text
+
+
+async def test_connections_the_server_ended_answer_503_then_are_replaced(
+    database_url: str, tmp_path: Path
+) -> None:
+    """What a PostgreSQL restart does to the pool, under a payment order: its Idempotency-Key's lock is the
+    request's first statement, sent through the driver (`DriverStatement.fetch_held`), which begins the
+    transaction itself."""
+    settings = CollectionSettings(
+        environment="test",
+        database_url=database_url,
+        clock_start=DEFAULT_NOW,
+        reconciliation_dir=tmp_path / "reconciliation",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+    )
+    resident = resident_id()
+    token = dev_token(Role.RESIDENT, sub=resident, id_number=resident)
+    body = {"bill_ids": [str(uuid.uuid4())], "channel": "wechat"}
+
+    async def order() -> int:
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
+        return (await client.post("/v1/payment-orders", json=body, headers=headers)).status_code
+
+    async with in_process(create_app(settings)) as client:
+        refused = await order()  # no such bill: refused after the key's lock
+        assert refused == 404
+        await end_connections(database_url)
+        answers = [await order() for _ in range(6)]
+    assert set(answers) <= {503, refused}, answers
+    assert answers[-1] == refused, answers

@@ -23,7 +23,7 @@ from shared.auth import Role, dev_token
 from shared.db import create_engine, create_sessionmaker
 from shared.inbox import IdempotentConsumer
 from tests.collection.helpers import enrollment_event, record, repricing_event
-from tests.conftest import DEFAULT_NOW
+from tests.conftest import DB_PREFIX, DEFAULT_NOW
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
 
@@ -50,7 +50,7 @@ class Live:
 @pytest.fixture
 def live_url(backend: str, fresh_database: Callable[[str, str, str], str], worker: str) -> str:
     """A database of its own: this test commits for real."""
-    return fresh_database("collection", "postgresql", f"canbao_h19_{worker}_collection_live")
+    return fresh_database("collection", "postgresql", f"{DB_PREFIX}_h19_{worker}_collection_live")
 
 
 @pytest.fixture
