@@ -5,10 +5,9 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Date, Integer, String, bindparam, column, insert, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, lazyload
-from sqlalchemy.types import TypeEngine
 
 from registry.database import AuditEvent, OutboxMessage
 from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
@@ -253,10 +252,6 @@ async def facts(session: AsyncSession, document_type: DocumentType, number: str,
         row = tuple(await _FACTS_PG.fetchrow(session, chosen))
     else:
         row = tuple((await session.execute(_FACTS_SQLITE, chosen)).one())
-    return _facts_of(row)
-
-
-def _facts_of(row: tuple[Any, ...]) -> Facts:
     exclusions, person_id, name, source, phone, held, live_id, status, payable_until, epoch = row
     return Facts(
         exclusions.split(",") if exclusions else [],
@@ -343,7 +338,7 @@ _AUDIT_TYPES = (
 _PERSON_COLUMNS = [column.key for column in Person.__table__.columns]
 # Built from the constants above only: no value is ever spliced into the text.
 _WRITE = """
-WITH {first}person AS ({person}),
+WITH person AS ({person}),
 enrollment AS (
     INSERT INTO enrollments ({enrollment_columns}) SELECT {enrollment_values} FROM person RETURNING id
 ),
@@ -364,14 +359,11 @@ event AS (
 audit AS (
     INSERT INTO audit_events ({audit_columns}) SELECT a.* FROM enrollment, unnest({audit_arrays}) AS a
 )
-{result}
+SELECT count(*) FROM enrollment
 """
 _WRITE_PARTS = {
     "enrollment_columns": ", ".join(c for c, _ in _ENROLLMENT_TYPES),
-    # The person's id as the statement found or registered them.
-    "enrollment_values": ", ".join(
-        "person.id" if c == "person_id" else f"CAST(:{c} AS {t})" for c, t in _ENROLLMENT_TYPES
-    ),
+    "enrollment_values": ", ".join(f"CAST(:{c} AS {t})" for c, t in _ENROLLMENT_TYPES),
     "audit_columns": ", ".join(c for c, _ in _AUDIT_TYPES),
     "audit_arrays": ", ".join(f"CAST(:audit_{c} AS {t}[])" for c, t in _AUDIT_TYPES),
 }
@@ -379,10 +371,7 @@ _REGISTER = """
 INSERT INTO people ({columns}) VALUES ({values})
 ON CONFLICT (document_number, document_type) DO NOTHING RETURNING id
 """.format(columns=", ".join(_PERSON_COLUMNS), values=", ".join(f":p_{c}" for c in _PERSON_COLUMNS))
-_WRITTEN = "SELECT count(*) FROM enrollment"
-_WRITE_FOR_NEW_PERSON = DriverStatement(
-    text(_WRITE.format(first="", person=_REGISTER, result=_WRITTEN, **_WRITE_PARTS))
-)
+_WRITE_FOR_NEW_PERSON = DriverStatement(text(_WRITE.format(person=_REGISTER, **_WRITE_PARTS)))
 # The person on record, locked, while their category epoch is the one read with the facts. A transaction
 # that took their categories meanwhile and has not ended is waited for; PostgreSQL then reads the row again
 # and, the epoch having moved, finds none. The lock is held until this statement ends: one that takes the
@@ -393,90 +382,11 @@ WHERE id = CAST(:person_id AS varchar)
   AND category_epoch IS NOT DISTINCT FROM CAST(:category_epoch AS integer)
 FOR NO KEY UPDATE
 """
-_WRITE_FOR_KNOWN_PERSON = DriverStatement(
-    text(_WRITE.format(first="", person=_KNOWN, result=_WRITTEN, **_WRITE_PARTS))
-)
+_WRITE_FOR_KNOWN_PERSON = DriverStatement(text(_WRITE.format(person=_KNOWN, **_WRITE_PARTS)))
 
 
-# A new person's enrollment, or that of a person on record whom the request names as recorded, who holds no
-# category for the year and has no live enrollment (`enroll_at_once`): the facts and the write in one
-# statement. The rows are written only if the facts, read with the statement's snapshot, are those the rows
-# were decided on: no exclusion of the registry's, and either no person on record (who is registered, as
-# `_REGISTER` does) or the person locked as `_KNOWN` locks them, while their record is still as the request
-# names it and their category epoch is the one read. Otherwise nothing is written and the facts say why.
-_AT_ONCE_FIRST = """
-facts ({facts_columns}) AS MATERIALIZED ({facts}),
-new_person AS (
-    INSERT INTO people ({person_columns}) SELECT {person_values} FROM facts
-    WHERE facts.person_id IS NULL AND facts.exclusions IS NULL
-    ON CONFLICT (document_number, document_type) DO NOTHING RETURNING id
-),
-known_person AS (
-    SELECT p.id FROM facts
-    JOIN people p ON p.id = facts.person_id AND p.category_epoch IS NOT DISTINCT FROM facts.category_epoch
-    WHERE facts.exclusions IS NULL AND facts.held IS NULL AND facts.live_id IS NULL
-      AND p.name = CAST(:p_name AS varchar) AND p.source <> '{provisional}'
-      AND (CAST(:given_phone AS varchar) IS NULL OR p.phone = CAST(:given_phone AS varchar))
-    FOR NO KEY UPDATE OF p
-),
-"""
-_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
-
-
-def _cast(kind: TypeEngine[Any]) -> str:
-    # Text as varchar of no length: a cast to varchar(n) would cut a longer value instead of refusing it.
-    return "varchar" if isinstance(kind, String) else kind.compile(dialect=_POSTGRESQL)
-
-
-_ENROLL_AT_ONCE = DriverStatement(
-    text(
-        _WRITE.format(
-            first=_AT_ONCE_FIRST.format(
-                facts_columns=", ".join(Facts._fields),
-                facts=_FACTS.format(gather="string_agg", ended=_ENDED),
-                person_columns=", ".join(_PERSON_COLUMNS),
-                person_values=", ".join(
-                    f"CAST(:p_{c.key} AS {_cast(c.type)})" for c in Person.__table__.columns
-                ),
-                provisional=PersonSource.OTHER_RESIDENT.value,
-            ),
-            person="SELECT id FROM new_person UNION ALL SELECT id FROM known_person",
-            result="SELECT facts.*, (SELECT count(*) FROM enrollment) FROM facts",
-            **_WRITE_PARTS,
-        )
-    )
-)
-
-
-async def enroll_at_once(
-    session: AsyncSession, new: NewEnrollment, document_type: DocumentType, given_phone: str | None
-) -> tuple[Facts, bool]:
-    """The facts of the document and year of `new` (`facts`) and whether its rows were written on them, in
-    one round trip: written if the person is new (`new.person`, registered with it) or on record as
-    `enroll_at_once`'s statement says. A person enrolled meanwhile fails with IntegrityError (the
-    one-live-enrollment index), as a flush would. PostgreSQL only (`writes_at_once`)."""
-    assert new.person is not None
-    values = _write_values(new) | {f"p_{k}": _plain(v) for k, v in new.person.items()}
-    values |= {
-        "document_type": document_type.value,
-        "number": new.person["document_number"],
-        "year": new.enrollment["coverage_year"],
-        "given_phone": given_phone or None,
-    }
-    row = await _ENROLL_AT_ONCE.fetchrow(session, values)
-    written = bool(row[-1])
-    if written:
-        wake_relay(session)
-    return _facts_of(tuple(row)[:-1]), written
-
-
-def writes_at_once(session: AsyncSession) -> bool:
-    """Whether `enroll_at_once` serves this session's database: PostgreSQL, not SQLite (no INSERT in WITH)."""
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _write_values(new: NewEnrollment) -> dict[str, Any]:
-    return {
+async def _write_in_one_statement(session: AsyncSession, new: NewEnrollment) -> bool:
+    values: dict[str, Any] = {
         **{k: _plain(v) for k, v in new.enrollment.items()},
         "earlier_dues": json.dumps(new.enrollment["earlier_dues"]),
         "line_codes": [line["category_code"] for line in new.lines],
@@ -486,10 +396,6 @@ def _write_values(new: NewEnrollment) -> dict[str, Any]:
         **{k if k != "created_at" else "event_created_at": v for k, v in new.event.items() if k != "key"},
         **{f"audit_{c}": [row[c] for row in new.audit] for c, _ in _AUDIT_TYPES},
     }
-
-
-async def _write_in_one_statement(session: AsyncSession, new: NewEnrollment) -> bool:
-    values = _write_values(new)
     if new.person is None:
         statement = _WRITE_FOR_KNOWN_PERSON
         values |= {"person_id": new.enrollment["person_id"], "category_epoch": new.category_epoch}

@@ -115,28 +115,18 @@ async def enroll_one(
     claimant: people.Claimant,
     audit: list[dict[str, Any]],
 ) -> Enrollment:
-    """`enroll` for one request through the API, with the request's audit rows (written with it). On
-    PostgreSQL the usual case (someone new, or on record as the request names them, holding no category and
-    not enrolled for the year) takes one round trip: decided on those facts, written by the statement that
-    reads them if they hold (`_enroll_at_once`). Otherwise, with the facts it read or in one round trip of
-    its own, one statement reads every fact the decision needs and one writes the person if new, the
-    enrollment, its lines, its event and the audit rows. Anything else (a live enrollment for the year, a
-    record the naming would change, the same person registered by a concurrent request) goes through
-    `enroll`, whose rules decide it. A concurrent enrollment of the same person fails with AlreadyEnrolled
-    (the unique index decides)."""
+    """`enroll` for one request through the API, with the request's audit rows (written with it), in two
+    round trips for the usual case: one statement reads every fact the decision needs, one writes the
+    person if new, the enrollment, its lines, its event and the audit rows. Anything else (a live enrollment
+    for the year, a record the naming would change, the same person registered by a concurrent request)
+    goes through `enroll`, whose rules decide it. A concurrent enrollment of the same person fails with
+    AlreadyEnrolled (the unique index decides)."""
     today = registry.clock.today()
     candidate = _check(registry.policies, 0, request, today)
     identity, policy = candidate.identity, candidate.policy
     year = policy.coverage_year
-    own_list = isinstance(registry.exclusions, RegistryExclusionList)  # its list is read with the facts
-    facts = None
-    if own_list and repository.writes_at_once(session):
-        facts, enrollment = await _enroll_at_once(session, registry, candidate, claimant, audit)
-        if enrollment is not None:
-            return enrollment
-    if facts is None:
-        facts = await repository.facts(session, identity.document_type, identity.document_number, year)
-    if own_list:
+    facts = await repository.facts(session, identity.document_type, identity.document_number, year)
+    if isinstance(registry.exclusions, RegistryExclusionList):  # its list was read with the facts
         kinds = sorted(ExclusionKind(kind) for kind in facts.exclusions)
     else:
         (kinds,) = await registry.exclusions.exclusions(session, [identity], year)
@@ -157,34 +147,6 @@ async def enroll_one(
     return enrollment
 
 
-async def _enroll_at_once(
-    session: AsyncSession,
-    registry: Registry,
-    candidate: "_Candidate",
-    claimant: people.Claimant,
-    audit: list[dict[str, Any]],
-) -> tuple[repository.Facts | None, Enrollment | None]:
-    """The enrollment decided before the facts are read, as for someone new who holds no category (the
-    price and terms of someone on record with none and not enrolled for the year are the same), written by
-    the statement that reads the facts if they bear the decision out (`repository.enroll_at_once`). The
-    facts, and the enrollment if written; neither when the decision refuses (the facts decide which refusal
-    comes first)."""
-    request, identity = candidate.request, candidate.identity
-    person = people.new_person(identity, request.name, request.phone, claimant)
-    decided = _decided(registry, candidate, person, (), audit, registering=True, category_epoch=None)
-    if isinstance(decided, DomainError):
-        return None, None
-    enrollment, rows = decided
-    try:
-        facts, written = await repository.enroll_at_once(session, rows, identity.document_type, request.phone)
-    except IntegrityError as exc:
-        raise _lost_race(exc, enrollment.coverage_year) from exc
-    if written and facts.person_id is not None:  # on record as the request names them: their enrollment
-        enrollment.person_id = facts.person_id
-        enrollment.person = people.as_recorded(identity, facts.person_id, request.name)
-    return facts, enrollment if written else None
-
-
 async def _enroll_simply(
     session: AsyncSession,
     registry: Registry,
@@ -196,59 +158,27 @@ async def _enroll_simply(
     """The enrollment of someone with no live enrollment for the year whom the request names as recorded (or
     who is new), written with one statement; None when the person was registered meanwhile or their
     categories were taken since the facts were read."""
-    request, identity = candidate.request, candidate.identity
+    request, identity, policy = candidate.request, candidate.identity, candidate.policy
     if facts.person_id is None:
         person = people.new_person(identity, request.name, request.phone, claimant)
     else:
         person = people.as_recorded(identity, facts.person_id, facts.name or request.name)
-    decided = _decided(
-        registry,
-        candidate,
-        person,
-        tuple(facts.held),
-        audit,
-        registering=facts.person_id is None,
-        category_epoch=facts.category_epoch,
-    )
-    if isinstance(decided, DomainError):
-        raise decided
-    enrollment, rows = decided
-    try:
-        written = await repository.write_new(session, rows)
-    except IntegrityError as exc:
-        raise _lost_race(exc, enrollment.coverage_year) from exc
-    return enrollment if written else None
-
-
-def _decided(
-    registry: Registry,
-    candidate: "_Candidate",
-    person: Person,
-    held: tuple[str, ...],
-    audit: list[dict[str, Any]],
-    *,
-    registering: bool,
-    category_epoch: int | None,
-) -> tuple[Enrollment, repository.NewEnrollment] | DomainError:
-    """The enrollment of a person with no live enrollment for the year who holds `held`, and its rows (the
-    person's too if `registering` them); or the decision's refusal."""
-    policy = candidate.policy
     applicant = decision.Applicant(
-        request=candidate.request,
+        request=request,
         policy=policy,
         person_id=person.id,
-        birth_date=candidate.identity.birth_date,
-        held=held,
+        birth_date=identity.birth_date,
+        held=tuple(facts.held),
     )
     (plan,) = decision.decide([applicant], registry.clock.today())
     if isinstance(plan, DomainError):
-        return plan
+        raise plan
     enrollment = _new_enrollment(registry, candidate, person, plan, None, None)
     enrollment.earlier_dues, enrollment.refunded_fen = {}, 0
     enrollment.updated_at = datetime.now(UTC)
     envelope = _created(enrollment, policy).model_copy(update=tracing.trace_fields())
     rows = repository.NewEnrollment(
-        person=people.row_of(person) if registering else None,
+        person=people.row_of(person) if facts.person_id is None else None,
         enrollment={column: getattr(enrollment, column) for column in repository.ENROLLMENT_COLUMNS},
         lines=[
             {
@@ -268,16 +198,16 @@ def _decided(
             "created_at": enrollment.updated_at,
         },
         audit=audit,
-        category_epoch=category_epoch,
+        category_epoch=facts.category_epoch,
     )
-    return enrollment, rows
-
-
-def _lost_race(exc: IntegrityError, coverage_year: int) -> AlreadyEnrolled:
-    if not unique_violation(exc):
-        raise exc
-    # A concurrent request enrolled this person first; the unique index decided.
-    return AlreadyEnrolled({"coverage_year": coverage_year})
+    try:
+        written = await repository.write_new(session, rows)
+    except IntegrityError as exc:
+        if not unique_violation(exc):
+            raise
+        # A concurrent request enrolled this person first; the unique index decided.
+        raise AlreadyEnrolled({"coverage_year": policy.coverage_year}) from exc
+    return enrollment if written else None
 
 
 @dataclass(frozen=True)
