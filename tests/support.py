@@ -229,18 +229,20 @@ def all_statements() -> Iterator[list[str]]:
                 setattr(asyncpg.Connection, how, original)
 
 
-async def end_connections(database_url: str) -> None:
-    """What a PostgreSQL restart does to a service's pool: every open connection to its database is ended."""
-    name = database_url.rsplit("/", 1)[1]
+async def end_connections(*database_urls: str) -> int:
+    """What a PostgreSQL restart does to the services' pools: every open connection to these databases is
+    ended. How many were."""
+    names = [url.rsplit("/", 1)[1] for url in database_urls]
     engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as connection:
-            await connection.execute(
+            ended = await connection.scalar(
                 text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = ANY(:names) AND pid <> pg_backend_pid()"
                 ),
-                {"name": name},
+                {"names": names},
             )
     finally:
         await engine.dispose()
+    return int(ended or 0)

@@ -9,13 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.auth import Role, dev_token
 from tests.e2e.paying import pay_online
 from tests.spreadsheets import csv_bytes
-from tests.support import PG_ADMIN_URL, SERVICES, Stack, eventually, recreate_pg_database, resident_id
+from tests.support import SERVICES, Stack, end_connections, eventually, recreate_pg_database, resident_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
@@ -140,22 +138,6 @@ async def test_a_bill_follows_whatever_price_the_registry_settles_on(pg_stack: S
         await eventually(billed, timeout_s=60)
 
 
-async def end_every_connection(stack: Stack) -> None:
-    """What a PostgreSQL restart does to the services' pools: every open connection of theirs is gone."""
-    names = [stack.database_urls[s].rsplit("/", 1)[1] for s in SERVICES]
-    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        ended = await conn.scalar(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = ANY(:names) AND pid <> pg_backend_pid()"
-            ),
-            {"names": names},
-        )
-    await engine.dispose()
-    assert ended, "the services held no connection"
-
-
 async def test_after_a_database_restart_a_pool_answers_503_at_most_once_and_events_flow_again(
     pg_stack: Stack,
 ) -> None:
@@ -169,7 +151,7 @@ async def test_after_a_database_restart_a_pool_answers_503_at_most_once_and_even
     async with pg_stack.client("collection") as collection:
         await eventually(lambda: billed(collection, known))
 
-    await end_every_connection(pg_stack)
+    assert await end_connections(*(pg_stack.database_urls[s] for s in SERVICES)), "the services held none"
 
     answers: dict[str, list[int]] = {"registry": [], "collection": []}
     async with pg_stack.client("registry", STAFF) as registry:
