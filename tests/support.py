@@ -229,20 +229,23 @@ def all_statements() -> Iterator[list[str]]:
                 setattr(asyncpg.Connection, how, original)
 
 
+async def scalar_on(database_url: str, sql: str, **values: Any) -> Any:
+    """One value read on a connection of its own to `database_url` (autocommit)."""
+    engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            return await connection.scalar(text(sql), values)
+    finally:
+        await engine.dispose()
+
+
 async def end_connections(*database_urls: str) -> int:
     """What a PostgreSQL restart does to the services' pools: every open connection to these databases is
     ended. How many were."""
-    names = [url.rsplit("/", 1)[1] for url in database_urls]
-    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            ended = await connection.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = ANY(:names) AND pid <> pg_backend_pid()"
-                ),
-                {"names": names},
-            )
-    finally:
-        await engine.dispose()
+    ended = await scalar_on(
+        PG_ADMIN_URL,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = ANY(:names) AND pid <> pg_backend_pid()",
+        names=[url.rsplit("/", 1)[1] for url in database_urls],
+    )
     return int(ended or 0)

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from registry.main import create_app
 from registry.settings import RegistrySettings
-from shared.db import create_engine, long_work
+from shared.db import long_work
 from tests.conftest import DB_PREFIX, DEFAULT_NOW
 from tests.registry.helpers import HEFEI, person
 from tests.spreadsheets import csv_bytes
@@ -28,6 +28,7 @@ from tests.support import (
     in_process,
     problem,
     resident_id,
+    scalar_on,
 )
 
 # Far beyond the limits the tests set: a request still waiting then is one that waits for the lock's holder.
@@ -157,18 +158,12 @@ async def test_background_work_waits_for_a_lock_past_the_request_lock_limit(
 
 async def lock_waiters(database_url: str, table: str) -> int:
     """How many transactions are waiting for a lock on `table`."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            waiting = await connection.scalar(
-                text(
-                    "SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation "
-                    "WHERE NOT pg_locks.granted AND pg_class.relname = :table"
-                ),
-                {"table": table},
-            )
-    finally:
-        await engine.dispose()
+    waiting = await scalar_on(
+        database_url,
+        "SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation "
+        "WHERE NOT pg_locks.granted AND pg_class.relname = :table",
+        table=table,
+    )
     return int(waiting or 0)
 
 
