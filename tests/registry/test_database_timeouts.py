@@ -99,7 +99,7 @@ async def test_a_statement_running_past_the_statement_timeout_is_refused(
     serving: Serving, database_url: str
 ) -> None:
     # No lock limit: the statement waits for the table until its own limit ends it. The limit leaves the
-    # request after the lock room on a loaded machine (at 0.3 s it too was cut short, 1 run in ~3).
+    # request after the lock room on a loaded machine (at 0.3 s it too was cut short in one fresh-clone run).
     async with serving(lock_timeout_s=0, statement_timeout_s=2.0) as (client, _):
         enrollment_id = await an_enrollment(client)
         async with held(database_url, "LOCK TABLE enrollments IN ACCESS EXCLUSIVE MODE"):
