@@ -33,6 +33,8 @@ from tests.support import (
 
 # Far beyond the limits the tests set: a request still waiting then is one that waits for the lock's holder.
 BOUND_S = 20.0
+# What a request changing the enrollment holds until it ends.
+LOCK_ENROLLMENT = "SELECT id FROM enrollments WHERE id = :id FOR UPDATE"
 TIMEOUTS = ("lock_timeout", "statement_timeout")  # equal limits: whichever ends the wait first
 DEATH = {"reason": "death", "evidence_ref": "死亡证明 NO.0099", "reported_by": "staff-07"}
 
@@ -79,8 +81,7 @@ async def test_a_request_behind_a_locked_enrollment_is_refused_after_the_lock_ti
 ) -> None:
     async with serving(lock_timeout_s=0.3, statement_timeout_s=0) as (client, _):
         enrollment_id = await an_enrollment(client)
-        lock = "SELECT id FROM enrollments WHERE id = :id FOR UPDATE"
-        async with held(database_url, lock, id=enrollment_id):
+        async with held(database_url, LOCK_ENROLLMENT, id=enrollment_id):
             refused = await asyncio.wait_for(
                 client.post(f"/v1/enrollments/{enrollment_id}/cancellation", json=DEATH), BOUND_S
             )
@@ -139,20 +140,19 @@ async def test_background_work_waits_for_a_lock_past_the_request_lock_limit(
     # The roster worker and the reminder dispatcher take their sessions from `long_work`.
     async with serving(lock_timeout_s=0.3, statement_timeout_s=0.3) as (client, app):
         enrollment_id = await an_enrollment(client)
-        lock = "SELECT id FROM enrollments WHERE id = :id FOR UPDATE"
 
         async def locking() -> str:
             async with long_work(app.state.sessionmaker)() as session, session.begin():
-                found = await session.execute(text(lock), {"id": enrollment_id})
+                found = await session.execute(text(LOCK_ENROLLMENT), {"id": enrollment_id})
                 return str(found.scalar_one())
 
-        async with held(database_url, lock, id=enrollment_id):
+        async with held(database_url, LOCK_ENROLLMENT, id=enrollment_id):
             work = asyncio.create_task(locking())
             await asyncio.sleep(1.5)  # five times either limit
             assert not work.done()
         assert await asyncio.wait_for(work, BOUND_S) == enrollment_id
         # The request's own sessions keep their limits.
-        async with held(database_url, lock, id=enrollment_id):
+        async with held(database_url, LOCK_ENROLLMENT, id=enrollment_id):
             refused = await client.post(f"/v1/enrollments/{enrollment_id}/cancellation", json=DEATH)
         assert (refused.status_code, problem(refused)["details"]["reason"] in TIMEOUTS) == (503, True)
 
