@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from registry.roster.models import RosterUpload
 from shared.file_limits import FileLimits
 from tests import hostile_files
-from tests.collection.test_reconciliation import DAY
+from tests.collection.helpers import DAY
 from tests.conftest import Harness
 from tests.registry.helpers import JING, JING_WINDOW, processed, upload
 from tests.registry.roster_files import ATTACHMENT_4

@@ -15,7 +15,8 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.cell.cell import Cell
 
-from tests.collection.test_reconciliation import DAY, HEADER, lines, reconcile
+from tests.collection.helpers import DAY, HEADER
+from tests.collection.test_reconciliation import lines, reconcile
 from tests.conftest import Harness
 from tests.registry.helpers import HEFEI, HEFEI_WINDOW, processed, review, rows_of, upload
 from tests.spreadsheets import csv_bytes

@@ -27,6 +27,10 @@ from shared.money import parse_yuan
 from tests.conftest import Harness
 from tests.support import consumer_record, resident_id
 
+# A channel's day file (reconciliation): its columns, and the harness's business day.
+HEADER = ["交易流水号", "缴费时间", "缴费金额", "账单号", "缴费渠道"]
+DAY = "2023-10-08"
+
 
 def enrollment_event(personal_due_fen: int = 38000, **overrides: Any) -> Envelope:
     enrollment_id = str(uuid.uuid4())

@@ -13,7 +13,7 @@ import pytest
 from collection.main import create_app
 from collection.settings import CollectionSettings
 from shared.auth import Role, dev_token
-from tests.collection.test_reconciliation import DAY, HEADER
+from tests.collection.helpers import DAY, HEADER
 from tests.conftest import DB_PREFIX, DEFAULT_NOW
 from tests.spreadsheets import csv_bytes
 from tests.support import end_connections, free_port, held, in_process, resident_id
@@ -77,7 +77,7 @@ async def test_connections_the_server_ended_answer_503_then_are_replaced(
     async with in_process(create_app(settings)) as client:
         refused = await order()  # no such bill: refused after the key's lock
         assert refused == 404
-        await end_connections(database_url)
+        assert await end_connections(database_url), "the service held no connection"
         answers = [await order() for _ in range(6)]
     assert set(answers) <= {503, refused}, answers
     assert answers[-1] == refused, answers

@@ -49,8 +49,8 @@ class Live:
 
 @pytest.fixture
 def live_url(backend: str, fresh_database: Callable[[str, str, str], str], worker: str) -> str:
-    """A database of its own: this test commits for real."""
-    return fresh_database("collection", "postgresql", f"{DB_PREFIX}_h19_{worker}_collection_live")
+    """A database of its own on the module's one backend: this test commits for real."""
+    return fresh_database("collection", backend, f"{DB_PREFIX}_h19_{worker}_collection_live")
 
 
 @pytest.fixture

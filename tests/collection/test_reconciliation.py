@@ -10,13 +10,11 @@ from sqlalchemy import select
 
 from collection.database import OutboxMessage
 from shared.events import Envelope, PaymentConfirmed
-from tests.collection.helpers import deliver, enrollment_event, open_bill, pay_online
+from tests.collection.helpers import DAY, HEADER, deliver, enrollment_event, open_bill, pay_online
 from tests.conftest import Harness
 from tests.spreadsheets import csv_bytes, read_xlsx, xlsx
 from tests.support import problem
 
-HEADER = ["交易流水号", "缴费时间", "缴费金额", "账单号", "缴费渠道"]
-DAY = "2023-10-08"  # the harness's business day
 NEXT_DAY = "2023-10-09"
 
 

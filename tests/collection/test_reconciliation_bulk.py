@@ -9,8 +9,8 @@ from sqlalchemy import select
 from collection.database import OutboxMessage
 from collection.reconciliation.repository import CHUNK
 from shared.events import Envelope, PaymentConfirmed
-from tests.collection.helpers import open_bill
-from tests.collection.test_reconciliation import DAY, balances, history_of, ledger_ok, pay, reconcile
+from tests.collection.helpers import DAY, open_bill
+from tests.collection.test_reconciliation import balances, history_of, ledger_ok, pay, reconcile
 from tests.conftest import Harness
 
 

@@ -39,6 +39,19 @@ async def enroll(h: Harness, who: dict[str, Any], where: dict[str, Any], **terms
     return await h.client.post("/v1/enrollments", json=who | where | terms)
 
 
+async def exclude(h: Harness, who: dict[str, Any], kind: str, year: int = 2024) -> Any:
+    return await h.client.post(
+        "/v1/exclusions",
+        json={
+            "person": who,
+            "coverage_year": year,
+            "kind": kind,
+            "source": "市职工医保参保名单",
+            "recorded_by": "s1",
+        },
+    )
+
+
 async def enrolled(h: Harness, who: dict[str, Any], where: dict[str, Any], **terms: Any) -> dict[str, Any]:
     response = await enroll(h, who, where, **terms)
     assert response.status_code == 201, response.text

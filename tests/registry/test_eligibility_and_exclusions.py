@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Harness
-from tests.registry.helpers import HEFEI, JING, JING_WINDOW, enroll, enrolled, person, row_counts
+from tests.registry.helpers import HEFEI, JING, JING_WINDOW, enroll, enrolled, exclude, person, row_counts
 from tests.support import problem, resident_id
 
 PASSPORT = {"document_type": "passport", "nationality": "DEU", "birth_date": "1985-04-02", "sex": "female"}
@@ -59,19 +59,6 @@ async def test_the_basis_of_enrollment_follows_the_policy(
         assert response.status_code == 422, response.text
         assert problem(response)["code"] == outcome
         assert await row_counts(registry) == (0, 0, 0)
-
-
-async def exclude(h: Harness, who: dict[str, Any], kind: str, year: int = 2024) -> Any:
-    return await h.client.post(
-        "/v1/exclusions",
-        json={
-            "person": who,
-            "coverage_year": year,
-            "kind": kind,
-            "source": "市职工医保参保名单",
-            "recorded_by": "s1",
-        },
-    )
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,7 @@ from registry.database import AuditEvent
 from registry.people.models import Person
 from shared.auth import Role, dev_token
 from tests.conftest import Harness
-from tests.registry.helpers import HEFEI, HEFEI_WINDOW, assign, enroll, enrolled, person, row_counts
-from tests.registry.test_eligibility_and_exclusions import exclude
+from tests.registry.helpers import HEFEI, HEFEI_WINDOW, assign, enroll, enrolled, exclude, person, row_counts
 from tests.support import all_statements, problem, resident_id
 
 
