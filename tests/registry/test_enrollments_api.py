@@ -197,3 +197,20 @@ async def test_openapi_declares_the_error_responses(registry: Harness) -> None:
     assert {"201", "409", "422"} <= set(responses)
     assert "already_enrolled" in responses["409"]["description"]
     assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
+    # The endpoint writes its answer itself and takes its caller from one dependency
+    # (router.create_enrollment): the document still says what it answers and that it needs a token.
+    assert responses["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/EnrollmentOut")
+    assert {"401", "403"} <= set(responses)
+    assert spec["paths"]["/v1/enrollments"]["post"]["security"] == [{"HTTPBearer": []}]
+
+
+async def test_a_new_enrollment_is_answered_as_fastapi_answers_the_model(registry: Harness) -> None:
+    """POST writes its answer's bytes itself; GET leaves it to FastAPI. The same enrollment (no notices), the
+    same bytes and headers."""
+    created = await registry.client.post("/v1/enrollments", json=body())
+    fetched = await registry.client.get(f"/v1/enrollments/{created.json()['enrollment_id']}")
+
+    assert (created.status_code, fetched.status_code) == (201, 200)
+    assert created.json()["notices"] == []
+    assert created.content == fetched.content
+    assert created.headers.multi_items() == fetched.headers.multi_items()

@@ -1,4 +1,5 @@
 import enum
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, text
@@ -118,3 +119,60 @@ class EnrollmentSubsidyLine(Base):
     category_name: Mapped[str] = mapped_column(String(64))
     funder: Mapped[str] = mapped_column(String(64))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass(frozen=True)
+class LineRecord:
+    """A new enrollment's subsidy line as plain data (EnrollmentRecord)."""
+
+    category_code: str
+    category_name: str
+    funder: str
+    amount_fen: int
+
+
+@dataclass
+class EnrollmentRecord:
+    """A new enrollment as plain data, written by one statement (service.enroll_one): what its answer and its
+    event read of it, with the attributes of an Enrollment. Building the mapped object instead cost more than
+    0.1 ms of a request (each attribute set through the ORM's instrumentation), for an object no session
+    tracks."""
+
+    id: str
+    person_id: str
+    person: Person
+    household_id: str | None
+    policy_id: str
+    region_code: str
+    township: str | None
+    payer_organisation: str | None
+    coverage_year: int
+    basis: EligibilityKind
+    status: EnrollmentStatus
+    charge: Charge
+    late_case: LateCaseKind | None
+    window_extension: str | None
+    payable_until: date
+    personal_due_fen: int
+    fiscal_subsidy_fen: int
+    total_financing_fen: int
+    price_version: int
+    coverage_from: CoverageFrom
+    coverage_start: date | None
+    coverage_end: date
+    created_at: datetime
+    updated_at: datetime
+    subsidy_lines: list[LineRecord]
+    university: str | None = None
+    earlier_dues: dict[str, int] = field(default_factory=dict)
+    refunded_fen: int = 0
+    paid_fen: int | None = None
+    paid_at: datetime | None = None
+    payment_id: str | None = None
+    receipt_no: str | None = None
+    cancelled_at: datetime | None = None
+    cancellation_reason: str | None = None
+
+
+# What showing an enrollment, or its creation's event, reads.
+Shown = Enrollment | EnrollmentRecord

@@ -3,7 +3,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from registry.enrollment.models import Enrollment, EnrollmentStatus
+from registry.enrollment.models import EnrollmentStatus, Shown
 from registry.people.schemas import PersonIn
 from registry.policy.models import CoverageFrom, EligibilityKind, LateCaseKind
 from shared.logging import mask_id_number
@@ -111,7 +111,7 @@ class EnrollmentOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, e: Enrollment, notices: list[Notice] | None = None) -> "EnrollmentOut":
+    def of(cls, e: Shown, notices: list[Notice] | None = None) -> "EnrollmentOut":
         return cls(
             notices=notices or [],
             enrollment_id=e.id,

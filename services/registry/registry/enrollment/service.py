@@ -20,7 +20,15 @@ from registry.enrollment.errors import (
     EnrollmentEnded,
     EnrollmentNotFound,
 )
-from registry.enrollment.models import ENDED, Enrollment, EnrollmentStatus, EnrollmentSubsidyLine
+from registry.enrollment.models import (
+    ENDED,
+    Enrollment,
+    EnrollmentRecord,
+    EnrollmentStatus,
+    EnrollmentSubsidyLine,
+    LineRecord,
+    Shown,
+)
 from registry.enrollment.schemas import CancellationCreate, EnrollmentCreate, Notice, RepriceOutcome
 from registry.enrollment.watch import EnrollmentWatch, changed_on_commit
 from registry.exclusion.models import ExclusionKind
@@ -114,7 +122,7 @@ async def enroll_one(
     *,
     claimant: people.Claimant,
     audit: list[dict[str, Any]],
-) -> Enrollment:
+) -> Shown:
     """`enroll` for one request through the API, with the request's audit rows (written with it), in two
     round trips for the usual case: one statement reads every fact the decision needs, one writes the
     person if new, the enrollment, its lines, its event and the audit rows. Anything else (a live enrollment
@@ -139,9 +147,9 @@ async def enroll_one(
         )
     )
     if simple:
-        enrollment = await _enroll_simply(session, registry, candidate, facts, claimant, audit)
-        if enrollment is not None:
-            return enrollment
+        written = await _enroll_simply(session, registry, candidate, facts, claimant, audit)
+        if written is not None:
+            return written
     enrollment = await enroll(session, registry, request, claimant=claimant)
     await repository.insert_audit(session, audit)
     return enrollment
@@ -154,7 +162,7 @@ async def _enroll_simply(
     facts: repository.Facts,
     claimant: people.Claimant,
     audit: list[dict[str, Any]],
-) -> Enrollment | None:
+) -> EnrollmentRecord | None:
     """The enrollment of someone with no live enrollment for the year whom the request names as recorded (or
     who is new), written with one statement; None when the person was registered meanwhile or their
     categories were taken since the facts were read."""
@@ -173,9 +181,16 @@ async def _enroll_simply(
     (plan,) = decision.decide([applicant], registry.clock.today())
     if isinstance(plan, DomainError):
         raise plan
-    enrollment = _new_enrollment(registry, candidate, person, plan, None, None)
-    enrollment.earlier_dues, enrollment.refunded_fen = {}, 0
-    enrollment.updated_at = datetime.now(UTC)
+    columns = _columns(registry, candidate, person.id, plan, None, None)
+    enrollment = EnrollmentRecord(
+        **columns,
+        person=person,
+        updated_at=datetime.now(UTC),
+        subsidy_lines=[
+            LineRecord(line.category, line.category_name, line.funder, line.amount_fen)
+            for line in plan.price.subsidy_lines
+        ],
+    )
     envelope = _created(enrollment, policy).model_copy(update=tracing.trace_fields())
     rows = repository.NewEnrollment(
         person=people.row_of(person) if facts.person_id is None else None,
@@ -271,7 +286,7 @@ def campaign_for(book: PolicyBook, request: EnrollmentCreate, identity: Identity
     return book.open_campaign(request.region_code, today, request.window_extension)
 
 
-def notices(registry: Registry, request: EnrollmentCreate, enrollment: Enrollment) -> list[Notice]:
+def notices(registry: Registry, request: EnrollmentCreate, enrollment: Shown) -> list[Notice]:
     """What was done with the parts of a request that were not used as given: the year chosen for the caller,
     a late case that the open window made unnecessary."""
     found: list[Notice] = []
@@ -310,7 +325,7 @@ def notices(registry: Registry, request: EnrollmentCreate, enrollment: Enrollmen
 
 
 def _current_year_for_newborn(
-    book: PolicyBook, enrollment: Enrollment, kind: LateCaseKind, today: date
+    book: PolicyBook, enrollment: Shown, kind: LateCaseKind, today: date
 ) -> int | None:
     """The year of birth, when a newborn enrolled for the next year may be enrolled for it as well today."""
     year = enrollment.coverage_year - 1
@@ -440,41 +455,54 @@ def _new_enrollment(
     household_id: str | None,
     payer_organisation: str | None,
 ) -> Enrollment:
-    request, policy, terms = candidate.request, candidate.policy, plan.terms
-    enrollment = Enrollment(
-        id=str(uuid.uuid4()),
-        person_id=person.id,
-        household_id=household_id,
-        policy_id=policy.policy_id,
-        region_code=request.region_code,
-        township=request.township,
-        coverage_year=policy.coverage_year,
-        basis=request.basis,
-        status=EnrollmentStatus.PENDING_PAYMENT,
-        charge=terms.charge,
-        late_case=terms.late_case,
-        window_extension=terms.window_extension,
-        payable_until=terms.payable_until,
-        personal_due_fen=0,
-        fiscal_subsidy_fen=0,
-        total_financing_fen=0,
-        price_version=1,
-        coverage_from=terms.coverage_from,
-        coverage_start=terms.coverage_start,
-        coverage_end=policy.coverage.end,
-        created_at=registry.clock.now(),
-        payer_organisation=payer_organisation,
-    )
+    columns = _columns(registry, candidate, person.id, plan, household_id, payer_organisation)
+    enrollment = Enrollment(**columns)
     enrollment.person = person
     _set_price(enrollment, plan.price)
     return enrollment
+
+
+def _columns(
+    registry: Registry,
+    candidate: _Candidate,
+    person_id: str,
+    plan: decision.Plan,
+    household_id: str | None,
+    payer_organisation: str | None,
+) -> dict[str, Any]:
+    """A new enrollment's values, as a mapped Enrollment or an EnrollmentRecord takes them."""
+    request, policy, terms, price = candidate.request, candidate.policy, plan.terms, plan.price
+    return {
+        "id": str(uuid.uuid4()),
+        "person_id": person_id,
+        "household_id": household_id,
+        "policy_id": policy.policy_id,
+        "region_code": request.region_code,
+        "township": request.township,
+        "coverage_year": policy.coverage_year,
+        "basis": request.basis,
+        "status": EnrollmentStatus.PENDING_PAYMENT,
+        "charge": terms.charge,
+        "late_case": terms.late_case,
+        "window_extension": terms.window_extension,
+        "payable_until": terms.payable_until,
+        "personal_due_fen": price.personal_due_fen,
+        "fiscal_subsidy_fen": price.fiscal_subsidy_fen,
+        "total_financing_fen": price.total_financing_fen,
+        "price_version": 1,
+        "coverage_from": terms.coverage_from,
+        "coverage_start": terms.coverage_start,
+        "coverage_end": policy.coverage.end,
+        "created_at": registry.clock.now(),
+        "payer_organisation": payer_organisation,
+    }
 
 
 def _publish_created(session: AsyncSession, enrollment: Enrollment, policy: Policy) -> None:
     enqueue(session, OutboxMessage, REGISTRY_ENROLLMENTS, _created(enrollment, policy))
 
 
-def _created(enrollment: Enrollment, policy: Policy) -> Envelope:
+def _created(enrollment: Shown, policy: Policy) -> Envelope:
     person = enrollment.person
     created = EnrollmentCreated(
         enrollment_id=enrollment.id,
@@ -629,7 +657,7 @@ def _set_price(enrollment: Enrollment, price: rules.Price) -> None:
     ]
 
 
-def _lines_data(enrollment: Enrollment) -> list[SubsidyLineData]:
+def _lines_data(enrollment: Shown) -> list[SubsidyLineData]:
     return [
         SubsidyLineData(category=line.category_code, funder=line.funder, amount_fen=line.amount_fen)
         for line in enrollment.subsidy_lines
