@@ -190,7 +190,10 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
         async with sessionmaker() as session:
             try:
                 yield session
-                await session.commit()
+                if session.in_transaction() or session.new or session.dirty or session.deleted:
+                    # A request that wrote only through driver statements has nothing of the session's to
+                    # commit (its connection's transaction, if any began, is the session's).
+                    await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
@@ -334,9 +337,9 @@ class DriverStatement:
     """A statement a hot path runs on PostgreSQL through the driver itself (asyncpg, which prepares it once
     per connection), on the session's connection: SQLAlchemy's execution (the cache key of the statement,
     hashed on every use, and the result's processing) cost more than the round trip. `fetchrow` runs outside
-    a transaction block, on a connection of its own: a caller that needs no other statement in its
-    transaction writes with one statement, which is atomic by itself; `fetch_held` runs in the session's
-    transaction, among its other statements. Values go as the columns store them
+    a transaction block unless the session's has begun: a caller that needs no other statement in its
+    transaction writes with one statement, which is atomic by itself; `fetch_held` begins the session's
+    transaction and runs in it, among its other statements. Values go as the columns store them
     (an enum as its value); errors come as SQLAlchemy's, so a request's refusals (`_as_refusal`) and
     `unique_violation` read them as usual."""
 
@@ -346,13 +349,11 @@ class DriverStatement:
         self._names = tuple(compiled.positiontup or ())
 
     async def fetchrow(self, session: AsyncSession, values: dict[str, Any]) -> Any:
-        bind = session.bind
-        if isinstance(bind, AsyncEngine):
-            # A connection of the pool for this statement alone: beginning the session's transaction costs
-            # more than the statement (its snapshot of what it holds), and none is needed.
-            async with bind.connect() as connection:
-                return await self._fetchrow(connection, values)
-        # A session bound to a connection (the tests' outer transaction): run in it.
+        # The session's own connection: one checkout for all of a request's statements, and never a second
+        # connection while the request holds one (requests each holding one and waiting for another would
+        # wait on each other once the pool is used up). No BEGIN is sent for it: SQLAlchemy's adapter begins
+        # at its own first statement, so these run by themselves, or inside the request's transaction once
+        # a statement of the session has begun it (a session bound to the tests' outer transaction too).
         return await self._fetchrow(await session.connection(), values)
 
     async def fetch_held(self, session: AsyncSession, values: dict[str, Any]) -> list[Any]:
