@@ -1,15 +1,23 @@
 """Database engine, sessions, and the one-transaction-per-request dependency."""
 
+import collections
 import enum
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from weakref import WeakKeyDictionary
 
+import aiosqlite
 import asyncpg
 from fastapi import Depends, Path, Request
 from sqlalchemy import DateTime, Dialect, Enum, String, TextClause, TypeDecorator, event, text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -24,6 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.util import EMPTY_DICT
 
 from shared.errors import ConcurrentChange, InvalidCharacters, ServiceUnavailable
 
@@ -98,7 +107,7 @@ def create_engine(
     # and so out of the logs.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(url, module=_ONE_HOP, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: ConnectionPoolEntry) -> None:
@@ -129,6 +138,89 @@ def create_engine(
         pool_recycle=recycle_s,
         **kwargs,
     )
+
+
+def _in_driver_thread(
+    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool
+) -> tuple[Any, int, int | None, list[Any]]:
+    """A statement, whole, on aiosqlite's thread: its cursor made, executed, read to the end and closed."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's aiosqlite cursor sends each step of a statement to aiosqlite's thread on its own (make
+    the cursor, execute, fetch the rows, close: three or four hops, each a queue and a wake-up of the event
+    loop, under the GIL); this one sends the statement once, whole. The same connection and transaction,
+    so the same statements do the same: only the hops are fewer (docs/performance.md, SQLite's flows)."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection):
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]  # none kept between statements
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close: the statement's cursor was closed in the thread, its rows are held."""
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        return await self._whole(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return await self._whole(operation, seq_of_parameters, many=True)
+
+    async def _whole(self, operation: Any, parameters: Any, *, many: bool) -> Any:
+        driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        async with self._adapt_connection._execute_mutex:
+            outcome = await driver._execute(  # type: ignore[no-untyped-call]
+                _in_driver_thread, driver._conn, operation, parameters, many
+            )
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = collections.deque(rows)
+        return self
+
+
+class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneHopCursor  # type: ignore[assignment]
+
+
+class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        return _OneHopConnection(self, adapted._connection)
+
+
+# The SQLite engines' driver module: aiosqlite with one hop per statement.
+_ONE_HOP = _OneHopDBAPI(aiosqlite, sqlite3)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

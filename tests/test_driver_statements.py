@@ -3,8 +3,14 @@ transaction hold what they lock until that transaction ends: on a real engine, w
 the transaction itself (the tests' harness begins it beforehand, so its tests do not see this)."""
 
 import uuid
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
+import aiosqlite
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from shared.db import create_engine, lock_keys
@@ -27,3 +33,38 @@ async def test_a_key_locked_through_the_driver_stays_locked_until_the_session_co
     finally:
         await engine.dispose()
         await other.dispose()
+
+
+async def test_a_statement_on_sqlite_is_one_call_into_the_drivers_thread(tmp_path: Path) -> None:
+    """aiosqlite runs the connection on a thread of its own, and each call into it is a queue and a wake-up
+    of the event loop: a statement is sent there whole (executed and read in one call), and the same
+    statements do the same — rows, RETURNING, the count of changed rows, executemany, a refusal."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hops.db'}")
+    calls = 0
+    original = aiosqlite.Connection._execute
+
+    async def counted(connection: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await original(connection, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
+        with patch.object(aiosqlite.Connection, "_execute", counted):
+            async with AsyncSession(engine) as session:
+                await session.connection()  # the pool's checkout, not counted
+                calls = 0
+                await session.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": "a"}, {"v": "b"}])
+                updated = await session.execute(text("UPDATE t SET v = v || '!' RETURNING id, v"))
+                assert sorted(tuple(row) for row in updated) == [(1, "a!"), (2, "b!")]
+                assert (await session.execute(text("DELETE FROM t WHERE id = 2"))).rowcount == 1  # type: ignore[attr-defined]
+                assert await session.scalar(text("SELECT v FROM t")) == "a!"
+                assert calls == 4
+                await session.commit()
+        async with AsyncSession(engine) as session:
+            with pytest.raises(IntegrityError, match="UNIQUE constraint failed"):
+                await session.execute(text("INSERT INTO t (v) VALUES ('a!')"))
+            assert await session.scalar(text("SELECT count(*) FROM t")) == 1
+    finally:
+        await engine.dispose()
