@@ -212,6 +212,22 @@ class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _OneHopCursor  # type: ignore[assignment]
 
+    # Outside a transaction there is nothing to end: a read-only request's reads (each its own transaction,
+    # as the driver begins one only before a write), the pool's rollback of a connection given back after
+    # its commit. No call into the thread for them.
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
+
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def _in_transaction(self) -> bool:
+        driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        # Read from the event loop's thread: nothing else runs on this connection meanwhile.
+        return driver._connection is not None and driver.in_transaction
+
 
 class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:

@@ -37,8 +37,9 @@ async def test_a_key_locked_through_the_driver_stays_locked_until_the_session_co
 
 async def test_a_statement_on_sqlite_is_one_call_into_the_drivers_thread(tmp_path: Path) -> None:
     """aiosqlite runs the connection on a thread of its own, and each call into it is a queue and a wake-up
-    of the event loop: a statement is sent there whole (executed and read in one call), and the same
-    statements do the same — rows, RETURNING, the count of changed rows, executemany, a refusal."""
+    of the event loop: a statement is sent there whole (executed and read in one call), a commit or
+    rollback only when a transaction is open, and the same statements do the same — rows, RETURNING, the
+    count of changed rows, executemany, a refusal, a rollback."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hops.db'}")
     calls = 0
     original = aiosqlite.Connection._execute
@@ -62,9 +63,16 @@ async def test_a_statement_on_sqlite_is_one_call_into_the_drivers_thread(tmp_pat
                 assert await session.scalar(text("SELECT v FROM t")) == "a!"
                 assert calls == 4
                 await session.commit()
+            assert calls == 5  # and the commit; the pool's rollback of the connection given back: none
+            async with AsyncSession(engine) as session:  # a read-only request
+                assert await session.scalar(text("SELECT count(*) FROM t")) == 1
+            assert calls == 6  # the read; nothing to roll back after it
         async with AsyncSession(engine) as session:
             with pytest.raises(IntegrityError, match="UNIQUE constraint failed"):
                 await session.execute(text("INSERT INTO t (v) VALUES ('a!')"))
+            await session.rollback()
+            await session.execute(text("INSERT INTO t (v) VALUES ('c')"))
+            await session.rollback()
             assert await session.scalar(text("SELECT count(*) FROM t")) == 1
     finally:
         await engine.dispose()
