@@ -2,6 +2,9 @@
 transaction hold what they lock until that transaction ends: on a real engine, where the statement begins
 the transaction itself (the tests' harness begins it beforehand, so its tests do not see this)."""
 
+import asyncio
+import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from shared.db import create_engine, lock_keys
+from shared.db import _GATES, create_engine, lock_keys
 from tests.support import PG_ADMIN_URL
 
 _TAKEN = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -76,3 +79,54 @@ async def test_a_statement_on_sqlite_is_one_call_into_the_drivers_thread(tmp_pat
             assert await session.scalar(text("SELECT count(*) FROM t")) == 1
     finally:
         await engine.dispose()
+
+
+async def test_the_writers_of_one_process_take_turns_and_always_give_them_back(tmp_path: Path) -> None:
+    """SQLite lets one transaction write at a time, and a writer finding the lock taken sleeps and looks
+    again; writers of one process wait for their turn instead, woken when the previous one's transaction
+    ends, without having begun theirs. The turn ends with the transaction however it ends."""
+    path = tmp_path / "turns.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+
+    async def writing(session: AsyncSession, v: str) -> None:
+        await session.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": v})
+
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
+        gate = _gate_of(path)
+        async with AsyncSession(engine) as first, AsyncSession(engine) as second:
+            await writing(first, "a")
+            assert gate.locked()
+            waiting = asyncio.create_task(writing(second, "b"))
+            await asyncio.sleep(0.2)
+            driver = (await (await second.connection()).get_raw_connection()).driver_connection
+            assert driver is not None
+            assert not waiting.done()
+            assert not driver.in_transaction  # waiting for its turn, not inside SQLite
+            await first.commit()
+            await waiting
+            assert gate.locked()
+            await second.commit()
+        assert not gate.locked()
+        async with AsyncSession(engine) as refused:
+            with pytest.raises(IntegrityError):
+                await writing(refused, "a")
+            await refused.rollback()
+        assert not gate.locked()
+        async with AsyncSession(engine) as abandoned:
+            await writing(abandoned, "c")
+        assert not gate.locked()  # closed without a commit: rolled back
+        async with AsyncSession(engine) as lost:
+            await writing(lost, "d")
+            await (await lost.connection()).invalidate()
+        assert not gate.locked()
+        async with AsyncSession(engine) as session:
+            assert (await session.execute(text("SELECT v FROM t ORDER BY v"))).scalars().all() == ["a", "b"]
+    finally:
+        await engine.dispose()
+
+
+def _gate_of(database: Path) -> threading.Lock:
+    """The write turn of this process for a database file (`shared.db._WriteTurn`)."""
+    return _GATES[os.path.realpath(database)]
