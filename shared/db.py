@@ -1,15 +1,26 @@
 """Database engine, sessions, and the one-transaction-per-request dependency."""
 
+import collections
 import enum
+import os
+import re
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from weakref import WeakKeyDictionary
 
+import aiosqlite
 import asyncpg
 from fastapi import Depends, Path, Request
 from sqlalchemy import DateTime, Dialect, Enum, String, TextClause, TypeDecorator, event, text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -24,6 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.util import EMPTY_DICT
 
 from shared.errors import ConcurrentChange, InvalidCharacters, ServiceUnavailable
 
@@ -98,7 +110,7 @@ def create_engine(
     # and so out of the logs.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(url, module=_ONE_HOP, connect_args={"timeout": SQLITE_WAIT_S}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: ConnectionPoolEntry) -> None:
@@ -110,7 +122,7 @@ def create_engine(
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_S * 1000}")
             cur.close()
 
         return engine
@@ -129,6 +141,188 @@ def create_engine(
         pool_recycle=recycle_s,
         **kwargs,
     )
+
+
+# How long a SQLite writer waits for the database's one write lock, in this process's turn (`_WriteTurn`)
+# and then at SQLite's own busy handler, before its request fails with 503.
+SQLITE_WAIT_S = 30
+
+# A statement the driver begins a transaction for, and so takes SQLite's write lock for.
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+# One turn at the write lock per database file in this process, shared by all its engines' connections.
+_GATES: dict[str, threading.Lock] = {}
+_GATES_MADE = threading.Lock()
+
+
+def _gate_for(database: str) -> "threading.Lock | None":
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = os.path.realpath(database)
+    with _GATES_MADE:
+        return _GATES.setdefault(path, threading.Lock())
+
+
+class _WriteTurn:
+    """A connection's turn at its database's one writer. SQLite lets one transaction write at a time; a
+    writer that finds the lock taken sleeps in its busy handler (1, 2, 5 … up to 100 ms at a time) and looks
+    again, so under load the lock stood free between a commit and the next waiter's look while waiters slept
+    for hundreds of milliseconds (docs/performance.md, SQLite's flows). The writers of this process (the
+    requests' and the event path's engines alike) wait for their turn on a lock of the process instead,
+    woken as soon as the previous writer's transaction ends; other processes, and a turn not had within
+    `SQLITE_WAIT_S`, fall back to SQLite's own waiting. Not a guarantee of anything: SQLite's lock still
+    serialises the writers; the turn only orders them without the sleeps."""
+
+    __slots__ = ("_gate", "_held")
+
+    def __init__(self, gate: "threading.Lock | None"):
+        self._gate = gate
+        self._held = False
+
+    def take(self, connection: sqlite3.Connection, operation: str) -> None:
+        """In the driver's thread, before a statement that would begin a write transaction."""
+        if self._gate is None or self._held or connection.in_transaction or not _WRITE.match(operation):
+            return
+        self._held = self._gate.acquire(timeout=SQLITE_WAIT_S)
+
+    def give_back_unless_writing(self, connection: sqlite3.Connection) -> None:
+        """After a statement, a commit or a rollback: the turn ends with the transaction."""
+        if self._held and not connection.in_transaction:
+            self.give_back()
+
+    def give_back(self) -> None:
+        if self._held and self._gate is not None:
+            self._held = False
+            self._gate.release()
+
+
+def _in_driver_thread(
+    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool, turn: _WriteTurn
+) -> tuple[Any, int, int | None, list[Any]]:
+    """A statement, whole, on aiosqlite's thread: its cursor made, executed, read to the end and closed."""
+    turn.take(connection, operation)
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+        turn.give_back_unless_writing(connection)  # a write that failed before its transaction began
+
+
+class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's aiosqlite cursor sends each step of a statement to aiosqlite's thread on its own (make
+    the cursor, execute, fetch the rows, close: three or four hops, each a queue and a wake-up of the event
+    loop, under the GIL); this one sends the statement once, whole. The same connection and transaction,
+    so the same statements do the same: only the hops are fewer (docs/performance.md, SQLite's flows)."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection):
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]  # none kept between statements
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close: the statement's cursor was closed in the thread, its rows are held."""
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        return await self._whole(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return await self._whole(operation, seq_of_parameters, many=True)
+
+    async def _whole(self, operation: Any, parameters: Any, *, many: bool) -> Any:
+        driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        turn = cast(_OneHopConnection, self._adapt_connection).turn
+        async with self._adapt_connection._execute_mutex:
+            outcome = await driver._execute(  # type: ignore[no-untyped-call]
+                _in_driver_thread, driver._conn, operation, parameters, many, turn
+            )
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = collections.deque(rows)
+        return self
+
+
+class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ("turn",)
+    _cursor_cls = _OneHopCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any, turn: _WriteTurn):
+        super().__init__(dbapi, connection)
+        self.turn = turn
+
+    # Outside a transaction there is nothing to end: a read-only request's reads (each its own transaction,
+    # as the driver begins one only before a write), the pool's rollback of a connection given back after
+    # its commit. No call into the thread for them.
+    def rollback(self) -> None:
+        try:
+            if self._in_transaction():
+                super().rollback()
+        finally:
+            self._turn_ends()
+
+    def commit(self) -> None:
+        try:
+            if self._in_transaction():
+                super().commit()
+        finally:
+            self._turn_ends()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.turn.give_back()
+
+    def terminate(self) -> None:
+        try:
+            super().terminate()
+        finally:
+            self.turn.give_back()
+
+    def _in_transaction(self) -> bool:
+        driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        # Read from the event loop's thread: nothing else runs on this connection meanwhile.
+        return driver._connection is not None and driver.in_transaction
+
+    def _turn_ends(self) -> None:
+        if not self._in_transaction():
+            self.turn.give_back()
+
+
+class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        database = str(arg[0] if arg else kw.get("database", ""))
+        return _OneHopConnection(self, adapted._connection, _WriteTurn(_gate_for(database)))
+
+
+# The SQLite engines' driver module: aiosqlite with one hop per statement.
+_ONE_HOP = _OneHopDBAPI(aiosqlite, sqlite3)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

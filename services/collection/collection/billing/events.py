@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from collection.billing import repository
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, by_funder
 from collection.billing.watch import billed_on_commit
-from collection.database import one_statement
 from collection.ledger import service as ledger
 from collection.ledger.models import TransactionKind
 from collection.payments import service as payments
@@ -42,11 +41,11 @@ async def issue_for_enrollments(
     session: AsyncSession, created: Sequence[tuple[EnrollmentCreated, datetime]]
 ) -> None:
     """A bill for each enrollment, in order: one lookup of those billed already and one flush for them all
-    (a run of events the consumer applies together); on PostgreSQL, when every bill leaves the person
-    something to pay (the usual run), one statement for them all. The inbox already stops a redelivered
-    event; the lookup (the statement: its unique index on the enrollment) covers the same enrollment sent
-    under a new id."""
-    if one_statement(session) and all(enrollment.personal_due_fen > 0 for enrollment, _ in created):
+    (a run of events the consumer applies together); when every bill leaves the person something to pay
+    (the usual run), one statement for them all on PostgreSQL, one per table on SQLite. The inbox already
+    stops a redelivered event; the lookup (the statement: its unique index on the enrollment) covers the
+    same enrollment sent under a new id."""
+    if all(enrollment.personal_due_fen > 0 for enrollment, _ in created):
         for enrollment_id in await _issue_at_once(session, created):
             billed_on_commit(session, enrollment_id)  # a front-end waiting for the bill hears it at once
         return

@@ -1,15 +1,17 @@
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.util import identity_key
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
-from collection.database import attached, held_rows, one_statement, took
-from collection.ledger.models import TransactionKind
+from collection.database import attached, held_rows, one_statement, table, took
+from collection.ledger.models import LedgerEntry, LedgerTransaction, TransactionKind
 from collection.payments.models import Payment, PaymentItem
 from shared import bulk
 from shared.clock import utc_now
@@ -375,6 +377,8 @@ async def issue_many(
     refundable reasons as JSON, region code, coverage year, amount due, price version, payable until,
     coverage start, coverage end, created at, ledger transaction id), each open; `lines`: (bill id, category,
     funder, fen); `entries`: (ledger transaction id, account, fen) of each bill's issue."""
+    if not one_statement(session):
+        return await _issue_many_in_steps(session, bills, lines, entries)
     values = {
         **_columns(_BILL_ARRAYS, bills),
         **_columns(("line_bills", "line_categories", "line_funders", "line_fen"), lines),
@@ -410,3 +414,68 @@ _BILL_ARRAYS = (
 def _columns(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
     """Rows as one array per column, named."""
     return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+async def _issue_many_in_steps(
+    session: AsyncSession,
+    bills: Sequence[tuple[Any, ...]],
+    lines: Sequence[tuple[Any, ...]],
+    entries: Sequence[tuple[Any, ...]],
+) -> list[str]:
+    """`_ISSUE_MANY`'s rows on SQLite (no data-modifying WITH, no arrays): a statement per table, the rows
+    of a table in one, as plain rows rather than through the unit of work; the bills of enrollments billed
+    already are skipped by the same unique index."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    bills_table = table(Bill)
+    now, status = utc_now(), BillStatus.OPEN
+    rows = [
+        {
+            **dict(zip(_BILL_COLUMNS, bill[:-1], strict=True)),
+            "status": status,
+            "refunded_fen": 0,
+            "updated_at": now,
+        }
+        for bill in bills
+    ]
+    for row in rows:
+        row["refundable_reasons"] = json.loads(row["refundable_reasons"])  # the column writes its own JSON
+    written = sqlite_insert(bills_table).on_conflict_do_nothing(index_elements=[bills_table.c.enrollment_id])
+    returned = await session.execute(written.returning(bills_table.c.id, bills_table.c.enrollment_id), rows)
+    issued: dict[str, str] = dict(returned.all())
+    if not issued:
+        return []
+    booked = {bill[-1]: bill for bill in bills if bill[0] in issued}
+    await bulk.insert_rows(
+        session, BillSubsidyLine, _LINE_COLUMNS, [line for line in lines if line[0] in issued]
+    )
+    await bulk.insert_rows(
+        session,
+        LedgerTransaction,
+        ("id", "kind", "reference", "occurred_at"),
+        [(t, TransactionKind.BILL_ISSUED, bill[0], bill[14]) for t, bill in booked.items()],
+    )
+    await bulk.insert_rows(session, LedgerEntry, _ENTRY_COLUMNS, [e for e in entries if e[0] in booked])
+    return [bill[1] for bill in bills if bill[0] in issued]
+
+
+# `issue_many`'s columns of a bill, in the order of its tuples (the ledger transaction's id last, apart).
+_BILL_COLUMNS = (
+    "id",
+    "enrollment_id",
+    "document_type",
+    "id_number",
+    "payer_name",
+    "payer_organisation",
+    "refundable_reasons",
+    "region_code",
+    "coverage_year",
+    "amount_due_fen",
+    "price_version",
+    "payable_until",
+    "coverage_start",
+    "coverage_end",
+    "created_at",
+)
+_LINE_COLUMNS = ("bill_id", "category", "funder", "amount_fen")
+_ENTRY_COLUMNS = ("transaction_id", "account", "amount_fen")

@@ -119,7 +119,8 @@ async def complete(
     """The channel says it took the order's money: record the payment, once, for exactly the order's bills.
     The caller found the channel's transaction id unused, under the notification's lock. Returns the payment
     and whether the notification's idempotency record (`remembered`, answered 200 with the payment) and an
-    earlier rejection's link were written with it (on PostgreSQL, one statement writes them all)."""
+    earlier rejection's link were written with it (`payments.settle_order`: on PostgreSQL one statement writes
+    them all, on SQLite one per table)."""
     order = await awaiting(session, clock, channel=channel, reference=reference, held=held)
     now = clock.now()
     if amount_fen != order.amount_fen:
@@ -128,7 +129,7 @@ async def complete(
     receipt = payments.Receipt(
         amount_fen, channel, now, PaymentOrigin.NOTIFICATION, reference=transaction_id, payer=order.created_by
     )
-    if remembered is not None and one_statement(session):
+    if remembered is not None:
         completion = payments.OrderCompletion(order.id, now, remembered, 200)
         payment = await payments.settle_order(session, to_pay, receipt, completion)
         took(order, status=OrderStatus.COMPLETED, closed_at=now, payment_id=payment.id)

@@ -2,12 +2,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
-from collection.database import held_rows, one_statement
+from collection.database import OutboxMessage, held_rows, one_statement, table
+from collection.idempotency.models import IdempotencyRecord
 from collection.ledger.accounts import Channel
+from collection.ledger.models import LedgerEntry, LedgerTransaction
+from collection.notifications.models import NotificationRejection
+from collection.orders.models import OrderStatus, PaymentOrder
 from collection.payments.models import Payment, PaymentItem
 from shared import bulk
 from shared.db import DriverStatement
@@ -213,4 +217,99 @@ SELECT id, paid_at, updated_at FROM settled
 async def settle_order(session: AsyncSession, values: dict[str, Any]) -> list[Any]:
     """Write a notified order's payment at once (`_SETTLE_ORDER`); returns the bills settled, each with its
     id, paid_at and updated_at: all of them, or none when one was no longer open."""
-    return await held_rows(session, _SETTLE_ORDER, values)
+    if one_statement(session):
+        return await held_rows(session, _SETTLE_ORDER, values)
+    return await _settle_order_in_steps(session, values)
+
+
+async def _settle_order_in_steps(session: AsyncSession, v: dict[str, Any]) -> list[Any]:
+    """`_SETTLE_ORDER`'s rows on SQLite (no data-modifying WITH, no arrays): a statement per table, the
+    rows of a table in one, as plain rows rather than through the unit of work. The bills settle only while
+    open; the rest is written only when every one of them did, and SQLite's one writer at a time holds the
+    bills from this UPDATE to the commit."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    bills = table(Bill)
+    settled = (
+        (
+            await session.execute(
+                update(bills)
+                .where(bills.c.id.in_(v["bill_ids"]), bills.c.status == BillStatus.OPEN)
+                .values(status=BillStatus.PAID, paid_at=v["paid_at"], updated_at=v["now"])
+                .returning(bills.c.id, bills.c.paid_at, bills.c.updated_at)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    if len(settled) != len(v["bill_ids"]):
+        return list(settled)  # the caller refuses, and the request's rollback undoes these
+    payment_id = v["payment_id"]
+    payment = {name: v[name] for name in _PAYMENT_WRITTEN}
+    await session.execute(insert(table(Payment)).values(id=payment_id, **payment))
+    items = zip(v["bill_ids"], v["enrollment_ids"], v["item_fen"], strict=True)
+    await session.execute(
+        insert(table(PaymentItem)),
+        [
+            {"payment_id": payment_id, "bill_id": b, "enrollment_id": e, "amount_fen": fen, "position": n}
+            for n, (b, e, fen) in enumerate(items)
+        ],
+    )
+    if v["transaction_id"] is not None:
+        booked = {
+            "id": v["transaction_id"],
+            "kind": v["kind"],
+            "reference": payment_id,
+            "occurred_at": v["paid_at"],
+        }
+        await session.execute(insert(table(LedgerTransaction)).values(**booked))
+        entries = zip(v["accounts"], v["entry_fen"], strict=True)
+        await session.execute(
+            insert(table(LedgerEntry)),
+            [{"transaction_id": v["transaction_id"], "account": a, "amount_fen": fen} for a, fen in entries],
+        )
+    events = zip(v["event_ids"], v["event_types"], v["keys"], v["payloads"], strict=True)
+    await session.execute(
+        insert(table(OutboxMessage)),
+        [
+            {
+                "event_id": i,
+                "event_type": t,
+                "topic": v["topic"],
+                "key": k,
+                "payload": p,
+                "created_at": v["now"],
+            }
+            for i, t, k, p in events
+        ],
+    )
+    remembered = {name: v[name] for name in ("request_hash", "status_code", "response_body")}
+    await session.execute(
+        insert(table(IdempotencyRecord)).values(key=v["record_key"], created_at=v["now"], **remembered)
+    )
+    orders = table(PaymentOrder)
+    await session.execute(
+        update(orders)
+        .where(orders.c.id == v["order_id"])
+        .values(status=OrderStatus.COMPLETED, closed_at=v["closed_at"], payment_id=payment_id)
+    )
+    rejections = table(NotificationRejection)
+    await session.execute(
+        update(rejections)
+        .where(rejections.c.channel == v["channel"], rejections.c.transaction_id == v["channel_reference"])
+        .values(payment_id=payment_id)
+    )
+    return list(settled)
+
+
+# The payment's columns `_SETTLE_ORDER`'s values carry under the same names.
+_PAYMENT_WRITTEN = (
+    "amount_fen",
+    "channel",
+    "agent_id",
+    "receipt_no",
+    "paid_at",
+    "channel_reference",
+    "origin",
+    "payer",
+)

@@ -216,10 +216,10 @@ class OrderCompletion:
 async def settle_order(
     session: AsyncSession, to_pay: list[Bill], receipt: Receipt, completion: OrderCompletion
 ) -> Payment:
-    """`settle` for a channel's notification completing an order, on PostgreSQL: the same checks, then the
-    same rows as `settle`, the order's completion, the idempotency record and an earlier rejection's link
-    in one statement instead of about ten. The bills are locked by the caller; the transaction id was found
-    unused under the notification's lock."""
+    """`settle` for a channel's notification completing an order: the same checks, then the same rows as
+    `settle`, the order's completion, the idempotency record and an earlier rejection's link in one
+    statement on PostgreSQL instead of about ten (on SQLite one per table, without the unit of work). The
+    bills are locked by the caller; the transaction id was found unused under the notification's lock."""
     await _check(session, to_pay, receipt, reference_checked=True)
     payment = _payment(to_pay, receipt)
     lines = ledger.entries(
