@@ -1,8 +1,8 @@
 """Statements through the driver itself, on a real engine (the tests' harness binds its sessions to a
-connection with a transaction begun, so its tests do not see this). On PostgreSQL (`shared.db.DriverStatement`)
-inside the session's transaction they hold what they lock until that transaction ends, and all of a
-session's statements take its one connection; on SQLite a statement is one call into aiosqlite's thread, and
-writers of one process take turns at the write lock."""
+connection with a transaction begun, so its tests do not see this). On PostgreSQL
+(`shared.db.DriverStatement`) inside the session's transaction they hold what they lock until that
+transaction ends, and all of a session's statements take its one connection; on SQLite a statement is one
+call into aiosqlite's thread, and writers of one process take turns at the write lock."""
 
 import asyncio
 import os
