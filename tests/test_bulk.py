@@ -6,9 +6,10 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from itertools import islice
+from typing import Any
 
 import pytest
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, select, update
 
 from registry.database import OutboxMessage
 from registry.enrollment import repository as enrollment_repository
@@ -17,6 +18,7 @@ from registry.enrollment.repository import ENROLLMENT_COLUMNS, EVENT_COLUMNS
 from registry.people import repository as people_repository
 from registry.people.models import DocumentType, Person, PersonSource
 from registry.people.repository import PERSON_COLUMNS
+from shared import bulk
 from shared.bulk import new_ids
 from tests.conftest import Harness
 
@@ -135,3 +137,36 @@ async def test_bulk_rows_read_back_as_written(registry: Harness) -> None:
             await session.execute(select(*outbox).where(OutboxMessage.topic == "registry.enrollments"))
         ).all()
         assert sorted(tuple(row) for row in read) == sorted(events)
+
+
+async def test_among_finds_exactly_the_values_given(registry: Harness) -> None:
+    """`among` finds the rows holding one of the values and no others, whatever the values hold: the unit
+    separator the database splits text at, an empty text, a text longer than the column whose beginning is a
+    stored value, whole numbers, no values at all."""
+    now = datetime(2023, 10, 8, 10, 0, tzinfo=UTC)
+    numbers = [f"34182319{i:02d}0101001X" for i in range(3)]
+    people = [
+        (f"0190a000-0000-7000-8000-{i:012d}", "resident_id", n, "CHN", f"李{i}", date(1990, 1, 1), "male")
+        for i, n in enumerate(numbers)
+    ]
+    async with registry.sessionmaker() as session, session.begin():
+        await people_repository.insert_many(session, [(*p, None, "official", None, now) for p in people])
+        await session.execute(
+            update(Person).where(Person.document_number == numbers[1]).values(category_epoch=7)
+        )
+
+    async def found(values: list[Any], column: Any = Person.document_number) -> list[str]:
+        async with registry.sessionmaker() as session:
+            query = select(Person.document_number).where(bulk.among(session, column, values))
+            return sorted(await session.scalars(query))
+
+    assert await found(numbers[:2]) == numbers[:2]
+    assert await found([numbers[0], "no such number"]) == numbers[:1]
+    assert await found([f"{numbers[0]}\x1f{numbers[1]}"]) == []
+    assert await found([f"{numbers[0]}\x1f{numbers[1]}", numbers[2]]) == numbers[2:]
+    assert await found([""]) == []
+    assert await found(["", numbers[1]]) == numbers[1:2]
+    assert await found([people[0][0] + "0"], Person.id) == []  # ids are 36 characters at most
+    assert await found([]) == []
+    assert await found([7, 8], Person.category_epoch) == numbers[1:2]
+    assert await found([None, 8], Person.category_epoch) == []
