@@ -1,31 +1,24 @@
 """Work of thousands of rows at once (a roster chunk) at the database's speed rather than the ORM's.
 
-Rows go in with binary COPY on PostgreSQL (on the session's own connection and inside its transaction) and
-with one executemany elsewhere (SQLite). A lookup by many values binds them as one array on PostgreSQL
-(`= ANY(:values)`): the statement is the same whatever their number, so it is prepared once, where an IN list
-would be rendered, and prepared again, for every chunk.
+Rows go in with COPY on PostgreSQL (asyncpg's `copy_records_to_table`, on the session's own connection and
+inside its transaction) and with one executemany elsewhere (SQLite). A lookup by many values binds them as
+one parameter on PostgreSQL (`= ANY(…)`): the statement is the same whatever their number, so it is
+prepared once, where an IN list would be rendered, and prepared again, for every chunk.
 """
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator, Sequence
 from functools import cache
-from itertools import repeat
 from json.encoder import JSONEncoder, c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from struct import Struct
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     ColumnElement,
-    Date,
-    DateTime,
     Enum,
     Integer,
-    LargeBinary,
-    SmallInteger,
     String,
     Table,
     Text,
@@ -37,7 +30,7 @@ from sqlalchemy import (
     insert,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -115,8 +108,7 @@ async def insert_rows(
     if not postgresql(session):
         await session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    encoders = _encoders(table, tuple(columns))
-    if encoders is None and json_at:
+    if json_at:
         rows = [_with_json(row, json_at) for row in rows]
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
@@ -125,12 +117,7 @@ async def insert_rows(
         # The session's transaction begins on the database with its first statement; COPY must be inside it.
         await session.execute(text("SELECT 1"))
     try:
-        if encoders is None:
-            await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
-        else:
-            # A memoryview: asyncpg would take bytes for a path.
-            data = memoryview(_binary_copy(rows, encoders))
-            await driver.copy_to_table(table.name, source=data, columns=list(columns), format="binary")
+        await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
     except Exception as exc:
         if getattr(exc, "sqlstate", None) == _UNIQUE_VIOLATION:
             raise IntegrityError(f"COPY {table.name}", None, exc) from exc
@@ -165,127 +152,6 @@ def _with_json(row: tuple[Any, ...], json_at: tuple[int, ...]) -> tuple[Any, ...
 
 
 _EMPTY: dict[type, str] = {list: "[]", dict: "{}"}
-
-
-# COPY's binary format, written here rather than by asyncpg's `copy_records_to_table`, which encodes every
-# value of every row: most columns of a bulk insert hold one value for the whole batch (an enrollment's 23
-# columns after its id, person and township are its kind's), and encoding each value of a column once was a
-# fifth of the applying process's CPU. The format as PostgreSQL documents it ("COPY", binary format): a
-# signature, flags and header extension length, then per row its field count and each field as its length
-# (-1 for NULL) and bytes in the type's binary ("send") form, then -1 as a 16-bit trailer.
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
-_TRAILER = b"\xff\xff"
-_NULL = b"\xff\xff\xff\xff"
-_LENGTH = Struct("!i").pack
-_INT4 = Struct("!ii").pack
-_INT8 = Struct("!iq").pack
-_FIELDS = Struct("!h").pack
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # dates and times count from it
-_PG_EPOCH_DAY = _PG_EPOCH.toordinal()
-_MICROSECOND = timedelta(microseconds=1)
-
-Encode = Callable[[Any], bytes]
-
-
-def _text(value: str) -> bytes:
-    data = value.encode()
-    return _LENGTH(len(data)) + data
-
-
-def _bytea(value: bytes) -> bytes:
-    return _LENGTH(len(value)) + bytes(value)
-
-
-def _int4(value: int) -> bytes:
-    return _INT4(4, value)
-
-
-def _int8(value: int) -> bytes:
-    return _INT8(8, value)
-
-
-def _date(value: date) -> bytes:
-    return _INT4(4, value.toordinal() - _PG_EPOCH_DAY)
-
-
-def _timestamptz(value: datetime) -> bytes:
-    # A naive time is local time, as asyncpg takes it.
-    return _INT8(8, (value.astimezone(UTC) - _PG_EPOCH) // _MICROSECOND)
-
-
-def _json(value: Any) -> bytes:
-    empty = None if value else _EMPTY.get(type(value))
-    return _text(empty or "".join(_JSON(value, 0)))
-
-
-@cache
-def _encoders(table: Table, columns: tuple[str, ...]) -> tuple[tuple[Encode, bool], ...] | None:
-    """Each column's encoder and whether its values may be compared by equality (JSON's may not: equal
-    dicts in another key order are other text); None if a column's type is not one written here."""
-    found = []
-    for name in columns:
-        column = table.columns[name]
-        # A foreign key declared without a type takes its target's (once the target's table is known).
-        targets = [key.column.type for key in column.foreign_keys] if column.type._isnull else []
-        kind = _element_type(targets[0] if targets else column.type)
-        if isinstance(kind, JSONB | SmallInteger) or (isinstance(kind, DateTime) and not kind.timezone):
-            return None  # binary forms of their own, or a type asyncpg's codec treats otherwise
-        for base, encode in _ENCODERS:
-            if isinstance(kind, base):
-                found.append((encode, encode is not _json))
-                break
-        else:
-            return None
-    return tuple(found)
-
-
-# The types of the tables written in bulk, in this order (BigInteger is an Integer); a table with a column of
-# another type goes through asyncpg's `copy_records_to_table`.
-_ENCODERS: tuple[tuple[type[TypeEngine[Any]], Encode], ...] = (
-    (JSON, _json),
-    (String, _text),  # Enum and Text among them
-    (BigInteger, _int8),
-    (Integer, _int4),
-    (DateTime, _timestamptz),
-    (Date, _date),
-    (LargeBinary, _bytea),
-)
-
-
-def _binary_copy(rows: Sequence[tuple[Any, ...]], encoders: tuple[tuple[Encode, bool], ...]) -> bytes:
-    """The rows as one binary COPY stream, column by column: a column of one value (most are, in a batch) is
-    encoded once and joined with its constant neighbours; one of a few distinct values, each value once."""
-    count = len(rows)
-    cells: list[Any] = []
-    constant = [_FIELDS(len(encoders))]  # the encoded columns since the last varying one
-    for values, (encode, comparable) in zip(zip(*rows, strict=True), encoders, strict=True):
-        keys = values if comparable else tuple(map(id, values))  # the values outlive their ids here
-        column: Any = None
-        if len(set(keys[:_SAMPLE])) <= _FEW:
-            distinct = dict(zip(keys, values, strict=True))
-            if len(distinct) == 1:
-                constant.append(_NULL if values[0] is None else encode(values[0]))
-                continue
-            if len(distinct) * _FEW <= count:
-                encoded = {key: _NULL if v is None else encode(v) for key, v in distinct.items()}
-                column = map(encoded.__getitem__, keys)
-        if column is None:
-            column = (
-                [_NULL if value is None else encode(value) for value in values]
-                if None in values
-                else map(encode, values)
-            )
-        if constant:
-            cells.append(repeat(b"".join(constant), count))
-        cells.append(column)
-        constant = []
-    if constant:
-        cells.append(repeat(b"".join(constant), count))
-    return b"".join((_SIGNATURE, *map(b"".join, zip(*cells, strict=True)), _TRAILER))
-
-
-# A column whose first _SAMPLE values hold more than _FEW distinct ones is encoded value by value.
-_SAMPLE, _FEW = 32, 8
 
 
 def new_ids() -> Iterator[str]:
