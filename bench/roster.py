@@ -14,7 +14,6 @@ import asyncio
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -65,21 +64,20 @@ class Phase(NamedTuple):
     wall_s: float
     cpu_s: float  # the registry process's own (user + system)
     database_cpu_s: float  # PostgreSQL's backends serving this database, sampled from /proc
+    peak_rss_mb: float  # the registry process's own
 
 
 def registry_cli(env: dict[str, str], database: str, *args: str) -> Phase:
-    before = _children_cpu()
     watch = _BackendCpu(env["REGISTRY_DATABASE_URL"].replace("+asyncpg", ""), database)
     watch.start()
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "registry", *args], env=env, check=True, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, "-m", "registry", *args], env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)  # this process's own CPU and memory, not all children's
+    process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
-    return Phase(wall, _children_cpu() - before, watch.stop())
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, process.args)
+    return Phase(wall, usage.ru_utime + usage.ru_stime, watch.stop(), usage.ru_maxrss / 1024)  # KiB on Linux
 
 
 class _BackendCpu(threading.Thread):
@@ -194,8 +192,6 @@ def main() -> None:
         applying = registry_cli(env, args.database, "roster", "approve", identifier, "--by", "bench")
         copy_s = asyncio.run(copy_rows(dsn, roster))
         size_mb = roster.stat().st_size / 1e6
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-
     validate_s, apply_s = validating.wall_s, applying.wall_s
     copy_rate = args.rows / copy_s
     figures = {
@@ -212,7 +208,9 @@ def main() -> None:
         # Each against the floor measured in the same run, on the same machine under the same load.
         "validate_vs_copy": round(args.rows / validate_s / copy_rate, 4),
         "apply_vs_copy": round(args.rows / apply_s / copy_rate, 4),
-        "peak_rss_mb": round(peak_mb),
+        "peak_rss_mb": round(max(validating.peak_rss_mb, applying.peak_rss_mb)),
+        "validate_peak_rss_mb": round(validating.peak_rss_mb),
+        "apply_peak_rss_mb": round(applying.peak_rss_mb),
         # CPU per row, which the machine's load changes far less than the rates (start-up included).
         "validate_process_us_per_row": round(validating.cpu_s / args.rows * 1e6, 1),
         "validate_postgres_us_per_row": round(validating.database_cpu_s / args.rows * 1e6, 1),

@@ -3,7 +3,7 @@ from datetime import date, datetime
 from json import JSONDecoder
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, Text, or_, select, update
+from sqlalchemy import Table, Text, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.exclusion.models import Exclusion, ExclusionKind
@@ -197,10 +197,21 @@ async def row(session: AsyncSession, upload_id: str, row_no: int) -> RosterRow |
 
 
 # The tables validating and applying a roster fill and look up by the thousand, whose statistics a bulk load
-# makes stale (the subsidy lines and the outbox that applying fills are never looked up that way).
-_VALIDATING_TABLES = "roster_rows"
-_APPLYING_TABLES = "people, subsidy_assignments, enrollments"
+# makes stale (the subsidy lines and the outbox that applying fills are never looked up that way): only the
+# columns those lookups filter on, from a sample of 3,000 rows (statistics target 10, not 100). The planner
+# needs the tables' sizes and those columns' distinct values, and a whole table at the default target (30,000
+# rows read, every column's histogram sorted) took ten times as long at a million rows. An ANALYZE of named
+# columns leaves the table's count of changes as it is, so autovacuum still analyzes the whole table later.
+_VALIDATING_TABLES = "roster_rows (upload_id, row_no, status, id_number)"
+_APPLYING_TABLES = (
+    "people (id, document_type, document_number), "
+    "subsidy_assignments (person_id, coverage_year, category_code, removed_at), "
+    "enrollments (id, person_id, coverage_year, status)"
+)
+_STATISTICS_TARGET = 10
 
 
 async def refresh_statistics(session: AsyncSession, *, applying: bool) -> None:
+    if bulk.postgresql(session):
+        await session.execute(text(f"SET LOCAL default_statistics_target = {_STATISTICS_TARGET}"))
     await db.refresh_statistics(session, _APPLYING_TABLES if applying else _VALIDATING_TABLES)
