@@ -52,7 +52,8 @@ async def held_rows(session: AsyncSession, statement: DriverStatement, values: d
 def attached(session: AsyncSession, model: type[R], values: dict[str, Any]) -> R:
     """The record a plain row read (`shared.db.DriverStatement`) as if the session had loaded it: in its
     identity map, changes flushed as updates; what the row did not carry (relationships) is loaded on use,
-    which async refuses loudly. A record the session holds already is taken as held, as a query would."""
+    which async refuses loudly. A record the session holds already is taken as held, as a query would; unlike
+    a query, an expired one is not refilled from the row (no path reads a record again after a rollback)."""
     record = model(**values)
     key = identity_key(instance=record)
     held = session.identity_map.get(key)
