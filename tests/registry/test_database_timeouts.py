@@ -96,6 +96,30 @@ async def test_a_request_behind_a_locked_enrollment_is_refused_after_the_lock_ti
         assert (ended.status_code, ended.json()["status"]) == (200, "cancelled")
 
 
+async def test_an_enrollment_whose_write_waits_past_the_lock_timeout_is_refused_and_leaves_nothing(
+    serving: Serving, database_url: str
+) -> None:
+    # The POST's transaction and its refusals come from its one dependency (shared.auth.call): a write stuck
+    # behind another transaction's lock is a 503 with its reason, and neither the person nor the request's
+    # audit rows are written.
+    async with serving(lock_timeout_s=0.3, statement_timeout_s=0) as (client, _):
+        who = person()
+        audited = await scalar_on(database_url, "SELECT count(*) FROM audit_events")
+        async with held(database_url, "LOCK TABLE outbox IN EXCLUSIVE MODE"):
+            refused = await asyncio.wait_for(client.post("/v1/enrollments", json=who | HEFEI), BOUND_S)
+        assert (refused.status_code, problem(refused)["code"], problem(refused)["details"]) == (
+            503,
+            "service_unavailable",
+            {"reason": "lock_timeout"},
+        )
+        written = await scalar_on(
+            database_url, "SELECT count(*) FROM people WHERE document_number = :n", n=who["id_number"]
+        )
+        assert (written, await scalar_on(database_url, "SELECT count(*) FROM audit_events")) == (0, audited)
+        # Once the lock is given back, the same request goes through.
+        assert (await client.post("/v1/enrollments", json=who | HEFEI)).status_code == 201
+
+
 async def test_a_statement_running_past_the_statement_timeout_is_refused(
     serving: Serving, database_url: str
 ) -> None:
