@@ -282,6 +282,37 @@ async def test_rows_repeating_an_earlier_chunk_are_rejected_while_chunks_are_jud
 ) -> None:
     """Validation judges a chunk while the one before is stored: a number given in the chunk just before, or
     further back, still rejects the row repeating it, naming the first row, and the rest apply."""
+    await _repeated_numbers_across_chunks(registry)
+
+
+@pytest.mark.xdist_group("roster-race")
+async def test_rows_repeating_an_earlier_chunk_are_rejected_while_two_chunks_are_stored_at_once(
+    own_registry: Harness,
+) -> None:
+    """On PostgreSQL, with a connection per session, two chunks are stored at once: a number given in the
+    chunk still being stored, or in one committed before, rejects the row repeating it all the same."""
+    h = own_registry
+    await _repeated_numbers_across_chunks(h)
+    # Each chunk of two repeats the number the chunk just before gave first, while that one is stored.
+    numbers = [jing_id() for _ in range(12)]
+    listed = [numbers[0], jing_id()] + [n for k in range(1, 12) for n in (numbers[k], numbers[k - 1])]
+    rows = [[i, f"居民{i}", n, "泾川镇", "", "", ""] for i, n in enumerate(listed, 1)]
+    created = await upload(h, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保花名册2.xlsx")
+    upload_id = created.json()["upload_id"]
+    worker = RosterWorker(lambda: h.app.state.sessionmaker, lambda: get_registry_of(h.app), 2)
+
+    await worker.run_until_idle()
+    judged = await rows_of(h, upload_id)
+    first_row = {n: judged[listed.index(n)]["row_no"] for n in numbers}
+    repeats = [r for r in judged if r["status"] == "rejected"]
+    assert [r["row_no"] for r in repeats] == [r["row_no"] for r in judged[3::2]]
+    for item in repeats:
+        (problem,) = item["problems"]
+        assert problem["code"] == "duplicate_row"
+        assert f"第 {first_row[item['values']['id_number']]} 行" in problem["message_zh"]
+
+
+async def _repeated_numbers_across_chunks(registry: Harness) -> None:
     registry.at(JING_WINDOW)
     a, b, c, d = (jing_id() for _ in range(4))
     numbers = [a, b, c, a, d, c, b]  # rows 4-10, chunks of two: (a b) (c a) (d c) (b)
