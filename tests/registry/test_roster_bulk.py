@@ -296,43 +296,44 @@ async def test_rows_repeating_an_earlier_chunk_are_rejected_while_two_chunks_are
     # Each chunk of two repeats the number the chunk just before gave first, while that one is stored.
     numbers = [jing_id() for _ in range(12)]
     listed = [numbers[0], jing_id()] + [n for k in range(1, 12) for n in (numbers[k], numbers[k - 1])]
-    rows = [[i, f"居民{i}", n, "泾川镇", "", "", ""] for i, n in enumerate(listed, 1)]
-    created = await upload(h, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保花名册2.xlsx")
-    upload_id = created.json()["upload_id"]
-    worker = RosterWorker(lambda: h.app.state.sessionmaker, lambda: get_registry_of(h.app), 2)
+    _, judged = await _judged_naming_first_rows(h, listed, "低保花名册2.xlsx")
+    rejected = [r["row_no"] for r in judged if r["status"] == "rejected"]
+    assert rejected == [r["row_no"] for r in judged[3::2]]
 
-    await worker.run_until_idle()
+
+async def _judged_naming_first_rows(
+    h: Harness, numbers: list[str], filename: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """The rows listing `numbers` (chunks of two) as judged; each rejected one repeats a number, naming its
+    first row."""
+    rows = [[i, f"居民{i}", n, "泾川镇", "", "", ""] for i, n in enumerate(numbers, 1)]
+    created = await upload(h, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), filename)
+    upload_id = created.json()["upload_id"]
+    await _worker(h).run_until_idle()
     judged = await rows_of(h, upload_id)
-    first_row = {n: judged[listed.index(n)]["row_no"] for n in numbers}
-    repeats = [r for r in judged if r["status"] == "rejected"]
-    assert [r["row_no"] for r in repeats] == [r["row_no"] for r in judged[3::2]]
-    for item in repeats:
-        (problem,) = item["problems"]
-        assert problem["code"] == "duplicate_row"
-        assert f"第 {first_row[item['values']['id_number']]} 行" in problem["message_zh"]
+    first_row = {n: judged[numbers.index(n)]["row_no"] for n in numbers}
+    for item in judged:
+        if item["status"] == "rejected":
+            (problem,) = item["problems"]
+            assert problem["code"] == "duplicate_row"
+            assert f"第 {first_row[item['values']['id_number']]} 行" in problem["message_zh"]
+    return upload_id, judged
+
+
+def _worker(h: Harness) -> RosterWorker:
+    """A worker taking two rows a chunk."""
+    return RosterWorker(lambda: h.app.state.sessionmaker, lambda: get_registry_of(h.app), 2)
 
 
 async def _repeated_numbers_across_chunks(registry: Harness) -> None:
     registry.at(JING_WINDOW)
     a, b, c, d = (jing_id() for _ in range(4))
     numbers = [a, b, c, a, d, c, b]  # rows 4-10, chunks of two: (a b) (c a) (d c) (b)
-    rows = [[i, f"居民{i}", n, "泾川镇", "", "", ""] for i, n in enumerate(numbers, 1)]
-    created = await upload(registry, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保花名册.xlsx")
-    upload_id = created.json()["upload_id"]
-    worker = RosterWorker(lambda: registry.app.state.sessionmaker, lambda: get_registry_of(registry.app), 2)
-
-    await worker.run_until_idle()
-    judged = await rows_of(registry, upload_id)
+    upload_id, judged = await _judged_naming_first_rows(registry, numbers, "低保花名册.xlsx")
     assert [r["status"] for r in judged] == ["accepted"] * 3 + ["rejected"] + ["accepted"] + ["rejected"] * 2
-    first_row = {a: 4, b: 5, c: 6}
-    for item in judged:
-        if item["status"] == "rejected":
-            (problem,) = item["problems"]
-            assert problem["code"] == "duplicate_row"
-            assert f"第 {first_row[item['values']['id_number']]} 行" in problem["message_zh"]
     assert [r["row_no"] for r in await rows_of(registry, upload_id, "rejected")] == [7, 9, 10]
     assert (await review(registry, upload_id)).status_code == 200
-    await worker.run_until_idle()
+    await _worker(registry).run_until_idle()
 
     outcomes = [(r["status"], r["outcome"]) for r in await rows_of(registry, upload_id)]
     assert (
