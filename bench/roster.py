@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--database", default="canbao_bench_roster")
     parser.add_argument("--json", type=Path, help="Also write the figures here")
     parser.add_argument("--chunk-rows", type=int, default=2000, help="REGISTRY_ROSTER_CHUNK_ROWS")
+    parser.add_argument("--validate-only", action="store_true", help="Import and validate; apply nothing")
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -188,38 +189,43 @@ def main() -> None:
         validating = registry_cli(
             env, args.database, "roster", "import", str(roster), *common, "--by", "bench"
         )
-        identifier = asyncio.run(upload_id(dsn))
-        applying = registry_cli(env, args.database, "roster", "approve", identifier, "--by", "bench")
+        applying = None
+        if not args.validate_only:
+            identifier = asyncio.run(upload_id(dsn))
+            applying = registry_cli(env, args.database, "roster", "approve", identifier, "--by", "bench")
         copy_s = asyncio.run(copy_rows(dsn, roster))
         size_mb = roster.stat().st_size / 1e6
-    validate_s, apply_s = validating.wall_s, applying.wall_s
+    validate_s = validating.wall_s
     copy_rate = args.rows / copy_s
-    figures = {
+    figures: dict[str, float] = {
         "rows": args.rows,
         "chunk_rows": args.chunk_rows,
         "file_mb": round(size_mb, 1),
         "import_and_validate_s": round(validate_s, 1),
         "validate_rows_per_s": round(args.rows / validate_s),
-        "apply_s": round(apply_s, 1),
-        "apply_rows_per_s": round(args.rows / apply_s),
-        "end_to_end_rows_per_s": round(args.rows / (validate_s + apply_s)),
         "copy_s": round(copy_s, 2),
         "copy_rows_per_s": round(copy_rate),
         # Each against the floor measured in the same run, on the same machine under the same load.
         "validate_vs_copy": round(args.rows / validate_s / copy_rate, 4),
-        "apply_vs_copy": round(args.rows / apply_s / copy_rate, 4),
-        "peak_rss_mb": round(max(validating.peak_rss_mb, applying.peak_rss_mb)),
         "validate_peak_rss_mb": round(validating.peak_rss_mb),
-        "apply_peak_rss_mb": round(applying.peak_rss_mb),
         # CPU per row, which the machine's load changes far less than the rates (start-up included).
         "validate_process_us_per_row": round(validating.cpu_s / args.rows * 1e6, 1),
         "validate_postgres_us_per_row": round(validating.database_cpu_s / args.rows * 1e6, 1),
-        "apply_process_us_per_row": round(applying.cpu_s / args.rows * 1e6, 1),
-        "apply_postgres_us_per_row": round(applying.database_cpu_s / args.rows * 1e6, 1),
-        # The machine's 1-minute load average before and after: other work on it slows every figure.
-        "load_before": round(load_before, 2),
-        "load_after": round(os.getloadavg()[0], 2),
     }
+    if applying is not None:
+        apply_s = applying.wall_s
+        figures |= {
+            "apply_s": round(apply_s, 1),
+            "apply_rows_per_s": round(args.rows / apply_s),
+            "end_to_end_rows_per_s": round(args.rows / (validate_s + apply_s)),
+            "apply_vs_copy": round(args.rows / apply_s / copy_rate, 4),
+            "peak_rss_mb": round(max(validating.peak_rss_mb, applying.peak_rss_mb)),
+            "apply_peak_rss_mb": round(applying.peak_rss_mb),
+            "apply_process_us_per_row": round(applying.cpu_s / args.rows * 1e6, 1),
+            "apply_postgres_us_per_row": round(applying.database_cpu_s / args.rows * 1e6, 1),
+        }
+    # The machine's 1-minute load average before and after: other work on it slows every figure.
+    figures |= {"load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
     table = Table("figure", "value", title=f"roster of {args.rows:,} rows on PostgreSQL")
     for key, value in figures.items():
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))

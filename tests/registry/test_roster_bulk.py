@@ -282,26 +282,58 @@ async def test_rows_repeating_an_earlier_chunk_are_rejected_while_chunks_are_jud
 ) -> None:
     """Validation judges a chunk while the one before is stored: a number given in the chunk just before, or
     further back, still rejects the row repeating it, naming the first row, and the rest apply."""
-    registry.at(JING_WINDOW)
-    a, b, c, d = (jing_id() for _ in range(4))
-    numbers = [a, b, c, a, d, c, b]  # rows 4-10, chunks of two: (a b) (c a) (d c) (b)
-    rows = [[i, f"居民{i}", n, "泾川镇", "", "", ""] for i, n in enumerate(numbers, 1)]
-    created = await upload(registry, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保花名册.xlsx")
-    upload_id = created.json()["upload_id"]
-    worker = RosterWorker(lambda: registry.app.state.sessionmaker, lambda: get_registry_of(registry.app), 2)
+    await _repeated_numbers_across_chunks(registry)
 
-    await worker.run_until_idle()
-    judged = await rows_of(registry, upload_id)
-    assert [r["status"] for r in judged] == ["accepted"] * 3 + ["rejected"] + ["accepted"] + ["rejected"] * 2
-    first_row = {a: 4, b: 5, c: 6}
+
+@pytest.mark.xdist_group("roster-race")
+async def test_rows_repeating_an_earlier_chunk_are_rejected_while_two_chunks_are_stored_at_once(
+    own_registry: Harness,
+) -> None:
+    """On PostgreSQL, with a connection per session, two chunks are stored at once: a number given in the
+    chunk still being stored, or in one committed before, rejects the row repeating it all the same."""
+    h = own_registry
+    await _repeated_numbers_across_chunks(h)
+    # Each chunk of two repeats the number the chunk just before gave first, while that one is stored.
+    numbers = [jing_id() for _ in range(12)]
+    listed = [numbers[0], jing_id()] + [n for k in range(1, 12) for n in (numbers[k], numbers[k - 1])]
+    _, judged = await _judged_naming_first_rows(h, listed, "低保花名册2.xlsx")
+    rejected = [r["row_no"] for r in judged if r["status"] == "rejected"]
+    assert rejected == [r["row_no"] for r in judged[3::2]]
+
+
+async def _judged_naming_first_rows(
+    h: Harness, numbers: list[str], filename: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """The rows listing `numbers` (chunks of two) as judged; each rejected one repeats a number, naming its
+    first row."""
+    rows = [[i, f"居民{i}", n, "泾川镇", "", "", ""] for i, n in enumerate(numbers, 1)]
+    created = await upload(h, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), filename)
+    upload_id = created.json()["upload_id"]
+    await _worker(h).run_until_idle()
+    judged = await rows_of(h, upload_id)
+    first_row = {n: judged[numbers.index(n)]["row_no"] for n in numbers}
     for item in judged:
         if item["status"] == "rejected":
             (problem,) = item["problems"]
             assert problem["code"] == "duplicate_row"
             assert f"第 {first_row[item['values']['id_number']]} 行" in problem["message_zh"]
+    return upload_id, judged
+
+
+def _worker(h: Harness) -> RosterWorker:
+    """A worker taking two rows a chunk."""
+    return RosterWorker(lambda: h.app.state.sessionmaker, lambda: get_registry_of(h.app), 2)
+
+
+async def _repeated_numbers_across_chunks(registry: Harness) -> None:
+    registry.at(JING_WINDOW)
+    a, b, c, d = (jing_id() for _ in range(4))
+    numbers = [a, b, c, a, d, c, b]  # rows 4-10, chunks of two: (a b) (c a) (d c) (b)
+    upload_id, judged = await _judged_naming_first_rows(registry, numbers, "低保花名册.xlsx")
+    assert [r["status"] for r in judged] == ["accepted"] * 3 + ["rejected"] + ["accepted"] + ["rejected"] * 2
     assert [r["row_no"] for r in await rows_of(registry, upload_id, "rejected")] == [7, 9, 10]
     assert (await review(registry, upload_id)).status_code == 200
-    await worker.run_until_idle()
+    await _worker(registry).run_until_idle()
 
     outcomes = [(r["status"], r["outcome"]) for r in await rows_of(registry, upload_id)]
     assert (

@@ -117,16 +117,20 @@ class RosterWorker:
         except RosterFileInvalid as exc:
             await self._fail(upload_id, str(exc.details))
             return
-        upload = await self._judge_chunk(upload_id, row_rules, batch, refresh_statistics=False, last=True)
+        upload = await self._judge_chunk(upload_id, row_rules, batch, last=True)
         self._report(upload, progress)
 
     async def _judge_file(
         self, upload_id: str, position: int, sheet: Sheet, row_rules: RowRules, progress: Progress | None
     ) -> list[tuple[int, Judged]]:
         """Judge the rows after line `position` and store them chunk by chunk; the last chunk's rows are left
-        to the caller. The chunk before is stored while this one is read and judged: the rules need no
-        database, and the checks that do (an ID number an earlier row gave) wait for that chunk to commit."""
-        storing: asyncio.Task[RosterUpload] | None = None
+        to the caller. The chunks before are stored while this one is read and judged: the rules need no
+        database. On PostgreSQL two chunks are stored at once, over two connections, so that the database
+        writes one while the other's facts are looked up; each commits after the one before it (the upload's
+        position and counts advance in file order, and a failure of one undoes the one after it), and the
+        ID numbers of the one before, not yet committed, are passed along for the duplicate check."""
+        lanes = self._lanes()
+        storing: deque[tuple[asyncio.Task[RosterUpload], dict[str, int]]] = deque()
         batch: list[tuple[int, Judged]] = []
         chunks = 0
         try:
@@ -135,23 +139,25 @@ class RosterWorker:
                     continue
                 batch.append((row_no, row_rules.judge(sheet.values(cells))))
                 if len(batch) % _JUDGED_BETWEEN_YIELDS == 0:
-                    await asyncio.sleep(0)  # the chunk being stored gets its next round trip going
+                    await asyncio.sleep(0)  # the chunks being stored get their next round trips going
                 if len(batch) >= self._chunk_rows:
-                    if storing is not None:
-                        self._report(await storing, progress)
-                    stale = statistics_stale_after(chunks)
-                    storing = asyncio.create_task(
-                        self._judge_chunk(upload_id, row_rules, batch, refresh_statistics=stale)
+                    if len(storing) == lanes:
+                        self._report(await storing.popleft()[0], progress)
+                    if statistics_stale_after(chunks):
+                        # In a transaction of its own: two chunks' ANALYZEs would wait on each other's lock.
+                        await self._refresh_statistics(applying=False)
+                    before, uncommitted = storing[-1] if storing else (None, {})
+                    task = asyncio.create_task(
+                        self._judge_chunk(upload_id, row_rules, batch, before=before, uncommitted=uncommitted)
                     )
+                    storing.append((task, _first_rows(batch)))
                     batch, chunks = [], chunks + 1
-            if storing is not None:
-                self._report(await storing, progress)
-                storing = None
+            while storing:
+                self._report(await storing.popleft()[0], progress)
             return batch
         finally:
             # A bad line further on: the chunks before it stay stored, as they were.
-            if storing is not None:
-                await asyncio.gather(storing, return_exceptions=True)
+            await asyncio.gather(*(task for task, _ in storing), return_exceptions=True)
 
     async def _judge_chunk(
         self,
@@ -159,19 +165,26 @@ class RosterWorker:
         row_rules: RowRules,
         judged: list[tuple[int, Judged]],
         *,
-        refresh_statistics: bool,
         last: bool = False,
+        before: "asyncio.Task[RosterUpload] | None" = None,
+        uncommitted: dict[str, int] | None = None,
     ) -> RosterUpload:
         """Judge one chunk of rows against the registry, store them and move the upload's position past them,
-        in one transaction."""
+        in one transaction. With a chunk `before` still being stored, its rows' first row by ID number are
+        `uncommitted`, and this one's lease and counts are written once it committed (they are the upload's
+        row, which it updates too)."""
         async with self._sessionmaker()() as session, session.begin():
-            await self._renew(session, upload_id)
-            if refresh_statistics:
-                await repository.refresh_statistics(session, applying=False)
+            if before is None:
+                await self._renew(session, upload_id)
             upload = await get(session, upload_id)
-            registered = await _registered(session, upload, judged)
+            registered = await _registered(session, upload, judged, uncommitted or {})
             verdicts = against_registered(row_rules, judged, registered)
-            await _record(session, upload, verdicts)
+            await _record(session, upload_id, verdicts)
+            if before is not None:
+                await before
+                await self._renew(session, upload_id)
+                upload = await get(session, upload_id)  # its counts as the chunk before left them
+            _count(upload, verdicts)
             if judged:
                 upload.position = judged[-1][0]
             if last:
@@ -203,7 +216,7 @@ class RosterWorker:
                 if len(ahead) == lanes:
                     self._report(await ahead.popleft(), progress)
                 if statistics_stale_after(chunks):
-                    await self._refresh_statistics()
+                    await self._refresh_statistics(applying=True)
                 chunks += 1
                 read: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
                 before = ahead[-1] if ahead else None
@@ -271,9 +284,9 @@ class RosterWorker:
         bind = self._sessionmaker().kw.get("bind")
         return 2 if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" else 1
 
-    async def _refresh_statistics(self) -> None:
+    async def _refresh_statistics(self, *, applying: bool) -> None:
         async with self._sessionmaker()() as session, session.begin():
-            await repository.refresh_statistics(session, applying=True)
+            await repository.refresh_statistics(session, applying=applying)
 
 
 async def _applied(
@@ -291,10 +304,11 @@ async def _applied(
 
 
 async def _registered(
-    session: AsyncSession, upload: RosterUpload, judged: list[tuple[int, Judged]]
+    session: AsyncSession, upload: RosterUpload, judged: list[tuple[int, Judged]], uncommitted: dict[str, int]
 ) -> Registered:
-    """What the registry holds about a chunk's ID numbers: earlier rows of this upload, registered names
-    and namesakes, categories held this year, and (for subsidy rosters) the employee-insurance lists."""
+    """What the registry holds about a chunk's ID numbers: earlier rows of this upload (stored, or
+    `uncommitted` by the chunk before), registered names and namesakes, categories held this year, and (for
+    subsidy rosters) the employee-insurance lists."""
     ids = sorted({j.id_number for _, j in judged if j.id_number})
     people = await repository.known_people(session, ids)
     number_of = {person_id: number for number, (person_id, _) in people.items()}
@@ -304,7 +318,7 @@ async def _registered(
         else set()
     )
     return Registered(
-        earlier=await repository.earlier_rows(session, upload.id, ids),
+        earlier=_earliest(await repository.earlier_rows(session, upload.id, ids), uncommitted),
         names={number: name for number, (_, name) in people.items()},
         held={(number_of[person_id], code) for person_id, code in held},
         namesakes=await repository.namesakes(session, namesake_keys(judged)),
@@ -314,9 +328,26 @@ async def _registered(
     )
 
 
-async def _record(session: AsyncSession, upload: RosterUpload, verdicts: list[Verdict]) -> None:
-    """Store a chunk's rows as judged and count them on the upload."""
-    upload_id = upload.id  # read once: a mapped attribute is a Python descriptor call, and enums' .value too
+def _earliest(stored: dict[str, int], uncommitted: dict[str, int]) -> dict[str, int]:
+    """The first earlier row of each ID number, among the stored rows and those not committed yet."""
+    earliest = dict(stored)
+    for number, row_no in uncommitted.items():
+        if row_no < earliest.get(number, row_no + 1):
+            earliest[number] = row_no
+    return earliest
+
+
+def _first_rows(judged: list[tuple[int, Judged]]) -> dict[str, int]:
+    """The first row of the chunk giving each ID number."""
+    first: dict[str, int] = {}
+    for row_no, row in judged:
+        if row.id_number and row.id_number not in first:
+            first[row.id_number] = row_no
+    return first
+
+
+async def _record(session: AsyncSession, upload_id: str, verdicts: list[Verdict]) -> None:
+    """Store a chunk's rows as judged."""
     await repository.insert_rows(
         session,
         [
@@ -324,6 +355,10 @@ async def _record(session: AsyncSession, upload: RosterUpload, verdicts: list[Ve
             for v in verdicts
         ],
     )
+
+
+def _count(upload: RosterUpload, verdicts: list[Verdict]) -> None:
+    """Count a chunk's rows on the upload."""
     upload.rows_read += len(verdicts)
     upload.rows_rejected += sum(1 for v in verdicts if v.status is RowStatus.REJECTED)
     upload.rows_held += sum(1 for v in verdicts if v.status is RowStatus.HELD)
