@@ -374,6 +374,11 @@ async def ping(engine: AsyncEngine) -> None:
         await conn.execute(text("SELECT 1"))
 
 
+def holds_changes(session: AsyncSession) -> bool:
+    """Whether the session holds changes not flushed yet (new, changed or deleted records)."""
+    return bool(session.new or session.dirty or session.deleted)
+
+
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction: committed when the endpoint returns, rolled back on any error.
 
@@ -384,7 +389,7 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
         async with sessionmaker() as session:
             try:
                 yield session
-                if session.in_transaction() or session.new or session.dirty or session.deleted:
+                if session.in_transaction() or holds_changes(session):
                     # A request that wrote only through driver statements has nothing of the session's to
                     # commit (its connection's transaction, if any began, is the session's).
                     await session.commit()
@@ -409,7 +414,7 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     try:
         async with _reader_of(request.app.state.sessionmaker)() as session:
             yield session
-            if session.new or session.dirty or session.deleted:
+            if holds_changes(session):
                 raise RuntimeError("a read-only request changed something")
     except Exception as exc:
         refusal = _as_refusal(exc)
@@ -421,7 +426,7 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 async def release(session: AsyncSession) -> None:
     """Give a read-only request's connection back to the pool while it waits (a long-poll); its next
     statement takes one again. What it read stays readable (detached from the session)."""
-    if session.new or session.dirty or session.deleted:
+    if holds_changes(session):
         raise RuntimeError("a read-only request changed something")
     await session.close()
 

@@ -8,7 +8,7 @@ from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from shared.db import DriverStatement
+from shared.db import DriverStatement, holds_changes
 from shared.tables import service_metadata, service_tables
 
 
@@ -44,9 +44,14 @@ R = TypeVar("R", bound=Base)
 async def held_rows(session: AsyncSession, statement: DriverStatement, values: dict[str, Any]) -> list[Any]:
     """A hot path's read on PostgreSQL as plain rows, in the request's transaction (what it locks stays
     locked): what the session holds unflushed is written first, as a query of the session would."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
+    await flush_held(session)
     return await statement.fetch_held(session, values)
+
+
+async def flush_held(session: AsyncSession) -> None:
+    """What the session holds unflushed written, before a statement the unit of work does not see."""
+    if holds_changes(session):
+        await session.flush()
 
 
 def attached(session: AsyncSession, model: type[R], values: dict[str, Any]) -> R:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.util import identity_key
 
 from collection.billing.models import Bill, BillStatus, BillSubsidyLine, LookupFailure
-from collection.database import attached, held_rows, one_statement, table, took
+from collection.database import attached, flush_held, held_rows, one_statement, table, took
 from collection.ledger.models import LedgerEntry, LedgerTransaction, TransactionKind
 from collection.payments.models import Payment, PaymentItem
 from shared import bulk
@@ -425,8 +425,7 @@ async def _issue_many_in_steps(
     """`_ISSUE_MANY`'s rows on SQLite (no data-modifying WITH, no arrays): a statement per table, the rows
     of a table in one, as plain rows rather than through the unit of work; the bills of enrollments billed
     already are skipped by the same unique index."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
+    await flush_held(session)
     bills_table = table(Bill)
     now, status = utc_now(), BillStatus.OPEN
     rows = [
@@ -453,7 +452,7 @@ async def _issue_many_in_steps(
         session,
         LedgerTransaction,
         ("id", "kind", "reference", "occurred_at"),
-        [(t, TransactionKind.BILL_ISSUED, bill[0], bill[14]) for t, bill in booked.items()],
+        [(t, TransactionKind.BILL_ISSUED, bill[0], bill[_CREATED_AT]) for t, bill in booked.items()],
     )
     await bulk.insert_rows(session, LedgerEntry, _ENTRY_COLUMNS, [e for e in entries if e[0] in booked])
     return [bill[1] for bill in bills if bill[0] in issued]
@@ -477,5 +476,6 @@ _BILL_COLUMNS = (
     "coverage_end",
     "created_at",
 )
+_CREATED_AT = _BILL_COLUMNS.index("created_at")
 _LINE_COLUMNS = ("bill_id", "category", "funder", "amount_fen")
 _ENTRY_COLUMNS = ("transaction_id", "account", "amount_fen")

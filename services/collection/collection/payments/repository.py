@@ -6,7 +6,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collection.billing.models import Bill, BillStatus
-from collection.database import OutboxMessage, held_rows, one_statement, table
+from collection.database import OutboxMessage, flush_held, held_rows, one_statement, table
 from collection.idempotency.models import IdempotencyRecord
 from collection.ledger.accounts import Channel
 from collection.ledger.models import LedgerEntry, LedgerTransaction
@@ -227,8 +227,7 @@ async def _settle_order_in_steps(session: AsyncSession, v: dict[str, Any]) -> li
     rows of a table in one, as plain rows rather than through the unit of work. The bills settle only while
     open; the rest is written only when every one of them did, and SQLite's one writer at a time holds the
     bills from this UPDATE to the commit."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
+    await flush_held(session)
     bills = table(Bill)
     settled = (
         (
