@@ -121,6 +121,9 @@ async def test_a_killed_import_resumes_when_run_again(backend: str, tmp_path: Pa
     assert await scalar(url, "SELECT rows_accepted FROM roster_uploads") == VALID
     assert await scalar(url, "SELECT status FROM roster_uploads") == "validated"
 
+    # Smaller chunks for applying: a chunk of 50 applies in milliseconds now, and the kill has to land while
+    # chunks are left (a fresh-clone run saw all 300 applied between the check and the kill).
+    env["REGISTRY_ROSTER_CHUNK_ROWS"] = "5"
     approving = spawn(env, "approve", upload_id, "--by", "bureau")
     await kill_when(approving, url, "SELECT rows_applied FROM roster_uploads WHERE rows_applied > 0")
     applied_before = await scalar(url, "SELECT rows_applied FROM roster_uploads")
