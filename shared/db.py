@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -111,6 +112,7 @@ def create_engine(
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, module=_ONE_HOP, connect_args={"timeout": SQLITE_WAIT_S}, **kwargs)
+        engine.dialect.statement_compiler = _SQLiteCompiler
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: ConnectionPoolEntry) -> None:
@@ -150,6 +152,19 @@ SQLITE_WAIT_S = 30
 # A statement the driver begins a transaction for, and so takes SQLite's write lock for.
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
+# SQLite has no row locks and drops FOR UPDATE; its compiler (`_SQLiteCompiler`) writes this mark in its
+# place, and the driver's thread begins the write transaction before such a read.
+_LOCKING_READ = "/* FOR UPDATE */"
+
+
+class _SQLiteCompiler(SQLiteCompiler):
+    def for_update_clause(self, select: Any, **kw: Any) -> str:
+        # A claim that skips what others hold (a dispatcher's batch) is not a locking read here: it would hold
+        # the one write lock while the batch goes out (a reminder gateway's calls), and an embedded
+        # deployment runs one dispatcher.
+        return "" if select._for_update_arg.skip_locked else " " + _LOCKING_READ
+
+
 # One turn at the write lock per database file in this process, shared by all its engines' connections.
 _GATES: dict[str, threading.Lock] = {}
 _GATES_MADE = threading.Lock()
@@ -173,17 +188,32 @@ class _WriteTurn:
     `SQLITE_WAIT_S`, fall back to SQLite's own waiting. Not a guarantee of anything: SQLite's lock still
     serialises the writers; the turn only orders them without the sleeps."""
 
-    __slots__ = ("_gate", "_held")
+    __slots__ = ("_closing", "_gate", "_held", "_mutex")
 
     def __init__(self, gate: "threading.Lock | None"):
         self._gate = gate
         self._held = False
+        self._closing = False
+        # `_held` and `_closing` are read and set from the driver's thread and the event loop's.
+        self._mutex = threading.Lock()
 
     def take(self, connection: sqlite3.Connection, operation: str) -> None:
-        """In the driver's thread, before a statement that would begin a write transaction."""
-        if self._gate is None or self._held or connection.in_transaction or not _WRITE.match(operation):
+        """In the driver's thread, before a statement that would begin a write transaction (or a locking
+        read, which begins one)."""
+        if self._gate is None or self._held or connection.in_transaction:
             return
-        self._held = self._gate.acquire(timeout=SQLITE_WAIT_S)
+        if not (_WRITE.match(operation) or _LOCKING_READ in operation):
+            return
+        taken = self._gate.acquire(timeout=SQLITE_WAIT_S)
+        with self._mutex:
+            if not self._closing:
+                self._held = taken
+                return
+        # A statement still queued when its connection was closed (its task cancelled while it waited):
+        # the turn would be held by a connection nobody ends.
+        if taken:
+            self._gate.release()
+        raise sqlite3.ProgrammingError("the connection is closing")
 
     def give_back_unless_writing(self, connection: sqlite3.Connection) -> None:
         """After a statement, a commit or a rollback: the turn ends with the transaction."""
@@ -191,9 +221,15 @@ class _WriteTurn:
             self.give_back()
 
     def give_back(self) -> None:
-        if self._held and self._gate is not None:
-            self._held = False
+        with self._mutex:
+            held, self._held = self._held, False
+        if held and self._gate is not None:
             self._gate.release()
+
+    def refuse_more(self) -> None:
+        """The connection closes: no turn is taken for it again (one it holds is given back once closed)."""
+        with self._mutex:
+            self._closing = True
 
 
 def _in_driver_thread(
@@ -201,6 +237,10 @@ def _in_driver_thread(
 ) -> tuple[Any, int, int | None, list[Any]]:
     """A statement, whole, on aiosqlite's thread: its cursor made, executed, read to the end and closed."""
     turn.take(connection, operation)
+    if _LOCKING_READ in operation and not connection.in_transaction:
+        # Rows read to be changed are read under the write lock, as FOR UPDATE reads them on PostgreSQL:
+        # a writer that read them before would otherwise write over what another committed meanwhile.
+        connection.execute("BEGIN IMMEDIATE")
     cursor = connection.cursor()
     try:
         if many:
@@ -293,12 +333,14 @@ class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
             self._turn_ends()
 
     def close(self) -> None:
+        self.turn.refuse_more()
         try:
             super().close()
         finally:
             self.turn.give_back()
 
     def terminate(self) -> None:
+        self.turn.refuse_more()
         try:
             super().terminate()
         finally:
@@ -591,12 +633,20 @@ class DriverStatement:
     def _refuse(self, raw: Any, exc: BaseException) -> None:
         """Raise the driver's error as SQLAlchemy's; a lost connection is invalidated, so the pool replaces
         it. Returns for an error of another kind, which the caller raises as it came."""
-        if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
+        lost = (
+            OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError | asyncpg.InternalClientError
+        )
+        if isinstance(exc, lost):
             raw.invalidate(exc)
             raise OperationalError(self.sql, None, exc, connection_invalidated=True) from exc
         if isinstance(exc, asyncpg.PostgresError):
             kind = IntegrityError if str(exc.sqlstate).startswith("23") else DBAPIError
             raise kind(self.sql, None, exc, hide_parameters=True) from exc
+
+
+# A lost connection. InternalClientError: the protocol out of step, as when the server's FATAL (an operator or
+# a restart ended its connection) was read while idle and the close is not yet seen.
+_LOST = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.InternalClientError)
 
 
 # Taken on every idempotent request: through the driver, at a fraction of SQLAlchemy's execution.

@@ -414,9 +414,15 @@ async def _write_statement_by_statement(session: AsyncSession, new: NewEnrollmen
         if (await session.execute(registering.returning(Person.id), new.person)).first() is None:
             return False
     else:
-        untaken = select(Person.id).where(
-            Person.id == new.enrollment["person_id"],
-            Person.category_epoch.is_not_distinct_from(new.category_epoch),
+        # Compared under the write lock (a locking read on SQLite): a category assigned by a transaction
+        # that held the lock meanwhile has moved the epoch.
+        untaken = (
+            select(Person.id)
+            .where(
+                Person.id == new.enrollment["person_id"],
+                Person.category_epoch.is_not_distinct_from(new.category_epoch),
+            )
+            .with_for_update()
         )
         if (await session.execute(untaken)).first() is None:
             return False

@@ -1,4 +1,4 @@
-"""Review (h27): two refunds of one bill requested at once (two officers, or a retry under another
+"""Two refunds of one bill requested at once (two officers, or a retry under another
 Idempotency-Key) refund it once. On SQLite the bill's `FOR UPDATE` is not a lock and the reads run outside
 the write transaction: both requests read the bill paid, then each waits for its turn at the write lock and
 writes its refund."""

@@ -1,4 +1,4 @@
-"""Review (h27): SQLite's writers of one process take turns at the write lock (`shared.db`); a writer's turn
+"""SQLite's writers of one process take turns at the write lock (`shared.db`); a writer's turn
 must end however its connection ends. A writer still waiting for its turn when its task is cancelled again
 while SQLAlchemy closes its connection (as anyio's cancel scopes do, delivering the cancellation at every
 await until the task ends; or a shutdown that cancels twice) has its connection closed by force: the turn is

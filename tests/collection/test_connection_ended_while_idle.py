@@ -1,4 +1,4 @@
-"""Review (h27): a connection whose server process was ended answers 503 and is replaced, also when the
+"""A connection whose server process was ended answers 503 and is replaced, also when the
 service reads the server's last words (FATAL 57P01, "terminating connection due to administrator command")
 before it sees the connection close. asyncpg, idle, takes that message as out of step and refuses the next
 statement with InternalClientError ("cannot switch to state …; another operation (2) is in progress"),

@@ -1,4 +1,4 @@
-"""Review (h27): a category given to a person while their enrollment is being written is priced in. On
+"""A category given to a person while their enrollment is being written is priced in. On
 PostgreSQL the enrollment's one statement locks the person's row while their category epoch is the one read
 with the facts (a transaction taking their categories is waited for, and the write then finds the epoch
 moved and prices again under the lock). On SQLite the epoch is compared by a read before the write that
