@@ -17,9 +17,9 @@ MIN_PASSWORD_LENGTH = 12
 MIN_PASSWORD_HASH_MEMORY_KIB = 19 * 1024
 MIN_PASSWORD_HASH_TIME_COST = 2
 # Chunks of a roster applied at once on PostgreSQL (registry.roster.worker): with two, the applying process
-# sat idle waiting on the database for about a quarter of a run (its rules had run ahead while both chunks
-# were in the database's hands); with three, about a tenth (docs/performance.md, "Rosters: three chunks
-# applied at once").
+# sat idle waiting on the database for a fifth to a quarter of a run (its rules had run ahead while both
+# chunks were in the database's hands); with three, about a tenth (docs/performance.md, "Rosters: three
+# chunks applied at once").
 ROSTER_CHUNKS_APPLIED_AT_ONCE = 3
 
 
