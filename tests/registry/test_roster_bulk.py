@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.context import get_registry_of
 from registry.database import OutboxMessage
@@ -219,38 +220,12 @@ async def own_registry(tmp_path: Path, worker: str) -> AsyncIterator[Harness]:
 @pytest.mark.xdist_group("roster-race")
 async def test_a_single_enrollment_racing_a_roster_chunk_leaves_one_enrollment(own_registry: Harness) -> None:
     h = own_registry
-    h.at(JING_WINDOW)
-    racer, others = jing_id(), [jing_id(), jing_id()]
-    # The racer is registered (a category of another department's), not enrolled, when the roster is read.
-    assigned = await h.client.post(
-        "/v1/subsidy-assignments",
-        json={
-            "person": {"id_number": racer, "name": "赛一"},
-            "region_code": "341823",
-            "coverage_year": 2023,
-            "category": "特困人员",
-            "evidence_ref": "县民政局 认定书",
-            "assigned_by": "staff-1",
-        },
-    )
-    assert assigned.status_code == 201, assigned.text
-    rows = [[1, "赛一", racer, "泾川镇", "", "", ""]] + [
-        [i, f"张{i}", number, "泾川镇", "", "", ""] for i, number in enumerate(others, 2)
-    ]
-    created = await upload(h, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保花名册.xlsx")
-    upload_id = created.json()["upload_id"]
-    await processed(h, upload_id)
-    assert (await review(h, upload_id)).status_code == 200
+    racer, upload_id = await _roster_listing_a_registered_racer(h, others=2)
 
     # A counter enrollment of the racer, not yet committed: the chunk's insert waits for it on the unique
     # index, and fails once it commits; the chunk is then redone row by row.
     async with h.sessionmaker() as counter:
-        await enroll(
-            counter,
-            get_registry_of(h.app),
-            EnrollmentCreate(id_number=racer, name="赛一", region_code="341823", coverage_year=2023),
-        )
-        await counter.flush()
+        await _enrolled_not_committed(h, counter, racer)
         applying = asyncio.create_task(h.app.state.roster_worker.run_until_idle())
         while not await _waiting_on_a_lock(h):
             assert not applying.done(), applying
@@ -264,6 +239,93 @@ async def test_a_single_enrollment_racing_a_roster_chunk_leaves_one_enrollment(o
         live = await session.scalar(select(func.count()).select_from(Enrollment))
         events = await session.scalar(select(func.count()).select_from(OutboxMessage))
     assert (live, events) == (3, 3)  # one each, and one EnrollmentCreated each
+
+
+@pytest.mark.xdist_group("roster-race")
+async def test_three_chunks_are_applied_at_once_and_commit_in_file_order(own_registry: Harness) -> None:
+    """On PostgreSQL three chunks are under way at once: while the first waits on a lock (a counter
+    enrollment of its person, not yet committed), the next two are applied beside it and wait for it to
+    commit; then every row is applied once, and the first is refused as already enrolled."""
+    h = own_registry
+    racer, upload_id = await _roster_listing_a_registered_racer(h, others=4)
+    one_row_a_chunk = RosterWorker(lambda: h.app.state.sessionmaker, lambda: get_registry_of(h.app), 1)
+
+    async with h.sessionmaker() as counter:
+        await _enrolled_not_committed(h, counter, racer)
+        applying = asyncio.create_task(one_row_a_chunk.run_until_idle())
+        # The counter's transaction and three chunks' (the first waiting on the lock); with two chunks at once
+        # there would never be more than three.
+        for _ in range(200):
+            assert not applying.done(), applying
+            if await _open_transactions(h) == 4:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            opened = await _open_transactions(h)
+            pytest.fail(f"{opened} transactions open, not the counter's and three chunks'")
+        await counter.commit()
+    await applying
+
+    outcomes = [(r["values"]["name"], r["status"], r["outcome"]) for r in await rows_of(h, upload_id)]
+    assert outcomes == [("赛一", "applied", "already_enrolled")] + [
+        (f"张{i}", "applied", "enrolled") for i in range(2, 6)
+    ]
+    assert (await h.client.get(f"/v1/rosters/{upload_id}")).json()["rows_applied"] == 5
+    async with h.sessionmaker() as session:
+        live = await session.scalar(select(func.count()).select_from(Enrollment))
+        events = await session.scalar(select(func.count()).select_from(OutboxMessage))
+    assert (live, events) == (5, 5)
+
+
+async def _roster_listing_a_registered_racer(h: Harness, *, others: int) -> tuple[str, str]:
+    """An approved Jing roster listing the racer first, registered (a category of another department's) and
+    not enrolled when the roster is read, and `others` new people after: the racer's ID number, the upload."""
+    h.at(JING_WINDOW)
+    racer = jing_id()
+    assigned = await h.client.post(
+        "/v1/subsidy-assignments",
+        json={
+            "person": {"id_number": racer, "name": "赛一"},
+            "region_code": "341823",
+            "coverage_year": 2023,
+            "category": "特困人员",
+            "evidence_ref": "县民政局 认定书",
+            "assigned_by": "staff-1",
+        },
+    )
+    assert assigned.status_code == 201, assigned.text
+    rows = [[1, "赛一", racer, "泾川镇", "", "", ""]] + [
+        [i, f"张{i}", jing_id(), "泾川镇", "", "", ""] for i in range(2, others + 2)
+    ]
+    created = await upload(h, xlsx(ATTACHMENT_4, rows, title=JING_TITLE), "低保花名册.xlsx")
+    upload_id = created.json()["upload_id"]
+    await processed(h, upload_id)
+    assert (await review(h, upload_id)).status_code == 200
+    return racer, upload_id
+
+
+async def _enrolled_not_committed(h: Harness, counter: AsyncSession, racer: str) -> None:
+    """The racer enrolled at the counter in `counter`'s transaction, left open."""
+    await enroll(
+        counter,
+        get_registry_of(h.app),
+        EnrollmentCreate(id_number=racer, name="赛一", region_code="341823", coverage_year=2023),
+    )
+    await counter.flush()
+
+
+async def _open_transactions(h: Harness) -> int:
+    """Transactions open on the test's database, besides the one asking."""
+    async with h.sessionmaker() as session:
+        return int(
+            await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+                )
+            )
+            or 0
+        )
 
 
 async def _waiting_on_a_lock(h: Harness) -> bool:

@@ -4,15 +4,12 @@ from pathlib import Path
 
 import typer
 
-from registry.accounts.cli import first_admin
-from registry.main import create_app
-from registry.policy.book import load_policy_file
-from registry.policy.errors import PolicyFileInvalid
 from registry.roster.cli import cli as roster_cli
 from registry.settings import RegistrySettings
-from shared.errors import DomainError
-from shared.service import migrate as run_migrations
-from shared.service import serve as run_server
+
+# Each command imports what only it needs when it runs: the web application (registry.main), the accounts and
+# the migrations took about 0.45 s of CPU (a third of the start-up) of every roster command, which needs none
+# of them.
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,6 +20,9 @@ cli.add_typer(roster_cli, name="roster")
 @cli.command()
 def serve() -> None:
     """Start the HTTP API, the outbox relay and the payment consumer."""
+    from registry.main import create_app
+    from shared.service import serve as run_server
+
     settings = RegistrySettings()
     run_server(create_app(settings) if settings.workers == 1 else "registry.main:create_app", settings)
 
@@ -31,6 +31,10 @@ def serve() -> None:
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head); at first start, create the first administrator
     account (REGISTRY_BOOTSTRAP_ADMIN_USERNAME, REGISTRY_BOOTSTRAP_ADMIN_PASSWORD)."""
+    from registry.accounts.cli import first_admin
+    from shared.errors import DomainError
+    from shared.service import migrate as run_migrations
+
     settings = RegistrySettings()
     run_migrations(MIGRATIONS, settings.database_url)
     try:
@@ -45,6 +49,9 @@ def migrate() -> None:
 @cli.command("check-policy")
 def check_policy(files: list[Path]) -> None:
     """Validate policy files without starting the service."""
+    from registry.policy.book import load_policy_file
+    from registry.policy.errors import PolicyFileInvalid
+
     failed = False
     for path in files:
         try:

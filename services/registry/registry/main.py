@@ -99,7 +99,10 @@ def create_app(
     )
     # Background work waits for locks as long as it must: the request's limits are lifted for it.
     app.state.roster_worker = RosterWorker(
-        lambda: long_work(app.state.sessionmaker), lambda: get_registry_of(app), settings.roster_chunk_rows
+        lambda: long_work(app.state.sessionmaker),
+        lambda: get_registry_of(app),
+        settings.roster_chunk_rows,
+        applied_at_once=settings.roster_chunks_applied_at_once,
     )
     app.state.reminder_dispatcher = ReminderDispatcher(
         lambda: long_work(app.state.sessionmaker),

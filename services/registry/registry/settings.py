@@ -16,6 +16,11 @@ MIN_PASSWORD_LENGTH = 12
 # OWASP's floor for Argon2id (19 MiB, two passes, one lane): production refuses cheaper hashing.
 MIN_PASSWORD_HASH_MEMORY_KIB = 19 * 1024
 MIN_PASSWORD_HASH_TIME_COST = 2
+# Chunks of a roster applied at once on PostgreSQL (registry.roster.worker): with two, the applying process
+# sat idle waiting on the database for a fifth to a quarter of a run (its rules had run ahead while both
+# chunks were in the database's hands); with three, about a tenth (docs/performance.md, "Rosters: three
+# chunks applied at once").
+ROSTER_CHUNKS_APPLIED_AT_ONCE = 3
 
 
 class RegistrySettings(ServiceSettings):
@@ -31,6 +36,12 @@ class RegistrySettings(ServiceSettings):
     roster_dir: Path = Path("var/rosters")
     roster_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     roster_chunk_rows: int = Field(default=500, ge=1, description="Rows judged or applied per transaction")
+    roster_chunks_applied_at_once: int = Field(
+        default=ROSTER_CHUNKS_APPLIED_AT_ONCE,
+        ge=1,
+        le=8,
+        description="Chunks of a roster applied at once on PostgreSQL, each on a connection of the pool",
+    )
     # 参保提醒: who delivers them ("log", or a gateway as module:factory); how often one person may get one.
     reminder_sender: str = Field(default="log", pattern=r"^(log|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
     reminder_log: Path = Path("var/reminders.log")

@@ -78,6 +78,7 @@ async def _work(
         lambda: registry,
         settings.roster_chunk_rows,
         owner=f"cli@{socket.gethostname()}",
+        applied_at_once=settings.roster_chunks_applied_at_once,
     )
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:

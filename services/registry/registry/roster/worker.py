@@ -32,6 +32,7 @@ from registry.roster.validation import (
     find_category,
     namesake_keys,
 )
+from registry.settings import ROSTER_CHUNKS_APPLIED_AT_ONCE
 from shared.clock import utc_now
 from shared.db import statistics_stale_after, unique_violation
 from shared.polling import Poller, until_idle
@@ -39,6 +40,8 @@ from shared.polling import Poller, until_idle
 LEASE = timedelta(seconds=60)
 IDLE_WAIT_S = 2.0  # how often an idle worker looks for uploads; an upload or approval wakes it at once
 _JUDGED_BETWEEN_YIELDS = 128  # rows judged between two turns of the event loop (a few milliseconds)
+# Validated chunks stored at once: there the judging process is the limit, not the database.
+_STORED_AT_ONCE = 2
 
 Progress = Callable[[RosterUpload], None]
 _STATUS_TEXT = {status: status.value for status in RowStatus}
@@ -54,10 +57,12 @@ class RosterWorker:
         chunk_rows: int,
         *,
         owner: str | None = None,
+        applied_at_once: int = ROSTER_CHUNKS_APPLIED_AT_ONCE,
     ):
         self._sessionmaker = sessionmaker
         self._registry = registry
         self._chunk_rows = chunk_rows
+        self._applied_at_once = applied_at_once
         # A dead worker's lease lapses after LEASE; a worker under the same owner name takes it at once.
         self._owner = owner or f"worker-{uuid.uuid4()}"
         self._poller = Poller(self.run_once, interval_s=IDLE_WAIT_S, failure_event="roster_worker_failed")
@@ -129,7 +134,7 @@ class RosterWorker:
         writes one while the other's facts are looked up; each commits after the one before it (the upload's
         position and counts advance in file order, and a failure of one undoes the one after it), and the
         ID numbers of the one before, not yet committed, are passed along for the duplicate check."""
-        lanes = self._lanes()
+        lanes = self._lanes(_STORED_AT_ONCE)
         storing: deque[tuple[asyncio.Task[RosterUpload], dict[str, int]]] = deque()
         batch: list[tuple[int, Judged]] = []
         chunks = 0
@@ -203,11 +208,11 @@ class RosterWorker:
             upload.lease_owner, upload.lease_until = None, None
 
     async def _apply(self, upload_id: str, progress: Progress | None) -> None:
-        """Apply the accepted rows chunk by chunk. On PostgreSQL two chunks are under way at once, so that one
-        chunk's rules run while the database writes the other's rows; each waits for the one before it to
-        commit before it commits (so the upload's counts advance in file order), and a failure of one undoes
-        the one after it."""
-        lanes = self._lanes()
+        """Apply the accepted rows chunk by chunk. On PostgreSQL several chunks are under way at once (three
+        unless configured), so that one chunk's rules run while the database writes the others' rows; each
+        waits for the one before it to commit before it commits (so the upload's counts advance in file
+        order), and a failure of one undoes the ones after it."""
+        lanes = self._lanes(self._applied_at_once)
         ahead: deque[asyncio.Task[RosterUpload]] = deque()
         after_row: int | None = 0
         chunks = 0
@@ -278,11 +283,11 @@ class RosterWorker:
         if progress:
             progress(upload)
 
-    def _lanes(self) -> int:
-        """Two chunks at once on PostgreSQL, over two connections of the pool; one at a time on SQLite (one
+    def _lanes(self, at_once: int) -> int:
+        """`at_once` chunks on PostgreSQL, over as many connections of the pool; one at a time on SQLite (one
         writer at a time; a reader's snapshot cannot become a writer's) or on one connection (a test's)."""
         bind = self._sessionmaker().kw.get("bind")
-        return 2 if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" else 1
+        return at_once if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" else 1
 
     async def _refresh_statistics(self, *, applying: bool) -> None:
         async with self._sessionmaker()() as session, session.begin():
