@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,10 +105,16 @@ def create_service_app(
         app.state.engine, app.state.sessionmaker, app.state.kafka = engine, sessionmaker, link
         events.start()
         tasks = [asyncio.create_task(worker(app), name=f"{spec.name}-worker") for worker in spec.workers]
+        # What the process built to start (its modules, the app and its routes, models, policies: some 230k
+        # objects) lives as long as it serves: set aside from the cyclic collector, whose full collections
+        # walked all of it again (~0.2 s each, one every few hundred requests under load: a third of an
+        # enrollment's CPU). Handed back when the service stops.
+        gc.freeze()
         log.info("service_started", service=spec.name, port=settings.port)
         try:
             yield
         finally:
+            gc.unfreeze()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
