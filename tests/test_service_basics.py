@@ -16,6 +16,7 @@ from registry.main import create_app
 from registry.settings import RegistrySettings
 from shared.auth import Role, dev_token
 from shared.db import create_engine, create_sessionmaker
+from shared.service import YOUNG_OBJECTS
 from tests.conftest import Harness
 from tests.registry.helpers import served_settings
 from tests.support import free_port, in_process, problem, production_kafka_env, resident_id
@@ -115,13 +116,18 @@ async def test_what_a_service_built_to_start_is_set_aside_from_the_collector_whi
     fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path
 ) -> None:
     """The collector's full collections walked the whole start-up heap again (a third of an enrollment's
-    CPU under load): it is frozen once the service has started, and handed back when it stops."""
+    CPU under load): it is frozen once the service has started, and handed back when it stops; so is the
+    young generation's threshold."""
     database_url = fresh_database("registry", "sqlite", f"frozen_{worker}")
     app = create_app(
         served_settings(database_url, tmp_path, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     )
     assert gc.get_freeze_count() == 0
+    before = gc.get_threshold()
     async with in_process(app) as client:
         assert (await client.get("/healthz")).status_code == 200
         assert gc.get_freeze_count() > 10_000  # the modules, the app, its routes and models, the policies
-    assert gc.get_freeze_count() == 0
+        # A request's objects are freed by their reference counts as it ends: no young collection for
+        # every few requests.
+        assert gc.get_threshold() == (YOUNG_OBJECTS, *before[1:])
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, before)
