@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary, WeakSet
 
 import structlog
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -33,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared import bulk, tracing
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, holds_changes
 from shared.events import Envelope
 from shared.kafka import KafkaLink
 from shared.metrics import OUTBOX_FAILURES, OUTBOX_PUBLISHED
@@ -103,8 +104,20 @@ def enqueue_raw(
 
 
 def wake_relay(session: AsyncSession) -> None:
-    """The relay looks at the outbox as soon as this session's transaction commits."""
-    session.info[_PENDING_FLAG] = True
+    """The relay looks at the outbox as soon as what this session wrote is committed: when its transaction
+    commits, or at once when the session holds no transaction and no changes (the rows were written by a
+    driver statement on its own, `shared.db.DriverStatement.fetchrow`, committed when it returned; no commit
+    of the session's would come to wake it)."""
+    if session.in_transaction() or holds_changes(session):
+        session.info[_PENDING_FLAG] = True
+        return
+    for relay in _RELAYS.get(type(session.sync_session), ()):
+        relay.owed()
+
+
+# The relays of each session class (whose sessions' commits wake them), for rows committed without a commit of
+# the session's. Weak both ways: a test's app, its session class and its relay go when they are done with.
+_RELAYS: "WeakKeyDictionary[type[Session], WeakSet[OutboxRelay]]" = WeakKeyDictionary()
 
 
 class OutboxRelay:
@@ -141,11 +154,16 @@ class OutboxRelay:
         self._owed = False
         sync_session_class = sessionmaker.kw.get("sync_session_class", Session)
         event.listen(sync_session_class, "after_commit", self._after_commit)
+        _RELAYS.setdefault(sync_session_class, WeakSet()).add(self)
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_PENDING_FLAG, False):
-            self._owed = True
-            self._poller.wake()
+            self.owed()
+
+    def owed(self) -> None:
+        """Events were committed here: the next round starts now."""
+        self._owed = True
+        self._poller.wake()
 
     async def run(self) -> None:
         await self._poller.run()

@@ -52,10 +52,18 @@ class Poller:
         self._failure_event = failure_event
         self._recover = recover
         self._wake = asyncio.Event()
+        # A wake not yet taken by a round (cleared as a round begins, before it looks for work): the round to
+        # come sees whatever was committed before the wakes that find it set, so they need not hand over
+        # again. Each hand-over to another thread's loop is a write to its wake-up pipe and a turn of that
+        # loop, per commit of a busy service.
+        self._pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
         """Start the next round now; safe to call from any thread (a commit on another loop)."""
+        if self._pending:
+            return
+        self._pending = True
         loop = self._loop
         if loop is None or loop is _running_loop():
             self._wake.set()
@@ -66,6 +74,7 @@ class Poller:
         self._loop = asyncio.get_running_loop()
         failures = 0
         while True:
+            self._pending = False
             self._wake.clear()
             try:
                 more = await self._step()

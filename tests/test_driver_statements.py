@@ -40,10 +40,12 @@ async def test_a_key_locked_through_the_driver_stays_locked_until_the_session_co
         await other.dispose()
 
 
-async def test_a_sessions_driver_statements_take_its_connection_and_no_other() -> None:
-    """One checkout for all of a request's driver statements, and never a second connection while the
-    session holds one: requests each holding one and waiting for another would stall once the pool is used
-    up (here a pool of one, which waited 30 s for itself)."""
+async def test_a_sessions_driver_statements_never_hold_a_second_connection() -> None:
+    """Never a second connection while the session holds one: requests each holding one and waiting for
+    another would stall once the pool is used up (here a pool of one, which waited 30 s for itself). Before
+    the session's transaction begins, each statement runs by itself on a connection of the pool, given back
+    when it returns, and the session is left without a transaction (nothing of its own to commit); once
+    the session holds its connection, the statements take that one."""
     engine = create_engine(PG_ADMIN_URL, pool_size=1, max_overflow=0)
     one = DriverStatement(text("SELECT 1"))
     checkouts: list[object] = []
@@ -52,10 +54,12 @@ async def test_a_sessions_driver_statements_take_its_connection_and_no_other() -
         async with AsyncSession(engine) as session:
             assert tuple(await one.fetchrow(session, {})) == (1,)
             assert tuple(await one.fetchrow(session, {})) == (1,)
-            await session.execute(text("SELECT 1"))  # the session's own statement, on the same connection
+            assert not session.in_transaction()
+            assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            await session.execute(text("SELECT 1"))  # the session's own statement takes the one connection
             assert tuple(await asyncio.wait_for(one.fetchrow(session, {}), 5)) == (1,)
             await session.commit()
-        assert len(checkouts) == 1
+        assert len(checkouts) == 3
     finally:
         await engine.dispose()
 

@@ -196,3 +196,47 @@ async def test_stopping_a_loop_thread_cancels_its_work_which_cleans_up_on_its_ow
     await thread.stop(timeout_s=GUARD_S)
     assert cleaned.is_set()
     assert loops[0] is loops[1] is not asyncio.get_running_loop()
+
+
+async def test_wakes_from_another_loop_before_the_next_round_begins_hand_over_to_it_once() -> None:
+    """A busy service commits far more often than its relay's rounds take: the wakes that come before the
+    next round begins are all answered by that round, so only the first hands over to the poller's loop (a
+    write to its wake-up pipe and a turn of that loop each). A wake once a round has begun is kept for the
+    round after it."""
+    rounds: list[int] = []
+    in_round, go_on, second = threading.Event(), threading.Event(), threading.Event()
+
+    async def step() -> bool:
+        rounds.append(len(rounds))
+        if len(rounds) == 2:
+            in_round.set()
+            await asyncio.to_thread(go_on.wait, GUARD_S)
+        elif len(rounds) == 3:
+            second.set()
+        return False
+
+    poller = Poller(step, interval_s=AN_HOUR, failure_event="test_failed")
+    thread = LoopThread("test-events", poller.run)
+    thread.start()
+    await asyncio.sleep(0.2)  # the first round has found nothing; the poller waits
+    loop = poller._loop
+    assert loop is not None
+    handed_over: list[object] = []
+    original = loop.call_soon_threadsafe
+
+    def counted(callback: Callable[..., object], *args: object) -> asyncio.Handle:
+        if isinstance(getattr(callback, "__self__", None), asyncio.Event):  # not to_thread's own futures
+            handed_over.append(callback)
+        return original(callback, *args)
+
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+    for _ in range(50):
+        poller.wake()
+    assert await asyncio.to_thread(in_round.wait, GUARD_S)
+    for _ in range(50):
+        poller.wake()  # during the second round: one more round comes
+    go_on.set()
+    assert await asyncio.to_thread(second.wait, GUARD_S)
+    await thread.stop()
+    assert len(rounds) == 3
+    assert len(handed_over) == 2

@@ -1,7 +1,9 @@
 """Behaviour both services share: settings safety, database outages, unknown routes."""
 
+import gc
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,10 @@ from registry.main import create_app
 from registry.settings import RegistrySettings
 from shared.auth import Role, dev_token
 from shared.db import create_engine, create_sessionmaker
+from shared.service import YOUNG_OBJECTS
 from tests.conftest import Harness
-from tests.support import problem, production_kafka_env, resident_id
+from tests.registry.helpers import served_settings
+from tests.support import free_port, in_process, problem, production_kafka_env, resident_id
 
 ADMIN = {"Authorization": f"Bearer {dev_token(Role.ADMIN)}"}
 
@@ -106,3 +110,24 @@ async def test_text_the_database_cannot_store_is_refused_with_422(registry: Harn
     assert problem(response)["code"] == "invalid_characters"
     clean = await registry.client.post("/v1/exclusions", json=exclusion | {"source": "市职工医保名单"})
     assert clean.status_code == 201, clean.text  # the refused one left nothing behind to conflict with
+
+
+async def test_what_a_service_built_to_start_is_set_aside_from_the_collector_while_it_serves(
+    fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path
+) -> None:
+    """The collector's full collections walked the whole start-up heap again (a third of an enrollment's
+    CPU under load): it is frozen once the service has started, and handed back when it stops; so is the
+    young generation's threshold."""
+    database_url = fresh_database("registry", "sqlite", f"frozen_{worker}")
+    app = create_app(
+        served_settings(database_url, tmp_path, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    )
+    assert gc.get_freeze_count() == 0
+    before = gc.get_threshold()
+    async with in_process(app) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert gc.get_freeze_count() > 10_000  # the modules, the app, its routes and models, the policies
+        # A request's objects are freed by their reference counts as it ends: no young collection for
+        # every few requests.
+        assert gc.get_threshold() == (YOUNG_OBJECTS, *before[1:])
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, before)

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
@@ -22,7 +23,7 @@ from shared.events import (
 )
 from shared.inbox import IdempotentConsumer
 from shared.money import parse_yuan
-from tests.conftest import Harness
+from tests.conftest import DEFAULT_NOW, Harness
 from tests.support import consumer_record, resident_id
 
 HEFEI: dict[str, Any] = {"region_code": "340104", "coverage_year": 2024}
@@ -202,3 +203,15 @@ async def applied(h: Harness, data: bytes, filename: str, **form: Any) -> dict[i
     assert (await review(h, upload_id)).status_code == 200
     await processed(h, upload_id)
     return {r["row_no"]: r for r in await rows_of(h, upload_id)}
+
+
+def served_settings(database_url: str, tmp_path: Path, **settings: Any) -> RegistrySettings:
+    """The registry's settings for a test that serves it as it runs (its own lifespan and engine)."""
+    return RegistrySettings(
+        environment="test",
+        database_url=database_url,
+        clock_start=DEFAULT_NOW,
+        roster_dir=tmp_path / "rosters",
+        reminder_log=tmp_path / "reminders.log",
+        **settings,
+    )

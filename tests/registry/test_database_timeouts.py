@@ -16,10 +16,9 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from registry.main import create_app
-from registry.settings import RegistrySettings
 from shared.db import long_work
-from tests.conftest import DB_PREFIX, DEFAULT_NOW
-from tests.registry.helpers import HEFEI, person
+from tests.conftest import DB_PREFIX
+from tests.registry.helpers import HEFEI, person, served_settings
 from tests.spreadsheets import csv_bytes
 from tests.support import (
     eventually,
@@ -52,12 +51,9 @@ def serving(database_url: str, tmp_path: Path) -> Serving:
     async def serve(
         *, lock_timeout_s: float, statement_timeout_s: float
     ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
-        settings = RegistrySettings(
-            environment="test",
-            database_url=database_url,
-            clock_start=DEFAULT_NOW,
-            roster_dir=tmp_path / "rosters",
-            reminder_log=tmp_path / "reminders.log",
+        settings = served_settings(
+            database_url,
+            tmp_path,
             kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # no broker: events wait in the outbox
             database_lock_timeout_s=lock_timeout_s,
             database_statement_timeout_s=statement_timeout_s,

@@ -6,7 +6,7 @@ from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, Strin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.database import Base
-from registry.people.models import Person
+from registry.people.models import Person, PersonShown
 from registry.policy.models import Charge, CoverageFrom, EligibilityKind, LateCaseKind
 from shared.clock import utc_now
 from shared.db import UTCDateTime, enum_column
@@ -140,7 +140,7 @@ class EnrollmentRecord:
 
     id: str
     person_id: str
-    person: Person
+    person: PersonShown
     household_id: str | None
     policy_id: str
     region_code: str

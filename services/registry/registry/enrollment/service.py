@@ -34,7 +34,7 @@ from registry.enrollment.watch import EnrollmentWatch, changed_on_commit
 from registry.exclusion.models import ExclusionKind
 from registry.exclusion.service import RegistryExclusionList, refusal
 from registry.people import service as people
-from registry.people.models import Person
+from registry.people.models import Person, PersonShown
 from registry.people.service import Identity
 from registry.policy import rules
 from registry.policy.book import PolicyBook
@@ -168,8 +168,10 @@ async def _enroll_simply(
     categories were taken since the facts were read."""
     request, identity, policy = candidate.request, candidate.identity, candidate.policy
     if facts.person_id is None:
-        person = people.new_person(identity, request.name, request.phone, claimant)
+        registering = people.new_person_row(identity, request.name, request.phone, claimant)
+        person = PersonShown.of(registering)
     else:
+        registering = None
         person = people.as_recorded(identity, facts.person_id, facts.name or request.name)
     applicant = decision.Applicant(
         request=request,
@@ -193,7 +195,7 @@ async def _enroll_simply(
     )
     envelope = _created(enrollment, policy).model_copy(update=tracing.trace_fields())
     rows = repository.NewEnrollment(
-        person=people.row_of(person) if facts.person_id is None else None,
+        person=registering,
         enrollment={column: getattr(enrollment, column) for column in repository.ENROLLMENT_COLUMNS},
         lines=[
             {

@@ -1,5 +1,7 @@
 import enum
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -84,3 +86,23 @@ class IdentityReview(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     note: Mapped[str | None] = mapped_column(String(256), default=None)
+
+
+@dataclass(frozen=True)
+class PersonShown:
+    """A person as an enrollment shows them and its event names them, as plain data."""
+
+    id: str
+    document_type: DocumentType
+    document_number: str
+    nationality: str
+    name: str
+    birth_date: date
+    sex: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> "PersonShown":
+        return cls(*(row[name] for name in _SHOWN))
+
+
+_SHOWN = ("id", "document_type", "document_number", "nationality", "name", "birth_date", "sex")

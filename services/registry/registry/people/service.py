@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,14 @@ from registry.people.errors import (
     PersonNotFound,
 )
 from registry.people.identity import birth_date_of, parse_resident_id, sex_of
-from registry.people.models import DocumentType, IdentityReview, IdentityReviewState, Person, PersonSource
+from registry.people.models import (
+    DocumentType,
+    IdentityReview,
+    IdentityReviewState,
+    Person,
+    PersonShown,
+    PersonSource,
+)
 from registry.people.schemas import IdentityDecision, PersonIn
 from shared import bulk
 from shared.errors import DomainError
@@ -233,21 +241,36 @@ def _registered(session: AsyncSession) -> set[str]:
 
 
 def new_person(identity: Identity, name: str, phone: str | None, claimant: Claimant) -> Person:
+    return Person(**_new_person(identity, name, phone, claimant))
+
+
+def new_person_row(identity: Identity, name: str, phone: str | None, claimant: Claimant) -> dict[str, Any]:
+    """A new person's columns, every one of them, as a row to write: building the mapped Person to read it
+    back (each attribute set through the ORM's instrumentation) cost ~30 us of an enrollment that writes the
+    row with a statement of its own."""
+    return _UNSET | _new_person(identity, name, phone, claimant)
+
+
+def _new_person(identity: Identity, name: str, phone: str | None, claimant: Claimant) -> dict[str, Any]:
     source = claimant.source_for(identity.document_number)
-    return Person(
-        id=str(uuid.uuid4()),
-        document_type=identity.document_type,
-        document_number=identity.document_number,
-        nationality=identity.nationality,
-        name=name,
-        birth_date=identity.birth_date,
-        sex=identity.sex,
+    return {
+        "id": str(uuid.uuid4()),
+        "document_type": identity.document_type,
+        "document_number": identity.document_number,
+        "nationality": identity.nationality,
+        "name": name,
+        "birth_date": identity.birth_date,
+        "sex": identity.sex,
         # Another resident never sets someone's contact data (reminders would go to them).
-        phone=None if source is PersonSource.OTHER_RESIDENT else phone,
-        source=source,
-        recorded_by=claimant.subject,
-        created_at=datetime.now(UTC),
-    )
+        "phone": None if source is PersonSource.OTHER_RESIDENT else phone,
+        "source": source,
+        "recorded_by": claimant.subject,
+        "created_at": datetime.now(UTC),
+    }
+
+
+# The columns a new person's row leaves unset, as a mapped Person reads them before its flush.
+_UNSET: dict[str, Any] = dict.fromkeys(column.key for column in Person.__table__.columns)
 
 
 def named_as_recorded(
@@ -270,9 +293,9 @@ def named_as_recorded(
     )
 
 
-def as_recorded(identity: Identity, person_id: str, name: str) -> Person:
+def as_recorded(identity: Identity, person_id: str, name: str) -> PersonShown:
     """A registered person as far as an enrollment shows them (id, document, name), not loaded."""
-    return Person(
+    return PersonShown(
         id=person_id,
         document_type=identity.document_type,
         document_number=identity.document_number,
@@ -281,11 +304,6 @@ def as_recorded(identity: Identity, person_id: str, name: str) -> Person:
         birth_date=identity.birth_date,
         sex=identity.sex,
     )
-
-
-def row_of(person: Person) -> dict[str, object]:
-    """A new person's columns, to be written as a row."""
-    return {column.key: getattr(person, column.key) for column in Person.__table__.columns}
 
 
 def _named(
