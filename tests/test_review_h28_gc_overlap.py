@@ -1,0 +1,64 @@
+"""Review h28: a service's lifespan freezes the collector's view of the process (`gc.freeze()`) and raises
+the young generation's threshold while it serves, and at stop hands back the threshold it found and
+unfreezes everything (shared/service.py). Both are settings of the whole process, not of one service: when
+two services' lifespans overlap in one process (the tests' in-process stacks, an embedded deployment of
+both services), the first to stop unfreezes what the other still serves with, and one that started while
+the other served restores the other's threshold as "what it found": stopped out of order, the process is
+left with the serving threshold after every service has stopped."""
+
+import gc
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from registry.main import create_app
+from shared.service import YOUNG_OBJECTS
+from tests.registry.helpers import served_settings
+from tests.support import free_port
+
+
+def _app(fresh_database: Callable[[str, str, str], str], name: str, tmp_path: Path) -> FastAPI:
+    database_url = fresh_database("registry", "sqlite", name)
+    folder = tmp_path / name
+    folder.mkdir()
+    no_broker = f"127.0.0.1:{free_port()}"
+    return create_app(served_settings(database_url, folder, kafka_bootstrap_servers=no_broker))
+
+
+async def test_a_service_still_serving_keeps_its_start_up_set_aside_when_another_stops(
+    fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path
+) -> None:
+    before = gc.get_threshold()
+    first = _app(fresh_database, f"h28_gc_first_{worker}", tmp_path)
+    second = _app(fresh_database, f"h28_gc_second_{worker}", tmp_path)
+    try:
+        async with first.router.lifespan_context(first):
+            async with second.router.lifespan_context(second):
+                assert gc.get_freeze_count() > 10_000
+            # `first` still serves: what it built to start is still set aside from the collector.
+            assert gc.get_freeze_count() > 10_000
+            assert gc.get_threshold() == (YOUNG_OBJECTS, *before[1:])
+        assert (gc.get_freeze_count(), gc.get_threshold()) == (0, before)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+async def test_services_stopped_in_the_order_they_started_hand_the_collector_back_as_found(
+    fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path
+) -> None:
+    before = gc.get_threshold()
+    first = _app(fresh_database, f"h28_gc_a_{worker}", tmp_path)
+    second = _app(fresh_database, f"h28_gc_b_{worker}", tmp_path)
+    first_life, second_life = first.router.lifespan_context(first), second.router.lifespan_context(second)
+    try:
+        await first_life.__aenter__()
+        await second_life.__aenter__()
+        await first_life.__aexit__(None, None, None)  # the first started stops first
+        await second_life.__aexit__(None, None, None)
+        # Every service has stopped: the process's collector is as it was before any started.
+        assert (gc.get_freeze_count(), gc.get_threshold()) == (0, before)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
