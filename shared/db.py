@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util import EMPTY_DICT, greenlet_spawn
 
 from shared.errors import ConcurrentChange, InvalidCharacters, ServiceUnavailable
 
@@ -618,7 +618,10 @@ class DriverStatement:
             raw.invalidate()
             raise
         finally:
-            raw.close()
+            # Given back inside SQLAlchemy's greenlet: a connection the pool does not keep (an overflow one,
+            # after a burst) is closed through the driver's adapter, which awaits; outside it the close failed
+            # and left the connection open.
+            await greenlet_spawn(raw.close)
 
     async def fetch_held(self, session: AsyncSession, values: dict[str, Any]) -> list[Any]:
         """The rows, read in the session's transaction (begun here if it was not yet), so that what the

@@ -1,12 +1,11 @@
-"""Review h28: the enrollment POST's driver statements (`shared.db.DriverStatement.fetchrow`) run, before the
+"""The enrollment POST's driver statements (`shared.db.DriverStatement.fetchrow`) run, before the
 session's transaction, on a pool connection of their own (`AsyncEngine.raw_connection()`) and give it back
-with `raw.close()` from plain async code, outside SQLAlchemy's greenlet. A connection the pool keeps goes
-back to it; one the pool does not keep (an overflow connection given back while the pool is full, as after
-every burst past `database_pool_size`) is closed there, and closing an asyncpg connection is I/O that
-SQLAlchemy's adapter can do only inside its greenlet: the pool logs "Exception closing connection"
-(MissingGreenlet) and leaves the connection open, to whoever collects the object (asyncpg then warns
-"unclosed connection" and cuts it off). A session's own connection is given back inside the greenlet and
-closed properly."""
+when they return. A connection the pool keeps goes back to it; one the pool does not keep (an overflow
+connection given back while the pool is full, as after every burst past `database_pool_size`) is closed, and
+closing an asyncpg connection is I/O that SQLAlchemy's adapter can do only inside its greenlet. Given back
+outside it (as it was until 2026-12-01), the pool logged "Exception closing connection" (MissingGreenlet) and
+left the connection open, to whoever collected the object (asyncpg then warned "unclosed connection" and cut
+it off)."""
 
 import asyncio
 import logging
@@ -28,7 +27,7 @@ AT_ONCE = 4
 
 @pytest.fixture
 def database_url(fresh_database: Callable[[str, str, str], str], worker: str) -> str:
-    return fresh_database("registry", "postgresql", f"{DB_PREFIX}_{worker}_h28_overflow")
+    return fresh_database("registry", "postgresql", f"{DB_PREFIX}_{worker}_overflow")
 
 
 class _Errors(logging.Handler):
