@@ -57,6 +57,33 @@ log = structlog.get_logger(__name__)
 YOUNG_OBJECTS = 10_000
 
 
+class _ServingCollector:
+    """The cyclic collector's settings while any service of the process serves. They are the process's, not
+    a service's: two services' lifespans may overlap in one process (an embedded deployment, the tests'
+    stacks), so the first to start sets them and the last to stop hands back what the first found."""
+
+    def __init__(self) -> None:
+        self._serving = 0
+        self._found = gc.get_threshold()
+
+    def serving_starts(self) -> None:
+        if self._serving == 0:
+            self._found = gc.get_threshold()
+            gc.set_threshold(YOUNG_OBJECTS, *self._found[1:])
+        self._serving += 1
+        # Each start sets aside what the process holds by then, this service's start-up with it.
+        gc.freeze()
+
+    def serving_stops(self) -> None:
+        self._serving -= 1
+        if self._serving == 0:
+            gc.set_threshold(*self._found)
+            gc.unfreeze()
+
+
+_COLLECTOR = _ServingCollector()
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """How one service plugs into the shared machinery."""
@@ -114,16 +141,13 @@ def create_service_app(
         # enrollment's CPU). And what a request makes is nearly all freed by reference counts as it ends: at
         # CPython's default (a young collection per 700 more objects made than freed) one ran every few
         # requests over what the requests in flight held, ~45 us of an enrollment's CPU in all. Both handed
-        # back when the service stops.
-        gc.freeze()
-        thresholds = gc.get_threshold()
-        gc.set_threshold(YOUNG_OBJECTS, *thresholds[1:])
+        # back when the process's last service stops.
+        _COLLECTOR.serving_starts()
         log.info("service_started", service=spec.name, port=settings.port)
         try:
             yield
         finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
+            _COLLECTOR.serving_stops()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,10 +1,9 @@
-"""Review h28: a service's lifespan freezes the collector's view of the process (`gc.freeze()`) and raises
-the young generation's threshold while it serves, and at stop hands back the threshold it found and
-unfreezes everything (shared/service.py). Both are settings of the whole process, not of one service: when
-two services' lifespans overlap in one process (the tests' in-process stacks, an embedded deployment of
-both services), the first to stop unfreezes what the other still serves with, and one that started while
-the other served restores the other's threshold as "what it found": stopped out of order, the process is
-left with the serving threshold after every service has stopped."""
+"""A service's lifespan sets what the process built to start aside from the cyclic collector
+(`gc.freeze()`) and raises the young generation's threshold while it serves, and hands both back at stop
+(shared/service.py). Both are settings of the whole process, not of one service: when two services'
+lifespans overlap in one process (the tests' in-process stacks, an embedded deployment of both services),
+the first to stop must not unfreeze what the other still serves with, and the last to stop hands back what
+the first found. Until 2026-12-01 each lifespan saved and restored them as if it were alone."""
 
 import gc
 from collections.abc import Callable
@@ -30,8 +29,8 @@ async def test_a_service_still_serving_keeps_its_start_up_set_aside_when_another
     fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path
 ) -> None:
     before = gc.get_threshold()
-    first = _app(fresh_database, f"h28_gc_first_{worker}", tmp_path)
-    second = _app(fresh_database, f"h28_gc_second_{worker}", tmp_path)
+    first = _app(fresh_database, f"gc_first_{worker}", tmp_path)
+    second = _app(fresh_database, f"gc_second_{worker}", tmp_path)
     try:
         async with first.router.lifespan_context(first):
             async with second.router.lifespan_context(second):
@@ -49,8 +48,8 @@ async def test_services_stopped_in_the_order_they_started_hand_the_collector_bac
     fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path
 ) -> None:
     before = gc.get_threshold()
-    first = _app(fresh_database, f"h28_gc_a_{worker}", tmp_path)
-    second = _app(fresh_database, f"h28_gc_b_{worker}", tmp_path)
+    first = _app(fresh_database, f"gc_a_{worker}", tmp_path)
+    second = _app(fresh_database, f"gc_b_{worker}", tmp_path)
     first_life, second_life = first.router.lifespan_context(first), second.router.lifespan_context(second)
     try:
         await first_life.__aenter__()
