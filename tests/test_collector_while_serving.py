@@ -9,28 +9,37 @@ import gc
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 
 from registry.main import create_app
 from shared.service import YOUNG_OBJECTS
+from tests.conftest import DB_PREFIX
 from tests.registry.helpers import served_settings
 from tests.support import free_port
 
 
-def _app(fresh_database: Callable[[str, str, str], str], name: str, tmp_path: Path) -> FastAPI:
-    database_url = fresh_database("registry", "sqlite", name)
-    folder = tmp_path / name
-    folder.mkdir()
-    no_broker = f"127.0.0.1:{free_port()}"
-    return create_app(served_settings(database_url, folder, kafka_bootstrap_servers=no_broker))
+@pytest.fixture
+def two_apps(fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path) -> list[FastAPI]:
+    """Two registries, each on a database of its own. PostgreSQL: on SQLite, an aiosqlite connection cut off
+    by the first service's stop is finalised later on the loop of the one still serving, where its graceful
+    close waits on a thread already gone; that stop then takes the event thread's whole join timeout (30 s),
+    which is not these tests' subject."""
+    apps = []
+    for name in ("first", "second"):
+        database_url = fresh_database("registry", "postgresql", f"{DB_PREFIX}_{worker}_gc_{name}")
+        folder = tmp_path / name
+        folder.mkdir()
+        no_broker = f"127.0.0.1:{free_port()}"
+        apps.append(create_app(served_settings(database_url, folder, kafka_bootstrap_servers=no_broker)))
+    return apps
 
 
 async def test_a_service_still_serving_keeps_its_start_up_set_aside_when_another_stops(
-    fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path
+    two_apps: list[FastAPI],
 ) -> None:
     before = gc.get_threshold()
-    first = _app(fresh_database, f"gc_first_{worker}", tmp_path)
-    second = _app(fresh_database, f"gc_second_{worker}", tmp_path)
+    first, second = two_apps
     try:
         async with first.router.lifespan_context(first):
             async with second.router.lifespan_context(second):
@@ -45,11 +54,10 @@ async def test_a_service_still_serving_keeps_its_start_up_set_aside_when_another
 
 
 async def test_services_stopped_in_the_order_they_started_hand_the_collector_back_as_found(
-    fresh_database: Callable[[str, str, str], str], worker: str, tmp_path: Path
+    two_apps: list[FastAPI],
 ) -> None:
     before = gc.get_threshold()
-    first = _app(fresh_database, f"gc_a_{worker}", tmp_path)
-    second = _app(fresh_database, f"gc_b_{worker}", tmp_path)
+    first, second = two_apps
     first_life, second_life = first.router.lifespan_context(first), second.router.lifespan_context(second)
     try:
         await first_life.__aenter__()
