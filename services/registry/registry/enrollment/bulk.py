@@ -90,8 +90,8 @@ async def standing_of(session: AsyncSession, person_ids: Sequence[str], year: in
     return Standing(live, await subsidies.active_codes_many(session, person_ids, year))
 
 
-@dataclass(frozen=True)
-class Enrolled:
+# One per enrollment of a roster chunk: a named tuple is cheaper to make than a frozen dataclass.
+class Enrolled(NamedTuple):
     enrollment_id: str
     personal_due_fen: int
 
@@ -132,14 +132,18 @@ def _checked(
     """The entrants whose own checks pass (the township named, eligibility on the basis); the others' refusals
     go into `results`."""
     places: dict[str | None, DomainError | None] = {}
+    eligible: dict[tuple[DocumentType, date | None], DomainError | None] = {}
     passed: list[int] = []
     for i, entrant in enumerate(entrants):
         township = entrant.township
         if township not in places:
             places[township] = _refusal_of(rules.check_place, terms.policy, terms.region_code, township)
-        refused = places[township] or _refusal_of(
-            rules.check_eligibility, terms.policy, terms.basis, entrant.identity, today
-        )
+        facts = rules.eligibility_facts(terms.basis, entrant.identity)
+        if facts not in eligible:
+            eligible[facts] = _refusal_of(
+                rules.check_eligibility, terms.policy, terms.basis, entrant.identity, today
+            )
+        refused = places[township] or eligible[facts]
         if refused is None:
             passed.append(i)
         else:
@@ -298,7 +302,6 @@ class _Template:
             price.fiscal_subsidy_fen,
             price.total_financing_fen,
             1,  # price_version
-            {},  # earlier_dues
             terms.coverage_from.value,
             terms.coverage_start,
             policy.coverage.end,
