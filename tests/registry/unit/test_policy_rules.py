@@ -761,3 +761,24 @@ def test_hefeis_lists_are_due_25_august_and_additions_follow_without_a_gap() -> 
 def test_paid_contributions_are_refunded_only_for_erroneous_payment_or_death(policy: Policy) -> None:
     assert policy.refunds.refundable_reasons == ["erroneous_payment", "death"]
     assert policy.refunds.refund_otherwise_within_coverage is False
+
+
+@pytest.mark.parametrize("policy", [HEFEI, HEFEI_NEWBORNS_2023, JING], ids=lambda p: p.policy_id)
+def test_the_terms_a_batch_takes_once_for_everyone_are_everyones_terms(policy: Policy) -> None:
+    """`within_window` (a roster chunk's terms, worked out once) gives what `terms` gives each person,
+    whatever their birth date, categories or claim, on every day it gives any; the days it gives none are
+    left to `terms`, person by person."""
+    people = [(ADULT_BORN, ()), (date(policy.coverage_year, 1, 2), ()), (ADULT_BORN, ("minimum_living",))]
+    claims = [None, rules.LateClaim(LateCaseKind.NEWBORN), rules.LateClaim(LateCaseKind.NEWLY_SUBSIDISED)]
+    extensions = [None, "no_such_group", *(e.group for e in policy.enrollment_window.extensions)]
+    day, given = policy.enrollment_window.start.replace(day=1, month=1), 0
+    while day <= policy.coverage.end:
+        for extension in extensions:
+            common = rules.within_window(policy, day, extension)
+            if common is None:
+                continue
+            given += 1
+            for (born, held), claim in ((person, claim) for person in people for claim in claims):
+                assert rules.terms(policy, day, born, held, extension, claim) == common
+        day = date.fromordinal(day.toordinal() + 7)
+    assert given > 0 or policy.newborns_only

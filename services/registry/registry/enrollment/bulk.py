@@ -90,8 +90,8 @@ async def standing_of(session: AsyncSession, person_ids: Sequence[str], year: in
     return Standing(live, await subsidies.active_codes_many(session, person_ids, year))
 
 
-@dataclass(frozen=True)
-class Enrolled:
+# One per enrollment of a roster chunk: a named tuple is cheaper to make than a frozen dataclass.
+class Enrolled(NamedTuple):
     enrollment_id: str
     personal_due_fen: int
 
@@ -132,14 +132,18 @@ def _checked(
     """The entrants whose own checks pass (the township named, eligibility on the basis); the others' refusals
     go into `results`."""
     places: dict[str | None, DomainError | None] = {}
+    eligible: dict[tuple[DocumentType, date | None], DomainError | None] = {}
     passed: list[int] = []
     for i, entrant in enumerate(entrants):
         township = entrant.township
         if township not in places:
             places[township] = _refusal_of(rules.check_place, terms.policy, terms.region_code, township)
-        refused = places[township] or _refusal_of(
-            rules.check_eligibility, terms.policy, terms.basis, entrant.identity, today
-        )
+        facts = rules.eligibility_facts(terms.basis, entrant.identity)
+        if facts not in eligible:
+            eligible[facts] = _refusal_of(
+                rules.check_eligibility, terms.policy, terms.basis, entrant.identity, today
+            )
+        refused = places[township] or eligible[facts]
         if refused is None:
             passed.append(i)
         else:
@@ -192,14 +196,15 @@ def _plans(
     applicants = []
     for entrant in entrants:
         current = standing.live.get(entrant.person_id)
+        # Positional: a named tuple's fields given by keyword take twice as long to bind (0.78 us, not 0.40).
         applicants.append(
             decision.Applicant(
-                request=request,
-                policy=terms.policy,
-                person_id=entrant.person_id,
-                birth_date=entrant.identity.birth_date,
-                live=decision.Live(current.id, current.status, current.payable_until) if current else None,
-                held=tuple(standing.held.get(entrant.person_id, ())),
+                request,
+                terms.policy,
+                entrant.person_id,
+                entrant.identity.birth_date,
+                decision.Live(current.id, current.status, current.payable_until) if current else None,
+                tuple(standing.held.get(entrant.person_id, ())),
             )
         )
     return decision.decide(applicants, today)
@@ -298,7 +303,6 @@ class _Template:
             price.fiscal_subsidy_fen,
             price.total_financing_fen,
             1,  # price_version
-            {},  # earlier_dues
             terms.coverage_from.value,
             terms.coverage_start,
             policy.coverage.end,

@@ -82,6 +82,7 @@ class Enrollment(Base):
     earlier_dues: Mapped[dict[str, int]] = mapped_column(
         JSON,
         default=dict,
+        server_default=text("'{}'"),  # as migration 0002 made it: a roster's bulk insert leaves it out
         doc="The personal due of each earlier price version, to check a payment of an older price",
     )
     coverage_from: Mapped[CoverageFrom] = mapped_column(enum_column(CoverageFrom))

@@ -95,6 +95,12 @@ def check_eligibility(policy: Policy, basis: EligibilityKind, identity: Identity
         raise EligibilityNotMet({"basis": basis.value, "reason": "not_a_minor"})
 
 
+def eligibility_facts(basis: EligibilityKind, identity: Identity) -> tuple[DocumentType, date | None]:
+    """What of a person `check_eligibility` looks at for `basis` (their document type, and their birth date
+    where the basis is for minors): a batch judges each distinct one once."""
+    return identity.document_type, identity.birth_date if basis.is_for_minors else None
+
+
 def check_place(policy: Policy, region_code: str, township: str | None, village: str | None = None) -> None:
     """A township, when one is named, must be one the policy lists for the region, and a village one it lists
     for the township (where it lists them)."""
@@ -188,13 +194,30 @@ def terms(
         return _late_terms(policy, today, birth_date, set(held), claim or LateClaim(LateCaseKind.NEWBORN))
     window_end = window.end_for(window_extension)
     if today <= window_end:
-        start = policy.coverage.start
-        return Terms(Charge.PERSONAL, CoverageFrom.COVERAGE_START, start, None, window_extension, window_end)
+        return _window_terms(policy, window_extension, window_end)
     if today > policy.coverage.end:
         raise CoverageYearOver({"coverage_end": policy.coverage.end.isoformat()})
     if claim is None:
         raise EnrollmentWindowClosed({"closed": window_end.isoformat(), "late_cases": late_cases_of(policy)})
     return _late_terms(policy, today, birth_date, set(held), claim)
+
+
+def within_window(policy: Policy, today: date, window_extension: str | None) -> Terms | None:
+    """The terms `terms` gives everyone enrolling on `today` inside the (extended) window, whoever they are
+    and whatever they hold or claim, so that a batch works them out once; None where they depend on the
+    person (a newborns-only year, after the window) or `terms` refuses."""
+    window = policy.enrollment_window
+    if policy.newborns_only or today < window.start:
+        return None
+    if window_extension is not None and window_extension not in {e.group for e in window.extensions}:
+        return None
+    window_end = window.end_for(window_extension)
+    return _window_terms(policy, window_extension, window_end) if today <= window_end else None
+
+
+def _window_terms(policy: Policy, window_extension: str | None, window_end: date) -> Terms:
+    start = policy.coverage.start
+    return Terms(Charge.PERSONAL, CoverageFrom.COVERAGE_START, start, None, window_extension, window_end)
 
 
 def newborn_choice(policy: Policy, today: date, birth_date: date) -> dict[str, object]:

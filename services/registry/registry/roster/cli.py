@@ -29,7 +29,8 @@ from shared.tabular import configure, count_lines
 
 cli = typer.Typer(help="Department rosters (花名册)", no_args_is_help=True)
 console = Console()
-_YOUNG_OBJECTS = 50_000
+# Past a chunk's objects (see _work): the collector runs after _QUIET_CHUNKS chunks instead (chunk_done).
+_YOUNG_OBJECTS = 1_000_000
 _QUIET_CHUNKS = 4
 
 
@@ -70,8 +71,10 @@ async def _work(
     # What the program holds by now (its modules, the policies) lives as long as it does: the collector need
     # not go over it again and again while a million rows pass through (a third of the CPU otherwise).
     gc.freeze()
-    # A chunk makes some ten container objects a row, nearly all freed by their reference counts: the
-    # collector looks for cycles every _YOUNG_OBJECTS of them, not every 700 (CPython's default).
+    # An applying chunk makes some sixty container objects a row (300,000 a chunk of 5,000), alive until the
+    # chunk is written and then freed by their reference counts: a pass over them finds nothing to free.
+    # At one pass every 50,000 objects, applying spent about a tenth of its CPU in the collector
+    # (`gc.callbacks`, 300,000 rows); past a chunk's worth, collections come from chunk_done alone.
     gc.set_threshold(_YOUNG_OBJECTS, *gc.get_threshold()[1:])
     worker = RosterWorker(
         lambda: sessionmaker,
@@ -92,7 +95,7 @@ async def _work(
             # A chunk's statements are reference cycles that hold its lookups' values (thousands of ID
             # numbers): chunks that leave few objects alive (validating's) let a hundred chunks and more go by
             # between collections, and their cycles piled up (350 MB at a million rows). After _QUIET_CHUNKS
-            # chunks without one, one runs; applying's chunks see one anyway (a pass costs CPU there).
+            # chunks without one, one runs.
             quiet = quiet + 1 if _collections() == seen else 0
             if quiet == _QUIET_CHUNKS:
                 gc.collect(0)

@@ -6,7 +6,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -227,13 +226,9 @@ async def remove(
     return assignment, outcome
 
 
-class Holder(NamedTuple):
-    """Someone registered who holds a subsidy category, and the township they live in."""
-
-    person_id: str
-    identity: Identity
-    name: str
-    township: str | None
+# Someone registered who holds a subsidy category, and the township they live in: enrolled as they are (one
+# tuple a person, not two).
+Holder = enrollment_bulk.Entrant
 
 
 async def enroll_holders(
@@ -271,7 +266,7 @@ async def enroll_holders(
                 outcomes.append("mobilise")
                 continue
         outcomes.append("")
-        entrants.append((len(outcomes) - 1, enrollment_bulk.Entrant(*holder)))
+        entrants.append((len(outcomes) - 1, holder))
     terms = enrollment_bulk.RosterTerms(
         policy,
         region_code,
