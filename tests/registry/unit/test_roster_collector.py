@@ -43,10 +43,10 @@ def collector() -> Iterator[None]:
 async def test_statement_cycles_of_chunks_in_flight_are_collected_while_a_roster_applies(
     collector: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Defect (ba6b8fe): with the young threshold at 1,000,000 no automatic collection ever runs while a
-    # roster applies (a chunk's objects come and go under it), so the older generations are never collected;
-    # chunk_done's gc.collect(0) moves what is alive at that moment (the cycles of the chunks still being
-    # applied) into the next generation, where they stay as garbage for the rest of the run.
+    # Until 2026-12-01 (ba6b8fe): with the young threshold at 1,000,000 no automatic collection ever ran
+    # while a roster applied (a chunk's objects come and go under it), so the older generations were never
+    # collected; chunk_done's gc.collect(0) moved what was alive at that moment (the cycles of the chunks
+    # still being applied) into the next generation, where they stayed as garbage for the rest of the run.
     statements: list[weakref.ref[_Statement]] = []
 
     class FakeWorker:

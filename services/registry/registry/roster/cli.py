@@ -32,6 +32,9 @@ console = Console()
 # Past a chunk's objects (see _work): the collector runs after _QUIET_CHUNKS chunks instead (chunk_done).
 _YOUNG_OBJECTS = 1_000_000
 _QUIET_CHUNKS = 4
+# Of chunk_done's collections, every _ALL_GENERATIONS_EVERY-th goes over every generation: the cycles of
+# chunks still in flight survive a collection into the next generation, which no automatic one reaches here.
+_ALL_GENERATIONS_EVERY = 4
 
 
 def _registry(settings: RegistrySettings) -> Registry:
@@ -87,18 +90,21 @@ async def _work(
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(label, total=total)
 
-        seen, quiet = _collections(), 0
+        seen, quiet, collected = _collections(), 0, 0
 
         def chunk_done(upload: RosterUpload) -> None:
-            nonlocal seen, quiet
+            nonlocal seen, quiet, collected
             progress.update(task, completed=done(upload))
             # A chunk's statements are reference cycles that hold its lookups' values (thousands of ID
             # numbers): chunks that leave few objects alive (validating's) let a hundred chunks and more go by
             # between collections, and their cycles piled up (350 MB at a million rows). After _QUIET_CHUNKS
-            # chunks without one, one runs.
+            # chunks without one, one runs. The young generation alone would move the cycles of the chunks
+            # still being applied into the older ones, never collected while the threshold keeps automatic
+            # collections away: every few runs, all generations are gone over.
             quiet = quiet + 1 if _collections() == seen else 0
             if quiet == _QUIET_CHUNKS:
-                gc.collect(0)
+                collected += 1
+                gc.collect(2 if collected % _ALL_GENERATIONS_EVERY == 0 else 1)
                 quiet = 0
             seen = _collections()
 
