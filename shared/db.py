@@ -610,7 +610,7 @@ class DriverStatement:
         bind = session.bind
         if session.in_transaction() or not isinstance(bind, AsyncEngine):
             return await self._fetchrow(await session.connection(), values)
-        raw = await bind.raw_connection()
+        raw = await _checked_out(bind)
         try:
             return await self._call(raw, "fetchrow", values)
         except asyncio.CancelledError:
@@ -692,6 +692,18 @@ def _sqlstate(exc: DBAPIError) -> str:
 # SQLSTATE classes that mean the server cannot serve now: connection exception, insufficient resources,
 # operator intervention (shutdown, cannot connect now), system error.
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+
+
+async def _checked_out(engine: AsyncEngine) -> PoolProxiedConnection:
+    """A connection of the engine's pool, for a statement of its own. A connection the pool fails to make
+    raises the driver's own error (`Engine.raw_connection` does not wrap it, as a `Connection` would): wrapped
+    here as SQLAlchemy's, so that a database refusing connections is told apart (`database_unavailable`) and
+    answered 503 rather than 500."""
+    dialect = engine.dialect
+    try:
+        return await engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
 
 
 def database_unavailable(exc: BaseException) -> bool:

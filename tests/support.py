@@ -249,3 +249,16 @@ async def end_connections(*database_urls: str) -> int:
         names=[url.rsplit("/", 1)[1] for url in database_urls],
     )
     return int(ended or 0)
+
+
+async def allow_connections(database: str, allowed: bool) -> None:
+    """Take a database away (refuse new connections, end the open ones), or give it back."""
+    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+        if not allowed:
+            await conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": database},
+            )
+    await engine.dispose()

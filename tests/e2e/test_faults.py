@@ -12,15 +12,20 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from canbao.harness import Parts
 from shared.events import REGISTRY_ENROLLMENTS, EnrollmentCreated, dead_letter_topic
 from tests.collection.helpers import enrollment_event
 from tests.e2e.paying import pay_online
 from tests.metrics import scrape
-from tests.support import PG_ADMIN_URL, SERVICES, canbao_check, eventually, recreate_pg_database, resident_id
+from tests.support import (
+    SERVICES,
+    allow_connections,
+    canbao_check,
+    eventually,
+    recreate_pg_database,
+    resident_id,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]
 
@@ -191,19 +196,6 @@ async def test_the_database_going_away_answers_503_and_everything_resumes(parts:
     report = await check(parts, region)
     assert report["differences"] == []
     assert after in await standings(parts, "collection", region)
-
-
-async def allow_connections(database: str, allowed: bool) -> None:
-    """Take a database away (refuse new connections, end the open ones), or give it back."""
-    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
-        if not allowed:
-            await conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                {"name": database},
-            )
-    await engine.dispose()
 
 
 async def test_malformed_events_go_to_the_dead_letter_topic_and_table_and_the_consumer_keeps_going(
