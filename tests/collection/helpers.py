@@ -3,6 +3,7 @@
 import json
 import uuid
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +25,8 @@ from shared.events import (
 )
 from shared.inbox import IdempotentConsumer
 from shared.money import parse_yuan
-from tests.conftest import Harness
-from tests.support import consumer_record, resident_id
+from tests.conftest import DEFAULT_NOW, Harness
+from tests.support import consumer_record, free_port, resident_id
 
 # A channel's day file (reconciliation): its columns, and the harness's business day.
 HEADER = ["交易流水号", "缴费时间", "缴费金额", "账单号", "缴费渠道"]
@@ -166,3 +167,16 @@ async def pay_online(
     assert response.status_code == 200, response.text
     payment: dict[str, Any] = response.json()
     return payment
+
+
+def served_settings(database_url: str, tmp_path: Path, **settings: Any) -> CollectionSettings:
+    """Collection's settings for a test that serves it as it runs (its own lifespan and engine), with no
+    broker to reach: events wait in the outbox."""
+    return CollectionSettings(
+        environment="test",
+        database_url=database_url,
+        clock_start=DEFAULT_NOW,
+        reconciliation_dir=tmp_path / "reconciliation",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        **settings,
+    )

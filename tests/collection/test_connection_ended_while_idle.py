@@ -19,10 +19,10 @@ import httpx
 import pytest
 
 from collection.main import create_app
-from collection.settings import CollectionSettings
 from shared.auth import Role, dev_token
-from tests.conftest import DB_PREFIX, DEFAULT_NOW
-from tests.support import PG_ADMIN_URL, end_connections, free_port, resident_id, scalar_on
+from tests.collection.helpers import served_settings
+from tests.conftest import DB_PREFIX
+from tests.support import PG_ADMIN_URL, end_connections, resident_id, scalar_on
 
 # How long the proxy holds a connection's close after the server's last bytes.
 _CLOSE_LATER_S = 3.0
@@ -80,13 +80,7 @@ async def test_a_request_right_after_the_server_ended_its_connection_answers_503
     address = urlsplit(database_url.replace("+asyncpg", ""))
     async with closing_late(address.hostname or "127.0.0.1", address.port or 5432) as port:
         proxied = database_url.replace(f"{address.hostname}:{address.port}", f"127.0.0.1:{port}")
-        settings = CollectionSettings(
-            environment="test",
-            database_url=proxied,
-            clock_start=DEFAULT_NOW,
-            reconciliation_dir=tmp_path / "reconciliation",
-            kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # no broker: events wait in the outbox
-        )
+        settings = served_settings(proxied, tmp_path)
         resident = resident_id()
         token = dev_token(Role.RESIDENT, sub=resident, id_number=resident)
         app = create_app(settings)

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from collection.main import create_app
-from collection.settings import CollectionSettings
 from shared.auth import Role, dev_token
-from tests.collection.helpers import DAY, HEADER
-from tests.conftest import DB_PREFIX, DEFAULT_NOW
+from tests.collection.helpers import DAY, HEADER, served_settings
+from tests.conftest import DB_PREFIX
 from tests.spreadsheets import csv_bytes
-from tests.support import end_connections, free_port, held, in_process, resident_id
+from tests.support import end_connections, held, in_process, resident_id
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +26,7 @@ def database_url(fresh_database: Callable[[str, str, str], str], worker: str) ->
 async def test_a_days_file_waits_for_another_runs_lock_past_the_request_lock_limit(
     database_url: str, tmp_path: Path
 ) -> None:
-    settings = CollectionSettings(
-        environment="test",
-        database_url=database_url,
-        clock_start=DEFAULT_NOW,
-        reconciliation_dir=tmp_path / "reconciliation",
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # no broker: events wait in the outbox
-        database_lock_timeout_s=0.3,
-    )
+    settings = served_settings(database_url, tmp_path, database_lock_timeout_s=0.3)
     app = create_app(settings)
     rows = [["WX1", f"{DAY} 10:00:00", "380.00", "no-such-bill", ""]]
     async with in_process(app) as client:
@@ -59,13 +51,7 @@ async def test_connections_the_server_ended_answer_503_then_are_replaced(
     """What a PostgreSQL restart does to the pool, under a payment order: its Idempotency-Key's lock is the
     request's first statement, sent through the driver (`DriverStatement.fetch_held`), which begins the
     transaction itself."""
-    settings = CollectionSettings(
-        environment="test",
-        database_url=database_url,
-        clock_start=DEFAULT_NOW,
-        reconciliation_dir=tmp_path / "reconciliation",
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
-    )
+    settings = served_settings(database_url, tmp_path)
     resident = resident_id()
     token = dev_token(Role.RESIDENT, sub=resident, id_number=resident)
     body = {"bill_ids": [str(uuid.uuid4())], "channel": "wechat"}
