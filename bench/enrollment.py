@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -40,6 +41,20 @@ def cpu_s(pid: int, *, main_thread: bool = False) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def server_cpu_s(pid: int, *, main_thread: bool = False) -> float:
+    """`cpu_s` of a server: its process, and with several workers (uvicorn's processes under it) theirs as
+    well (the request loops: the workers' main threads)."""
+    workers = children(pid)
+    if main_thread and workers:
+        return sum(cpu_s(worker, main_thread=True) for worker in workers)
+    return cpu_s(pid, main_thread=main_thread) + sum(cpu_s(worker) for worker in workers)
+
+
+def stolen_s() -> float:
+    """The machine's steal time so far, all cores (/proc/stat): time a shared host gave its other guests."""
+    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8]) / _TICKS
+
+
 def children_cpu_s(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -48,6 +63,27 @@ def children_cpu_s(pids: list[int]) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue  # a backend that ended meanwhile
     return total
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def descendants(parent: int) -> list[int]:
+    found = children(parent)
+    for child in list(found):
+        found += descendants(child)
+    return found
 
 
 def service_pid(parent: int, service: str) -> int:
@@ -72,14 +108,17 @@ class Round:
     server_cpu_s: float
     loop_cpu_s: float
     database_cpu_s: float | None
+    others_cpu_s: float  # the rest of the system: collection (billing each enrollment), the broker
+    stolen_s: float  # the machine's steal time during the round (a shared host's other guests)
 
     def line(self) -> str:
         n = max(self.result.requests, 1)
         database = f", PostgreSQL {self.database_cpu_s / n * 1000:.2f} ms" if self.database_cpu_s else ""
+        database += f", collection and broker {self.others_cpu_s / n * 1000:.2f} ms"
         return (
             f"{self.what:>6}: {self.result.per_second:7.1f} req/s, server CPU "
             f"{self.server_cpu_s / n * 1000:.2f} ms/request (request loop {self.loop_cpu_s / n * 1000:.2f})"
-            f"{database}; {self.result.summary()}"
+            f"{database}; stolen {self.stolen_s:.2f} s; {self.result.summary()}"
         )
 
 
@@ -122,13 +161,15 @@ async def one_round(
     port: int,
     path: str,
     pid: int,
+    others: list[int],
     bodies: Bodies,
     args: argparse.Namespace,
     database: str,
     headers: dict[str, str],
 ) -> Round:
     db_before = {pid: children_cpu_s([pid]) for pid in await backends(args.postgres, database)}
-    cpu_before, loop_before = cpu_s(pid), cpu_s(pid, main_thread=True)
+    stolen_before, others_before = stolen_s(), children_cpu_s(others)
+    cpu_before, loop_before = server_cpu_s(pid), server_cpu_s(pid, main_thread=True)
     result = await drive(
         "127.0.0.1",
         port,
@@ -137,7 +178,7 @@ async def one_round(
         duration_s=args.duration,
         headers=headers,
     )
-    cpu_after, loop_after = cpu_s(pid), cpu_s(pid, main_thread=True)
+    cpu_after, loop_after = server_cpu_s(pid), server_cpu_s(pid, main_thread=True)
     # Backends that began during the round count from zero; one that ended loses its share (rare: the pool
     # keeps its connections).
     database_cpu = (
@@ -145,7 +186,10 @@ async def one_round(
         if args.postgres
         else None
     )
-    return Round(what, result, cpu_after - cpu_before, loop_after - loop_before, database_cpu)
+    stolen, others_cpu = stolen_s() - stolen_before, children_cpu_s(others) - others_before
+    return Round(
+        what, result, cpu_after - cpu_before, loop_after - loop_before, database_cpu, others_cpu, stolen
+    )
 
 
 async def wait_up(url: str) -> None:
@@ -160,21 +204,28 @@ async def wait_up(url: str) -> None:
 
 
 async def run(args: argparse.Namespace, stack: Stack, floor_port: int, floor_pid: int, database: str) -> None:
-    registry_pid = service_pid(stack.process.pid if stack.process else 0, "registry")
+    parent = stack.process.pid if stack.process else 0
+    registry_pid = service_pid(parent, "registry")
+    # What else `canbao run` started (collection, its workers, the broker): the floor's rounds pay none of it.
+    others = [pid for pid in descendants(parent) if pid != registry_pid and pid not in children(registry_pid)]
     registry_port = stack.ports["registry"]
     await wait_up(f"http://127.0.0.1:{floor_port}")
     staff = {"Authorization": f"Bearer {dev_token(Role.STAFF, regions=[REGION])}"}
     bodies = Bodies()
     # Warm both (pools filled, statements prepared) before measuring.
     warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
-    await one_round("warm", floor_port, "/floor", floor_pid, bodies, warm, database, {})
-    await one_round("warm", registry_port, "/v1/enrollments", registry_pid, bodies, warm, database, staff)
+    await one_round("warm", floor_port, "/floor", floor_pid, others, bodies, warm, database, {})
+    await one_round(
+        "warm", registry_port, "/v1/enrollments", registry_pid, others, bodies, warm, database, staff
+    )
     rounds: list[Round] = []
     for _ in range(args.rounds):
-        rounds.append(await one_round("floor", floor_port, "/floor", floor_pid, bodies, args, database, {}))
+        rounds.append(
+            await one_round("floor", floor_port, "/floor", floor_pid, others, bodies, args, database, {})
+        )
         print(rounds[-1].line(), flush=True)
         post = await one_round(
-            "POST", registry_port, "/v1/enrollments", registry_pid, bodies, args, database, staff
+            "POST", registry_port, "/v1/enrollments", registry_pid, others, bodies, args, database, staff
         )
         rounds.append(post)
         print(rounds[-1].line(), flush=True)
@@ -182,18 +233,20 @@ async def run(args: argparse.Namespace, stack: Stack, floor_port: int, floor_pid
 
 
 def summarise(rounds: list[Round]) -> None:
-    def total(what: str) -> tuple[float, float, float, float | None]:
+    def total(what: str) -> tuple[float, float, float, float | None, float]:
         mine = [r for r in rounds if r.what == what]
         requests = sum(r.result.requests for r in mine)
         per_s = requests / sum(r.result.elapsed_s for r in mine)
         cpu = sum(r.server_cpu_s for r in mine) / requests * 1000
         loop = sum(r.loop_cpu_s for r in mine) / requests * 1000
         db = [r.database_cpu_s for r in mine if r.database_cpu_s is not None]
-        return per_s, cpu, loop, (sum(db) / requests * 1000 if db else None)
+        others = sum(r.others_cpu_s for r in mine) / requests * 1000
+        return per_s, cpu, loop, (sum(db) / requests * 1000 if db else None), others
 
     floor, post = total("floor"), total("POST")
-    for what, (per_s, cpu, loop, db) in (("floor", floor), ("POST", post)):
+    for what, (per_s, cpu, loop, db, others) in (("floor", floor), ("POST", post)):
         database = f", PostgreSQL {db:.2f} ms" if db is not None else ""
+        database += f", collection and broker {others:.2f} ms"
         print(
             f"{what:>6} overall: {per_s:.1f} req/s, server CPU {cpu:.2f} ms/request (request loop {loop:.2f})"
             f"{database}"
@@ -202,6 +255,18 @@ def summarise(rounds: list[Round]) -> None:
         f"ratio POST/floor: {post[0] / floor[0]:.2f} by requests/s, {floor[1] / post[1]:.2f} by server CPU "
         f"per request, {floor[2] / post[2]:.2f} by the request loop's"
     )
+    # Each POST round beside the floor round just before it: a shared machine's speed drifts over a run,
+    # and a pair's two rounds are closest in time. The median is the least moved by one slow stretch.
+    pairs = [
+        p.result.per_second / f.result.per_second
+        for f, p in zip(rounds[::2], rounds[1::2], strict=True)
+        if f.what == "floor" and p.what == "POST" and f.result.per_second
+    ]
+    if pairs:
+        print(
+            f"ratio by requests/s, round pair by pair: {' '.join(f'{r:.2f}' for r in pairs)}; "
+            f"median {statistics.median(pairs):.2f}"
+        )
 
 
 def main() -> None:
@@ -212,6 +277,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up for each")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of floor then POST")
     parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes of the registry and the floor (WORKERS)"
+    )
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432", help="a PostgreSQL server")
     parser.add_argument("--sqlite", action="store_true", help="SQLite files instead of PostgreSQL")
     parser.add_argument(
@@ -223,16 +291,19 @@ def main() -> None:
     if args.sqlite:
         args.postgres = None
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    with bench_stack(args.postgres, args.db_prefix) as stack:
+    with bench_stack(args.postgres, args.db_prefix, env={"REGISTRY_WORKERS": str(args.workers)}) as stack:
         floor_port = free_port()
         floor = subprocess.Popen(
             [
                 sys.executable,
-                str(Path(__file__).parent / "floor.py"),
+                "-m",
+                "bench.floor",
                 "--database-url",
                 stack.database_urls["registry"],
                 "--port",
                 str(floor_port),
+                "--workers",
+                str(args.workers),
             ],
             cwd=ROOT,
         )

@@ -8,7 +8,9 @@ no audit, no events: what any endpoint that writes one row must cost on this mac
 """
 
 import argparse
+import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -52,8 +54,6 @@ def create_app(settings: RegistrySettings) -> FastAPI:
             pre_ping=settings.database_pool_pre_ping,
             recycle_s=settings.database_pool_recycle_s,
         )
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
         app.state.engine = engine
         yield
         await engine.dispose()
@@ -81,13 +81,35 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     return app
 
 
+async def create_table(database_url: str) -> None:
+    """Once, before serving (several workers creating it at once would race)."""
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    await engine.dispose()
+
+
+def from_environment() -> FastAPI:
+    """The app as each of several worker processes builds it, from the REGISTRY_ variables `main` set."""
+    return create_app(RegistrySettings())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="server processes, as REGISTRY_WORKERS")
     args = parser.parse_args()
-    settings = RegistrySettings(database_url=args.database_url, port=args.port, host="127.0.0.1")
-    uvicorn.run(create_app(settings), **server_options(settings))
+    settings = RegistrySettings(
+        database_url=args.database_url, port=args.port, host="127.0.0.1", workers=args.workers
+    )
+    asyncio.run(create_table(args.database_url))
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **server_options(settings))
+        return
+    # Several workers each build their own app (their own pool), as the services' do.
+    os.environ |= {"REGISTRY_DATABASE_URL": args.database_url, "REGISTRY_WORKERS": str(args.workers)}
+    uvicorn.run("bench.floor:from_environment", factory=True, **server_options(settings))
 
 
 if __name__ == "__main__":

@@ -235,10 +235,17 @@ async def drop_databases(server: str, prefix: str) -> None:
 
 
 @contextmanager
-def bench_stack(postgres: str | None, prefix: str, *, tmp_prefix: str = "canbao-bench-") -> Iterator[Stack]:
+def bench_stack(
+    postgres: str | None,
+    prefix: str,
+    *,
+    tmp_prefix: str = "canbao-bench-",
+    env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
     """A started stack for a benchmark, in a temporary directory: on fresh PostgreSQL databases
     `<prefix>_<service>` of `postgres` (postgresql://host:port; dropped again at the end), or on SQLite files
-    in that directory when `postgres` is None. Stopped on the way out."""
+    in that directory when `postgres` is None; `env` adds to the services' environment. Stopped on the way
+    out."""
     with tempfile.TemporaryDirectory(prefix=tmp_prefix) as tmp:
         workdir = Path(tmp)
         urls = (
@@ -248,7 +255,8 @@ def bench_stack(postgres: str | None, prefix: str, *, tmp_prefix: str = "canbao-
         )
         # Services log as a deployment does (docker-compose sets *_LOG_JSON): one JSON line per request. The
         # development console renderer cost ~11% of an enrollment POST's CPU, which no deployment pays.
-        stack = Stack(workdir, urls, extra_env={f"{s.upper()}_LOG_JSON": "true" for s in SERVICES})
+        log_json = {f"{s.upper()}_LOG_JSON": "true" for s in SERVICES}
+        stack = Stack(workdir, urls, extra_env=log_json | (env or {}))
         try:
             stack.start()
             yield stack
