@@ -41,13 +41,14 @@ def cpu_s(pid: int, *, main_thread: bool = False) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def server_cpu_s(pid: int, *, main_thread: bool = False) -> float:
-    """`cpu_s` of a server: its process, and with several workers (uvicorn's processes under it) theirs as
-    well (the request loops: the workers' main threads)."""
+def server_cpu_s(pid: int) -> tuple[float, float]:
+    """A server's CPU time so far, all of it and its request loops': its process, and with several workers
+    (uvicorn's processes under it) theirs as well, whose main threads are then the request loops."""
     workers = children(pid)
-    if main_thread and workers:
-        return sum(cpu_s(worker, main_thread=True) for worker in workers)
-    return cpu_s(pid, main_thread=main_thread) + sum(cpu_s(worker) for worker in workers)
+    total = cpu_s(pid) + sum(cpu_s(worker) for worker in workers)
+    if workers:
+        return total, sum(cpu_s(worker, main_thread=True) for worker in workers)
+    return total, cpu_s(pid, main_thread=True)
 
 
 def stolen_s() -> float:
@@ -88,16 +89,13 @@ def descendants(parent: int) -> list[int]:
 
 def service_pid(parent: int, service: str) -> int:
     """The process `canbao run` (pid `parent`) started to serve `service`."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in children(parent):
         try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and service.encode() in cmdline:
-            return int(entry.name)
+        if service.encode() in cmdline:
+            return pid
     raise RuntimeError(f"no {service} process under {parent}")
 
 
@@ -169,7 +167,7 @@ async def one_round(
 ) -> Round:
     db_before = {pid: children_cpu_s([pid]) for pid in await backends(args.postgres, database)}
     stolen_before, others_before = stolen_s(), children_cpu_s(others)
-    cpu_before, loop_before = server_cpu_s(pid), server_cpu_s(pid, main_thread=True)
+    cpu_before, loop_before = server_cpu_s(pid)
     result = await drive(
         "127.0.0.1",
         port,
@@ -178,7 +176,7 @@ async def one_round(
         duration_s=args.duration,
         headers=headers,
     )
-    cpu_after, loop_after = server_cpu_s(pid), server_cpu_s(pid, main_thread=True)
+    cpu_after, loop_after = server_cpu_s(pid)
     # Backends that began during the round count from zero; one that ended loses its share (rare: the pool
     # keeps its connections).
     database_cpu = (
