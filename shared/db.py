@@ -4,6 +4,7 @@ import asyncio
 import collections
 import enum
 import os
+import queue
 import re
 import sqlite3
 import threading
@@ -357,9 +358,57 @@ class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
             self.turn.give_back()
 
 
+def _driver_thread(tx: "queue.SimpleQueue[tuple[asyncio.Future[Any] | None, Callable[[], Any]]]") -> None:
+    """aiosqlite's connection thread, but for a caller's loop that closed before its answer came. aiosqlite
+    answers each call on the loop of whoever made it, and a call may outlive that loop: a connect cut off
+    by a cancellation (a service stopping while its event path connects), or a thread told to stop by the
+    collector finalising a connection nobody closed, on an event thread whose service then stopped. There
+    the answer raised in this thread, which died with its work undone (and a later close waited on it
+    forever). Nobody is waiting for such an answer: it is dropped."""
+    while True:
+        future, function = tx.get()
+        try:
+            result = function()
+        except BaseException as exc:  # the caller's to handle, handed on as aiosqlite does
+            _answer(future, _set_exception, exc)
+            continue
+        _answer(future, _set_result, result)
+        if result is aiosqlite.core._STOP_RUNNING_SENTINEL:
+            return
+
+
+def _answer(future: "asyncio.Future[Any] | None", how: Callable[..., None], value: Any) -> None:
+    if future is None:
+        return
+    loop = future.get_loop()
+    try:
+        loop.call_soon_threadsafe(how, future, value)
+    except RuntimeError:
+        if not loop.is_closed():
+            raise
+
+
+def _set_result(future: "asyncio.Future[Any]", result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: "asyncio.Future[Any]", exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _connect(database: str, *, iter_chunk_size: int = 64, **kw: Any) -> aiosqlite.Connection:
+    """`aiosqlite.connect`, its thread `_driver_thread`."""
+    connection = aiosqlite.Connection(lambda: sqlite3.connect(database, **kw), iter_chunk_size)
+    # Daemon, as SQLAlchemy makes aiosqlite's: a connection forgotten open does not hold up the exit.
+    connection._thread = threading.Thread(target=_driver_thread, args=(connection._tx,), daemon=True)
+    return connection
+
+
 class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
-        adapted = super().connect(*arg, **kw)
+        adapted = super().connect(*arg, async_creator_fn=_connect, **kw)
         database = str(arg[0] if arg else kw.get("database", ""))
         return _OneHopConnection(self, adapted._connection, _WriteTurn(_gate_for(database)))
 
