@@ -360,11 +360,9 @@ class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
 def _driver_thread(tx: "queue.SimpleQueue[tuple[asyncio.Future[Any] | None, Callable[[], Any]]]") -> None:
     """aiosqlite's connection thread, but for a caller's loop that closed before its answer came. aiosqlite
-    answers each call on the loop of whoever made it, and a call may outlive that loop: a connect cut off
-    by a cancellation (a service stopping while its event path connects), or a thread told to stop by the
-    collector finalising a connection nobody closed, on an event thread whose service then stopped. There
-    the answer raised in this thread, which died with its work undone (and a later close waited on it
-    forever). Nobody is waiting for such an answer: it is dropped."""
+    answers each call on the loop of whoever made it, and a call may outlive that loop: a connect cut off by
+    a cancellation, as a service stops while its event path connects. There the answer raised in this
+    thread ("Event loop is closed"), which died. Nobody is waiting for such an answer: it is dropped."""
     while True:
         future, function = tx.get()
         try:
@@ -398,9 +396,20 @@ def _set_exception(future: "asyncio.Future[Any]", exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+class _Connection(aiosqlite.Connection):
+    """aiosqlite's connection, but for a close after its thread was told to stop (SQLAlchemy terminating a
+    connection, the collector finalising one): aiosqlite then refused the close's statement and told the
+    thread to stop once more, and waited for an answer the thread, ending at the first word, never gave."""
+
+    async def close(self) -> None:
+        if not self._running:  # told to stop already: the thread closes the database connection as it ends
+            return
+        await super().close()
+
+
 def _connect(database: str, *, iter_chunk_size: int = 64, **kw: Any) -> aiosqlite.Connection:
     """`aiosqlite.connect`, its thread `_driver_thread`."""
-    connection = aiosqlite.Connection(lambda: sqlite3.connect(database, **kw), iter_chunk_size)
+    connection = _Connection(lambda: sqlite3.connect(database, **kw), iter_chunk_size)
     # Daemon, as SQLAlchemy makes aiosqlite's: a connection forgotten open does not hold up the exit.
     connection._thread = threading.Thread(target=_driver_thread, args=(connection._tx,), daemon=True)
     return connection
