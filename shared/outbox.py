@@ -7,6 +7,7 @@ a crash between acknowledgement and marking can cause.
 """
 
 import asyncio
+import math
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -134,6 +135,7 @@ class OutboxRelay:
         *,
         batch_size: int,
         poll_interval_s: float,
+        round_spacing_s: float = 0.0,
         tracer: Tracer | None = None,
     ):
         self._sessionmaker = sessionmaker
@@ -141,6 +143,10 @@ class OutboxRelay:
         self._link = link
         self._tracer = tracer
         self._batch_size = batch_size
+        self._round_spacing_s = round_spacing_s
+        # When the last round ended (the event loop's clock), and whether it left a backlog behind it.
+        self._last_round_at = -math.inf
+        self._backlog = False
         # A broker outage backs off, doubling up to 10 s; the link is dropped to reconnect afresh.
         self._poller = Poller(
             self._publish,
@@ -173,14 +179,26 @@ class OutboxRelay:
         await self._link.reset()
 
     async def _publish(self) -> bool:
-        published = await self._round()
+        # Beside a stream of commits, a round that waits out the spacing takes what all of them wrote: a busy
+        # registry's relay woke for every second or third enrollment, and a round costs more than its events.
+        loop = asyncio.get_running_loop()
+        if not self._backlog:
+            wait = self._last_round_at + self._round_spacing_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        try:
+            published = await self._round()
+        finally:
+            self._last_round_at = loop.time()
         if published is None:  # another replica's relay is publishing
+            self._backlog = False
             if self._owed:
                 await asyncio.sleep(_LOCKED_OUT_RETRY_S)
                 return True
             return False
         # A full batch means more may be waiting: publish on at once.
-        return published >= self._batch_size
+        self._backlog = published >= self._batch_size
+        return self._backlog
 
     async def publish_batch(self) -> int:
         """Publish up to one batch; return how many rows were published."""

@@ -226,6 +226,7 @@ def _event_path(
         link,
         batch_size=settings.outbox_batch_size,
         poll_interval_s=settings.outbox_poll_interval_s,
+        round_spacing_s=settings.outbox_round_spacing_s,
         tracer=tracer,
     )
     consumer = IdempotentConsumer(

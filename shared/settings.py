@@ -70,6 +70,10 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=200, ge=1)
+    # Rounds of the relay start at least this far apart unless the last one found a full batch (a backlog): a
+    # busy service's commits then share a round instead of waking one each, while a commit after a quiet
+    # spell is published at once. 0 gives every wake its own round.
+    outbox_round_spacing_s: float = Field(default=0.02, ge=0, le=1)
     consumer_max_attempts: int = Field(default=5, ge=1)
     # Records the consumer applies in one transaction (shared.inbox): one commit for up to this many.
     consumer_batch_size: int = Field(default=100, ge=1)
