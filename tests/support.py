@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from itertools import count
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
 from canbao.harness import CANBAO, ROOT, Stack, free_port, resident_id
-from canbao.stack import SERVICES
+from canbao.stack import SERVICES, start_broker, stop
 from shared.auth import Role, dev_token
 from shared.db import create_engine
 
@@ -30,6 +31,18 @@ __all__ = ["CANBAO", "ROOT", "SERVICES", "Stack", "free_port", "resident_id"]
 PG_ADMIN_URL = os.environ.get("CANBAO_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
 T = TypeVar("T")
+
+
+@contextmanager
+def own_broker(tmp_path: Path) -> Iterator[str]:
+    """A Kafka-protocol broker of the test's own (its log in tmp_path): its address; stopped after."""
+    port = free_port()
+    with (tmp_path / "broker.log").open("ab") as log:
+        broker = start_broker("127.0.0.1", port, log)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(broker, "broker")
 
 
 def with_wrong_check(id_number: str) -> str:

@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 
-from canbao.stack import start_broker, stop
 from collection.main import create_app as create_collection_app
 from collection.settings import CollectionSettings
 from registry.database import OutboxMessage
@@ -28,7 +27,7 @@ from shared.auth import Role, dev_token
 from shared.events import Envelope
 from shared.tracing import provider_for
 from tests.conftest import DEFAULT_NOW, Harness
-from tests.support import SERVICES, eventually, free_port, migrate, resident_id
+from tests.support import SERVICES, eventually, migrate, own_broker, resident_id
 
 ADMIN = {"Authorization": f"Bearer {dev_token(Role.ADMIN)}"}
 # A caller upstream (a front-end's gateway) that is itself traced passes its trace on in this header.
@@ -52,16 +51,13 @@ class Joined:
 
 @pytest.fixture
 async def joined(tmp_path: Path) -> AsyncIterator[Joined]:
-    port = free_port()
-    with (tmp_path / "broker.log").open("ab") as log:
-        broker = start_broker("127.0.0.1", port, log)
-    try:
+    with own_broker(tmp_path) as bootstrap:
         urls = {s: f"sqlite+aiosqlite:///{tmp_path / s}.db" for s in SERVICES}
         for service, url in urls.items():
             migrate(service, url)
         common: dict[str, Any] = {
             "environment": "test",
-            "kafka_bootstrap_servers": f"127.0.0.1:{port}",
+            "kafka_bootstrap_servers": bootstrap,
             "kafka_topic_partitions": 1,
             "clock_start": DEFAULT_NOW,
             "outbox_poll_interval_s": 0.2,
@@ -85,8 +81,6 @@ async def joined(tmp_path: Path) -> AsyncIterator[Joined]:
         )
         async with registry.router.lifespan_context(registry), collection.router.lifespan_context(collection):
             yield Joined({"registry": registry, "collection": collection}, exporter)
-    finally:
-        stop(broker, "broker")
 
 
 def service_of(span: ReadableSpan) -> str:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from canbao.stack import start_broker, stop
 from registry.main import create_app
 from tests.conftest import DB_PREFIX
 from tests.registry.helpers import HEFEI, person, served_settings
-from tests.support import allow_connections, eventually, free_port, in_process, scalar_on
+from tests.support import allow_connections, eventually, free_port, in_process, own_broker, scalar_on
 
 # The relay's poll, far beyond the test's wait: only a wake-up publishes the event in time.
 AN_HOUR_S = 3600.0
@@ -27,14 +26,11 @@ def database_url(fresh_database: Callable[[str, str, str], str], worker: str) ->
 async def test_an_enrollment_written_without_the_sessions_transaction_wakes_the_relay_at_once(
     database_url: str, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with (tmp_path / "broker.log").open("ab") as log:
-        broker = start_broker("127.0.0.1", port, log)
-    try:
+    with own_broker(tmp_path) as bootstrap:
         settings = served_settings(
             database_url,
             tmp_path,
-            kafka_bootstrap_servers=f"127.0.0.1:{port}",
+            kafka_bootstrap_servers=bootstrap,
             kafka_topic_partitions=1,
             outbox_poll_interval_s=AN_HOUR_S,
         )
@@ -53,8 +49,6 @@ async def test_an_enrollment_written_without_the_sessions_transaction_wakes_the_
                 return bool(sent == 1)
 
             await eventually(published, GUARD_S)
-    finally:
-        stop(broker, "broker")
 
 
 async def test_an_enrollment_while_the_database_refuses_connections_is_answered_503_and_goes_through_after(

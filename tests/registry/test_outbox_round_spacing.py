@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from canbao.stack import start_broker, stop
 from registry.main import create_app
 from tests.conftest import DB_PREFIX
 from tests.registry.helpers import HEFEI, person, served_settings
-from tests.support import eventually, free_port, in_process, scalar_on
+from tests.support import eventually, in_process, own_broker, scalar_on
 
 SPACING_S = 1.0
 BATCH = 5
@@ -46,14 +45,11 @@ async def _all_published(database_url: str, expected: int) -> list[tuple[float, 
 async def test_rounds_are_spaced_beside_a_stream_a_backlog_goes_at_once_and_a_lone_event_at_once(
     database_url: str, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with (tmp_path / "broker.log").open("ab") as log:
-        broker = start_broker("127.0.0.1", port, log)
-    try:
+    with own_broker(tmp_path) as bootstrap:
         settings = served_settings(
             database_url,
             tmp_path,
-            kafka_bootstrap_servers=f"127.0.0.1:{port}",
+            kafka_bootstrap_servers=bootstrap,
             kafka_topic_partitions=1,
             outbox_poll_interval_s=AN_HOUR_S,
             outbox_batch_size=BATCH,
@@ -90,5 +86,3 @@ async def test_rounds_are_spaced_beside_a_stream_a_backlog_goes_at_once_and_a_lo
                 "ORDER BY created_at DESC LIMIT 1",
             )
             assert float(delay) < SPACING_S / 2, (delay, lone)
-    finally:
-        stop(broker, "broker")
