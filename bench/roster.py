@@ -167,7 +167,13 @@ def main() -> None:
     parser.add_argument("--server", default="postgresql://127.0.0.1:5432", help="PostgreSQL, no database")
     parser.add_argument("--database", default="canbao_bench_roster")
     parser.add_argument("--json", type=Path, help="Also write the figures here")
-    parser.add_argument("--chunk-rows", type=int, default=2000, help="REGISTRY_ROSTER_CHUNK_ROWS")
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=2000,
+        help="rows per chunk, given to the import and approve commands as REGISTRY_ROSTER_CHUNK_ROWS "
+        "(the service's own default is 500)",
+    )
     parser.add_argument("--validate-only", action="store_true", help="Import and validate; apply nothing")
     args = parser.parse_args()
 
