@@ -244,7 +244,9 @@ class OutboxRelay:
         objects), or None if another relay holds the lock (PostgreSQL). The lock is tried in the same
         statement as the read (an uncorrelated subquery: evaluated once, before any row is read); a read that
         finds nothing asks again whose the lock is only if `ask_holder` (events of this process wait): an
-        idle poll is one statement."""
+        idle poll is one statement. The statement's snapshot is taken before the lock is tried, so a read
+        begun just before the holder committed would see the holder's batch unpublished and send it again;
+        locking the rows read (FOR NO KEY UPDATE) has PostgreSQL check each against the latest commit."""
         table = self._table
         query = (
             select(table.c.id, table.c.event_id, table.c.topic, table.c.key, table.c.payload)
@@ -255,7 +257,8 @@ class OutboxRelay:
         if session.get_bind().dialect.name != "postgresql":
             return list((await session.execute(query)).all())
         try_lock = select(func.pg_try_advisory_xact_lock(self._lock_key))
-        rows = list((await session.execute(query.where(try_lock.scalar_subquery()))).all())
+        locked = query.where(try_lock.scalar_subquery()).with_for_update(key_share=True)
+        rows = list((await session.execute(locked)).all())
         if not rows and ask_holder and not await session.scalar(try_lock):
             return None
         return rows
