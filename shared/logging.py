@@ -10,6 +10,7 @@ included.
 """
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -91,6 +92,12 @@ def _scrubbed(value: Any) -> Any:
     return value
 
 
+def _add_pid(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # A service run with WORKERS > 1 has its processes write to one stderr: each line says which wrote it.
+    event_dict["pid"] = os.getpid()
+    return event_dict
+
+
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -104,6 +111,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
                 structlog.stdlib.add_logger_name,
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _add_pid,
             ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -124,6 +132,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_pid,
             structlog.processors.format_exc_info,
             _mask_processor,
             renderer,

@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +45,49 @@ def own_broker(tmp_path: Path) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         stop(broker, "broker")
+
+
+@dataclass
+class Activity:
+    """What one process of a service logged doing: its consumer's assignments (the latest last), the events
+    it applied, and the API requests (/v1/) it answered."""
+
+    started: bool = False
+    assignments: list[list[str]] = field(default_factory=list)
+    applied: int = 0
+    requests: int = 0
+
+    @property
+    def partitions(self) -> list[str]:
+        """What its consumer holds now: its latest assignment."""
+        return self.assignments[-1] if self.assignments else []
+
+
+def activity(log_path: Path, since: int = 0) -> dict[int, Activity]:
+    """Each process's `Activity` by its pid, read from a service's JSON log (`<SERVICE>_LOG_JSON`) from byte
+    `since` on: the several worker processes of a replica (`WORKERS`) write to one log, each line with its
+    writer's pid."""
+    found: defaultdict[int, Activity] = defaultdict(Activity)
+    with log_path.open("rb") as log:
+        log.seek(since)
+        for raw in log:
+            try:
+                line = json.loads(raw)
+            except ValueError:  # a line being written, or one written before logging was configured
+                continue
+            if not isinstance(line, dict) or "pid" not in line:
+                continue
+            doing = found[line["pid"]]
+            match line.get("event"):
+                case "service_started":
+                    doing.started = True
+                case "partitions_assigned":
+                    doing.assignments.append(line["partitions"])
+                case "event_applied":
+                    doing.applied += 1
+                case "http_request" if line["path"].startswith("/v1/"):
+                    doing.requests += 1
+    return dict(found)
 
 
 def with_wrong_check(id_number: str) -> str:

@@ -6,7 +6,7 @@ one bill, the ledger balanced, nothing left unpublished or dead-lettered."""
 import asyncio
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -20,6 +20,8 @@ from tests.e2e.paying import pay_online
 from tests.metrics import scrape
 from tests.support import (
     SERVICES,
+    Activity,
+    activity,
     allow_connections,
     canbao_check,
     eventually,
@@ -35,7 +37,8 @@ YEAR = 2024
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory: pytest.TempPathFactory, worker: str) -> Iterator[Parts]:
     urls = {s: recreate_pg_database(f"canbao_faults_{worker}_{s}") for s in SERVICES}
-    running = Parts(tmp_path_factory.mktemp("faults"), urls)
+    log_json = {f"{s.upper()}_LOG_JSON": "true" for s in SERVICES}  # read by `activity`
+    running = Parts(tmp_path_factory.mktemp("faults"), urls, extra_env=log_json)
     running.start()
     yield running
     running.stop()
@@ -135,18 +138,35 @@ async def test_a_consumer_killed_mid_batch_resumes_without_doubling(parts: Parts
 
 async def test_replicas_leaving_their_consumer_groups_mid_run_lose_and_double_nothing(parts: Parts) -> None:
     region = "340102"
+    logs = {(s, r): parts.workdir / f"{s}-{r}.log" for s in SERVICES for r in (0, 1)}
+    # Read from here on: a replica started again appends to the log of its earlier runs.
+    since = {key: path.stat().st_size if path.exists() else 0 for key, path in logs.items()}
     for service in SERVICES:
         parts.start_service(service, replica=1)
+
+    def doing(service: str, replica: int) -> Activity:
+        pid = parts.replicas[(service, replica)].pid
+        return activity(logs[(service, replica)], since[(service, replica)]).get(pid, Activity())
+
+    # Each group has both members, each with a share of the partitions, before the load: a replica that
+    # leaves has work to hand over.
+    await eventually(lambda: held_by_both(doing), timeout_s=60)
     enrolling = asyncio.create_task(enroll_many(parts, 120, region, replicas=2))
     await eventually(lambda: billed(parts, region, 30), timeout_s=60)
+    await eventually(lambda: applied_by_both(doing, "collection"), timeout_s=60)
     parts.signal("collection", signal.SIGTERM, replica=1)  # leaves the group: its partitions move over
     enrollments = await enrolling
     await eventually(lambda: billed(parts, region, 120), timeout_s=120)
     paid: dict[str, str] = {}
+    left = False
     for n, enrollment_id in enumerate(enrollments[:30]):
-        if n == 10:
+        if n >= 10 and not left and doing("registry", 1).applied:
             parts.signal("registry", signal.SIGTERM, replica=1)  # the payments' consumer group loses a member
+            left = True
         paid[enrollment_id] = await pay(parts, enrollment_id)
+    # It left once it had applied payments of its own: with a share of the partitions, one of the first
+    # few payments was all but certain to be its.
+    assert left, doing("registry", 1)
 
     async def all_confirmed() -> bool | None:
         held = await standings(parts, "registry", region)
@@ -159,6 +179,15 @@ async def test_replicas_leaving_their_consumer_groups_mid_run_lose_and_double_no
 
     assert report["differences"] == []
     await in_step(parts, region, enrollments, paid)
+
+
+async def held_by_both(doing: Callable[[str, int], Activity]) -> bool:
+    """Whether each service's two replicas both hold partitions of what it consumes (their logs)."""
+    return all(doing(s, r).partitions for s in SERVICES for r in (0, 1))
+
+
+async def applied_by_both(doing: Callable[[str, int], Activity], service: str) -> bool:
+    return all(doing(service, r).applied for r in (0, 1))
 
 
 async def test_the_database_going_away_answers_503_and_everything_resumes(parts: Parts) -> None:
